@@ -1,0 +1,1 @@
+"""Driven side: implementations of the application's ports."""

@@ -1,0 +1,149 @@
+"""The ports of the biometric engine.
+
+Adapters in ``rfr.adapters`` implement these; the application depends only on them, so a
+force can swap in its own detector, embedder or index without touching a use case.
+Images cross every port as ``numpy`` arrays of shape (H, W, 3), dtype uint8, **RGB**.
+Boxes use dlib's inclusive convention (right and bottom are the last pixel inside).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import attrs
+import numpy as np
+
+
+@attrs.frozen
+class FaceBox:
+    """A face rectangle in image pixels, inclusive: width is ``right - left + 1``."""
+
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left + 1
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top + 1
+
+
+Point = tuple[int, int]
+
+
+@attrs.frozen
+class DetectedFace:
+    """One face found in an image: box, detector score and the 5 landmarks.
+
+    The 5 landmarks follow dlib's 5-point order: the two corners of the eye on the image's
+    right, the two corners of the eye on the image's left, then below the nose.
+    """
+
+    box: FaceBox
+    score: float
+    landmarks: tuple[Point, ...]
+
+
+@attrs.frozen
+class QualityReport:
+    """Measures of one face and the named flags raised against configured thresholds (P-10)."""
+
+    measures: dict[str, float]
+    flags: tuple[str, ...]
+
+
+@attrs.frozen
+class IndexHit:
+    """One search result of a vector index: the template id and its distance (lower = closer)."""
+
+    template_id: str
+    distance: float
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Image -> faces with box, score and 5 landmarks."""
+
+    algorithm_id: str
+
+    def detect(self, image: np.ndarray) -> list[DetectedFace]: ...
+
+
+@runtime_checkable
+class LandmarkLocator(Protocol):
+    """Image + box -> 5 landmarks; used by detectors and for a box drawn by the user (P-11)."""
+
+    algorithm_id: str
+
+    def locate(self, image: np.ndarray, box: FaceBox) -> tuple[Point, ...]: ...
+
+
+@runtime_checkable
+class FaceAligner(Protocol):
+    """Image + face -> aligned chip of shape (size, size, 3), uint8 RGB."""
+
+    algorithm_id: str
+    size: int
+
+    def align(self, image: np.ndarray, face: DetectedFace) -> np.ndarray: ...
+
+
+@runtime_checkable
+class FaceEmbedder(Protocol):
+    """Chips -> templates, batched.
+
+    ``algorithm_id`` names model and version (T-01); ``metric`` is how two templates of this
+    algorithm are compared ("euclidean" or "cosine"); ``threshold`` is the documented decision
+    distance for that metric. ``embed`` returns float32 of shape (len(chips), dimension).
+    """
+
+    algorithm_id: str
+    dimension: int
+    metric: str
+    threshold: float
+    chip_size: int
+
+    def embed(self, chips: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@runtime_checkable
+class QualityAssessor(Protocol):
+    """Face -> quality measures and named flags (P-10)."""
+
+    def assess(self, image: np.ndarray, face: DetectedFace) -> QualityReport: ...
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Templates of one (library, algorithm), searchable by nearest neighbour.
+
+    ``search`` returns at most ``k`` hits ordered by ascending distance in this index's
+    metric. ``save`` writes the index to the path it was opened with.
+    """
+
+    dimension: int
+    metric: str
+
+    def add(self, template_ids: Sequence[str], vectors: np.ndarray) -> None: ...
+
+    def remove(self, template_ids: Sequence[str]) -> None: ...
+
+    def search(self, vector: np.ndarray, k: int) -> list[IndexHit]: ...
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, template_id: object) -> bool: ...
+
+    def save(self) -> None: ...
+
+
+class VectorIndexFactory(Protocol):
+    """Opens (creating if absent) the index persisted at ``path``."""
+
+    def __call__(self, path: Path, dimension: int, metric: str) -> VectorIndex: ...

@@ -1,0 +1,1 @@
+"""Driving side: the HTTP API, the `rfr` command line and the worker."""

@@ -1,0 +1,5 @@
+import sys
+
+from rfr.entrypoints.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Wiring and technical plumbing: settings, persistence, model building, crypto."""
