@@ -1,0 +1,48 @@
+"""Settings, read from the environment only (so the same code runs embedded and in production).
+
+| variable | default | meaning |
+|---|---|---|
+| RFR_DATA_DIR | ./var | event store, biometric store, indexes and built models live under it |
+| RFR_PERSISTENCE | sqlite | "sqlite" (embedded default, file under RFR_DATA_DIR) or "memory" (tests) |
+| RFR_ORT_THREADS | 2 | intra-op threads for each onnxruntime session |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+PERSISTENCE_CHOICES = ("sqlite", "memory")
+
+
+@attrs.frozen
+class Settings:
+    data_dir: Path
+    persistence: str = "sqlite"
+    ort_threads: int = 2
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def event_store_path(self) -> Path:
+        return self.data_dir / "events.sqlite3"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        persistence = env.get("RFR_PERSISTENCE", "sqlite").strip().lower()
+        if persistence not in PERSISTENCE_CHOICES:
+            raise ValueError(f"RFR_PERSISTENCE must be one of {PERSISTENCE_CHOICES}, not {persistence!r}")
+        threads = int(env.get("RFR_ORT_THREADS", "2"))
+        if threads < 1:
+            raise ValueError("RFR_ORT_THREADS must be at least 1")
+        return cls(
+            data_dir=Path(env.get("RFR_DATA_DIR", "./var")).expanduser().resolve(),
+            persistence=persistence,
+            ort_threads=threads,
+        )
