@@ -1,0 +1,1 @@
+"""Face embedder adapters (``FaceEmbedder``): dlib's ResNet by default, user ONNX models beside it."""
