@@ -1,0 +1,67 @@
+"""Errors the application raises on purpose, so callers can tell them from bugs.
+
+Every one derives from ``RfrError``. The HTTP layer maps them to status codes; the mapping
+suggested for ``ImageRejected`` is in ``IMAGE_REJECTION_HTTP_STATUS``.
+"""
+
+from __future__ import annotations
+
+
+class RfrError(Exception):
+    """Base of every deliberate refusal of the system."""
+
+
+IMAGE_REJECTION_HTTP_STATUS: dict[str, int] = {
+    "empty": 422,
+    "undecodable": 422,
+    "unsupported_type": 415,
+    "too_many_pixels": 413,
+    "bad_shape": 422,
+}
+
+
+class ImageRejected(RfrError):
+    """An uploaded image cannot be used; ``code`` is one of ``IMAGE_REJECTION_HTTP_STATUS``.
+
+    ``reason`` is written for the operator who submitted the image, so it must not leak
+    library internals beyond what helps them fix the upload.
+    """
+
+    def __init__(self, reason: str, code: str) -> None:
+        if code not in IMAGE_REJECTION_HTTP_STATUS:
+            raise ValueError(f"unknown image rejection code {code!r}")
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+    def __repr__(self) -> str:
+        return f"ImageRejected(reason={self.reason!r}, code={self.code!r})"
+
+
+class AlgorithmMismatch(RfrError):
+    """Two templates of different algorithms were about to be compared (T-01)."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"templates of algorithm {actual!r} cannot be compared with {expected!r} (T-01)")
+        self.expected = expected
+        self.actual = actual
+
+
+class VectorIndexError(RfrError):
+    """Base of the refusals of a vector index."""
+
+
+class DuplicateTemplateId(VectorIndexError, ValueError):
+    """A template id is already in the index, or repeated within one batch."""
+
+
+class InvalidVector(VectorIndexError, ValueError):
+    """A vector of the wrong shape, dtype or value (NaN, infinity, zero for cosine)."""
+
+
+class IndexCorrupted(VectorIndexError):
+    """The files of a persisted index disagree or cannot be read.
+
+    Indexes are projections of the biometric store, so the cure is to rebuild the index
+    from the store, never to patch the files.
+    """
