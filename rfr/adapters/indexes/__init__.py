@@ -1,0 +1,1 @@
+"""Vector index adapters (``VectorIndex``): usearch HNSW for search, exact numpy as the reference."""

@@ -1,0 +1,121 @@
+"""Exact brute-force search in numpy: the reference the approximate index is judged against.
+
+Persisted as two files: ``path`` holds the float32 matrix in ``.npy`` format (written to the
+exact path given, whatever its suffix) and ``path`` + ``.ids.json`` the template id of each
+row, in row order. Removing a template deletes its row, so its vector is gone from the file
+at the next ``save`` (R-05).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rfr.adapters.indexes.atomic_files import replace_together
+from rfr.adapters.indexes.vector_checks import (
+    SIDECAR_SUFFIX,
+    check_opening,
+    check_query,
+    check_template_ids,
+    check_vectors,
+    exact_distances,
+)
+from rfr.application.errors import DuplicateTemplateId, IndexCorrupted
+from rfr.application.ports import IndexHit
+
+SIDECAR_FORMAT = "rfr-exact-numpy-ids/1"
+
+
+class ExactNumpyIndex:
+    """``VectorIndex`` by exhaustive search; memory and time grow linearly with the library."""
+
+    def __init__(self, path: Path, dimension: int, metric: str) -> None:
+        check_opening(dimension, metric)
+        self.path = Path(path)
+        self.dimension = int(dimension)
+        self.metric = metric
+        self._sidecar = self.path.with_name(self.path.name + SIDECAR_SUFFIX)
+        self._vectors = np.empty((0, self.dimension), dtype=np.float32)
+        self._ids: list[str] = []
+        self._rows: dict[str, int] = {}
+        if self.path.exists() or self._sidecar.exists():
+            self._load()
+
+    def _load(self) -> None:
+        if not (self.path.exists() and self._sidecar.exists()):
+            raise IndexCorrupted(f"{self.path}: the vectors or the id file is missing; rebuild the index")
+        try:
+            meta = json.loads(self._sidecar.read_text(encoding="utf-8"))
+            vectors = np.load(self.path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexCorrupted(f"{self.path}: unreadable ({exc}); rebuild the index") from exc
+        if meta.get("format") != SIDECAR_FORMAT:
+            raise IndexCorrupted(f"{self._sidecar}: not an {SIDECAR_FORMAT} file")
+        if meta.get("dimension") != self.dimension or meta.get("metric") != self.metric:
+            raise ValueError(
+                f"{self.path} holds {meta.get('dimension')}-d {meta.get('metric')} vectors, "
+                f"not {self.dimension}-d {self.metric}"
+            )
+        ids = meta.get("ids")
+        if (
+            not isinstance(ids, list)
+            or vectors.dtype != np.float32
+            or vectors.shape != (len(ids), self.dimension)
+            or len(set(ids)) != len(ids)
+        ):
+            raise IndexCorrupted(f"{self.path}: the vectors and the id file disagree; rebuild the index")
+        self._vectors = vectors
+        self._ids = ids
+        self._rows = {template_id: row for row, template_id in enumerate(ids)}
+
+    def add(self, template_ids: Sequence[str], vectors: np.ndarray) -> None:
+        ids = check_template_ids(template_ids)
+        batch = check_vectors(vectors, len(ids), self.dimension, self.metric)
+        present = [i for i in ids if i in self._rows]
+        if present:
+            raise DuplicateTemplateId(f"already in the index: {present[:5]}")
+        start = len(self._ids)
+        self._vectors = np.concatenate([self._vectors, batch])
+        self._ids.extend(ids)
+        self._rows.update({template_id: start + n for n, template_id in enumerate(ids)})
+
+    def remove(self, template_ids: Sequence[str]) -> None:
+        """Remove templates; ids not in the index are ignored so an erasure can be retried."""
+        doomed = {self._rows[i] for i in check_template_ids(template_ids) if i in self._rows}
+        if not doomed:
+            return
+        keep = np.array([row not in doomed for row in range(len(self._ids))], dtype=bool)
+        self._vectors = self._vectors[keep]
+        self._ids = [template_id for template_id, kept in zip(self._ids, keep, strict=True) if kept]
+        self._rows = {template_id: row for row, template_id in enumerate(self._ids)}
+
+    def search(self, vector: np.ndarray, k: int) -> list[IndexHit]:
+        query = check_query(vector, k, self.dimension, self.metric)
+        if not self._ids:
+            return []
+        distances = exact_distances(self._vectors, query, self.metric)
+        # Stable sort so equal distances come back in insertion order, run after run.
+        order = np.argsort(distances, kind="stable")[:k]
+        return [IndexHit(self._ids[row], max(float(distances[row]), 0.0)) for row in order]
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, template_id: object) -> bool:
+        return isinstance(template_id, str) and template_id in self._rows
+
+    def save(self) -> None:
+        vectors, ids = self._vectors, list(self._ids)
+        meta = {"format": SIDECAR_FORMAT, "dimension": self.dimension, "metric": self.metric, "ids": ids}
+
+        def write_vectors(tmp: Path) -> None:
+            with tmp.open("wb") as fh:
+                np.save(fh, vectors, allow_pickle=False)
+
+        def write_ids(tmp: Path) -> None:
+            tmp.write_text(json.dumps(meta), encoding="utf-8")
+
+        replace_together({self.path: write_vectors, self._sidecar: write_ids})

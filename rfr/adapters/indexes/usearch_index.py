@@ -1,0 +1,211 @@
+"""HNSW approximate search with usearch, persisted and memory-mapped.
+
+Files: ``path`` is usearch's own index file; ``path`` + ``.ids.json`` (the sidecar) maps
+usearch's integer keys to template ids and keeps the next key to hand out, so keys are
+never reused, even after removals (a stale key can then never name another template).
+
+Opening maps the file read-only (``Index.restore(view=True)``): a search server starts
+at once and shares pages with every process searching the same library. usearch crashes
+the process if a viewed index is written to, so the first ``add`` or ``remove`` after
+opening loads the whole index into memory and drops the view; the next ``save`` writes a
+new file and moves it over the old one, which readers still mapping the old file keep
+seeing intact until they reopen.
+
+Erasure (R-05): usearch only marks a removed vector deleted, and its saved file still
+holds the vector's bytes, even with ``compact=True``. So ``save`` after any removal builds
+a fresh index from the live vectors alone, under the same keys, and the removed vectors
+are not written out.
+
+Both files are replaced atomically, one after the other. Opening checks that they agree
+(same metric, dimension and set of keys) and raises ``IndexCorrupted`` otherwise: the
+index is a projection of the biometric store and is then rebuilt from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from usearch.index import Index, MetricKind
+
+from rfr.adapters.indexes.atomic_files import replace_together
+from rfr.adapters.indexes.vector_checks import (
+    SIDECAR_SUFFIX,
+    check_opening,
+    check_query,
+    check_template_ids,
+    check_vectors,
+)
+from rfr.application.errors import DuplicateTemplateId, IndexCorrupted
+from rfr.application.ports import IndexHit
+
+SIDECAR_FORMAT = "rfr-usearch-ids/1"
+
+_USEARCH_METRIC = {"euclidean": MetricKind.L2sq, "cosine": MetricKind.Cos}
+
+
+class UsearchIndex:
+    """``VectorIndex`` on a usearch HNSW graph of float32 vectors.
+
+    Euclidean indexes are built on squared L2 (cheaper, same order) and report the square
+    root, so distances are comparable with the exact index and the embedder's threshold.
+    Cosine distances are ``1 - cos``, in [0, 2].
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        dimension: int,
+        metric: str,
+        *,
+        threads: int = 2,
+        connectivity: int = 16,
+        expansion_add: int = 128,
+        expansion_search: int = 64,
+    ) -> None:
+        check_opening(dimension, metric)
+        if threads < 1:
+            raise ValueError("threads must be at least 1")
+        self.path = Path(path)
+        self.dimension = int(dimension)
+        self.metric = metric
+        self._threads = threads
+        self._options = {
+            "connectivity": connectivity,
+            "expansion_add": expansion_add,
+            "expansion_search": expansion_search,
+        }
+        self._sidecar = self.path.with_name(self.path.name + SIDECAR_SUFFIX)
+        self._keys: dict[str, int] = {}
+        self._ids_by_key: dict[int, str] = {}
+        self._next_key = 0
+        self._viewed = False
+        self._removed_since_save = False
+        if self.path.exists() or self._sidecar.exists():
+            self._index = self._open_existing()
+            self._viewed = True
+        else:
+            self._index = self._new_index()
+
+    def _new_index(self) -> Index:
+        return Index(ndim=self.dimension, metric=_USEARCH_METRIC[self.metric], dtype="f32", **self._options)
+
+    def _open_existing(self) -> Index:
+        if not (self.path.exists() and self._sidecar.exists()):
+            raise IndexCorrupted(f"{self.path}: the index or its id file is missing; rebuild the index")
+        try:
+            meta = json.loads(self._sidecar.read_text(encoding="utf-8"))
+            index = Index.restore(self.path, view=True)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise IndexCorrupted(f"{self.path}: unreadable ({exc}); rebuild the index") from exc
+        if index is None or meta.get("format") != SIDECAR_FORMAT:
+            raise IndexCorrupted(f"{self.path}: not an index written by {type(self).__name__}")
+        if meta.get("dimension") != self.dimension or meta.get("metric") != self.metric:
+            raise ValueError(
+                f"{self.path} holds {meta.get('dimension')}-d {meta.get('metric')} vectors, "
+                f"not {self.dimension}-d {self.metric}"
+            )
+        if index.ndim != self.dimension or index.metric != _USEARCH_METRIC[self.metric]:
+            raise IndexCorrupted(f"{self.path}: the index file disagrees with its id file; rebuild it")
+        keys = {str(template_id): int(key) for template_id, key in meta.get("keys", {}).items()}
+        next_key = meta.get("next_key")
+        if (
+            not isinstance(next_key, int)
+            or len(index) != len(keys)
+            or len(set(keys.values())) != len(keys)
+            or any(key >= next_key for key in keys.values())
+            or (keys and not np.all(index.contains(np.fromiter(keys.values(), dtype=np.uint64))))
+        ):
+            raise IndexCorrupted(f"{self.path}: the index file and its id file disagree; rebuild the index")
+        self._keys = keys
+        self._ids_by_key = {key: template_id for template_id, key in keys.items()}
+        self._next_key = next_key
+        return index
+
+    def _writable(self) -> Index:
+        if self._viewed:
+            self._index = Index.restore(self.path, view=False)
+            self._viewed = False
+        return self._index
+
+    def add(self, template_ids: Sequence[str], vectors: np.ndarray) -> None:
+        ids = check_template_ids(template_ids)
+        batch = check_vectors(vectors, len(ids), self.dimension, self.metric)
+        present = [i for i in ids if i in self._keys]
+        if present:
+            raise DuplicateTemplateId(f"already in the index: {present[:5]}")
+        if not ids:
+            return
+        keys = np.arange(self._next_key, self._next_key + len(ids), dtype=np.uint64)
+        self._writable().add(keys, batch, threads=self._threads)
+        self._next_key += len(ids)
+        for template_id, key in zip(ids, keys.tolist(), strict=True):
+            self._keys[template_id] = key
+            self._ids_by_key[key] = template_id
+
+    def remove(self, template_ids: Sequence[str]) -> None:
+        """Remove templates; ids not in the index are ignored so an erasure can be retried."""
+        doomed = [i for i in check_template_ids(template_ids) if i in self._keys]
+        if not doomed:
+            return
+        keys = np.array([self._keys[i] for i in doomed], dtype=np.uint64)
+        self._writable().remove(keys)
+        for template_id in doomed:
+            del self._ids_by_key[self._keys.pop(template_id)]
+        self._removed_since_save = True
+
+    def search(self, vector: np.ndarray, k: int) -> list[IndexHit]:
+        query = check_query(vector, k, self.dimension, self.metric)
+        if not self._keys:
+            return []
+        matches = self._index.search(query, min(int(k), len(self._keys)), threads=1)
+        hits = []
+        for key, distance in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True):
+            template_id = self._ids_by_key.get(int(key))
+            if template_id is None:
+                continue
+            d = max(float(distance), 0.0)
+            hits.append(IndexHit(template_id, math.sqrt(d) if self.metric == "euclidean" else d))
+        return hits
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __contains__(self, template_id: object) -> bool:
+        return isinstance(template_id, str) and template_id in self._keys
+
+    def _without_removed(self) -> Index:
+        """A fresh index of the live vectors only, so removed vectors leave no bytes behind."""
+        fresh = self._new_index()
+        if self._keys:
+            keys = np.fromiter(self._keys.values(), dtype=np.uint64, count=len(self._keys))
+            vectors = np.vstack(self._index.get(keys, dtype="f32")).astype(np.float32, copy=False)
+            fresh.add(keys, vectors, threads=self._threads)
+        return fresh
+
+    def save(self) -> None:
+        if self._viewed:
+            # Unchanged since it was opened: the files on disk are already this index.
+            return
+        if self._removed_since_save:
+            self._index = self._without_removed()
+        index = self._index
+        meta = {
+            "format": SIDECAR_FORMAT,
+            "dimension": self.dimension,
+            "metric": self.metric,
+            "next_key": self._next_key,
+            "keys": dict(self._keys),
+        }
+
+        def write_index(tmp: Path) -> None:
+            index.save(tmp)
+
+        def write_ids(tmp: Path) -> None:
+            tmp.write_text(json.dumps(meta), encoding="utf-8")
+
+        replace_together({self.path: write_index, self._sidecar: write_ids})
+        self._removed_since_save = False
