@@ -1,0 +1,1 @@
+"""Landmark locators: image + face box -> the 5 landmarks."""
