@@ -172,6 +172,11 @@ class ModelStore:
         target = self.models_dir / name
         if name in self._verified:
             return target
+        # Verifying needs no lock (files are replaced by rename), so a read-only, pre-built
+        # models folder works; only a build takes the lock, then looks again.
+        if self._problem(artefact, self.manifest().get(name), target) is None:
+            self._verified.add(name)
+            return target
         with self.lock():
             entry = self.manifest().get(name)
             problem = self._problem(artefact, entry, target)

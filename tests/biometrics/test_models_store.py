@@ -124,3 +124,16 @@ def test_cli_builds_all_prints_the_manifest_and_verifies(tmp_path, capsys):
     (models / RESNET).write_bytes(b"damaged")
     assert main(["models", "verify", "--models-dir", str(models)]) == 1
     assert f"{RESNET}: sha256" in capsys.readouterr().out
+
+
+def test_a_prebuilt_read_only_folder_is_used_without_writing(tmp_path):
+    models = tmp_path / "models"
+    ModelStore(models).path(RESNET)
+    (models / ".lock").unlink()
+    models.chmod(0o555)
+    try:
+        store = ModelStore(models)
+        assert store.path(RESNET).exists() and store.built == []
+        assert not (models / ".lock").exists()
+    finally:
+        models.chmod(0o755)
