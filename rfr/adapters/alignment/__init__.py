@@ -1,0 +1,1 @@
+"""Face aligners: image + landmarks -> the chip an embedder takes."""
