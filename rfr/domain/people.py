@@ -85,3 +85,8 @@ class Actor:
     @classmethod
     def from_data(cls, data: Mapping[str, Any]) -> Actor:
         return from_data(cls, dict(data))
+
+
+def rank_of(actor: Actor) -> int | None:
+    """The actor's rank as plain event data (P-12 records the approver's rank)."""
+    return int(actor.rank) if actor.rank is not None else None

@@ -1,0 +1,601 @@
+"""A probe image from Form 3 to deletion, including its time in the Unresolved Crime Cache.
+
+Privacy by design (P-11): faces are first only detected (boxes); templates are recorded only
+for faces the user selected or drew. Events carry ids, hashes, boxes and algorithm ids,
+never the image or a template vector.
+
+The UCC entry lives on the probe (``AddedToUnresolvedCache``, ``CacheReviewed``,
+``RemovedFromCache``) because an entry is nothing but the probe's continued retention and
+re-searching; keeping it here keeps one history per image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID, uuid4
+
+import attrs
+from eventsourcing.domain import Aggregate
+
+from rfr.domain.calendar import add_months, require_aware
+from rfr.domain.codec import from_data, to_data
+from rfr.domain.decisions import Decision, combine
+from rfr.domain.forms import Form3, ReviewOutcome
+from rfr.domain.governed import GovernedAggregate
+from rfr.domain.images import ImageLevel, PerceivedAgeBand
+from rfr.domain.offences import CrimeTier, offence
+from rfr.domain.people import Actor, Role, rank_of
+from rfr.domain.policy_config import PolicyConfig
+from rfr.domain.refused_attempt import enforce_new
+from rfr.domain.retention import deletion_deadline
+from rfr.domain.rules_access import authorised, different_person, inspector_or_above, stated
+from rfr.domain.rules_probe import EndorsementKind, age_allows_search, form3_acceptable, required_endorsements
+from rfr.domain.search_terms import SearchGround
+
+if TYPE_CHECKING:
+    from rfr.domain.search_request import SearchRequest
+
+
+@attrs.frozen
+class FaceRegion:
+    """A face box in image pixels (inclusive), found by the detector or drawn by the user."""
+
+    face_id: str
+    left: int
+    top: int
+    right: int
+    bottom: int
+    score: float | None = None
+    drawn: bool = False
+
+
+@attrs.frozen
+class QualityAssessment:
+    """P-10 measures (face size, blur, exposure, pose...) and the flags raised for one face."""
+
+    face_id: str
+    measures: dict[str, float]
+    flags: tuple[str, ...] = attrs.field(converter=tuple)
+
+
+@attrs.frozen
+class Endorsement:
+    kind: EndorsementKind
+    by: str
+    rank: int | None
+    rationale: str
+    at: datetime
+
+
+@attrs.frozen
+class TemplateRef:
+    face_id: str
+    template_id: str
+    algorithm_id: str
+
+
+@attrs.frozen
+class UccEntry:
+    added_at: datetime
+    approved_by: str
+    grounds: frozenset[SearchGround]
+    tier: int
+    review_due: datetime
+    removed_at: datetime | None = None
+    deletion_due: datetime | None = None
+
+
+class ProbeImage(GovernedAggregate):
+    class Submitted(GovernedAggregate.Event, Aggregate.Created):
+        form: dict[str, Any]
+        image_hash: str
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.form = from_data(Form3, self.form)
+            agg.image_hash = self.image_hash
+            agg.requester_id = self.acting.user_id
+            agg.submitted_at = self.timestamp
+            agg.perceived_age = agg.form.perceived_age
+            agg.level = agg.form.image_level
+            agg.detector_algorithm_id = None
+            agg.faces = {}
+            agg.selected = set()
+            agg.quality = {}
+            agg.quality_decision = None
+            agg.technical_advice = None
+            agg.endorsements = {}
+            agg.templates = []
+            agg.ucc = None
+            agg.purged_at = None
+
+    class PerceivedAgeReassessed(GovernedAggregate.Event):
+        perceived_age: str
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.perceived_age = PerceivedAgeBand(self.perceived_age)
+
+    class LevelRaised(GovernedAggregate.Event):
+        level: int
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.level = ImageLevel(self.level)
+
+    class FacesDetected(GovernedAggregate.Event):
+        detector_algorithm_id: str
+        faces: list[dict[str, Any]]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.detector_algorithm_id = self.detector_algorithm_id
+            for item in self.faces:
+                face = from_data(FaceRegion, item)
+                agg.faces[face.face_id] = face
+
+    class FacesSelected(GovernedAggregate.Event):
+        face_ids: list[str]
+        drawn: list[dict[str, Any]]
+
+        def apply(self, agg: ProbeImage) -> None:
+            for item in self.drawn:
+                face = from_data(FaceRegion, item)
+                agg.faces[face.face_id] = face
+            agg.selected.update(self.face_ids)
+
+    class QualityAssessed(GovernedAggregate.Event):
+        assessment: dict[str, Any]
+
+        def apply(self, agg: ProbeImage) -> None:
+            assessment = from_data(QualityAssessment, self.assessment)
+            agg.quality[assessment.face_id] = assessment
+            agg.quality_decision = None
+
+    class QualityDecisionRecorded(GovernedAggregate.Event):
+        proceed: bool
+        flags_seen: list[str]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.quality_decision = self.proceed
+
+    class TemplatesExtracted(GovernedAggregate.Event):
+        algorithm_id: str
+        templates: dict[str, str]
+
+        def apply(self, agg: ProbeImage) -> None:
+            for face_id, template_id in self.templates.items():
+                agg.templates.append(TemplateRef(face_id, template_id, self.algorithm_id))
+
+    class TechnicalAdviceRecorded(GovernedAggregate.Event):
+        advice: str
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.technical_advice = self.advice
+
+    class EndorsementGiven(GovernedAggregate.Event):
+        kind: str
+        endorser_rank: int | None
+
+        def apply(self, agg: ProbeImage) -> None:
+            kind = EndorsementKind(self.kind)
+            agg.endorsements[kind] = Endorsement(
+                kind, self.acting.user_id, self.endorser_rank, self.reason, self.timestamp
+            )
+
+    class AddedToUnresolvedCache(GovernedAggregate.Event):
+        grounds: list[str]
+        crime_tier: int
+        review_due: datetime
+        approver_rank: int | None
+        search_request_ids: list[str]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.ucc = UccEntry(
+                self.timestamp,
+                self.acting.user_id,
+                frozenset(SearchGround(g) for g in self.grounds),
+                self.crime_tier,
+                self.review_due,
+            )
+
+    class CacheReviewed(GovernedAggregate.Event):
+        outcome: str
+        next_review_due: datetime | None
+
+        def apply(self, agg: ProbeImage) -> None:
+            if self.next_review_due is not None:
+                agg.ucc = attrs.evolve(agg.ucc, review_due=self.next_review_due)
+
+    class RemovedFromCache(GovernedAggregate.Event):
+        deletion_due: datetime
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.ucc = attrs.evolve(agg.ucc, removed_at=self.timestamp, deletion_due=self.deletion_due)
+
+    class Purged(GovernedAggregate.Event):
+        template_ids: list[str]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.purged_at = self.timestamp
+            agg.templates = []
+
+    # -- commands ---------------------------------------------------------------------------
+
+    @classmethod
+    def submit(
+        cls, actor: Actor, at: datetime, form: Form3, image_hash: str, *, probe_id: UUID | None = None
+    ) -> ProbeImage:
+        """A probe enters only with an acceptable Form 3 (P-01, P-02, P-03, P-04, P-07)."""
+        decision = combine(
+            authorised(actor, Role.RFR_USER),
+            stated(image_hash, "P-01", "the image's content hash"),
+            form3_acceptable(form),
+        )
+        enforce_new("submit probe (Form 3)", "ProbeImage", actor, at, decision)
+        return cls._create(
+            cls.Submitted,
+            id=probe_id or uuid4(),
+            timestamp=require_aware(at),
+            actor=actor.to_data(),
+            reason=form.necessity_and_proportionality,
+            form=to_data(form),
+            image_hash=image_hash,
+        )
+
+    def reassess_perceived_age(self, actor: Actor, at: datetime, age: PerceivedAgeBand, reason: str) -> None:
+        """A better view of the face may change the perceived age; the safeguards follow it (P-03/P-04)."""
+        self._enforce(
+            "reassess perceived age",
+            actor,
+            at,
+            combine(self._live(), authorised(actor, Role.RFR_USER), stated(reason, "P-01", "the reason")),
+        )
+        self._record(self.PerceivedAgeReassessed, actor, at, reason, perceived_age=age.value)
+
+    def raise_level(self, actor: Actor, at: datetime, level: ImageLevel, reason: str) -> None:
+        """L-11 for probes (4.5): the user may place a probe higher on the matrix, never lower."""
+        self._enforce(
+            "raise probe level",
+            actor,
+            at,
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER),
+                Decision.check(level > self.level, "L-11", "a probe's level may be raised, never lowered"),
+                stated(reason, "L-11", "the reason"),
+            ),
+        )
+        self._record(self.LevelRaised, actor, at, reason, level=int(level))
+
+    def record_faces_detected(
+        self, actor: Actor, at: datetime, detector_algorithm_id: str, faces: Sequence[FaceRegion]
+    ) -> None:
+        """P-11 step 1: boxes only; nothing is templated yet."""
+        ids = [f.face_id for f in faces]
+        self._enforce(
+            "record detected faces",
+            actor,
+            at,
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER),
+                stated(detector_algorithm_id, "T-01", "the detector id"),
+                Decision.check(not self.faces, "P-11", "faces were already detected for this probe"),
+                Decision.check(len(set(ids)) == len(ids), "P-11", "face ids must be unique"),
+            ),
+        )
+        self._record(
+            self.FacesDetected,
+            actor,
+            at,
+            f"{len(faces)} faces detected",
+            detector_algorithm_id=detector_algorithm_id,
+            faces=[to_data(f) for f in faces],
+        )
+
+    def select_faces(self, actor: Actor, at: datetime, face_ids: Sequence[str], reason: str) -> None:
+        """P-11 step 2: the user picks the faces relevant to the purpose."""
+        unknown = sorted(set(face_ids) - set(self.faces))
+        self._enforce(
+            "select faces",
+            actor,
+            at,
+            combine(
+                self._live(),
+                self._by_requester_or_user(actor),
+                Decision.check(bool(face_ids), "P-11", "select at least one face"),
+                Decision.check(not unknown, "P-11", f"no such detected faces: {unknown}"),
+                stated(reason, "P-11", "why these faces are relevant"),
+            ),
+        )
+        self._record(self.FacesSelected, actor, at, reason, face_ids=sorted(set(face_ids)), drawn=[])
+
+    def draw_face(self, actor: Actor, at: datetime, face: FaceRegion, reason: str) -> None:
+        """P-11: a box drawn by the user, typically when no face was detected; it counts as selected."""
+        self._enforce(
+            "draw face",
+            actor,
+            at,
+            combine(
+                self._live(),
+                self._by_requester_or_user(actor),
+                Decision.check(face.face_id not in self.faces, "P-11", "that face id is taken"),
+                Decision.check(face.right >= face.left and face.bottom >= face.top, "P-11", "an empty box"),
+                stated(reason, "P-11", "why this face is relevant"),
+            ),
+        )
+        drawn = attrs.evolve(face, drawn=True, score=None)
+        self._record(self.FacesSelected, actor, at, reason, face_ids=[face.face_id], drawn=[to_data(drawn)])
+
+    def record_quality(
+        self, actor: Actor, at: datetime, face_id: str, measures: Mapping[str, float], flags: Sequence[str]
+    ) -> None:
+        """P-10: the system's assessment of one selected face, shown to the user before any search."""
+        self._enforce(
+            "record quality",
+            actor,
+            at,
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER),
+                Decision.check(face_id in self.selected, "P-10", "quality is assessed on a selected face"),
+            ),
+        )
+        assessment = QualityAssessment(face_id, {k: float(v) for k, v in measures.items()}, tuple(flags))
+        self._record(
+            self.QualityAssessed,
+            actor,
+            at,
+            ", ".join(flags) or "no quality flags",
+            assessment=to_data(assessment),
+        )
+
+    def decide_on_quality(self, actor: Actor, at: datetime, proceed: bool, reason: str) -> None:
+        """P-10: the user's decision on flagged quality, recorded with the flags they saw."""
+        flags = self.quality_flags
+        self._enforce(
+            "decide on quality",
+            actor,
+            at,
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER),
+                Decision.check(bool(flags), "P-10", "no quality flag awaits a decision"),
+                stated(reason, "P-10", "the reason for the decision"),
+            ),
+        )
+        self._record(self.QualityDecisionRecorded, actor, at, reason, proceed=proceed, flags_seen=list(flags))
+
+    def record_templates(
+        self, actor: Actor, at: datetime, algorithm_id: str, templates: Mapping[str, str]
+    ) -> None:
+        """P-11 step 3: templates for selected faces only, each under its algorithm (T-01)."""
+        unselected = sorted(set(templates) - self.selected)
+        existing = {(t.face_id, t.algorithm_id) for t in self.templates}
+        again = sorted(f for f in templates if (f, algorithm_id) in existing)
+        self._enforce(
+            "record templates",
+            actor,
+            at,
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER),
+                stated(algorithm_id, "T-01", "the algorithm id"),
+                Decision.check(bool(templates), "P-11", "no templates given"),
+                Decision.check(
+                    not unselected,
+                    "P-11",
+                    f"faces not selected by the user are never templated: {unselected}",
+                ),
+                Decision.check(not again, "T-01", f"already templated with {algorithm_id}: {again}"),
+            ),
+        )
+        self._record(
+            self.TemplatesExtracted,
+            actor,
+            at,
+            f"{len(templates)} templates by {algorithm_id}",
+            algorithm_id=algorithm_id,
+            templates=dict(templates),
+        )
+
+    def record_technical_advice(self, actor: Actor, at: datetime, advice: str) -> None:
+        """P-06: the FRT team's technical advice, which must precede an approval."""
+        self._enforce(
+            "record technical advice",
+            actor,
+            at,
+            combine(self._live(), authorised(actor), stated(advice, "P-06", "the technical advice")),
+        )
+        self._record(self.TechnicalAdviceRecorded, actor, at, "technical advice obtained", advice=advice)
+
+    def endorse(
+        self, actor: Actor, at: datetime, kind: EndorsementKind, rationale: str, config: PolicyConfig
+    ) -> None:
+        """P-04/P-06/P-08: an Inspector or above, not the requester (P-12), with a rationale."""
+        rule = kind.value
+        checks = [
+            self._live(),
+            inspector_or_above(actor, rule, "this endorsement"),
+            different_person(actor, self.requester_id, "an endorsement"),
+            stated(rationale, "P-12", "the endorsement rationale"),
+            Decision.check(kind in self.required_endorsements(config), rule, "this probe does not need it"),
+            age_allows_search(self.perceived_age),
+        ]
+        if kind is EndorsementKind.VULNERABILITY:
+            checks.append(
+                Decision.check(
+                    self.technical_advice is not None,
+                    "P-06",
+                    "technical advice must be recorded before approval",
+                )
+            )
+        self._enforce(f"endorse ({rule})", actor, at, combine(*checks))
+        self._record(
+            self.EndorsementGiven, actor, at, rationale, kind=kind.value, endorser_rank=rank_of(actor)
+        )
+
+    def add_to_unresolved_cache(
+        self,
+        actor: Actor,
+        at: datetime,
+        searches: Sequence[SearchRequest],
+        grounds_still_applying: Sequence[SearchGround],
+        rationale: str,
+        *,
+        config: PolicyConfig,
+    ) -> None:
+        """U-01: no useful viable match, a ground still applies, an Inspector approves (P-08)."""
+        mine = [s for s in searches if s.probe_id == str(self.id)]
+        searched = [s for s in mine if s.searched_library_ids]
+        useful_match = any(s.has_viable_match_of_known_person for s in mine)
+        grounds = set(grounds_still_applying)
+        checks = [
+            self._live(),
+            Decision.check(
+                self.ucc is None or self.ucc.removed_at is not None, "U-01", "already in the cache"
+            ),
+            Decision.check(bool(searched), "U-01", "the probe has not been searched yet"),
+            Decision.check(
+                not useful_match, "U-01", "a viable match of a known person was found, so the purpose is met"
+            ),
+            Decision.check(
+                bool(grounds) and grounds <= set(self.form.grounds),
+                "U-01",
+                "name the Form 3 ground(s) that still apply",
+            ),
+            age_allows_search(self.perceived_age),
+            stated(rationale, "U-01", "the rationale"),
+            different_person(actor, self.requester_id, "a UCC addition"),
+        ]
+        if config.ucc_addition_needs_inspector:
+            checks.append(inspector_or_above(actor, "P-08", "an addition to the Unresolved Crime Cache"))
+        self._enforce("add to unresolved crime cache", actor, at, combine(*checks))
+        tier = self.crime_tier
+        self._record(
+            self.AddedToUnresolvedCache,
+            actor,
+            at,
+            rationale,
+            grounds=sorted(g.value for g in grounds),
+            crime_tier=int(tier),
+            review_due=add_months(at, config.ucc_review_months[tier]),
+            approver_rank=rank_of(actor),
+            search_request_ids=[str(s.id) for s in mine],
+        )
+
+    def review_cache_entry(
+        self, actor: Actor, at: datetime, outcome: ReviewOutcome, reason: str, config: PolicyConfig
+    ) -> None:
+        """U-03: periodic review; STOP removes the entry (U-04)."""
+        self._enforce(
+            "review cache entry",
+            actor,
+            at,
+            combine(
+                self._live(),
+                self._in_cache(),
+                authorised(actor, Role.RFR_USER, Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD),
+                stated(reason, "U-03", "the review rationale"),
+            ),
+        )
+        if outcome is ReviewOutcome.STOP:
+            self._record(self.CacheReviewed, actor, at, reason, outcome=outcome.value, next_review_due=None)
+            self._removed(actor, at, reason, config)
+            return
+        due = add_months(at, config.ucc_review_months[self.crime_tier])
+        self._record(self.CacheReviewed, actor, at, reason, outcome=outcome.value, next_review_due=due)
+
+    def remove_from_cache(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
+        """U-04: the purpose was resolved by other means; deletion follows within 31 days."""
+        self._enforce(
+            "remove from cache",
+            actor,
+            at,
+            combine(self._live(), self._in_cache(), authorised(actor), stated(reason, "U-04", "the reason")),
+        )
+        self._removed(actor, at, reason, config)
+
+    def purge(self, actor: Actor, at: datetime, reason: str) -> None:
+        """R-05: the image and templates are gone from the store; only the fact stays."""
+        self._enforce(
+            "purge probe",
+            actor,
+            at,
+            combine(self._live(), authorised(actor), stated(reason, "R-05", "the reason for deletion")),
+        )
+        self._record(self.Purged, actor, at, reason, template_ids=[t.template_id for t in self.templates])
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def crime_tier(self) -> CrimeTier:
+        """C-01: the tier of the Form 3 offence; no or unknown offence is Tier 3."""
+        return offence(self.form.offence_code).tier if self.form.offence_code else CrimeTier.TIER_3
+
+    @property
+    def quality_flags(self) -> tuple[str, ...]:
+        return tuple(f for q in self.quality.values() for f in q.flags)
+
+    def required_endorsements(self, config: PolicyConfig) -> frozenset[EndorsementKind]:
+        return required_endorsements(self.perceived_age, self.form.vulnerability, self.level, config)
+
+    def missing_endorsements(self, config: PolicyConfig) -> frozenset[EndorsementKind]:
+        return frozenset(k for k in self.required_endorsements(config) if k not in self.endorsements)
+
+    def template_ids(self, algorithm_id: str) -> tuple[str, ...]:
+        return tuple(t.template_id for t in self.templates if t.algorithm_id == algorithm_id)
+
+    def ready_for_search(self, algorithm_id: str, config: PolicyConfig) -> Decision:
+        """Everything the probe itself must satisfy before any library is searched with it."""
+        missing = self.missing_endorsements(config)
+        unassessed = sorted(self.selected - set(self.quality))
+        templated = {t.face_id for t in self.templates if t.algorithm_id == algorithm_id}
+        return combine(
+            self._live(),
+            age_allows_search(self.perceived_age),
+            *(
+                Decision.refuse(k.value, f"the probe needs an Inspector's endorsement under {k.value}")
+                for k in sorted(missing)
+            ),
+            Decision.check(bool(self.selected), "S-01", "no face has been selected"),
+            Decision.check(not unassessed, "P-10", f"quality not yet assessed for faces {unassessed}"),
+            Decision.check(
+                not self.quality_flags or self.quality_decision is True,
+                "P-10",
+                "the quality flags need the user's recorded decision to proceed",
+            ),
+            Decision.check(
+                bool(templated) and templated <= self.selected,
+                "P-11",
+                f"no templates of selected faces by {algorithm_id}",
+            ),
+        )
+
+    def ucc_review_overdue(self, t: datetime) -> bool:
+        """U-03: an entry past its review date is flagged."""
+        return self.ucc is not None and self.ucc.removed_at is None and t > self.ucc.review_due
+
+    def deletion_due(self, config: PolicyConfig, searches: Sequence[SearchRequest] = ()) -> datetime | None:
+        """R-02/R-03/U-04: when the probe must be gone, if it must."""
+        if self.ucc is not None and self.ucc.removed_at is not None:
+            return self.ucc.deletion_due
+        if self.ucc is not None:
+            return None
+        searched = [s.last_searched_at for s in searches if s.probe_id == str(self.id) and s.last_searched_at]
+        return deletion_deadline(max(searched), config) if searched else None
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _live(self) -> Decision:
+        return Decision.check(self.purged_at is None, "R-05", "the probe has been deleted")
+
+    def _in_cache(self) -> Decision:
+        return Decision.check(
+            self.ucc is not None and self.ucc.removed_at is None, "U-03", "the probe is not in the cache"
+        )
+
+    def _by_requester_or_user(self, actor: Actor) -> Decision:
+        return authorised(actor, Role.RFR_USER)
+
+    def _removed(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
+        self._record(self.RemovedFromCache, actor, at, reason, deletion_due=deletion_deadline(at, config))

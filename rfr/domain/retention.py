@@ -1,0 +1,42 @@
+"""Retention and deletion deadlines (R-01, L-12, U-04). Pure functions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from rfr.domain.calendar import add_years
+from rfr.domain.decisions import Decision
+from rfr.domain.images import MopiGroup, PerceivedAgeBand
+from rfr.domain.policy_config import PolicyConfig
+
+
+def retention_years(age_at_capture: PerceivedAgeBand, mopi: MopiGroup, config: PolicyConfig) -> int | None:
+    """R-01: years from capture an image may stay in a library; None means it is never enrolled."""
+    return config.retention_years.get((age_at_capture, mopi))
+
+
+def retention_end(
+    captured_on: date, age_at_capture: PerceivedAgeBand, mopi: MopiGroup, config: PolicyConfig
+) -> date | None:
+    years = retention_years(age_at_capture, mopi, config)
+    return None if years is None else add_years(captured_on, years)
+
+
+def may_enrol(
+    captured_on: date, age_at_capture: PerceivedAgeBand, mopi: MopiGroup, at: datetime, config: PolicyConfig
+) -> Decision:
+    """R-01: the table allows the image and its limit has not passed already."""
+    end = retention_end(captured_on, age_at_capture, mopi, config)
+    if end is None:
+        return Decision.refuse(
+            "R-01",
+            f"images of subjects aged {age_at_capture.value} at capture in MOPI {int(mopi)} are not enrolled",
+        )
+    if end <= at.date():
+        return Decision.refuse("R-01", f"the image passed its retention limit on {end.isoformat()}")
+    return Decision.allow("R-01")
+
+
+def deletion_deadline(at: datetime, config: PolicyConfig) -> datetime:
+    """Data that must go is deleted within 31 days (configurable) of the moment it had to go."""
+    return at + timedelta(days=config.deletion_within_days)

@@ -1,0 +1,117 @@
+"""Rules on a probe image and its Form 3 (P-01..P-08). Pure functions."""
+
+from __future__ import annotations
+
+import enum
+
+from rfr.domain.decisions import Decision, combine
+from rfr.domain.forms import Form3
+from rfr.domain.images import ImageLevel, PerceivedAgeBand, VulnerabilityFlags
+from rfr.domain.offences import offence
+from rfr.domain.policy_config import PolicyConfig
+from rfr.domain.search_terms import SearchGround
+
+# Bands handled as "under 16" (P-04): an unknown perceived age is treated cautiously (Annex A para 2).
+UNDER_16_BANDS = frozenset({PerceivedAgeBand.AGE_13_15, PerceivedAgeBand.UNKNOWN})
+
+
+class EndorsementKind(enum.StrEnum):
+    """Individual endorsements of a probe by an Inspector or above, named by the rule that asks."""
+
+    UNDER_16 = "P-04"
+    VULNERABILITY = "P-06"
+    HIGH_IMAGE_LEVEL = "P-08"
+
+
+def form3_complete(form: Form3) -> Decision:
+    """P-01: the parts every Form 3 must state."""
+    missing = []
+    if not form.case_reference.strip():
+        missing.append("case reference")
+    if not form.purposes:
+        missing.append("a search purpose (8.2)")
+    if not form.grounds:
+        missing.append("a search ground (8.3)")
+    if SearchGround.OFFENCE in form.grounds and not (form.offence_code or "").strip():
+        missing.append("the offence, as the ground is an offence")
+    if not form.necessity_and_proportionality.strip():
+        missing.append("necessity and proportionality")
+    if not form.image_source.strip():
+        missing.append("the source of the image")
+    if not form.source_sensitivity.strip():
+        missing.append("the sensitivity of the source")
+    if not form.most_current_image_confirmed:
+        missing.append("confirmation that this is the most current suitable image")
+    return Decision.check(not missing, "P-01", f"Form 3 is missing: {', '.join(missing)}" if missing else "")
+
+
+def pre_rfr_checks_or_urgency(form: Form3) -> Decision:
+    """P-02: less intrusive options tried and why they failed, or Urgency with a rationale."""
+    checked = form.pre_rfr_checks is not None and form.pre_rfr_checks.stated
+    urgent = form.urgency is not None and form.urgency.stated
+    return Decision.check(
+        checked or urgent,
+        "P-02",
+        "record the pre-RFR checks tried and why they did not suffice, or the Urgency with its rationale",
+    )
+
+
+def age_allows_search(age: PerceivedAgeBand) -> Decision:
+    """P-03: no search of a subject perceived to be under 13."""
+    return Decision.check(
+        age is not PerceivedAgeBand.UNDER_13, "P-03", "a subject perceived to be under 13 is not searched"
+    )
+
+
+def offence_limit(form: Form3, age: PerceivedAgeBand) -> Decision:
+    """P-04: under 16, a suspected offence must be recordable (read from Annex C, C-02); P-05: 16-17 any."""
+    if age in UNDER_16_BANDS and form.offence_code:
+        found = offence(form.offence_code)
+        return Decision.check(
+            found.recordable,
+            "P-04",
+            f"under 16 the offence must be recordable; {found.name!r} is not known to be",
+        )
+    if age is PerceivedAgeBand.AGE_16_17:
+        return Decision.check(
+            bool(form.necessity_and_proportionality.strip()),
+            "P-05",
+            "for a subject perceived 16-17 the necessity case must be recorded",
+        )
+    return Decision.allow()
+
+
+def ground_g_case(form: Form3) -> Decision:
+    """P-07: a victim, witness or associate needs the 8.11 necessity and 8.12 proportionality case."""
+    if SearchGround.VICTIM_WITNESS_ASSOCIATE not in form.grounds:
+        return Decision.allow()
+    if form.ground_g_rationale is None:
+        return Decision.refuse("P-07", "ground 8.3(g) needs its necessity and proportionality rationale")
+    missing = form.ground_g_rationale.missing_parts()
+    return Decision.check(
+        not missing, "P-07", f"ground 8.3(g) rationale is missing: {', '.join(missing)}" if missing else ""
+    )
+
+
+def form3_acceptable(form: Form3) -> Decision:
+    return combine(
+        form3_complete(form),
+        pre_rfr_checks_or_urgency(form),
+        age_allows_search(form.perceived_age),
+        offence_limit(form, form.perceived_age),
+        ground_g_case(form),
+    )
+
+
+def required_endorsements(
+    age: PerceivedAgeBand, vulnerability: VulnerabilityFlags, level: ImageLevel, config: PolicyConfig
+) -> frozenset[EndorsementKind]:
+    """Which Inspector endorsements the probe needs before it is searched (P-04, P-06, P-08)."""
+    needed = set()
+    if age in UNDER_16_BANDS:
+        needed.add(EndorsementKind.UNDER_16)
+    if vulnerability.any:
+        needed.add(EndorsementKind.VULNERABILITY)
+    if level in config.inspector_approval_levels:
+        needed.add(EndorsementKind.HIGH_IMAGE_LEVEL)
+    return frozenset(needed)

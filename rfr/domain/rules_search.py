@@ -1,0 +1,124 @@
+"""Rules at search time (S-01..S-07 with L-01, L-06, L-08, L-12, L-13). Pure functions over plain facts."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Sequence
+from datetime import datetime
+
+import attrs
+
+from rfr.domain.decisions import Decision, combine
+from rfr.domain.forms import NEVER_DISSEMINATED, Dissemination
+from rfr.domain.images import ImageLevel
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.people import Actor
+from rfr.domain.policy_config import PolicyConfig
+from rfr.domain.search_terms import SearchPurpose, Urgency
+
+
+@attrs.frozen
+class Candidate:
+    """One potential match (S-04): rank 1 is the most similar; higher score means more similar."""
+
+    rank: int
+    score: float
+    library_id: str
+    algorithm_id: str
+    image_id: str
+    template_id: str
+
+    @property
+    def candidate_id(self) -> str:
+        return f"{self.library_id}#{self.rank}"
+
+
+def library_searchable(
+    approval: LibraryApproval,
+    actor: Actor,
+    purposes: Iterable[SearchPurpose],
+    at: datetime,
+    config: PolicyConfig,
+) -> Decision:
+    """L-01/L-12 in force, L-06 not blocked by an overdue review, L-08 in scope, L-13 access."""
+    in_force = approval.in_force_at(at)
+    outside = sorted(p.value for p in purposes if not approval.permits(p))
+    return combine(
+        Decision.check(in_force, "L-01", "the library has no approval in force"),
+        Decision.check(
+            not in_force or not approval.blocks_search(at, config),
+            "L-06",
+            "the library's review is overdue beyond the grace period",
+        ),
+        Decision.check(not outside, "L-08", f"purposes outside the library's approved scope: {outside}"),
+        Decision.check(
+            approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
+        ),
+    )
+
+
+def progressive_order(
+    target_level: ImageLevel,
+    levels: Sequence[tuple[str, ImageLevel]],
+    searched: Collection[str],
+    with_viable_match: Collection[str],
+    urgency: Urgency | None,
+) -> Decision:
+    """S-02: lower levels first, and higher only while they gave no viable match, unless urgent "search all".
+
+    ``levels`` pairs every library of the request with its effective level; ``searched`` and
+    ``with_viable_match`` name libraries by id.
+    """
+    if urgency is not None and urgency.search_all and urgency.stated:
+        return Decision.allow("S-02")
+    lower = [lib for lib, level in levels if level < target_level]
+    pending = sorted(lib for lib in lower if lib not in searched)
+    matched = sorted(lib for lib in lower if lib in with_viable_match)
+    return combine(
+        Decision.check(not pending, "S-02", f"search the lower-level libraries first: {pending}"),
+        Decision.check(
+            not matched,
+            "S-02",
+            f"a viable match was found at a lower level ({matched}); higher levels are not searched",
+        ),
+    )
+
+
+def candidates_valid(
+    candidates: Sequence[Candidate], library_id: str, algorithm_id: str, searchable_templates: Collection[str]
+) -> Decision:
+    """S-04 shape, T-01 one algorithm, and only templates the library may still search (R-01, L-12)."""
+    ranks = sorted(c.rank for c in candidates)
+    return combine(
+        Decision.check(
+            ranks == list(range(1, len(ranks) + 1)), "S-04", "candidate ranks must run 1, 2, 3 ..."
+        ),
+        Decision.check(
+            all(c.library_id == library_id for c in candidates), "S-04", "candidates of another library"
+        ),
+        Decision.check(
+            all(c.algorithm_id == algorithm_id for c in candidates),
+            "T-01",
+            "templates of different algorithms are never compared",
+        ),
+        Decision.check(
+            all(c.template_id in searchable_templates for c in candidates),
+            "R-01",
+            "a candidate is not (or no longer) searchable in this library",
+        ),
+    )
+
+
+def dissemination_allowed(dissemination: Dissemination) -> Decision:
+    """S-07: recipient, legal basis and equivalent safeguards recorded; templates never leave."""
+    templates = sorted(set(dissemination.items) & NEVER_DISSEMINATED)
+    return combine(
+        Decision.check(bool(dissemination.recipient.strip()), "S-07", "the recipient is required"),
+        Decision.check(bool(dissemination.legal_basis.strip()), "S-07", "the legal basis is required"),
+        Decision.check(
+            dissemination.safeguards_acknowledged,
+            "S-07",
+            "the recipient must apply equivalent safeguards, including retention",
+        ),
+        Decision.check(bool(dissemination.items), "S-07", "name what is disseminated"),
+        Decision.check(not templates, "S-07", "biometric templates are never disseminated"),
+    )
