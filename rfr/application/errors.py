@@ -37,6 +37,10 @@ class ImageRejected(RfrError):
     def __repr__(self) -> str:
         return f"ImageRejected(reason={self.reason!r}, code={self.code!r})"
 
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Rebuilt from both fields, so the error survives a worker process boundary.
+        return (type(self), (self.reason, self.code))
+
 
 class AlgorithmMismatch(RfrError):
     """Two templates of different algorithms were about to be compared (T-01)."""
@@ -45,6 +49,9 @@ class AlgorithmMismatch(RfrError):
         super().__init__(f"templates of algorithm {actual!r} cannot be compared with {expected!r} (T-01)")
         self.expected = expected
         self.actual = actual
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        return (type(self), (self.expected, self.actual))
 
 
 class VectorIndexError(RfrError):

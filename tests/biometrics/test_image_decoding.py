@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import pickle
 import struct
 import time
 import zlib
@@ -246,6 +247,11 @@ def test_pillows_own_bomb_limit_is_a_second_guard_with_the_same_answer():
 def test_max_pixels_must_be_positive():
     with pytest.raises(ValueError):
         decode_image(b"x", max_pixels=0)
+
+
+def test_a_rejection_crosses_a_process_boundary_intact():
+    error = pickle.loads(pickle.dumps(ImageRejected("too big", "too_many_pixels")))
+    assert (error.reason, error.code, str(error)) == ("too big", "too_many_pixels", "too big")
 
 
 def test_unknown_rejection_codes_cannot_be_raised():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -135,3 +136,9 @@ def test_T01_templates_of_different_algorithms_are_never_compared(expected, actu
         ensure_same_algorithm(expected, actual)
     assert isinstance(caught.value, RfrError)
     assert (caught.value.expected, caught.value.actual) == (expected, actual)
+
+
+def test_T01_a_mismatch_crosses_a_process_boundary_intact():
+    error = pickle.loads(pickle.dumps(AlgorithmMismatch("a/1", "b/2")))
+    assert (error.expected, error.actual) == ("a/1", "b/2")
+    assert "T-01" in str(error)
