@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from pathlib import Path
 
@@ -335,3 +336,37 @@ def test_usearch_top1_agrees_with_exact_search_on_separated_data(
         got, want = approx.search(query, 1)[0], exact.search(query, 1)[0]
         assert got.template_id.split("-")[0] == want.template_id.split("-")[0]
         assert got.distance == pytest.approx(want.distance, rel=1e-3, abs=1e-4)
+
+
+# ---- usearch specifics: what the adapter promises beyond the port -------------------------
+
+
+def _mapped_files() -> str:
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("needs Linux /proc to see memory maps")
+    return maps.read_text()
+
+
+def test_usearch_opens_a_saved_index_memory_mapped_and_loads_it_only_to_write(index_path):
+    index = UsearchIndex(index_path, DIM, "cosine")
+    index.add(ids(50), vectors(50))
+    index.save()
+    reopened = UsearchIndex(index_path, DIM, "cosine")
+    assert str(index_path.resolve()) in _mapped_files()
+    assert reopened.search(vectors(1)[0], 1)[0].template_id == "t0"
+    reopened.add(["late"], vectors(1, seed=8))
+    gc.collect()
+    assert str(index_path.resolve()) not in _mapped_files()  # the view was dropped to write
+    assert reopened.search(vectors(1, seed=8)[0], 1)[0].template_id == "late"
+
+
+def test_usearch_never_reuses_a_key_after_removal(index_path):
+    index = UsearchIndex(index_path, DIM, "euclidean")
+    index.add(["a", "b"], vectors(2))
+    index.remove(["b"])
+    index.add(["b"], vectors(1, seed=3))
+    index.save()
+    sidecar = json.loads(index_path.with_name(index_path.name + ".ids.json").read_text())
+    assert sidecar["keys"] == {"a": 0, "b": 2}
+    assert sidecar["next_key"] == 3
