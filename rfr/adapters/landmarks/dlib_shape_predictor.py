@@ -15,15 +15,45 @@ Exactness rests on doing each arithmetic step in the precision and order dlib do
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
 from rfr.application.ports import FaceBox, Point
-from rfr.infrastructure.dlib.shape_predictor import ShapePredictorModel
 
 # Trees up to this many splits are resolved by one table look-up of their packed split
 # decisions (2**15 entries for dlib's default depth 4); deeper ones are walked level by level.
 _MAX_TABLE_SPLITS = 15
+
+
+class ShapePredictorArrays(Protocol):
+    """The stacked model arrays the locator evaluates.
+
+    ``rfr.infrastructure.dlib.shape_predictor.ShapePredictorModel`` provides them; the layers
+    keep adapters from importing infrastructure, so the locator names only this shape.
+    C cascades, T trees, S splits (L = S + 1 leaves), F feature pixels, P landmarks.
+    """
+
+    @property
+    def initial_shape(self) -> np.ndarray: ...  # (P, 2) float32
+
+    @property
+    def split_idx1(self) -> np.ndarray: ...  # (C, T, S) int
+
+    @property
+    def split_idx2(self) -> np.ndarray: ...  # (C, T, S) int
+
+    @property
+    def thresholds(self) -> np.ndarray: ...  # (C, T, S) float32
+
+    @property
+    def leaves(self) -> np.ndarray: ...  # (C, T, L, P, 2) float32
+
+    @property
+    def anchor_idx(self) -> np.ndarray: ...  # (C, F) int
+
+    @property
+    def deltas(self) -> np.ndarray: ...  # (C, F, 2) float32
 
 
 class ShapePredictorLocator:
@@ -31,7 +61,7 @@ class ShapePredictorLocator:
 
     def __init__(
         self,
-        model: ShapePredictorModel,
+        model: ShapePredictorArrays,
         algorithm_id: str = "dlib-shape-predictor-5pt-v1",
         *,
         max_table_splits: int = _MAX_TABLE_SPLITS,
@@ -53,7 +83,10 @@ class ShapePredictorLocator:
         leaves = model.leaves.shape[2]
         self._trees = trees
         self._splits = splits
-        self._depth = model.depth
+        if leaves != splits + 1 or leaves & splits:
+            raise ValueError(f"trees of {splits} splits and {leaves} leaves are not complete binary trees")
+        self._depth = leaves.bit_length() - 1
+        self._cascades = cascades
         self._leaf_rows = model.leaves.reshape(cascades, trees * leaves, -1)
         self._leaf_base = np.arange(trees, dtype=np.intp) * leaves
         self._idx1 = model.split_idx1.reshape(cascades, -1).astype(np.intp)
@@ -81,7 +114,7 @@ class ShapePredictorLocator:
         model = self.model
         count = len(boxes)
         shape = np.broadcast_to(model.initial_shape, (count, *model.initial_shape.shape)).copy()
-        for cascade in range(model.num_cascades):
+        for cascade in range(self._cascades):
             ab = (shape.reshape(count, -1).astype(np.float64) @ self._similarity_weights).astype(np.float32)
             a, b = ab[:, 0, None, None], ab[:, 1, None, None]
             anchors = shape.take(model.anchor_idx[cascade], axis=1)
