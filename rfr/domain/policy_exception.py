@@ -80,7 +80,8 @@ class PolicyException(GovernedAggregate):
             actor,
             at,
             combine(
-                authorised(actor, Role.SRO),
+                authorised(actor),
+                Decision.check(actor.has(Role.SRO), "A-06", "policy exceptions are reviewed by the SRO"),
                 Decision.check(self.status is ExceptionStatus.QUEUED_FOR_SRO, "A-06", "already reviewed"),
                 stated(notes, "A-06", "the SRO's notes"),
             ),
