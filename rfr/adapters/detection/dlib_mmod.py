@@ -83,9 +83,18 @@ class MmodFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
         rgb = as_rgb(image)
+        found = self.detect_boxes(rgb, self.upsample_for(rgb))
+        boxes = [box for box, _ in found]
+        # A locator that can take all faces of an image in one pass (the shape predictor) is
+        # given them together; the port itself only promises one face at a time.
+        locate_many = getattr(self._landmarks, "locate_many", None)
+        if callable(locate_many) and boxes:
+            landmarks = list(locate_many(rgb, boxes))
+        else:
+            landmarks = [self._landmarks.locate(rgb, box) for box in boxes]
         return [
-            DetectedFace(box=box, score=score, landmarks=self._landmarks.locate(rgb, box))
-            for box, score in self.detect_boxes(rgb, self.upsample_for(rgb))
+            DetectedFace(box=box, score=score, landmarks=tuple(points))
+            for (box, score), points in zip(found, landmarks, strict=True)
         ]
 
     def detect_boxes(self, image: np.ndarray, upsample: int) -> list[tuple[FaceBox, float]]:

@@ -8,8 +8,8 @@ rounding of every weight, decide whether our pixels equal dlib's, so both paths 
 exactly (shared/spec/DLIB_MODEL_FORMAT.md, *Detector upsampling*):
 
 - ``resize_rgb``: uint8 RGB (H, W, 3), results truncated; used by pyramid_up.
-- ``resize_planes``: float32 planes (C, H, W), used for the detector's tiled pyramid, which
-  dlib builds with the same routine on each channel of the input tensor.
+- ``resize_region`` / ``resize_planes``: float32 planes (C, H, W), used for the detector's
+  tiled pyramid, which dlib builds with the same routine on each channel of the input tensor.
 
 Row and column positions do not depend on each other, so each is planned once per size and
 applied to the whole image with gathers; no Python loop touches pixels.
@@ -93,12 +93,25 @@ def _simd_weights(rows: _Rows, cols: _Columns) -> tuple[np.ndarray, ...]:
     return wy_inv * fx_inv, wy_inv * fx, wy * fx_inv, wy * fx
 
 
-def _simd_sum(weights: tuple[np.ndarray, ...], corners: tuple[np.ndarray, ...]) -> np.ndarray:
-    # ((tl + tr) + bl) + br, each product and sum rounded to float32, as the SSE code does.
-    out = weights[0] * corners[0]
-    for w, c in zip(weights[1:], corners[1:], strict=True):
-        out += w * c
+def _simd_blend(
+    flat: np.ndarray, axis: int, corners: tuple[np.ndarray, ...], weights: tuple[np.ndarray, ...]
+) -> np.ndarray:
+    # ((w_tl*TL + w_tr*TR) + w_bl*BL) + w_br*BR, every product and sum rounded to float32
+    # as the SSE code does; each corner is one gather by flat pixel index.
+    out = np.take(flat, corners[0], axis=axis).astype(_F32)
+    out *= weights[0]
+    for index, weight in zip(corners[1:], weights[1:], strict=True):
+        term = np.take(flat, index, axis=axis).astype(_F32)
+        term *= weight
+        out += term
     return out
+
+
+def _corner_indices(rows: _Rows, cols: _Columns, row_stride: int, origin: int) -> tuple[np.ndarray, ...]:
+    top = (rows.top * row_stride + origin)[:, None]
+    bottom = (rows.bottom * row_stride + origin)[:, None]
+    left = cols.left[None, :]
+    return (top + left, top + left + 1, bottom + left, bottom + left + 1)
 
 
 def resize_rgb(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
@@ -108,40 +121,46 @@ def resize_rgb(image: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
         return out
     rows = _plan_rows(image.shape[0], out_h)
     cols = _plan_columns(image.shape[1], out_w)
-    top = image[rows.top].astype(_F32)
-    bottom = image[rows.bottom].astype(_F32)
     if cols.simd:
-        left, right = cols.left, cols.left + 1
+        flat = np.ascontiguousarray(image).reshape(-1, 3)
         weights = tuple(w[:, :, None] for w in _simd_weights(rows, cols))
-        corners = (top[:, left], top[:, right], bottom[:, left], bottom[:, right])
-        out[:, : cols.simd] = _simd_sum(weights, corners).astype(np.uint8)
+        corners = _corner_indices(rows, cols, image.shape[1], 0)
+        out[:, : cols.simd] = _simd_blend(flat, 0, corners, weights).astype(np.uint8)
     if cols.simd < out_w:
-        top64, bottom64 = top.astype(np.float64), bottom.astype(np.float64)
+        top = image[rows.top].astype(np.float64)
+        bottom = image[rows.bottom].astype(np.float64)
         fx = cols.tail_frac[None, :, None]
         fy = rows.frac[:, None, None]
-        upper = (1 - fx) * top64[:, cols.tail_left] + fx * top64[:, cols.tail_right]
-        lower = (1 - fx) * bottom64[:, cols.tail_left] + fx * bottom64[:, cols.tail_right]
+        upper = (1 - fx) * top[:, cols.tail_left] + fx * top[:, cols.tail_right]
+        lower = (1 - fx) * bottom[:, cols.tail_left] + fx * bottom[:, cols.tail_right]
         out[:, cols.simd :] = ((1 - fy) * upper + fy * lower).astype(np.uint8)
     return out
 
 
-def resize_planes(planes: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """dlib's bilinear resize of float32 planes (C, H, W), each plane independently."""
+def resize_region(
+    planes: np.ndarray, source: tuple[int, int, int, int], out_h: int, out_w: int
+) -> np.ndarray:
+    """dlib's bilinear resize of the region (top, left, height, width) of float32 planes
+    (C, H, W), each plane independently; returns (C, out_h, out_w).
+
+    Reading the region in place by flat index is what keeps the tiled pyramid cheap.
+    """
+    top0, left0, height, width = source
     out = np.zeros((planes.shape[0], out_h, out_w), dtype=_F32)
-    if planes.size == 0 or out.size == 0:
+    if height * width == 0 or out.size == 0:
         return out
-    rows = _plan_rows(planes.shape[1], out_h)
-    cols = _plan_columns(planes.shape[2], out_w)
-    top = planes[:, rows.top]
-    bottom = planes[:, rows.bottom]
+    planes = np.ascontiguousarray(planes, dtype=_F32)
+    rows = _plan_rows(height, out_h)
+    cols = _plan_columns(width, out_w)
     if cols.simd:
-        left, right = cols.left, cols.left + 1
-        weights = _simd_weights(rows, cols)
-        corners = (top[:, :, left], top[:, :, right], bottom[:, :, left], bottom[:, :, right])
-        out[:, :, : cols.simd] = _simd_sum(weights, corners)
+        flat = planes.reshape(planes.shape[0], -1)
+        corners = _corner_indices(rows, cols, planes.shape[2], top0 * planes.shape[2] + left0)
+        out[:, :, : cols.simd] = _simd_blend(flat, 1, corners, _simd_weights(rows, cols))
     if cols.simd < out_w:
         # The scalar float tail: the column fraction is a float, the row fraction a double,
         # so each row's blend is float32 and the vertical blend is done in double.
+        region = planes[:, top0 : top0 + height, left0 : left0 + width]
+        top, bottom = region[:, rows.top], region[:, rows.bottom]
         fx = cols.tail_frac.astype(_F32)[None, None, :]
         fx_inv = _F32(1) - fx
         upper = fx_inv * top[:, :, cols.tail_left] + fx * top[:, :, cols.tail_right]
@@ -149,3 +168,8 @@ def resize_planes(planes: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
         fy = rows.frac[None, :, None]
         out[:, :, cols.simd :] = ((1 - fy) * upper + fy * lower).astype(_F32)
     return out
+
+
+def resize_planes(planes: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """dlib's bilinear resize of whole float32 planes (C, H, W)."""
+    return resize_region(planes, (0, 0, planes.shape[1], planes.shape[2]), out_h, out_w)

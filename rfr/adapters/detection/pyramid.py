@@ -12,13 +12,14 @@ shared/spec/DLIB_MODEL_FORMAT.md, section 4.2 and *Detector upsampling*.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
 import attrs
 import numpy as np
 
-from rfr.adapters.detection.dlib_resize import resize_planes, resize_rgb
+from rfr.adapters.detection.dlib_resize import resize_region, resize_rgb
 
 _MIN_LEVEL_HEIGHT = 5
 
@@ -139,9 +140,9 @@ def build_canvas(image: np.ndarray, pyramid: TiledPyramid, mean_rgb: Sequence[fl
     # (pixel - mean) in float32, then / 256: exact, as dlib's double division of a float is.
     normalised = (image.astype(np.float32) - mean) / np.float32(256)
     planes[:, first.top : first.bottom + 1, first.left : first.right + 1] = normalised.transpose(2, 0, 1)
-    for prev, level in zip(pyramid.levels, pyramid.levels[1:], strict=False):
-        source = planes[:, prev.top : prev.bottom + 1, prev.left : prev.right + 1]
-        planes[:, level.top : level.bottom + 1, level.left : level.right + 1] = resize_planes(
-            source, level.height, level.width
+    for prev, level in itertools.pairwise(pyramid.levels):
+        source = (prev.top, prev.left, prev.height, prev.width)
+        planes[:, level.top : level.bottom + 1, level.left : level.right + 1] = resize_region(
+            planes, source, level.height, level.width
         )
     return canvas

@@ -63,13 +63,13 @@ def read_mmod(dat_bytes: bytes) -> MmodNetwork:
     reader = DlibReader(dat_bytes)
     net = parse_network(reader)
     reader.expect_end()
+    if net.loss.name != "loss_mmod_":
+        raise DlibFormatError(f"expected loss_mmod_, found {net.loss.name}")
     layers = _check_layers(net)
     return MmodNetwork(spec=_spec(net, [conv for conv, _ in layers]), layers=layers)
 
 
 def _spec(net: ParsedNetwork, convs: list[Conv]) -> MmodSpec:
-    if net.loss.name != "loss_mmod_":
-        raise DlibFormatError(f"expected loss_mmod_, found {net.loss.name}")
     if not net.input.name.startswith("input_rgb_image_pyramid"):
         raise DlibFormatError(f"expected an RGB image pyramid input, found {net.input.name}")
     settings = net.loss.settings
