@@ -22,7 +22,7 @@ from eventsourcing.domain import Aggregate
 from rfr.domain.calendar import add_months, require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
-from rfr.domain.forms import Form3, ReviewOutcome
+from rfr.domain.forms import Form3, LegalHold, ReviewOutcome
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.domain.offences import CrimeTier, offence
@@ -109,6 +109,7 @@ class ProbeImage(GovernedAggregate):
             agg.templates = []
             agg.ucc = None
             agg.purged_at = None
+            agg.legal_hold = None
 
     class PerceivedAgeReassessed(GovernedAggregate.Event):
         perceived_age: str
@@ -210,6 +211,16 @@ class ProbeImage(GovernedAggregate):
 
         def apply(self, agg: ProbeImage) -> None:
             agg.ucc = attrs.evolve(agg.ucc, removed_at=self.timestamp, deletion_due=self.deletion_due)
+
+    class LegalHoldPlaced(GovernedAggregate.Event):
+        hold: dict[str, Any]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.legal_hold = from_data(LegalHold, self.hold)
+
+    class LegalHoldLifted(GovernedAggregate.Event):
+        def apply(self, agg: ProbeImage) -> None:
+            agg.legal_hold = None
 
     class Purged(GovernedAggregate.Event):
         template_ids: list[str]
@@ -521,9 +532,45 @@ class ProbeImage(GovernedAggregate):
             "purge probe",
             actor,
             at,
-            combine(self._live(), authorised(actor), stated(reason, "R-05", "the reason for deletion")),
+            combine(
+                self._live(),
+                self._not_held(),
+                authorised(actor),
+                stated(reason, "R-05", "the reason for deletion"),
+            ),
         )
         self._record(self.Purged, actor, at, reason, template_ids=[t.template_id for t in self.templates])
+
+    def place_legal_hold(self, actor: Actor, at: datetime, hold: LegalHold) -> None:
+        """R-04: disclosure, complaint or conduct matters suspend deletion until lifted."""
+        self._enforce(
+            "place legal hold",
+            actor,
+            at,
+            combine(
+                authorised(actor),
+                Decision.check(self.legal_hold is None, "R-04", "a legal hold is already in place"),
+                stated(hold.reason, "R-04", "the reason for the hold"),
+                stated(hold.kind, "R-04", "the kind of hold"),
+            ),
+        )
+        self._record(self.LegalHoldPlaced, actor, at, hold.reason, hold=to_data(hold))
+
+    def lift_legal_hold(self, actor: Actor, at: datetime, reason: str) -> None:
+        self._enforce(
+            "lift legal hold",
+            actor,
+            at,
+            combine(
+                authorised(actor),
+                Decision.check(self.legal_hold is not None, "R-04", "no legal hold to lift"),
+                stated(reason, "R-04", "the reason for lifting"),
+            ),
+        )
+        self._record(self.LegalHoldLifted, actor, at, reason)
+
+    def _not_held(self) -> Decision:
+        return Decision.check(self.legal_hold is None, "R-04", "a legal hold suspends deletion")
 
     # -- queries ----------------------------------------------------------------------------
 
@@ -576,7 +623,9 @@ class ProbeImage(GovernedAggregate):
         return self.ucc is not None and self.ucc.removed_at is None and t > self.ucc.review_due
 
     def deletion_due(self, config: PolicyConfig, searches: Sequence[SearchRequest] = ()) -> datetime | None:
-        """R-02/R-03/U-04: when the probe must be gone, if it must."""
+        """R-02/R-03/U-04: when the probe must be gone, if it must; never while held (R-04)."""
+        if self.legal_hold is not None or self.purged_at is not None:
+            return None
         if self.ucc is not None and self.ucc.removed_at is not None:
             return self.ucc.deletion_due
         if self.ucc is not None:
