@@ -9,6 +9,7 @@ Boxes use dlib's inclusive convention (right and bottom are the last pixel insid
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -147,3 +148,10 @@ class VectorIndexFactory(Protocol):
     """Opens (creating if absent) the index persisted at ``path``."""
 
     def __call__(self, path: Path, dimension: int, metric: str) -> VectorIndex: ...
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """The time every command is stamped with; a fixed clock makes tests and replays exact."""
+
+    def now(self) -> datetime: ...
