@@ -6,31 +6,20 @@ converted network; the descriptor must be within 1e-4 of dlib's on every face.
 
 from __future__ import annotations
 
-import importlib
-import os
-
 import numpy as np
 import pytest
 from PIL import Image
 
+from rfr.adapters.alignment.dlib_chip import DlibChipAligner
 from rfr.application.ports import DetectedFace, FaceBox
 
 TOLERANCE = 1e-4
 
 
-def _aligner_class():
-    try:
-        return importlib.import_module("rfr.adapters.alignment.dlib_chip").DlibChipAligner
-    except ImportError as exc:  # the aligner is built by another part of the team
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"DlibChipAligner is missing: {exc}")
-        pytest.skip(f"DlibChipAligner is not there yet: {exc}")
-
-
 @pytest.mark.slow
 @pytest.mark.dataset
 def test_every_reference_descriptor_is_reproduced(resnet_embedder, shared_faces, dlib_reference):
-    aligner = _aligner_class()(size=150, padding=0.25)
+    aligner = DlibChipAligner(size=150, padding=0.25)
     chips, expected, where = [], [], []
     for record in dlib_reference:
         if not record["faces"]:
