@@ -1,0 +1,173 @@
+"""P-10: the probe's quality is measured and problems are flagged before a search.
+
+Real photos of the shared dataset, and the same photos degraded on purpose (blur, darkening,
+over-exposure, rotation, shrinking): each degradation must raise its flag, and the good photo
+none.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from rfr.adapters.landmarks.dlib_shape_predictor import ShapePredictorLocator
+from rfr.adapters.quality.opencv_quality import OpenCvQualityAssessor, QualityThresholds
+from rfr.application.ports import DetectedFace, FaceBox, QualityAssessor
+from rfr.infrastructure.dlib.shape_predictor import ShapePredictorModel
+from rfr.infrastructure.models import SHAPE_PREDICTOR_5
+
+GOOD_PHOTO = "face_recognition/rose_leslie/knn_train_rose_leslie_img2.jpg"
+
+
+@pytest.fixture(scope="module")
+def assessor() -> OpenCvQualityAssessor:
+    return OpenCvQualityAssessor(QualityThresholds())
+
+
+@pytest.fixture(scope="module")
+def good(shared_faces, dlib_reference) -> tuple[np.ndarray, DetectedFace]:
+    record = next(r for r in dlib_reference if r["path"] == GOOD_PHOTO)
+    image = np.asarray(Image.open(shared_faces / GOOD_PHOTO).convert("RGB"))
+    (face,) = record["faces"]
+    return image, DetectedFace(
+        box=FaceBox(*face["box_ltrb"]),
+        score=face["confidence"],
+        landmarks=tuple((int(x), int(y)) for x, y in face["landmarks5"]),
+    )
+
+
+def test_p10_is_a_quality_assessor(assessor):
+    assert isinstance(assessor, QualityAssessor)
+
+
+@pytest.mark.dataset
+def test_p10_good_photos_raise_no_flag(assessor, shared_faces, dlib_reference):
+    records = [r for r in dlib_reference if r["source"] == "face_recognition" and r["faces"]]
+    assert len(records) >= 5
+    for record in records:
+        image = np.asarray(Image.open(shared_faces / record["path"]).convert("RGB"))
+        for face in record["faces"]:
+            detected = DetectedFace(
+                FaceBox(*face["box_ltrb"]), face["confidence"], tuple(map(tuple, face["landmarks5"]))
+            )
+            report = assessor.assess(image, detected)
+            assert report.flags == (), (record["path"], report)
+            assert set(report.measures) == {
+                "inter_eye_px",
+                "sharpness",
+                "brightness",
+                "dark_fraction",
+                "bright_fraction",
+                "yaw",
+                "roll_deg",
+                "detector_score",
+            }
+
+
+@pytest.mark.dataset
+def test_p10_gaussian_blur_is_flagged_blurred(assessor, good):
+    image, face = good
+    before = assessor.assess(image, face)
+    blurred = cv2.GaussianBlur(image, (0, 0), 4 * face.box.width / 128)
+    report = assessor.assess(blurred, face)
+    assert report.flags == ("blurred",)
+    assert report.measures["sharpness"] < before.measures["sharpness"] / 10
+
+
+@pytest.mark.dataset
+def test_p10_darkened_photo_is_flagged_under_exposed(assessor, good):
+    image, face = good
+    report = assessor.assess((image * 0.2).astype(np.uint8), face)
+    assert "under_exposed" in report.flags
+    assert "over_exposed" not in report.flags
+
+
+@pytest.mark.dataset
+def test_p10_burnt_out_photo_is_flagged_over_exposed(assessor, good):
+    image, face = good
+    burnt = np.clip(image.astype(np.int32) * 2.5 + 60, 0, 255).astype(np.uint8)
+    report = assessor.assess(burnt, face)
+    assert "over_exposed" in report.flags
+    assert report.measures["bright_fraction"] > 0.25
+
+
+@pytest.mark.dataset
+def test_p10_rotated_face_is_flagged_pose_roll(assessor, good):
+    image, face = good
+    centre = ((face.box.left + face.box.right) / 2, (face.box.top + face.box.bottom) / 2)
+    turn = cv2.getRotationMatrix2D(centre, 35, 1.0)  # counter-clockwise on screen
+    rotated = cv2.warpAffine(image, turn, (image.shape[1], image.shape[0]))
+    points = np.hstack([np.asarray(face.landmarks, dtype=np.float64), np.ones((5, 1))]) @ turn.T
+    moved = DetectedFace(face.box, face.score, tuple((round(x), round(y)) for x, y in points))
+    before = assessor.assess(image, face).measures["roll_deg"]
+    report = assessor.assess(rotated, moved)
+    assert "pose_roll" in report.flags
+    assert report.measures["roll_deg"] == pytest.approx(before - 35, abs=1.5)
+
+
+@pytest.mark.dataset
+def test_p10_shrunk_photo_is_flagged_small_face(assessor, good, model_store):
+    image, face = good
+    locator = ShapePredictorLocator(ShapePredictorModel.load_npz(model_store.path(SHAPE_PREDICTOR_5)))
+    factor = 8
+    small = cv2.resize(
+        image, (image.shape[1] // factor, image.shape[0] // factor), interpolation=cv2.INTER_AREA
+    )
+    box = FaceBox(
+        *(round(v / factor) for v in (face.box.left, face.box.top, face.box.right, face.box.bottom))
+    )
+    shrunk = DetectedFace(box, face.score, locator.locate(small, box))
+    report = assessor.assess(small, shrunk)
+    assert "small_face" in report.flags
+    assert report.measures["inter_eye_px"] == pytest.approx(
+        assessor.assess(image, face).measures["inter_eye_px"] / factor, rel=0.15
+    )
+
+
+def test_p10_turned_head_is_flagged_pose_yaw(assessor):
+    image = np.full((200, 200, 3), 128, dtype=np.uint8)
+    image[::4] = 90  # some texture, so only pose is in question
+    eyes = ((130, 80), (110, 80), (70, 80), (90, 80))
+    frontal = DetectedFace(FaceBox(50, 40, 150, 140), 1.0, (*eyes, (100, 115)))
+    turned = DetectedFace(FaceBox(50, 40, 150, 140), 1.0, (*eyes, (125, 115)))
+    assert "pose_yaw" not in assessor.assess(image, frontal).flags
+    report = assessor.assess(image, turned)
+    assert "pose_yaw" in report.flags
+    assert report.measures["yaw"] == pytest.approx(25 / 40)
+
+
+def test_p10_detector_score_is_flagged_when_low_and_absent_for_a_drawn_box(assessor):
+    image = np.random.default_rng(1).integers(0, 256, (120, 120, 3), dtype=np.uint8)
+    landmarks = ((85, 50), (70, 50), (35, 50), (50, 50), (60, 75))
+    weak = assessor.assess(image, DetectedFace(FaceBox(20, 20, 100, 100), 0.05, landmarks))
+    assert "low_detector_score" in weak.flags
+    drawn = assessor.assess(image, DetectedFace(FaceBox(20, 20, 100, 100), math.nan, landmarks))
+    assert "detector_score" not in drawn.measures
+    assert "low_detector_score" not in drawn.flags
+
+
+@pytest.mark.dataset
+def test_p10_thresholds_are_configurable(good):
+    image, face = good
+    strict = OpenCvQualityAssessor(QualityThresholds(min_inter_eye_px=500, min_sharpness=10_000))
+    assert strict.assess(image, face).flags == ("small_face", "blurred")
+
+
+def test_thresholds_refuse_nonsense():
+    with pytest.raises(ValueError):
+        QualityThresholds(min_inter_eye_px=0)
+    with pytest.raises(ValueError):
+        QualityThresholds(max_clipped_fraction=1.5)
+    with pytest.raises(ValueError):
+        QualityThresholds(min_brightness=200, max_brightness=100)
+
+
+def test_box_outside_the_image_is_refused(assessor):
+    image = np.zeros((50, 50, 3), dtype=np.uint8)
+    landmarks = ((85, 50), (70, 50), (35, 50), (50, 50), (60, 75))
+    with pytest.raises(ValueError, match="outside"):
+        assessor.assess(image, DetectedFace(FaceBox(60, 60, 90, 90), 1.0, landmarks))
