@@ -1,0 +1,80 @@
+"""The one eventsourcing application every use case runs in: one event store, one audit chain.
+
+Its persistence comes from the environment it is given; entrypoints build that with
+``rfr.infrastructure.persistence.application_env(Settings.from_env())``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar, overload
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import BaseAggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
+
+A = TypeVar("A", bound=BaseAggregate[UUID])
+
+__all__ = ["AggregateNotFoundError", "ConcurrentModification", "RfrApplication"]
+
+
+class ConcurrentModification(Exception):
+    """Someone else saved one of these aggregate versions first; nothing of this save was stored.
+
+    Reload the aggregate and decide again: the other writer's decision may change yours.
+    """
+
+    def __init__(self, attempted: tuple[tuple[UUID | str, int], ...]) -> None:
+        self.attempted = attempted
+        listed = ", ".join(f"{oid} v{version}" for oid, version in attempted)
+        super().__init__(f"concurrent modification: another writer saved first (attempted {listed})")
+
+
+class RfrApplication(Application[UUID]):
+    # Value objects carried by events need transcodings; the domain lists them here (or a
+    # subclass extends the tuple) so storage never falls back to lossy conversions.
+    transcodings: ClassVar[tuple[Transcoding, ...]] = ()
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        if "PERSISTENCE_MODULE" not in env:
+            # Without it eventsourcing silently picks an in-memory store with no audit chain.
+            raise ValueError("env must name PERSISTENCE_MODULE; build it with application_env(settings)")
+        super().__init__(env=dict(env))
+        if not all(callable(getattr(self.recorder, m, None)) for m in ("chain_head", "audit_snapshot")):
+            raise TypeError(
+                f"{type(self.recorder).__name__} keeps no audit hash chain (A-02); "
+                "use a persistence module from rfr.infrastructure.persistence"
+            )
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for transcoding in self.transcodings:
+            transcoder.register(transcoding)
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[UUID]]:
+        """Stores all pending events of ``objs`` atomically, or raises ConcurrentModification."""
+        # Read before saving: the library clears an aggregate's pending events as it collects them.
+        attempted = tuple(
+            (event.originator_id, event.originator_version)
+            for obj in objs
+            if obj is not None
+            for event in (obj.pending_events if isinstance(obj, BaseAggregate) else (obj,))
+        )
+        try:
+            return super().save(*objs, **kwargs)
+        except IntegrityError as e:
+            raise ConcurrentModification(attempted) from e
+
+    @overload
+    def get(self, aggregate_id: UUID) -> BaseAggregate[UUID]: ...
+
+    @overload
+    def get(self, aggregate_id: UUID, kind: type[A]) -> A: ...
+
+    def get(self, aggregate_id: UUID, kind: type[Any] | None = None) -> Any:
+        """The aggregate's current state; ``kind`` guards against an id of another type."""
+        aggregate = self.repository.get(aggregate_id)
+        if kind is not None and not isinstance(aggregate, kind):
+            raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {kind.__name__}")
+        return aggregate

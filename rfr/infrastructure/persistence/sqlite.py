@@ -1,0 +1,151 @@
+"""eventsourcing's SQLite persistence with the audit hash chain written in the same transaction.
+
+Point ``PERSISTENCE_MODULE`` at this module. It holds exactly one infrastructure factory, so
+eventsourcing can find it by module topic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from eventsourcing import sqlite as es_sqlite
+from eventsourcing.persistence import StoredEvent
+
+from rfr.infrastructure.persistence.chain import (
+    EMPTY_HEAD,
+    AuditChainError,
+    AuditSnapshot,
+    ChainHead,
+    ChainLink,
+    StoredRow,
+    canonical_originator_id,
+    extend_chain,
+)
+
+CHAIN_TABLE = "rfr_audit_chain"
+HEAD_TABLE = "rfr_audit_head"
+
+
+class ChainedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
+    """Appends one chain link per stored event, and moves the head, inside the event insert."""
+
+    def construct_create_table_statements(self) -> list[str]:
+        events = self.events_table_name
+        statements = super().construct_create_table_statements()
+        statements += [
+            f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} ("
+            "position INTEGER PRIMARY KEY, "
+            "notification_id INTEGER NOT NULL UNIQUE, "
+            "previous_hash TEXT NOT NULL, "
+            "hash TEXT NOT NULL)",
+            f"CREATE TABLE IF NOT EXISTS {HEAD_TABLE} ("
+            "id INTEGER PRIMARY KEY CHECK (id = 1), "
+            "count INTEGER NOT NULL, "
+            "hash TEXT NOT NULL)",
+            f"INSERT OR IGNORE INTO {HEAD_TABLE} VALUES (1, {EMPTY_HEAD.count}, '{EMPTY_HEAD.hash}')",
+        ]
+        # Append-only is enforced by the database too (A-01), so no bug or careless statement
+        # edits history; someone who drops these triggers is what the chain is there to catch.
+        for table, operations in ((events, ("UPDATE", "DELETE")), (CHAIN_TABLE, ("UPDATE", "DELETE"))):
+            for operation in operations:
+                statements.append(
+                    f"CREATE TRIGGER IF NOT EXISTS {table}_no_{operation.lower()} "
+                    f"BEFORE {operation} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} is append-only (A-01)'); END"
+                )
+        statements.append(
+            f"CREATE TRIGGER IF NOT EXISTS {HEAD_TABLE}_no_delete BEFORE DELETE ON {HEAD_TABLE} "
+            f"BEGIN SELECT RAISE(ABORT, '{HEAD_TABLE} cannot be deleted (A-02)'); END"
+        )
+        return statements
+
+    def _insert_events(
+        self,
+        c: es_sqlite.SQLiteCursor,
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> Sequence[int] | None:
+        # The event inserts come first: they take SQLite's write lock, so the head read below
+        # is the latest committed one and two writers (threads or processes) cannot both
+        # extend the same head. A duplicate (id, version) fails here, before any chain work.
+        notification_ids = super()._insert_events(c, stored_events, **kwargs)
+        if not stored_events:
+            return notification_ids
+        assert notification_ids is not None
+        c.execute(f"SELECT count, hash FROM {HEAD_TABLE} WHERE id = 1")
+        found = c.fetchone()
+        if found is None:
+            raise AuditChainError(f"{HEAD_TABLE} has no row: the audit chain was tampered with")
+        head = ChainHead(count=found["count"], hash=found["hash"])
+        rows = [
+            StoredRow(
+                notification_id=nid,
+                originator_id=canonical_originator_id(s.originator_id),
+                originator_version=s.originator_version,
+                topic=s.topic,
+                state=s.state,
+            )
+            for s, nid in zip(stored_events, notification_ids, strict=True)
+        ]
+        links, new_head = extend_chain(head, rows)
+        try:
+            c.executemany(
+                f"INSERT INTO {CHAIN_TABLE} VALUES (?,?,?,?)",
+                [(x.position, x.notification_id, x.previous_hash, x.hash) for x in links],
+            )
+        except sqlite3.IntegrityError as e:
+            # Only a head that lags its links gets here; reporting it as a concurrency
+            # conflict would invite a retry that can never succeed.
+            raise AuditChainError(f"audit chain head is behind its links: {e}") from e
+        c.execute(
+            f"UPDATE {HEAD_TABLE} SET count = ?, hash = ? WHERE id = 1",
+            (new_head.count, new_head.hash),
+        )
+        return notification_ids
+
+    def chain_head(self) -> ChainHead | None:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(f"SELECT count, hash FROM {HEAD_TABLE} WHERE id = 1")
+            found = c.fetchone()
+        return None if found is None else ChainHead(count=found["count"], hash=found["hash"])
+
+    @contextmanager
+    def audit_snapshot(self) -> Iterator[AuditSnapshot]:
+        """Head, raw event rows and links read in one read transaction (one WAL snapshot)."""
+        with (
+            self.datastore.get_connection(commit=False) as conn,
+            conn.transaction(commit=False) as c,
+        ):
+            c.execute(f"SELECT count, hash FROM {HEAD_TABLE} WHERE id = 1")
+            found = c.fetchone()
+            head = None if found is None else ChainHead(count=found["count"], hash=found["hash"])
+            with conn.cursor() as events, conn.cursor() as links:
+                # Raw columns, no UUID conversion: what is verified is what is on disk.
+                events.execute(
+                    "SELECT rowid AS notification_id, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} ORDER BY rowid"
+                )
+                links.execute(
+                    f"SELECT position, notification_id, previous_hash, hash FROM {CHAIN_TABLE} "
+                    "ORDER BY position"
+                )
+                yield AuditSnapshot(
+                    head=head,
+                    events=(StoredRow(*tuple(r)) for r in events),
+                    links=(ChainLink(*tuple(r)) for r in links),
+                )
+
+
+class ChainedSQLiteFactory(es_sqlite.SQLiteFactory):
+    application_recorder_class = ChainedSQLiteApplicationRecorder
+
+    def __init__(self, env: Any) -> None:
+        db_name = (env.get(self.SQLITE_DBNAME) or "") if env is not None else ""
+        if db_name and not es_sqlite.SQLiteConnectionPool.detect_memory_mode(db_name):
+            # A fresh data dir must just work (`make run` on a new machine).
+            Path(db_name).parent.mkdir(parents=True, exist_ok=True)
+        super().__init__(env)

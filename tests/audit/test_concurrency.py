@@ -1,0 +1,86 @@
+"""Two writers on one store: conflicts are refused whole, and the chain never forks (A-02)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from eventsourcing.application import AggregateNotFoundError
+from rfr_audit_samples import Case, open_app
+
+from rfr.application.app import ConcurrentModification
+from rfr.infrastructure.audit import verify
+
+
+@pytest.mark.parametrize("persistence", ["sqlite", "memory"])
+def test_a02_concurrent_edits_of_one_aggregate_raise_and_store_nothing(
+    data_dir: Path, persistence: str
+) -> None:
+    app = open_app(data_dir, persistence)
+    writer_a = app
+    # On SQLite the second writer is a separate application (its own connections), as the
+    # API and the worker would be.
+    writer_b = open_app(data_dir, persistence) if persistence == "sqlite" else app
+    case = Case("C-1", "Smith", "DS")
+    app.save(case)
+
+    as_seen_by_a = writer_a.get(case.id, Case)
+    as_seen_by_b = writer_b.get(case.id, Case)
+    as_seen_by_a.add_note("from A")
+    writer_a.save(as_seen_by_a)
+
+    as_seen_by_b.add_note("from B")
+    bystander = Case("C-2", "Jones", "DC")
+    head_before = writer_b.recorder.chain_head()
+    with pytest.raises(ConcurrentModification) as raised:
+        # One save with a conflicting and a fresh aggregate: all or nothing.
+        writer_b.save(as_seen_by_b, bystander)
+
+    assert (case.id, 2) in raised.value.attempted
+    assert writer_b.recorder.chain_head() == head_before
+    assert writer_a.get(case.id, Case).notes == ("from A",)
+    with pytest.raises(AggregateNotFoundError):
+        writer_a.get(bystander.id)
+    result = verify(writer_a.recorder)
+    assert result.ok and result.checked == 2
+    if persistence == "sqlite":
+        with sqlite3.connect(data_dir / "events.sqlite3") as db:
+            assert db.execute("SELECT COUNT(*) FROM stored_events").fetchone() == (2,)
+            assert db.execute("SELECT COUNT(*) FROM rfr_audit_chain").fetchone() == (2,)
+        writer_b.close()
+    app.close()
+
+
+def test_a02_parallel_writers_on_one_file_extend_a_single_chain(data_dir: Path) -> None:
+    writers, saves_each = 4, 12
+    open_app(data_dir).close()  # create the tables once, as deployment would
+    errors: list[BaseException] = []
+    start = threading.Barrier(writers)
+
+    def write(n: int) -> None:
+        app = open_app(data_dir)
+        try:
+            start.wait()
+            for i in range(saves_each):
+                case = Case(f"C-{n}-{i}", "Smith", "DS")
+                case.add_note("note")
+                app.save(case)
+        except BaseException as e:
+            errors.append(e)
+        finally:
+            app.close()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+    app = open_app(data_dir)
+    result = verify(app.recorder)
+    app.close()
+    assert result.ok, result.reason
+    assert result.checked == writers * saves_each * 2
