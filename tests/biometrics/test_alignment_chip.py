@@ -107,7 +107,7 @@ def test_unrotated_chip_of_exact_size_is_a_plain_copy(aligner):
 def test_landmarks_on_the_template_place_the_chip_square(aligner):
     # Landmarks that are the chip template scaled by 2 and shifted by (40, 30): the chip covers
     # the doubled square, centred at T(75, 75) = (190, 180), inclusive side 300.
-    points = aligner._template * 2 + np.array([40.0, 30.0])
+    points = aligner.template * 2 + np.array([40.0, 30.0])
     placement = aligner.placement(tuple(map(tuple, points)))
     assert placement.angle == pytest.approx(0.0, abs=1e-12)
     assert placement.left == pytest.approx(40.5, abs=1e-9)

@@ -69,7 +69,8 @@ class DlibChipAligner:
         self.size = size
         self.padding = padding
         self.algorithm_id = f"dlib-chip-5pt-{size}-{padding:g}"
-        self._template = np.array(
+        # The template's points in chip pixels: where each landmark lands in the chip.
+        self.template = np.array(
             [
                 [((padding + x) / (2 * padding + 1)) * size, ((padding + y) / (2 * padding + 1)) * size]
                 for x, y in _TEMPLATE_5
@@ -85,7 +86,7 @@ class DlibChipAligner:
         if len(landmarks) != len(_TEMPLATE_5):
             raise ValueError(f"the 5-point chip needs 5 landmarks, got {len(landmarks)}")
         target = np.array(landmarks, dtype=np.float64)
-        linear, offset = _similarity_transform(self._template, target)
+        linear, offset = _similarity_transform(self.template, target)
         # The chip's x axis in the image: M applied to (1, 0) is M's first column.
         qx, qy = float(linear[0, 0]), float(linear[1, 0])
         angle = math.atan2(qy, qx)
@@ -120,9 +121,11 @@ class DlibChipAligner:
             min(grown[2], width - 1.0),
             min(grown[3], height - 1.0),
         )
-        crop = tuple(math.floor(v + 0.5) for v in clipped)
-        if crop[0] > crop[2] or crop[1] > crop[3]:
-            crop = (0, 0, -1, -1)
+        # dlib rounds the float box to integer pixels, then tests it for emptiness.
+        crop_left, crop_top, crop_right, crop_bottom = (math.floor(v + 0.5) for v in clipped)
+        if crop_left > crop_right or crop_top > crop_bottom:
+            crop_left, crop_top, crop_right, crop_bottom = 0, 0, -1, -1
+        crop = (crop_left, crop_top, crop_right, crop_bottom)
 
         level = -1
         local = (rect[0] - crop[0], rect[1] - crop[1], rect[2] - crop[0], rect[3] - crop[1])
@@ -142,7 +145,7 @@ class DlibChipAligner:
             (bottom_left[1] - top_left[1]) / span,
             top_left[1],
         )
-        return ExtractionPlan(crop=crop, depth=depth, level=level, affine=affine)  # type: ignore[arg-type]
+        return ExtractionPlan(crop=crop, depth=depth, level=level, affine=affine)
 
     def extract(self, image: np.ndarray, placement: ChipPlacement) -> np.ndarray:
         """The chip at ``placement``: (size, size, 3) uint8 RGB."""
