@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -110,3 +112,47 @@ def test_box_reaching_outside_the_image_reads_black_there(locator):
 def test_rejects_non_uint8_images(locator):
     with pytest.raises(ValueError, match="uint8"):
         locator.locate(np.zeros((10, 10, 3), dtype=np.float32), FaceBox(0, 0, 5, 5))
+
+
+def slow_predict(model: ShapePredictorModel, image: np.ndarray, box: FaceBox) -> np.ndarray:
+    """Section 5 of the spec, one tree and one pixel at a time, with dlib's SVD similarity."""
+    grey = image.astype(np.int32).sum(axis=2) // 3
+    height, width = grey.shape
+    initial = model.initial_shape.astype(np.float64)
+    shape = model.initial_shape.copy()
+    f32 = np.float32
+    for cascade in range(model.num_cascades):
+        target = shape.astype(np.float64)
+        mean_from, mean_to = initial.mean(axis=0), target.mean(axis=0)
+        sigma_from = float(np.sum((initial - mean_from) ** 2)) / len(initial)
+        cov = (target - mean_to).T @ (initial - mean_from) / len(initial)
+        u, d, vt = np.linalg.svd(cov)
+        s = np.eye(2)
+        if np.linalg.det(cov) < 0:
+            s[1, 1] = -1
+        m = (1.0 / sigma_from * float(np.sum(d * np.diag(s))) * (u @ s @ vt)).astype(np.float32)
+        values = []
+        for anchor, (dx, dy) in zip(model.anchor_idx[cascade], model.deltas[cascade], strict=True):
+            px = f32(f32(m[0, 0] * dx) + f32(m[0, 1] * dy)) + shape[anchor, 0]
+            py = f32(f32(m[1, 0] * dx) + f32(m[1, 1] * dy)) + shape[anchor, 1]
+            x = math.floor((box.right - box.left) * float(px) + box.left + 0.5)
+            y = math.floor((box.bottom - box.top) * float(py) + box.top + 0.5)
+            values.append(f32(grey[y, x]) if 0 <= x < width and 0 <= y < height else f32(0))
+        for tree in range(model.trees_per_cascade):
+            node, splits = 0, model.split_idx1.shape[2]
+            while node < splits:
+                left = (
+                    values[model.split_idx1[cascade, tree, node]]
+                    - values[model.split_idx2[cascade, tree, node]]
+                )
+                node = 2 * node + 1 if left > model.thresholds[cascade, tree, node] else 2 * node + 2
+            shape = shape + model.leaves[cascade, tree, node - splits]
+    return shape
+
+
+@pytest.mark.dataset
+def test_float_shapes_equal_a_per_tree_walk_with_svd_similarity(model, locator, crowd):
+    image, record = crowd
+    for face in record["faces"][:3]:
+        box = FaceBox(*face["box_ltrb"])
+        np.testing.assert_array_equal(locator.predict(image, [box])[0], slow_predict(model, image, box))
