@@ -72,3 +72,47 @@ class IndexCorrupted(VectorIndexError):
     Indexes are projections of the biometric store, so the cure is to rebuild the index
     from the store, never to patch the files.
     """
+
+
+class UnknownUser(RfrError):
+    """The acting user id names nobody registered; the caller should treat it as unauthenticated."""
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"no registered user {user_id!r}")
+        self.user_id = user_id
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.user_id,))
+
+
+class AccessDenied(RfrError):
+    """A known user may not act (disabled, A-05) or may not see what they asked for (L-13, A-03).
+
+    The refusal has already been recorded in the event store (A-01) when ``recorded`` is true.
+    """
+
+    def __init__(self, user_id: str, rule_ids: tuple[str, ...], reason: str, recorded: bool) -> None:
+        super().__init__(f"{user_id} refused by {', '.join(rule_ids)}: {reason}")
+        self.user_id = user_id
+        self.rule_ids = tuple(rule_ids)
+        self.reason = reason
+        self.recorded = recorded
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (type(self), (self.user_id, self.rule_ids, self.reason, self.recorded))
+
+
+class NotFound(RfrError):
+    """No aggregate of the expected kind has this id."""
+
+    def __init__(self, kind: str, aggregate_id: object) -> None:
+        super().__init__(f"no {kind} {aggregate_id}")
+        self.kind = kind
+        self.aggregate_id = aggregate_id
+
+    def __reduce__(self) -> tuple[type, tuple[object, ...]]:
+        return (type(self), (self.kind, self.aggregate_id))
+
+
+class AlreadyBootstrapped(RfrError):
+    """The first administrator can be created only while no user exists."""

@@ -1,0 +1,297 @@
+"""The foundation every use case stands on: who acts, what they may do, one atomic save.
+
+A use case method names the acting user by id. ``UseCase._act`` then:
+
+1. loads that ``User`` (``UnknownUser`` if none; a disabled user is refused with
+   ``AccessDenied`` and the refusal recorded, A-05);
+2. builds the ``Actor`` with ``User.actor()`` so the domain sees the user's roles, rank,
+   teams, training and status exactly as recorded;
+3. checks the roles and rank the use case needs (``Need``). The domain checks again; this
+   first check exists so queries, which have no domain command, are guarded the same way;
+4. runs the domain command with ``at = clock.now()`` and the policy config in force;
+5. records the user's activity (A-05) and saves every touched aggregate in ONE
+   ``app.save`` call, so a command either lands whole or not at all.
+
+Refusals (A-01): a ``PolicyRefusal`` is never lost. The target aggregate's pending
+``Refused`` event, or the ``RefusedAttempt`` the domain carried in ``err.record``, is saved
+and the error re-raised. If a refusal could not be stored on its target (because a target
+also held a non-refusal change that must not persist), a ``RefusedAttempt`` records it.
+
+Listing (``list_ids``): eventsourcing has no query by aggregate type, so a kind is listed
+by selecting the application recorder's notifications whose topic is that kind's
+"created" event. The notification id is the paging cursor: it only grows, so a page
+boundary never skips or repeats an aggregate created meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+import attrs
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate, BaseAggregate
+from eventsourcing.utils import get_topic
+
+from rfr.application.app import RfrApplication
+from rfr.application.errors import AccessDenied, NotFound, UnknownUser
+from rfr.application.ports import Clock
+from rfr.domain.decisions import Decision, PolicyRefusal, combine
+from rfr.domain.governed import GovernedAggregate
+from rfr.domain.people import Actor, Rank, Role
+from rfr.domain.policy_config import PolicyConfig
+from rfr.domain.policy_settings import SETTINGS_ID, PolicySettings
+from rfr.domain.refused_attempt import RefusedAttempt
+from rfr.domain.rules_access import authorised
+from rfr.domain.user import User
+
+R = TypeVar("R")
+T = TypeVar("T")
+A = TypeVar("A", bound=BaseAggregate[UUID])
+
+# A-05 measures inactivity in days; stamping activity at most hourly keeps the User stream
+# small and stops one user's parallel requests from colliding on their own User aggregate.
+ACTIVITY_RESOLUTION = timedelta(hours=1)
+
+MAX_PAGE = 500
+
+
+@attrs.frozen
+class Need:
+    """What the acting user must hold for a use case: any of ``roles``, and a minimum rank.
+
+    ``rank_rule`` is the policy rule that demands the rank (P-04, P-08...), so a refusal names it.
+    """
+
+    roles: tuple[Role, ...] = ()
+    min_rank: Rank | None = None
+    rank_rule: str = "A-05"
+
+    def decide(self, actor: Actor, what: str) -> Decision:
+        checks = [authorised(actor, *self.roles)]
+        if self.min_rank is not None:
+            checks.append(
+                Decision.check(
+                    actor.at_least(self.min_rank),
+                    self.rank_rule,
+                    f"{what} needs the rank of {self.min_rank.name.replace('_', ' ').title()} or above",
+                )
+            )
+        return combine(*checks)
+
+
+ANYONE = Need()
+
+
+@attrs.frozen
+class Act:
+    """What a domain command needs from the use case: the actor, the time and the config in force."""
+
+    actor: Actor
+    at: datetime
+    config: PolicyConfig
+    created: list[BaseAggregate[UUID]] = attrs.field(factory=list, eq=False)
+
+    def new(self, aggregate: T) -> T:
+        """Marks an aggregate the command created, so it is saved with the rest."""
+        self.created.append(aggregate)  # type: ignore[arg-type]
+        return aggregate
+
+
+@attrs.frozen
+class Page(Generic[T]):
+    """One page of a listing; pass ``next_after`` back as ``after`` for the next (None: last page)."""
+
+    items: tuple[T, ...]
+    next_after: int | None
+
+
+def record_refusal(
+    target: GovernedAggregate, command: str, actor: Actor, at: datetime, decision: Decision
+) -> None:
+    """Puts a ``Refused`` event on an existing aggregate, as its own commands do (A-01)."""
+    target.trigger_event(
+        target.Refused,
+        timestamp=at,
+        actor=actor.to_data(),
+        reason=decision.reason,
+        command=command,
+        rule_ids=list(decision.rule_ids),
+    )
+
+
+def list_ids(
+    app: RfrApplication, created: type[Aggregate.Created], *, after: int = 0, limit: int = 50
+) -> tuple[list[UUID], int | None]:
+    """Ids of the aggregates created by ``created`` events, in creation order, after cursor ``after``."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    if after < 0:
+        raise ValueError("after must not be negative")
+    notifications = app.recorder.select_notifications(
+        start=after, limit=limit, topics=[get_topic(created)], inclusive_of_start=False
+    )
+    ids = [UUID(str(n.originator_id)) for n in notifications]
+    next_after = notifications[-1].id if len(notifications) == limit else None
+    return ids, next_after
+
+
+def any_created(app: RfrApplication, created: type[Aggregate.Created]) -> bool:
+    return bool(list_ids(app, created, limit=1)[0])
+
+
+class UseCase:
+    """Base of every application service; see the module docstring for the sequence it enforces."""
+
+    def __init__(self, app: RfrApplication, clock: Clock) -> None:
+        self.app = app
+        self.clock = clock
+
+    # -- loading -----------------------------------------------------------------------------
+
+    def load(self, aggregate_id: UUID | str, kind: type[A]) -> A:
+        """The aggregate of ``kind`` with this id, or ``NotFound`` (also for an id of another kind)."""
+        try:
+            uid = aggregate_id if isinstance(aggregate_id, UUID) else UUID(str(aggregate_id))
+        except ValueError:
+            raise NotFound(kind.__name__, aggregate_id) from None
+        try:
+            return self.app.get(uid, kind)
+        except (AggregateNotFoundError, TypeError):
+            raise NotFound(kind.__name__, aggregate_id) from None
+
+    def user(self, user_id: str) -> User:
+        try:
+            return self.app.get(User.id_for(user_id), User)
+        except (AggregateNotFoundError, TypeError):
+            raise UnknownUser(user_id) from None
+
+    def config(self, at: datetime | None = None) -> PolicyConfig:
+        """The policy config in force (at ``at``), or the catalogue's defaults before any is established."""
+        try:
+            settings = self.app.get(SETTINGS_ID, PolicySettings)
+        except AggregateNotFoundError:
+            return PolicyConfig()
+        if at is None:
+            return settings.config
+        return settings.config_at(at) or PolicyConfig()
+
+    def page(
+        self, created: type[Aggregate.Created], build: Callable[[UUID], T], *, after: int, limit: int
+    ) -> Page[T]:
+        ids, next_after = list_ids(self.app, created, after=after, limit=limit)
+        return Page(tuple(build(i) for i in ids), next_after)
+
+    # -- acting ------------------------------------------------------------------------------
+
+    def _acting(self, acting_user: str, command: str, target: str, at: datetime) -> User:
+        """The enabled User behind a request; a disabled one is refused and the refusal stored."""
+        user = self.user(acting_user)
+        if user.disabled:
+            decision = Decision.refuse("A-05", f"{acting_user} is disabled")
+            self.app.save(RefusedAttempt.record(command, target, user.actor(), at, decision))
+            raise AccessDenied(acting_user, decision.rule_ids, decision.reason, True)
+        return user
+
+    def _refuse(
+        self,
+        command: str,
+        actor: Actor,
+        at: datetime,
+        decision: Decision,
+        *,
+        target: GovernedAggregate | None,
+        target_name: str,
+    ) -> PolicyRefusal:
+        """Records a refusal decided here (not by the domain) and returns the error to raise."""
+        if target is not None and not target.pending_events:
+            record_refusal(target, command, actor, at, decision)
+            self.app.save(target)
+            return PolicyRefusal(decision.rule_ids, decision.reason)
+        attempt = RefusedAttempt.record(command, target_name, actor, at, decision)
+        self.app.save(attempt)
+        return PolicyRefusal(decision.rule_ids, decision.reason, record=attempt)
+
+    def _act(
+        self,
+        acting_user: str,
+        command: str,
+        need: Need,
+        touched: Sequence[GovernedAggregate],
+        action: Callable[[Act], R],
+        *,
+        target_name: str | None = None,
+    ) -> R:
+        """Runs ``action`` as ``acting_user`` and saves ``touched`` + created + the user atomically.
+
+        ``touched`` are the loaded aggregates the command may change, the target first. The
+        acting user's own ``User`` may be among them (same object is used).
+        """
+        at = self.clock.now()
+        name = target_name or (f"{type(touched[0]).__name__} {touched[0].id}" if touched else command)
+        user = self._acting(acting_user, command, name, at)
+        user = next((a for a in touched if isinstance(a, User) and a.id == user.id), user)
+        actor = user.actor()
+        decision = need.decide(actor, command)
+        if not decision.allowed:
+            raise self._refuse(
+                command, actor, at, decision, target=touched[0] if touched else None, target_name=name
+            )
+        act = Act(actor, at, self.config(at))
+        try:
+            result = action(act)
+        except PolicyRefusal as err:
+            self._store_refusal(command, actor, at, err, touched=touched, name=name)
+            raise
+        if at - user.last_activity >= ACTIVITY_RESOLUTION:
+            user.record_activity(at, command)
+        self.app.save(*_unique([*touched, *act.created, user]))
+        return result
+
+    def _store_refusal(
+        self,
+        command: str,
+        actor: Actor,
+        at: datetime,
+        err: PolicyRefusal,
+        *,
+        touched: Sequence[GovernedAggregate],
+        name: str,
+    ) -> None:
+        # Only aggregates whose pending events are all refusals are saved: any other change
+        # made earlier in the same use case must not persist once the command failed.
+        refused = [
+            a
+            for a in _unique(touched)
+            if a.pending_events and all(isinstance(e, GovernedAggregate.Refused) for e in a.pending_events)
+        ]
+        to_save: list[Any] = list(refused)
+        if err.record is not None:
+            to_save.append(err.record)
+        if not to_save:
+            decision = Decision(False, err.rule_ids, (err.reason,))
+            err.record = RefusedAttempt.record(command, name, actor, at, decision)
+            to_save.append(err.record)
+        self.app.save(*to_save)
+
+    def _read(
+        self, acting_user: str, what: str, need: Need = ANYONE, target: GovernedAggregate | None = None
+    ) -> Actor:
+        """Guards a query: a refused read is recorded like any refusal (A-01), nothing else is written."""
+        at = self.clock.now()
+        name = f"{type(target).__name__} {target.id}" if target is not None else what
+        user = self._acting(acting_user, what, name, at)
+        actor = user.actor()
+        decision = need.decide(actor, what)
+        if not decision.allowed:
+            raise self._refuse(what, actor, at, decision, target=target, target_name=name)
+        return actor
+
+
+def _unique(aggregates: Iterable[Any]) -> list[Any]:
+    seen: dict[int, Any] = {}
+    for a in aggregates:
+        seen.setdefault(id(a), a)
+    return list(seen.values())
