@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eventsourcing import sqlite as es_sqlite
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import OperationalError, StoredEvent
 
 from rfr.infrastructure.persistence.chain import (
     EMPTY_HEAD,
@@ -62,6 +62,22 @@ class ChainedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
             f"BEGIN SELECT RAISE(ABORT, '{HEAD_TABLE} cannot be deleted (A-02)'); END"
         )
         return statements
+
+    def create_table(self) -> None:
+        # The library's deferred BEGIN reads the schema first; our statements then need the
+        # write lock, which SQLite refuses at once ("database is locked", no waiting) if
+        # another process wrote meanwhile. IMMEDIATE takes the lock up front and waits.
+        with self.datastore.get_connection(commit=True) as conn:
+            cursor = conn.cursor()
+            try:
+                cursor.execute("BEGIN IMMEDIATE")
+                self._create_table(cursor)
+                conn.commit()
+            except sqlite3.Error as e:
+                conn.rollback()
+                raise OperationalError(e) from e
+            finally:
+                cursor.sqlite_cursor.close()
 
     def _insert_events(
         self,
