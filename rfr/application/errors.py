@@ -116,3 +116,30 @@ class NotFound(RfrError):
 
 class AlreadyBootstrapped(RfrError):
     """The first administrator can be created only while no user exists."""
+
+
+class BiometricStoreError(RfrError):
+    """Base of the refusals and failures of the biometric store."""
+
+
+class RecordNotFound(BiometricStoreError, KeyError):
+    """No such record in the biometric store: never stored, or erased (R-05)."""
+
+    def __init__(self, record_id: str) -> None:
+        super().__init__(f"no biometric record {record_id!r} (never stored, or erased)")
+        self.record_id = record_id
+
+    def __str__(self) -> str:
+        # KeyError would quote the whole message again.
+        return str(self.args[0])
+
+    def __reduce__(self) -> tuple[type, tuple[str]]:
+        return (type(self), (self.record_id,))
+
+
+class DuplicateRecord(BiometricStoreError, ValueError):
+    """A record id already in use: records are written once and never overwritten."""
+
+
+class RecordUnreadable(BiometricStoreError):
+    """A record's key or bytes do not decrypt: damaged, tampered with, or another master key."""

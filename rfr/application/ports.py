@@ -8,6 +8,7 @@ Boxes use dlib's inclusive convention (right and bottom are the last pixel insid
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -155,3 +156,92 @@ class Clock(Protocol):
     """The time every command is stamped with; a fixed clock makes tests and replays exact."""
 
     def now(self) -> datetime: ...
+
+
+class RecordKind(enum.StrEnum):
+    """What a biometric store record holds; every kind is biometric data, erased under R-05."""
+
+    IMAGE = "image"
+    TEMPLATE = "template"
+    # Landmarks and quality of the faces found in an image: dense enough to describe a face.
+    ANALYSIS = "analysis"
+    # The subject reference a library image was enrolled with (custody number, name).
+    SUBJECT = "subject"
+
+
+@attrs.frozen
+class StoredRecordInfo:
+    """What the store tells about a record without decrypting it.
+
+    ``content_hash`` is ``"sha256:<hex>"`` of the plaintext, so a caller can prove which
+    bytes it stored; ``owner`` is the library or probe id the record belongs to.
+    """
+
+    record_id: str
+    kind: RecordKind
+    owner: str
+    content_hash: str
+    size: int
+    algorithm_id: str | None = None
+    dimension: int | None = None
+
+
+@attrs.frozen(eq=False)
+class StoredTemplate:
+    """A template read back from the store, with the algorithm that made it (T-01)."""
+
+    record_id: str
+    owner: str
+    algorithm_id: str
+    vector: np.ndarray
+
+
+@runtime_checkable
+class BiometricStore(Protocol):
+    """Images, templates and face analyses at rest, each record encrypted with its own key.
+
+    ``put`` refuses an id already in use (records are never overwritten) and returns the
+    content hash. ``get`` of an unknown or erased id raises ``RecordNotFound``. ``erase``
+    is irrecoverable (R-05): the record's key and bytes are destroyed; it returns False when
+    there was nothing to erase, so erasure can be retried safely.
+    """
+
+    def put(
+        self,
+        record_id: str,
+        kind: RecordKind,
+        data: bytes,
+        *,
+        owner: str,
+        algorithm_id: str | None = None,
+        dimension: int | None = None,
+    ) -> str: ...
+
+    def get(self, record_id: str) -> bytes: ...
+
+    def put_template(self, record_id: str, vector: np.ndarray, *, owner: str, algorithm_id: str) -> str: ...
+
+    def get_template(self, record_id: str) -> StoredTemplate: ...
+
+    def info(self, record_id: str) -> StoredRecordInfo | None: ...
+
+    def exists(self, record_id: str) -> bool: ...
+
+    def records(self, owner: str, kind: RecordKind | None = None) -> list[StoredRecordInfo]: ...
+
+    def erase(self, record_id: str) -> bool: ...
+
+
+@runtime_checkable
+class VectorIndexRegistry(Protocol):
+    """One ``VectorIndex`` per (library id, algorithm id); indexes are projections of the store.
+
+    ``rebuild`` throws the index away and refills it from the library's templates of that
+    algorithm in the biometric store.
+    """
+
+    def open(self, library_id: str, algorithm_id: str, dimension: int, metric: str) -> VectorIndex: ...
+
+    def rebuild(self, library_id: str, algorithm_id: str, dimension: int, metric: str) -> VectorIndex: ...
+
+    def drop(self, library_id: str, algorithm_id: str) -> None: ...
