@@ -1,0 +1,96 @@
+"""The biometric process of policy 1.10 as one service: detect -> select -> template.
+
+Privacy by design (P-11): ``detect`` makes no templates; ``template`` is called only with the
+faces a user selected (or a box the user drew), so unselected faces are never templated.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import attrs
+import numpy as np
+
+from rfr.application.ports import (
+    DetectedFace,
+    FaceAligner,
+    FaceBox,
+    FaceDetector,
+    FaceEmbedder,
+    LandmarkLocator,
+    QualityAssessor,
+    QualityReport,
+)
+
+
+@attrs.frozen
+class AnalysedFace:
+    """A detected face and its quality assessment (P-10): what a user chooses from."""
+
+    face: DetectedFace
+    quality: QualityReport
+
+
+class FaceEngine:
+    """Composes the ports; knows no model, runtime or file."""
+
+    def __init__(
+        self,
+        detector: FaceDetector,
+        landmarks: LandmarkLocator,
+        aligner: FaceAligner,
+        embedder: FaceEmbedder,
+        quality: QualityAssessor,
+    ) -> None:
+        if aligner.size != embedder.chip_size:
+            raise ValueError(
+                f"aligner makes {aligner.size}px chips but the embedder takes {embedder.chip_size}px"
+            )
+        self.detector = detector
+        self.landmarks = landmarks
+        self.aligner = aligner
+        self.embedder = embedder
+        self.quality = quality
+
+    @property
+    def algorithm_id(self) -> str:
+        """Every stage that shapes a template, with versions (T-01)."""
+        return "|".join(
+            (self.detector.algorithm_id, self.landmarks.algorithm_id, self.aligner.algorithm_id,
+             self.embedder.algorithm_id)
+        )
+
+    def detect(self, image: np.ndarray) -> list[AnalysedFace]:
+        return [AnalysedFace(face, self.quality.assess(image, face)) for face in self.detector.detect(image)]
+
+    def face_from_box(self, image: np.ndarray, box: FaceBox) -> AnalysedFace:
+        """A face the user drew because none was detected (P-11); it has no detector score."""
+        height, width = image.shape[:2]
+        if box.right < box.left or box.bottom < box.top:
+            raise ValueError("a drawn box needs right >= left and bottom >= top")
+        if box.right < 0 or box.bottom < 0 or box.left >= width or box.top >= height:
+            raise ValueError("a drawn box must overlap the image")
+        face = DetectedFace(box=box, score=math.nan, landmarks=self.landmarks.locate(image, box))
+        return AnalysedFace(face, self.quality.assess(image, face))
+
+    def template(self, image: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:
+        """Templates of exactly the given faces, one row each, in one batch."""
+        if not faces:
+            return np.zeros((0, self.embedder.dimension), dtype=np.float32)
+        chips = [self.aligner.align(image, face) for face in faces]
+        return self.embedder.embed(chips)
+
+
+def face_nearest_centre(faces: Sequence[DetectedFace], width: int, height: int) -> int:
+    """Index of the face whose box centre is nearest the image centre (evaluation protocol)."""
+    if not faces:
+        raise ValueError("no faces")
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+
+    def distance(face: DetectedFace) -> float:
+        bx = (face.box.left + face.box.right) / 2.0
+        by = (face.box.top + face.box.bottom) / 2.0
+        return (bx - cx) ** 2 + (by - cy) ** 2
+
+    return min(range(len(faces)), key=lambda i: distance(faces[i]))
