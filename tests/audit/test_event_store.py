@@ -12,7 +12,7 @@ from rfr_audit_samples import Case, Status, open_app
 from rfr.application.app import RfrApplication
 from rfr.infrastructure.audit import verify
 from rfr.infrastructure.persistence import application_env
-from rfr.infrastructure.persistence.chain import EMPTY_HEAD, ChainHead
+from rfr.infrastructure.persistence.chain import EMPTY_HEAD, AuditChainError, ChainHead
 from rfr.infrastructure.settings import Settings
 
 
@@ -122,3 +122,20 @@ def test_get_checks_the_aggregate_type(sqlite_app: RfrApplication) -> None:
         sqlite_app.get(case.id, RfrApplication)
     with pytest.raises(AggregateNotFoundError):
         sqlite_app.get(Case("C-2", "x", "y").id)
+
+
+def test_a02_a_store_whose_head_was_deleted_refuses_to_extend_the_chain(
+    sqlite_app: RfrApplication, data_dir: Path
+) -> None:
+    sqlite_app.save(Case("C-1", "Smith", "DS"))
+    with sqlite3.connect(data_dir / "events.sqlite3") as db:
+        db.execute("DROP TRIGGER rfr_audit_head_no_delete")
+        db.execute("DELETE FROM rfr_audit_head")
+    # Not a ConcurrentModification: retrying could never succeed, and an unchained event
+    # must not be written.
+    with pytest.raises(AuditChainError, match="tampered"):
+        sqlite_app.save(Case("C-2", "Jones", "DC"))
+    with sqlite3.connect(data_dir / "events.sqlite3") as db:
+        assert db.execute("SELECT COUNT(*) FROM stored_events").fetchone() == (1,)
+    result = verify(sqlite_app.recorder)
+    assert (result.ok, result.first_bad_position) == (False, 2)
