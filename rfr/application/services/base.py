@@ -82,7 +82,13 @@ class Need:
         return combine(*checks)
 
 
+# Any trained, enabled user whatever their role (a user reading their own record).
 ANYONE = Need()
+
+# The people who work cases and govern them. Auditors are left out on purpose: what they
+# read goes through the audit service, which records every read (A-03).
+OPERATIONAL_ROLES = (Role.RFR_USER, Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
+GOVERNANCE_ROLES = (Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
 
 
 @attrs.frozen
@@ -123,9 +129,12 @@ def record_refusal(
 
 
 def list_ids(
-    app: RfrApplication, created: type[Aggregate.Created], *, after: int = 0, limit: int = 50
+    app: RfrApplication, created: type[Aggregate.Event], *, after: int = 0, limit: int = 50
 ) -> tuple[list[UUID], int | None]:
-    """Ids of the aggregates created by ``created`` events, in creation order, after cursor ``after``."""
+    """Ids of the aggregates created by ``created`` events, in creation order, after cursor ``after``.
+
+    Any event class works: the ids are those of the aggregates that recorded one, once per event.
+    """
     if not 1 <= limit <= MAX_PAGE:
         raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
     if after < 0:
@@ -138,7 +147,7 @@ def list_ids(
     return ids, next_after
 
 
-def any_created(app: RfrApplication, created: type[Aggregate.Created]) -> bool:
+def any_created(app: RfrApplication, created: type[Aggregate.Event]) -> bool:
     return bool(list_ids(app, created, limit=1)[0])
 
 
@@ -179,7 +188,7 @@ class UseCase:
         return settings.config_at(at) or PolicyConfig()
 
     def page(
-        self, created: type[Aggregate.Created], build: Callable[[UUID], T], *, after: int, limit: int
+        self, created: type[Aggregate.Event], build: Callable[[UUID], T], *, after: int, limit: int
     ) -> Page[T]:
         ids, next_after = list_ids(self.app, created, after=after, limit=limit)
         return Page(tuple(build(i) for i in ids), next_after)
@@ -277,16 +286,29 @@ class UseCase:
         self.app.save(*to_save)
 
     def _read(
-        self, acting_user: str, what: str, need: Need = ANYONE, target: GovernedAggregate | None = None
+        self,
+        acting_user: str,
+        what: str,
+        need: Need,
+        *,
+        target: str | None = None,
+        decide: Callable[[Actor], Decision] | None = None,
     ) -> Actor:
-        """Guards a query: a refused read is recorded like any refusal (A-01), nothing else is written."""
+        """Guards a query; ``decide`` adds a rule of the thing read (L-13).
+
+        A refused read is recorded (A-01) as a ``RefusedAttempt`` naming ``target``, never on
+        the aggregate read: a read must not change the version of what it reads, or readers
+        would collide with writers.
+        """
         at = self.clock.now()
-        name = f"{type(target).__name__} {target.id}" if target is not None else what
+        name = target or what
         user = self._acting(acting_user, what, name, at)
         actor = user.actor()
         decision = need.decide(actor, what)
+        if decision.allowed and decide is not None:
+            decision = decide(actor)
         if not decision.allowed:
-            raise self._refuse(what, actor, at, decision, target=target, target_name=name)
+            raise self._refuse(what, actor, at, decision, target=None, target_name=name)
         return actor
 
 

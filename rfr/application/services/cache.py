@@ -1,0 +1,155 @@
+"""The Unresolved Crime Cache (U-01, U-03, U-04): additions, reviews, removals and the entry list.
+
+The entry lives on the probe, so these use cases act on ``ProbeImage``. U-01 is decided
+over EVERY search request of the probe, found from the store rather than taken from the
+caller, so a request with a useful viable match cannot be left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from rfr.application.services.base import OPERATIONAL_ROLES, Need, Page, UseCase, list_ids
+from rfr.application.services.searches import requests_for_probe
+from rfr.domain.forms import ReviewOutcome
+from rfr.domain.people import Rank, Role
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.search_terms import SearchGround
+
+REVIEWERS = Need((Role.RFR_USER, Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD))
+REMOVERS = Need(OPERATIONAL_ROLES)
+READERS = Need(OPERATIONAL_ROLES)
+
+
+def adder(config_needs_inspector: bool) -> Need:
+    """U-01 with P-08: an approving officer of Inspector rank or above, where the config says so."""
+    if config_needs_inspector:
+        return Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, "P-08")
+    return Need((Role.APPROVING_OFFICER, Role.RFR_USER))
+
+
+@attrs.frozen
+class CacheEntryView:
+    probe_id: UUID
+    case_reference: str
+    requester_id: str
+    added_at: datetime
+    approved_by: str
+    grounds: tuple[str, ...]
+    crime_tier: int
+    review_due: datetime
+    review_overdue: bool  # U-03
+    removed_at: datetime | None
+    deletion_due: datetime | None
+
+    @classmethod
+    def of(cls, probe: ProbeImage, now: datetime) -> CacheEntryView:
+        entry = probe.ucc
+        return cls(
+            probe_id=probe.id,
+            case_reference=probe.form.case_reference,
+            requester_id=probe.requester_id,
+            added_at=entry.added_at,
+            approved_by=entry.approved_by,
+            grounds=tuple(sorted(g.value for g in entry.grounds)),
+            crime_tier=entry.tier,
+            review_due=entry.review_due,
+            review_overdue=probe.ucc_review_overdue(now),
+            removed_at=entry.removed_at,
+            deletion_due=entry.deletion_due,
+        )
+
+
+class UnresolvedCrimeCache(UseCase):
+    def add(
+        self,
+        acting_user: str,
+        probe_id: UUID | str,
+        grounds_still_applying: Iterable[SearchGround],
+        rationale: str,
+    ) -> CacheEntryView:
+        """U-01: no useful viable match in any search of the probe, a ground still applies."""
+        grounds = tuple(grounds_still_applying)
+        probe = self.load(probe_id, ProbeImage)
+        searches = requests_for_probe(self.app, probe.id)
+        self._act(
+            acting_user,
+            "add to unresolved crime cache",
+            adder(self.config().ucc_addition_needs_inspector),
+            [probe],
+            lambda a: probe.add_to_unresolved_cache(
+                a.actor, a.at, searches, grounds, rationale, config=a.config
+            ),
+        )
+        return CacheEntryView.of(probe, self.clock.now())
+
+    def review(
+        self, acting_user: str, probe_id: UUID | str, outcome: ReviewOutcome, reason: str
+    ) -> CacheEntryView:
+        """U-03: a periodic review sets the next date; STOP removes the entry (U-04)."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            "review cache entry",
+            REVIEWERS,
+            [probe],
+            lambda a: probe.review_cache_entry(a.actor, a.at, outcome, reason, a.config),
+        )
+        return CacheEntryView.of(probe, self.clock.now())
+
+    def remove(self, acting_user: str, probe_id: UUID | str, reason: str) -> CacheEntryView:
+        """U-04: the purpose was resolved by other means; deletion follows within the configured days."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            "remove from cache",
+            REMOVERS,
+            [probe],
+            lambda a: probe.remove_from_cache(a.actor, a.at, reason, a.config),
+        )
+        return CacheEntryView.of(probe, self.clock.now())
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get(self, acting_user: str, probe_id: UUID | str) -> CacheEntryView | None:
+        """The probe's entry (current or removed), or None if it was never in the cache."""
+        self._read(acting_user, "read cache entry", READERS, target=f"ProbeImage {probe_id}")
+        probe = self.load(probe_id, ProbeImage)
+        return CacheEntryView.of(probe, self.clock.now()) if probe.ucc is not None else None
+
+    def entries(
+        self, acting_user: str, *, after: int = 0, limit: int = 50, include_removed: bool = False
+    ) -> Page[CacheEntryView]:
+        """Entries in order of addition, listed from the "added" events.
+
+        A probe added again after a removal is listed at each addition, always with its
+        current entry; within one page it appears once.
+        """
+        self._read(acting_user, "list cache entries", READERS)
+        now = self.clock.now()
+        ids, next_after = list_ids(self.app, ProbeImage.AddedToUnresolvedCache, after=after, limit=limit)
+        views = []
+        for probe_id in dict.fromkeys(ids):
+            probe = self.load(probe_id, ProbeImage)
+            view = CacheEntryView.of(probe, now)
+            if include_removed or view.removed_at is None:
+                views.append(view)
+        return Page(tuple(views), next_after)
+
+    def overdue(self, acting_user: str) -> tuple[CacheEntryView, ...]:
+        """U-03: entries in the cache past their review date."""
+        self._read(acting_user, "list overdue cache entries", READERS)
+        now = self.clock.now()
+        found: dict[UUID, CacheEntryView] = {}
+        after: int | None = 0
+        while after is not None:
+            ids, after = list_ids(self.app, ProbeImage.AddedToUnresolvedCache, after=after, limit=200)
+            for probe_id in ids:
+                view = CacheEntryView.of(self.load(probe_id, ProbeImage), now)
+                if view.review_overdue:
+                    found[probe_id] = view
+        return tuple(found.values())

@@ -1,0 +1,110 @@
+"""Individual endorsements of a probe (P-04, P-06, P-08) and the technical advice P-06 needs first."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from rfr.application.services.base import OPERATIONAL_ROLES, Need, UseCase
+from rfr.domain.people import Rank, Role
+from rfr.domain.policy_config import PolicyConfig
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.rules_probe import EndorsementKind
+
+# Advice comes from the facial recognition team: users and the lead who runs them.
+ADVISERS = Need((Role.RFR_USER, Role.OPERATIONAL_LEAD))
+READERS = Need(OPERATIONAL_ROLES)
+
+
+def endorser(kind: EndorsementKind) -> Need:
+    """An approving officer of Inspector rank or above, refused under the endorsement's own rule."""
+    return Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, kind.value)
+
+
+@attrs.frozen
+class EndorsementView:
+    kind: str
+    by: str
+    rank: int | None
+    rationale: str
+    at: datetime
+
+
+@attrs.frozen
+class ProbeGovernanceView:
+    """The governance facts of a probe: what it needs before a search, and what it has."""
+
+    id: UUID
+    case_reference: str
+    requester_id: str
+    submitted_at: datetime
+    perceived_age: str
+    level: int
+    crime_tier: int
+    purposes: tuple[str, ...]
+    grounds: tuple[str, ...]
+    required_endorsements: tuple[str, ...]
+    missing_endorsements: tuple[str, ...]
+    endorsements: tuple[EndorsementView, ...]
+    technical_advice: str | None
+    in_unresolved_cache: bool
+    purged: bool
+
+    @classmethod
+    def of(cls, probe: ProbeImage, config: PolicyConfig) -> ProbeGovernanceView:
+        return cls(
+            id=probe.id,
+            case_reference=probe.form.case_reference,
+            requester_id=probe.requester_id,
+            submitted_at=probe.submitted_at,
+            perceived_age=probe.perceived_age.value,
+            level=int(probe.level),
+            crime_tier=int(probe.crime_tier),
+            purposes=tuple(sorted(p.value for p in probe.form.purposes)),
+            grounds=tuple(sorted(g.value for g in probe.form.grounds)),
+            required_endorsements=tuple(sorted(k.value for k in probe.required_endorsements(config))),
+            missing_endorsements=tuple(sorted(k.value for k in probe.missing_endorsements(config))),
+            endorsements=tuple(
+                EndorsementView(e.kind.value, e.by, e.rank, e.rationale, e.at)
+                for e in sorted(probe.endorsements.values(), key=lambda e: e.kind)
+            ),
+            technical_advice=probe.technical_advice,
+            in_unresolved_cache=probe.ucc is not None and probe.ucc.removed_at is None,
+            purged=probe.purged_at is not None,
+        )
+
+
+class ProbeEndorsements(UseCase):
+    def endorse(
+        self, acting_user: str, probe_id: UUID | str, kind: EndorsementKind, rationale: str
+    ) -> ProbeGovernanceView:
+        """An Inspector or above, not the requester (P-12), endorses under P-04, P-06 or P-08."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            f"endorse ({kind.value})",
+            endorser(kind),
+            [probe],
+            lambda a: probe.endorse(a.actor, a.at, kind, rationale, a.config),
+        )
+        return ProbeGovernanceView.of(probe, self.config())
+
+    def record_technical_advice(
+        self, acting_user: str, probe_id: UUID | str, advice: str
+    ) -> ProbeGovernanceView:
+        """P-06: the advice that must precede a vulnerability endorsement."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            "record technical advice",
+            ADVISERS,
+            [probe],
+            lambda a: probe.record_technical_advice(a.actor, a.at, advice),
+        )
+        return ProbeGovernanceView.of(probe, self.config())
+
+    def get(self, acting_user: str, probe_id: UUID | str) -> ProbeGovernanceView:
+        self._read(acting_user, "read probe governance", READERS, target=f"ProbeImage {probe_id}")
+        return ProbeGovernanceView.of(self.load(probe_id, ProbeImage), self.config())

@@ -1,0 +1,172 @@
+"""Reference libraries: creation under an approval (L-01), summaries, and contents behind L-13.
+
+Enrolment and templates are the biometric services' work; this module governs the library
+as a record and who may see what it holds.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from uuid import UUID
+
+import attrs
+
+from rfr.application.services.base import MAX_PAGE, OPERATIONAL_ROLES, Need, Page, UseCase
+from rfr.domain.decisions import Decision
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.people import Actor, Role
+from rfr.domain.reference_library import LIBRARY_MANAGERS, EnrolledImage, ReferenceLibrary
+
+MANAGERS = Need(LIBRARY_MANAGERS)
+READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
+
+
+@attrs.frozen
+class LibraryView:
+    """What any operational user may know of a library: no image is named here."""
+
+    id: UUID
+    name: str
+    approval_id: str
+    kind: str
+    approved_level: int
+    created_at: datetime
+    images_enrolled: int
+    images_searchable: int
+    algorithms: tuple[str, ...]
+    searchable_with: tuple[str, ...]  # T-02: algorithms that template every searchable image
+    approval_in_force: bool
+    legal_hold: bool
+
+    @classmethod
+    def of(cls, library: ReferenceLibrary, approval: LibraryApproval, now: datetime) -> LibraryView:
+        algorithms = tuple(sorted(library.templates))
+        return cls(
+            id=library.id,
+            name=library.name,
+            approval_id=library.approval_id,
+            kind=library.kind.value,
+            approved_level=int(library.approved_level),
+            created_at=library.created_on,
+            images_enrolled=len(library.images),
+            images_searchable=len(library.searchable_image_ids(now)),
+            algorithms=algorithms,
+            searchable_with=tuple(a for a in algorithms if library.searchable_with(a, now)),
+            approval_in_force=approval.in_force_at(now),
+            legal_hold=library.legal_hold is not None,
+        )
+
+
+@attrs.frozen
+class LibraryImageView:
+    image_id: str
+    content_hash: str
+    captured_on: date
+    age_at_capture: str
+    mopi_group: int
+    retention_until: date
+    enrolled_at: datetime
+    searchable: bool
+    expired_at: datetime | None
+    deletion_due: datetime | None
+    purged_at: datetime | None
+    templates: tuple[tuple[str, str], ...]  # (algorithm_id, template_id)
+
+    @classmethod
+    def of(cls, entry: EnrolledImage, library: ReferenceLibrary, now: datetime) -> LibraryImageView:
+        image = entry.image
+        return cls(
+            image_id=image.image_id,
+            content_hash=image.content_hash,
+            captured_on=image.captured_on,
+            age_at_capture=image.age_at_capture.value,
+            mopi_group=int(image.mopi_group),
+            retention_until=entry.retention_until,
+            enrolled_at=entry.enrolled_at,
+            searchable=entry.searchable and entry.retention_until > now.date(),
+            expired_at=entry.expired_at,
+            deletion_due=entry.deletion_due,
+            purged_at=entry.purged_at,
+            templates=tuple(
+                sorted(
+                    (alg, by_image[image.image_id])
+                    for alg, by_image in library.templates.items()
+                    if image.image_id in by_image
+                )
+            ),
+        )
+
+
+@attrs.frozen
+class LibraryContents:
+    """One page of a library's images in enrolment order; ``next_offset`` is None on the last page."""
+
+    library: LibraryView
+    images: tuple[LibraryImageView, ...]
+    next_offset: int | None
+
+
+class ReferenceLibraries(UseCase):
+    def create(self, acting_user: str, name: str, approval_id: UUID | str) -> LibraryView:
+        """A library exists only under an approval in force (L-01), at its approved level (L-11)."""
+        approval = self.load(approval_id, LibraryApproval)
+        library = self._act(
+            acting_user,
+            "create library",
+            MANAGERS,
+            [],
+            lambda a: a.new(ReferenceLibrary.create(a.actor, a.at, name, approval)),
+            target_name=f"ReferenceLibrary under approval {approval.id}",
+        )
+        return LibraryView.of(library, approval, self.clock.now())
+
+    def get(self, acting_user: str, library_id: UUID | str) -> LibraryView:
+        self._read(acting_user, "read library", READERS, target=f"ReferenceLibrary {library_id}")
+        library = self.load(library_id, ReferenceLibrary)
+        return LibraryView.of(library, self._approval(library), self.clock.now())
+
+    def list(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[LibraryView]:
+        self._read(acting_user, "list libraries", READERS)
+        now = self.clock.now()
+
+        def view(library_id: UUID) -> LibraryView:
+            library = self.load(library_id, ReferenceLibrary)
+            return LibraryView.of(library, self._approval(library), now)
+
+        return self.page(ReferenceLibrary.Created, view, after=after, limit=limit)
+
+    def contents(
+        self, acting_user: str, library_id: UUID | str, *, offset: int = 0, limit: int = 100
+    ) -> LibraryContents:
+        """L-13: only users within the approval's access restrictions list what a library holds.
+
+        A refused listing is recorded (A-01) and raised as ``PolicyRefusal`` naming L-13.
+        """
+        if not 1 <= limit <= MAX_PAGE or offset < 0:
+            raise ValueError(f"offset must be >= 0 and limit between 1 and {MAX_PAGE}")
+        library = self.load(library_id, ReferenceLibrary)
+        approval = self._approval(library)
+        self._read(
+            acting_user,
+            "list library contents",
+            READERS,
+            target=f"ReferenceLibrary {library.id}",
+            decide=lambda actor: _may_list(approval, actor),
+        )
+        now = self.clock.now()
+        entries = list(library.images.values())[offset : offset + limit]
+        more = offset + limit < len(library.images)
+        return LibraryContents(
+            LibraryView.of(library, approval, now),
+            tuple(LibraryImageView.of(e, library, now) for e in entries),
+            offset + limit if more else None,
+        )
+
+    def _approval(self, library: ReferenceLibrary) -> LibraryApproval:
+        return self.load(library.approval_id, LibraryApproval)
+
+
+def _may_list(approval: LibraryApproval, actor: Actor) -> Decision:
+    return Decision.check(
+        approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
+    )

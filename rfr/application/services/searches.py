@@ -1,0 +1,440 @@
+"""Search requests from opening to close (S-01..S-07, P-08, P-09, P-12), and their read model.
+
+``record_search`` takes the potential matches as plain data from whatever ran the search
+(the biometric search execution): the request checks every rule again at that moment
+(L-01, L-06, L-08, L-13, S-02, T-01, T-02, R-01) before the candidates are recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID, uuid4
+
+import attrs
+from eventsourcing.utils import get_topic
+
+from rfr.application.app import RfrApplication
+from rfr.application.services.base import (
+    GOVERNANCE_ROLES,
+    OPERATIONAL_ROLES,
+    Act,
+    Need,
+    Page,
+    UseCase,
+    list_ids,
+)
+from rfr.domain.codec import to_data
+from rfr.domain.decisions import Decision
+from rfr.domain.forms import Dissemination
+from rfr.domain.images import ImageLevel
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.people import Actor, Rank, Role
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.rules_search import Candidate
+from rfr.domain.search_request import LibraryChoice, SearchRequest
+from rfr.domain.search_terms import Urgency
+
+USERS = Need((Role.RFR_USER,))
+APPROVERS = Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, "P-08")
+REJECTERS = Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, "P-12")
+READERS = Need(OPERATIONAL_ROLES)
+
+CANDIDATE_FIELDS = ("rank", "score", "library_id", "algorithm_id", "image_id", "template_id")
+
+
+@attrs.frozen
+class LibrarySelection:
+    """A library to search, why it is relevant (S-03), and a raised level for this search (L-11)."""
+
+    library_id: str
+    relevance: str
+    raised_level: ImageLevel | None = None
+
+
+def candidate_from(data: Candidate | Mapping[str, Any]) -> Candidate:
+    """A potential match from plain data; a missing or extra field is an error, not a guess."""
+    if isinstance(data, Candidate):
+        return data
+    keys, expected = set(data), set(CANDIDATE_FIELDS)
+    if keys != expected:
+        raise ValueError(
+            f"a candidate has exactly {', '.join(CANDIDATE_FIELDS)}; "
+            f"missing {sorted(expected - keys)}, unexpected {sorted(keys - expected)}"
+        )
+    return Candidate(
+        rank=int(data["rank"]),
+        score=float(data["score"]),
+        library_id=str(data["library_id"]),
+        algorithm_id=str(data["algorithm_id"]),
+        image_id=str(data["image_id"]),
+        template_id=str(data["template_id"]),
+    )
+
+
+def requests_for_probe(app: RfrApplication, probe_id: UUID | str) -> list[SearchRequest]:
+    """Every search request opened on a probe, found by reading the "opened" events.
+
+    A linear scan of request openings: fine for a force's volume; a projection keyed by
+    probe would replace it if that ever grows large.
+    """
+    wanted = str(probe_id)
+    found: list[SearchRequest] = []
+    after = 0
+    while True:
+        notifications = app.recorder.select_notifications(
+            start=after,
+            limit=500,
+            topics=[get_topic(SearchRequest.Opened)],
+            inclusive_of_start=False,
+        )
+        for n in notifications:
+            event = app.mapper.to_domain_event(n)
+            if isinstance(event, SearchRequest.Opened) and event.probe_id == wanted:
+                found.append(app.get(event.originator_id, SearchRequest))
+        if len(notifications) < 500:
+            return found
+        after = notifications[-1].id
+
+
+@attrs.frozen
+class RequestedLibraryView:
+    library_id: str
+    approval_id: str
+    kind: str
+    approved_level: int
+    level: int
+    relevance: str
+    searched_at: datetime | None
+    algorithm_id: str | None
+
+
+@attrs.frozen
+class AdjudicationView:
+    viable: bool
+    rationale: str
+    identity_known: bool | None
+    by: str
+    at: datetime
+
+
+@attrs.frozen
+class CandidateView:
+    candidate_id: str
+    rank: int
+    score: float
+    library_id: str
+    algorithm_id: str
+    image_id: str
+    template_id: str
+    adjudication: AdjudicationView | None
+
+
+@attrs.frozen
+class MatchReportView:
+    report_id: str
+    candidate_id: str
+    caveat: str
+    performance_statement: str
+    performance_document_url: str
+    issued_at: datetime
+
+
+@attrs.frozen
+class DisseminationView:
+    report_id: str
+    recipient: str
+    legal_basis: str
+    safeguards_acknowledged: bool
+    items: tuple[str, ...]
+    by: str
+    at: datetime
+
+
+@attrs.frozen
+class SearchApprovalView:
+    by: str
+    rank: int | None
+    rationale: str
+    at: datetime
+
+
+@attrs.frozen
+class SearchView:
+    id: UUID
+    probe_id: str
+    requester_id: str
+    status: str
+    purposes: tuple[str, ...]
+    probe_level: int
+    collection_id: str | None
+    urgency: dict[str, Any] | None
+    required_approvals: tuple[str, ...]
+    approval: SearchApprovalView | None
+    awaiting_approval: bool
+    libraries: tuple[RequestedLibraryView, ...]
+    candidates: tuple[CandidateView, ...]
+    unadjudicated: int
+    has_viable_match: bool
+    reports: tuple[MatchReportView, ...]
+    disseminations: tuple[DisseminationView, ...]
+    last_searched_at: datetime | None
+    refusals: int
+
+    @classmethod
+    def of(cls, request: SearchRequest, order: Literal["rank", "score"] = "rank") -> SearchView:
+        candidates = tuple(
+            CandidateView(
+                c.candidate_id,
+                c.rank,
+                c.score,
+                c.library_id,
+                c.algorithm_id,
+                c.image_id,
+                c.template_id,
+                _adjudication(request, c.candidate_id),
+            )
+            for c in request.candidates(order)
+        )
+        approval = request.approval
+        return cls(
+            id=request.id,
+            probe_id=request.probe_id,
+            requester_id=request.requester_id,
+            status=request.status.value,
+            purposes=tuple(sorted(p.value for p in request.purposes)),
+            probe_level=int(request.probe_level),
+            collection_id=request.collection_id,
+            urgency=to_data(request.urgency) if request.urgency is not None else None,
+            required_approvals=tuple(sorted(request.required_approvals)),
+            approval=SearchApprovalView(*approval) if approval is not None else None,
+            awaiting_approval=bool(request.required_approvals) and approval is None,
+            libraries=tuple(
+                RequestedLibraryView(
+                    lib.library_id,
+                    lib.approval_id,
+                    lib.kind.value,
+                    int(lib.approved_level),
+                    int(lib.level),
+                    lib.relevance,
+                    request.searches[lib.library_id][1] if lib.library_id in request.searches else None,
+                    request.searches[lib.library_id][0] if lib.library_id in request.searches else None,
+                )
+                for lib in request.libraries.values()
+            ),
+            candidates=candidates,
+            unadjudicated=sum(1 for c in candidates if c.adjudication is None),
+            has_viable_match=request.has_viable_match,
+            reports=tuple(
+                MatchReportView(
+                    r.report_id,
+                    r.candidate_id,
+                    r.caveat,
+                    r.performance_statement,
+                    r.performance_document_url,
+                    r.issued_at,
+                )
+                for r in request.reports.values()
+            ),
+            disseminations=tuple(
+                DisseminationView(
+                    d.report_id,
+                    d.dissemination.recipient,
+                    d.dissemination.legal_basis,
+                    d.dissemination.safeguards_acknowledged,
+                    tuple(d.dissemination.items),
+                    d.by,
+                    d.at,
+                )
+                for d in request.disseminations
+            ),
+            last_searched_at=request.last_searched_at,
+            refusals=len(request.refusals),
+        )
+
+
+def _adjudication(request: SearchRequest, candidate_id: str) -> AdjudicationView | None:
+    a = request.adjudications.get(candidate_id)
+    if a is None:
+        return None
+    return AdjudicationView(a.viable, a.rationale, a.identity_known, a.by, a.at)
+
+
+class SearchRequests(UseCase):
+    def open(
+        self,
+        acting_user: str,
+        probe_id: UUID | str,
+        libraries: Sequence[LibrarySelection],
+        *,
+        urgency: Urgency | None = None,
+    ) -> SearchView:
+        """S-01/S-03: each library must pass L-01, L-06, L-08 and L-13 for the acting user now."""
+        probe = self.load(probe_id, ProbeImage)
+        choices = []
+        for selection in libraries:
+            library = self.load(selection.library_id, ReferenceLibrary)
+            approval = self.load(library.approval_id, LibraryApproval)
+            choices.append(LibraryChoice(library, approval, selection.relevance, selection.raised_level))
+        request = self._act(
+            acting_user,
+            "open search request",
+            USERS,
+            [],
+            lambda a: a.new(SearchRequest.open(a.actor, a.at, probe, choices, a.config, urgency=urgency)),
+            target_name=f"SearchRequest for probe {probe.id}",
+        )
+        return SearchView.of(request)
+
+    def approve(self, acting_user: str, request_id: UUID | str, rationale: str) -> SearchView:
+        """P-08 (level 4-5 libraries) and P-09 (collections): an Inspector, not the requester (P-12)."""
+        return self._on(
+            acting_user,
+            "approve search",
+            request_id,
+            APPROVERS,
+            lambda r, a: r.approve(a.actor, a.at, rationale),
+        )
+
+    def reject(self, acting_user: str, request_id: UUID | str, rationale: str) -> SearchView:
+        return self._on(
+            acting_user,
+            "reject search",
+            request_id,
+            REJECTERS,
+            lambda r, a: r.reject(a.actor, a.at, rationale),
+        )
+
+    def record_search(
+        self,
+        acting_user: str,
+        request_id: UUID | str,
+        *,
+        library_id: str,
+        algorithm_id: str,
+        candidates: Sequence[Candidate | Mapping[str, Any]],
+    ) -> SearchView:
+        """Records one library's search with its potential matches (S-04), if every rule allows it now."""
+        found = [candidate_from(c) for c in candidates]
+        request = self.load(request_id, SearchRequest)
+        probe = self.load(request.probe_id, ProbeImage)
+        library = self.load(library_id, ReferenceLibrary)
+        approval = self.load(library.approval_id, LibraryApproval)
+        self._act(
+            acting_user,
+            f"search library {library_id}",
+            USERS,
+            [request],
+            lambda a: request.search_library(
+                a.actor,
+                a.at,
+                probe=probe,
+                library=library,
+                approval=approval,
+                algorithm_id=algorithm_id,
+                candidates=found,
+                config=a.config,
+            ),
+        )
+        return SearchView.of(request)
+
+    def adjudicate(
+        self,
+        acting_user: str,
+        request_id: UUID | str,
+        candidate_id: str,
+        viable: bool,
+        rationale: str,
+        *,
+        identity_known: bool | None = None,
+    ) -> SearchView:
+        """S-05: only a person's adjudication makes a viable match."""
+        return self._on(
+            acting_user,
+            "adjudicate",
+            request_id,
+            USERS,
+            lambda r, a: r.adjudicate(
+                a.actor, a.at, candidate_id, viable, rationale, identity_known=identity_known
+            ),
+        )
+
+    def issue_match_report(
+        self, acting_user: str, request_id: UUID | str, candidate_id: str, *, report_id: str | None = None
+    ) -> MatchReportView:
+        """S-06: the report of a viable match, with the 8.27 caveat and the performance link."""
+        rid = report_id or str(uuid4())
+        request = self.load(request_id, SearchRequest)
+        self._act(
+            acting_user,
+            "issue match report",
+            USERS,
+            [request],
+            lambda a: request.issue_match_report(a.actor, a.at, candidate_id, rid),
+        )
+        return next(r for r in SearchView.of(request).reports if r.report_id == rid)
+
+    def record_dissemination(
+        self, acting_user: str, request_id: UUID | str, report_id: str, dissemination: Dissemination
+    ) -> SearchView:
+        """S-07: who received what, under which legal basis, with equivalent safeguards."""
+        return self._on(
+            acting_user,
+            "record dissemination",
+            request_id,
+            USERS,
+            lambda r, a: r.record_dissemination(a.actor, a.at, report_id, dissemination),
+        )
+
+    def close(self, acting_user: str, request_id: UUID | str, reason: str) -> SearchView:
+        return self._on(acting_user, "close", request_id, USERS, lambda r, a: r.close(a.actor, a.at, reason))
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get(
+        self, acting_user: str, request_id: UUID | str, *, order: Literal["rank", "score"] = "rank"
+    ) -> SearchView:
+        """The requester, approving officers, the Operational Lead and the SRO see a request; any
+        other RFR User only when every library of the request allows them (L-13)."""
+        request = self.load(request_id, SearchRequest)
+        self._read(
+            acting_user,
+            "read search request",
+            READERS,
+            target=f"SearchRequest {request.id}",
+            decide=lambda actor: self._may_see(actor, request),
+        )
+        return SearchView.of(request, order)
+
+    def list(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[SearchView]:
+        """Requests in opening order; requests the user may not see are left out of the page."""
+        actor = self._read(acting_user, "list search requests", READERS)
+        ids, next_after = list_ids(self.app, SearchRequest.Opened, after=after, limit=limit)
+        requests = (self.load(i, SearchRequest) for i in ids)
+        return Page(tuple(SearchView.of(r) for r in requests if self._may_see(actor, r).allowed), next_after)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _may_see(self, actor: Actor, request: SearchRequest) -> Decision:
+        if actor.user_id == request.requester_id or any(actor.has(r) for r in GOVERNANCE_ROLES):
+            return Decision.allow("L-13")
+        approvals = (self.load(lib.approval_id, LibraryApproval) for lib in request.libraries.values())
+        return Decision.check(
+            all(a.allows(actor) for a in approvals),
+            "L-13",
+            "the user is outside the access restrictions of a library of this request",
+        )
+
+    def _on(
+        self,
+        acting_user: str,
+        command: str,
+        request_id: UUID | str,
+        need: Need,
+        change: Callable[[SearchRequest, Act], None],
+    ) -> SearchView:
+        request = self.load(request_id, SearchRequest)
+        self._act(acting_user, command, need, [request], lambda a: change(request, a))
+        return SearchView.of(request)
