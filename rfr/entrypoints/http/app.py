@@ -1,0 +1,127 @@
+"""The HTTP API, composed in one place: ``create_app(settings)``.
+
+It opens the one ``RfrApplication`` on the configured store, bootstraps an empty store
+(first administrator and a one-time token written to ``$RFR_DATA_DIR/bootstrap-admin.token``,
+mode 0600), mounts every module of ``rfr.entrypoints.http.resources``, puts the access guard
+in front of every route (``access_control``) and turns every error into a problem
+(``problems``). Start it with ``rfr serve``.
+
+Documentation: ``/schema`` is a plain HTML reference that needs no network (every UI Litestar
+bundles loads its scripts from a CDN); ``/schema/openapi.json`` is the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import pkgutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Router
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from rfr.adapters.clock import SystemClock
+from rfr.application.app import RfrApplication
+from rfr.application.ports import Clock
+from rfr.application.services.access import AccessService, IssuedToken
+from rfr.entrypoints.http import resources
+from rfr.entrypoints.http.access_control import (
+    SECURITY_SCHEME,
+    UndeclaredAccess,
+    access_guard,
+    current_principal,
+    public,
+    undeclared_routes,
+)
+from rfr.entrypoints.http.config import BOOTSTRAP_TOKEN_FILE, HttpSettings
+from rfr.entrypoints.http.context import STATE_KEY, HttpContext
+from rfr.entrypoints.http.openapi_page import OfflineReferencePlugin
+from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
+from rfr.infrastructure.persistence import application_env
+from rfr.infrastructure.settings import Settings
+
+SCHEMA_PATH = "/schema"
+OPENAPI_JSON_PATH = f"{SCHEMA_PATH}/openapi.json"
+API_VERSION = "0.1.0"
+
+log = logging.getLogger("rfr.http")
+
+
+def resource_routes() -> list[Any]:
+    """The ``ROUTES`` of every module in ``rfr.entrypoints.http.resources``, in name order."""
+    found: list[Any] = []
+    for info in sorted(pkgutil.iter_modules(resources.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{resources.__name__}.{info.name}")
+        found.extend(getattr(module, "ROUTES", ()))
+    return found
+
+
+def write_bootstrap_token(data_dir: Path, issued: IssuedToken) -> Path:
+    """Writes the one-time token for the first administrator, readable by the owner only."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / BOOTSTRAP_TOKEN_FILE
+    # Created with 0600 from the start: no moment where another user could read it.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as fh:
+        fh.write(issued.secret + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def create_app(
+    settings: Settings,
+    *,
+    http: HttpSettings | None = None,
+    clock: Clock | None = None,
+    application: RfrApplication | None = None,
+    extra_routes: Sequence[Any] = (),
+    bootstrap: bool = True,
+) -> Litestar:
+    """The API over ``settings``' store; ``application`` and ``clock`` may be given (tests).
+
+    ``extra_routes`` are mounted beside the resources (they must declare access too).
+    With ``bootstrap``, an empty store gets its first administrator and token file.
+    """
+    http = http or HttpSettings.from_env()
+    clock = clock or SystemClock()
+    app = application or RfrApplication(env=application_env(settings))
+    context = HttpContext(settings=settings, http=http, app=app, clock=clock)
+    if bootstrap:
+        issued = AccessService(app, clock).bootstrap(http.bootstrap_admin, ttl=http.bootstrap_token_ttl)
+        if issued is not None:
+            context.bootstrap_token_file = write_bootstrap_token(settings.data_dir, issued)
+            log.info("bootstrapped administrator %r", http.bootstrap_admin)
+    openapi = OpenAPIConfig(
+        title="Retrospective facial recognition API",
+        version=API_VERSION,
+        description="Governed searches with an audit trail. Every route names the roles it allows; "
+        "errors are RFC 9457 problems (see /problems).",
+        components=Components(
+            security_schemes={SECURITY_SCHEME: SecurityScheme(type="http", scheme="bearer")}
+        ),
+        render_plugins=[OfflineReferencePlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], **public()),
+    )
+    api = Litestar(
+        route_handlers=[*resource_routes(), *extra_routes],
+        guards=[access_guard],
+        dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        openapi_config=openapi,
+        request_max_body_size=http.max_request_bytes,
+        state=None,
+        on_shutdown=[app.close],
+    )
+    api.state[STATE_KEY] = context
+    missing = undeclared_routes(api)
+    if missing:
+        raise UndeclaredAccess(f"routes without allow() or public(): {', '.join(missing)}")
+    return api

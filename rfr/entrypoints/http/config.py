@@ -1,0 +1,52 @@
+"""Settings of the HTTP API, read from the environment like the rest (``rfr.infrastructure.settings``).
+
+| variable | default | meaning |
+|---|---|---|
+| RFR_MAX_REQUEST_BYTES | 20971520 (20 MiB) | largest request body accepted; more is refused with 413 |
+| RFR_TOKEN_TTL_DAYS | 30 | lifetime of a bearer token when the issuer names none |
+| RFR_BOOTSTRAP_ADMIN | admin | user id of the first administrator of an empty store |
+| RFR_BOOTSTRAP_TOKEN_TTL_HOURS | 72 | lifetime of the bootstrap administrator's one-time token |
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+
+import attrs
+
+BOOTSTRAP_TOKEN_FILE = "bootstrap-admin.token"
+DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, str(default)).strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
+
+
+@attrs.frozen
+class HttpSettings:
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
+    token_ttl: timedelta = timedelta(days=30)
+    bootstrap_admin: str = "admin"
+    bootstrap_token_ttl: timedelta = timedelta(hours=72)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> HttpSettings:
+        env = os.environ if environ is None else environ
+        admin = env.get("RFR_BOOTSTRAP_ADMIN", "admin").strip()
+        if not admin:
+            raise ValueError("RFR_BOOTSTRAP_ADMIN must not be empty")
+        return cls(
+            max_request_bytes=_positive_int(env, "RFR_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES),
+            token_ttl=timedelta(days=_positive_int(env, "RFR_TOKEN_TTL_DAYS", 30)),
+            bootstrap_admin=admin,
+            bootstrap_token_ttl=timedelta(hours=_positive_int(env, "RFR_BOOTSTRAP_TOKEN_TTL_HOURS", 72)),
+        )

@@ -1,0 +1,259 @@
+"""Every error leaves the API as an RFC 9457 problem (``application/problem+json``).
+
+Members: ``type`` (a relative URI, ``/problems/<slug>``, served by the API itself and
+listed in ``PROBLEM_TYPES``), ``title`` (fixed per type), ``status``, ``detail`` (this
+occurrence, written for the caller), ``instance`` (the request path), plus extensions:
+
+| error | status | type | extensions |
+|---|---|---|---|
+| request validation (body, query, path) | 400 | validation | ``errors``: [{field, source, message}] |
+| no, bad, expired or revoked token | 401 | unauthenticated | (and ``WWW-Authenticate: Bearer``) |
+| role not held, user disabled (A-05) | 403 | forbidden | ``rule_ids``, ``recorded`` |
+| ``PolicyRefusal`` from the domain | 403 | policy-refusal | ``rule_ids``, ``reason``, ``recorded`` |
+| unknown resource or route | 404 | not-found | |
+| wrong method | 405 | method-not-allowed | |
+| ``ConcurrentModification`` | 409 | conflict | |
+| body over ``RFR_MAX_REQUEST_BYTES`` | 413 | request-too-large | ``max_bytes`` |
+| ``ImageRejected`` | its code's status | image-rejected | ``code`` |
+| anything unexpected | 500 | internal | ``incident`` (also in the server log) |
+
+Why each status: docs/adr/0008-http-api-auth-and-errors.md. A 500 never carries the
+exception's text: it is logged with the incident id the caller can quote.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import uuid4
+
+import attrs
+from eventsourcing.application import AggregateNotFoundError
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from rfr.application.app import ConcurrentModification
+from rfr.application.errors import (
+    IMAGE_REJECTION_HTTP_STATUS,
+    AccessDenied,
+    AlreadyBootstrapped,
+    ImageRejected,
+    NotFound,
+    UnknownUser,
+)
+from rfr.application.services.access import AuthenticationFailed
+from rfr.domain.decisions import PolicyRefusal
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("rfr.http")
+
+
+@attrs.frozen
+class ProblemType:
+    slug: str
+    title: str
+    status: int
+    meaning: str
+
+    @property
+    def uri(self) -> str:
+        return f"/problems/{self.slug}"
+
+
+PROBLEM_TYPES: dict[str, ProblemType] = {
+    p.slug: p
+    for p in (
+        ProblemType(
+            "validation", "The request is invalid", 400, "A field is missing or invalid; see errors."
+        ),
+        ProblemType(
+            "unauthenticated", "Authentication required", 401, "No usable bearer token was presented."
+        ),
+        ProblemType(
+            "forbidden",
+            "Access refused",
+            403,
+            "The user does not hold a role this route allows, or is disabled (A-05). The refusal is "
+            "recorded in the audit trail.",
+        ),
+        ProblemType(
+            "policy-refusal",
+            "Refused by policy",
+            403,
+            "A policy rule refused the command; rule_ids name the rules and reason says why. The "
+            "refusal is recorded in the audit trail (A-01).",
+        ),
+        ProblemType("not-found", "Not found", 404, "No such resource."),
+        ProblemType("method-not-allowed", "Method not allowed", 405, "Not a method of this resource."),
+        ProblemType(
+            "conflict",
+            "Conflicting change",
+            409,
+            "Someone changed the same record first, or the resource already exists. Reload and decide again.",
+        ),
+        ProblemType("request-too-large", "Request too large", 413, "The body is over the configured limit."),
+        ProblemType(
+            "image-rejected",
+            "Image rejected",
+            422,
+            "The image cannot be used (status 415 for an unsupported type, 413 for too many pixels, "
+            "422 otherwise); code says why.",
+        ),
+        ProblemType("http-error", "HTTP error", 400, "Another HTTP-level error; status says which."),
+        ProblemType(
+            "internal",
+            "Internal error",
+            500,
+            "Unexpected failure; quote the incident id.",
+        ),
+    )
+}
+
+_BY_STATUS = {
+    400: "validation",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not-found",
+    405: "method-not-allowed",
+}
+_BY_STATUS |= {409: "conflict", 413: "request-too-large"}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    slug: str,
+    detail: str,
+    *,
+    status: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> Response[dict[str, Any]]:
+    kind = PROBLEM_TYPES[slug]
+    body: dict[str, Any] = {
+        "type": kind.uri,
+        "title": kind.title,
+        "status": status or kind.status,
+        "detail": detail,
+        "instance": request.url.path,
+    }
+    body.update(extensions)
+    return Response(
+        body, status_code=status or kind.status, media_type=PROBLEM_JSON, headers=dict(headers or {})
+    )
+
+
+def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    errors = []
+    for item in exc.extra if isinstance(exc.extra, list) else []:
+        if isinstance(item, Mapping):
+            errors.append(
+                {"field": item.get("key"), "source": item.get("source"), "message": item.get("message")}
+            )
+    named = sorted({str(e["field"]) for e in errors if e["field"]})
+    detail = f"invalid {', '.join(named)}" if named else (exc.detail or "the request is invalid")
+    return problem(request, "validation", detail, errors=errors)
+
+
+def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    if isinstance(exc, ValidationException):
+        return _validation(request, exc)
+    if exc.status_code >= 500:
+        return _internal(request, exc)
+    slug = _BY_STATUS.get(exc.status_code, "http-error")
+    extensions: dict[str, Any] = {}
+    if exc.status_code == 413:
+        handler = request.scope.get("route_handler")
+        limit = handler.resolve_request_max_body_size() if handler is not None else None
+        if limit:
+            extensions["max_bytes"] = limit
+    headers = dict(exc.headers or {})
+    if exc.status_code == 401:
+        headers.setdefault("WWW-Authenticate", "Bearer")
+    return problem(request, slug, exc.detail, status=exc.status_code, headers=headers, **extensions)
+
+
+def _policy_refusal(request: Request[Any, Any, Any], exc: PolicyRefusal) -> Response[dict[str, Any]]:
+    # The use case saved the refusal before re-raising it (A-01); the domain guarantees the reason.
+    return problem(
+        request,
+        "policy-refusal",
+        f"refused by {', '.join(exc.rule_ids)}: {exc.reason}",
+        rule_ids=list(exc.rule_ids),
+        reason=exc.reason,
+        recorded=True,
+    )
+
+
+def _access_denied(request: Request[Any, Any, Any], exc: AccessDenied) -> Response[dict[str, Any]]:
+    return problem(
+        request,
+        "forbidden",
+        exc.reason,
+        rule_ids=list(exc.rule_ids),
+        recorded=exc.recorded,
+    )
+
+
+def _unauthenticated(request: Request[Any, Any, Any], exc: AuthenticationFailed) -> Response[dict[str, Any]]:
+    return problem(
+        request, "unauthenticated", str(exc), headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    )
+
+
+def _not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    # Acting users are authenticated before any use case runs, so an unknown user here is
+    # always the subject of the request, not the caller.
+    detail = str(exc) if isinstance(exc, NotFound | UnknownUser) else "no such resource"
+    return problem(request, "not-found", detail)
+
+
+def _conflict(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if isinstance(exc, ConcurrentModification):
+        detail = "another request changed this record first; reload it and decide again"
+    else:
+        detail = str(exc)
+    return problem(request, "conflict", detail)
+
+
+def _image_rejected(request: Request[Any, Any, Any], exc: ImageRejected) -> Response[dict[str, Any]]:
+    return problem(
+        request, "image-rejected", exc.reason, status=IMAGE_REJECTION_HTTP_STATUS[exc.code], code=exc.code
+    )
+
+
+def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    incident = str(uuid4())
+    log.error(
+        "incident %s: %s %s failed",
+        incident,
+        request.method,
+        request.url.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+    )
+    return problem(
+        request,
+        "internal",
+        "the server failed to handle this request; nothing about the failure is shown here",
+        incident=incident,
+    )
+
+
+Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    HTTPException: _http,
+    PolicyRefusal: _policy_refusal,
+    AccessDenied: _access_denied,
+    AuthenticationFailed: _unauthenticated,
+    NotFound: _not_found,
+    UnknownUser: _not_found,
+    AggregateNotFoundError: _not_found,
+    ConcurrentModification: _conflict,
+    AlreadyBootstrapped: _conflict,
+    ImageRejected: _image_rejected,
+    Exception: _internal,
+}
+
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "PROBLEM_TYPES", "MediaType", "ProblemType", "problem"]

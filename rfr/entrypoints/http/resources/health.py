@@ -1,0 +1,53 @@
+"""Liveness and the catalogue of problem types; both public."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+from litestar import Response, get
+from litestar.datastructures import State
+from litestar.exceptions import NotFoundException
+
+from rfr.entrypoints.http.access_control import public
+from rfr.entrypoints.http.context import STATE_KEY
+from rfr.entrypoints.http.problems import PROBLEM_TYPES, ProblemType
+from rfr.infrastructure.persistence.chain import ChainedRecorder
+
+
+@attrs.frozen
+class Health:
+    status: str
+
+
+@get("/health", tags=["service"], sync_to_thread=True, **public())
+def health(state: State) -> Response[Health]:
+    """Answers 200 while the event store can be read, 503 otherwise; says nothing more to anyone."""
+    recorder = state[STATE_KEY].app.recorder
+    try:
+        readable = isinstance(recorder, ChainedRecorder) and recorder.chain_head() is not None
+    except Exception:
+        readable = False
+    return Response(Health("ok" if readable else "unavailable"), status_code=200 if readable else 503)
+
+
+@get("/problems", tags=["service"], sync_to_thread=False, **public())
+def problem_types() -> list[dict[str, Any]]:
+    """Every problem ``type`` this API returns, with its status and meaning (RFC 9457)."""
+    return [_describe(p) for p in PROBLEM_TYPES.values()]
+
+
+@get("/problems/{slug:str}", tags=["service"], sync_to_thread=False, **public())
+def problem_type(slug: str) -> dict[str, Any]:
+    """What one problem ``type`` URI means."""
+    kind = PROBLEM_TYPES.get(slug)
+    if kind is None:
+        raise NotFoundException(f"no problem type {slug!r}")
+    return _describe(kind)
+
+
+def _describe(kind: ProblemType) -> dict[str, Any]:
+    return {"type": kind.uri, "title": kind.title, "status": kind.status, "meaning": kind.meaning}
+
+
+ROUTES = [health, problem_types, problem_type]

@@ -1,0 +1,64 @@
+"""The policy values in force (PolicyConfig): read by the roles that apply them, changed by the SRO."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Router, get, put
+from litestar.exceptions import ValidationException
+
+from rfr.application.services.access import Principal
+from rfr.application.services.policy import SETTINGS_READERS, SRO, PolicySettingsService, PolicySettingsView
+from rfr.domain.policy_config import PolicyConfig
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+
+
+class SettingsChange(msgspec.Struct, forbid_unknown_fields=True):
+    """``config`` names only the values to change, in the form ``GET`` shows them."""
+
+    config: dict[str, Any]
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+def _policy(ctx: HttpContext) -> PolicySettingsService:
+    return PolicySettingsService(ctx.app, ctx.clock)
+
+
+@get("/policy/settings", sync_to_thread=True, **allow(*SETTINGS_READERS.roles))
+def read_settings(principal: Principal, policy: PolicySettingsService) -> PolicySettingsView:
+    """The values in force and who changed them when (defaults until the SRO establishes them)."""
+    return policy.current(principal.user_id)
+
+
+@put("/policy/settings", sync_to_thread=True, **allow(*SRO.roles))
+def change_settings(
+    principal: Principal, policy: PolicySettingsService, data: SettingsChange
+) -> PolicySettingsView:
+    """Change some policy values; every other value keeps its current setting."""
+    current = policy.current(principal.user_id).config
+    unknown = sorted(set(data.config) - set(current))
+    if unknown:
+        raise _invalid([f"config.{k}" for k in unknown], "not a policy setting")
+    try:
+        config = PolicyConfig.from_data({**current, **data.config})
+    except (KeyError, TypeError, ValueError) as e:
+        raise _invalid([f"config.{k}" for k in sorted(data.config)], f"invalid value: {e}") from None
+    return policy.change(principal.user_id, config, data.reason)
+
+
+def _invalid(fields: list[str], message: str) -> ValidationException:
+    return ValidationException(
+        message, extra=[{"key": f, "source": "body", "message": message} for f in fields]
+    )
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[read_settings, change_settings],
+        dependencies={"policy": use_case(_policy)},
+        tags=["policy"],
+    )
+]

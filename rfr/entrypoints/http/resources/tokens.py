@@ -1,0 +1,89 @@
+"""Bearer tokens: issued by administrators, exchanged from one-time tokens, revoked (A-05).
+
+A token's secret is in the response that issues it and nowhere else, ever.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import msgspec
+from litestar import Router, get, post
+from litestar.params import Parameter
+
+from rfr.application.services.access import AccessService, IssuedToken, Principal, TokenView
+from rfr.domain.access_token import TokenKind
+from rfr.domain.people import Role
+from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+
+MAX_TTL_DAYS = 366
+
+
+class IssueToken(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    kind: TokenKind = TokenKind.BEARER
+    label: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    ttl_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_DAYS)] | None = None
+
+
+class ExchangeToken(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    label: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    ttl_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_DAYS)] | None = None
+
+
+class Reason(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+
+
+def _access(ctx: HttpContext) -> AccessService:
+    return AccessService(ctx.app, ctx.clock, bearer_ttl=ctx.http.token_ttl)
+
+
+def _ttl(days: int | None) -> timedelta | None:
+    return timedelta(days=days) if days is not None else None
+
+
+UserId = Annotated[str, Parameter(min_length=1, max_length=200)]
+
+
+@post("/users/{user_id:str}/tokens", sync_to_thread=True, **allow(Role.ADMINISTRATOR))
+def issue_token(
+    principal: Principal, tokens: AccessService, user_id: UserId, data: IssueToken
+) -> IssuedToken:
+    """Issue a token to another user; the secret is shown in this response only.
+
+    Prefer ``kind: one_time``: the user exchanges it, so nobody else ever sees their bearer token.
+    """
+    return tokens.issue(principal.user_id, user_id, kind=data.kind, ttl=_ttl(data.ttl_days), label=data.label)
+
+
+@get("/users/{user_id:str}/tokens", sync_to_thread=True, **allow(*EVERY_ROLE))
+def list_tokens(principal: Principal, tokens: AccessService, user_id: UserId) -> list[TokenView]:
+    """A user's tokens (never secrets); for administrators, or the user themselves."""
+    return tokens.tokens_of(principal.user_id, user_id)
+
+
+@post("/tokens/exchange", sync_to_thread=True, **allow(*EVERY_ROLE, one_time_token=True))
+def exchange_token(principal: Principal, tokens: AccessService, data: ExchangeToken) -> IssuedToken:
+    """Trade the one-time token in the Authorization header for a bearer token of your own.
+
+    The bootstrap administrator's token (``$RFR_DATA_DIR/bootstrap-admin.token``) is one.
+    """
+    return tokens.exchange(principal, ttl=_ttl(data.ttl_days), label=data.label)
+
+
+@post("/tokens/{token_id:uuid}/revoke", sync_to_thread=True, **allow(*EVERY_ROLE))
+def revoke_token(principal: Principal, tokens: AccessService, token_id: str, data: Reason) -> TokenView:
+    """Administrators revoke any token; anyone revokes their own."""
+    return tokens.revoke(principal.user_id, str(token_id), data.reason)
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[issue_token, list_tokens, exchange_token, revoke_token],
+        dependencies={"tokens": use_case(_access)},
+        tags=["tokens"],
+    )
+]

@@ -1,0 +1,196 @@
+"""Users and their access (A-05): administrators register and change others; everyone reads themselves."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import attrs
+import msgspec
+from litestar import Router, get, post, put
+from litestar.exceptions import ClientException, ValidationException
+from litestar.params import Parameter
+
+from rfr.application.errors import UnknownUser
+from rfr.application.services.access import Principal
+from rfr.application.services.users import ADMINISTRATOR, USER_READERS, UserAdministration, UserView
+from rfr.domain.people import Rank, Role
+from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+
+RankName = enum.StrEnum("RankName", {r.name: r.name.lower() for r in Rank})  # type: ignore[misc]
+
+Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+UserId = Annotated[str, Parameter(min_length=1, max_length=200)]
+
+
+class Registration(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    user_id: Name
+    roles: list[Role]
+    rank: RankName | None = None  # type: ignore[valid-type]
+    teams: list[Name] = msgspec.field(default_factory=list)
+
+
+class RoleChange(msgspec.Struct, forbid_unknown_fields=True):
+    role: Role
+    reason: Text
+
+
+class RankChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Give ``rank`` (a police rank) or ``staff_grade`` (mapped by the configured equivalents)."""
+
+    reason: Text
+    rank: RankName | None = None  # type: ignore[valid-type]
+    staff_grade: Name | None = None
+
+
+class TeamsChange(msgspec.Struct, forbid_unknown_fields=True):
+    teams: list[Name]
+    reason: Text
+
+
+class TrainingChange(msgspec.Struct, forbid_unknown_fields=True):
+    trained: bool
+    reason: Text
+
+
+class Reason(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Text
+
+
+@attrs.frozen
+class UserPage:
+    """One page of users; pass ``next_after`` as ``after`` for the next (null: last page)."""
+
+    items: list[UserView]
+    next_after: int | None
+
+
+def _rank(name: str | None) -> Rank | None:
+    return Rank[name.upper()] if name is not None else None
+
+
+def _users(ctx: HttpContext) -> UserAdministration:
+    return UserAdministration(ctx.app, ctx.clock)
+
+
+ADMIN = ADMINISTRATOR.roles
+READERS = USER_READERS.roles
+
+
+@post("/users", sync_to_thread=True, **allow(*ADMIN))
+def register_user(principal: Principal, users: UserAdministration, data: Registration) -> UserView:
+    """Register a person with their roles (untrained until training is recorded)."""
+    try:
+        users.user(data.user_id)
+    except UnknownUser:
+        pass
+    else:
+        # The same answer as two registrations racing, where the store refuses the second.
+        raise ClientException(f"user {data.user_id!r} is already registered", status_code=409)
+    return users.register(
+        principal.user_id, data.user_id, data.roles, rank=_rank(data.rank), teams=data.teams
+    )
+
+
+@get("/users", sync_to_thread=True, **allow(*READERS))
+def list_users(
+    principal: Principal,
+    users: UserAdministration,
+    after: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+) -> UserPage:
+    page = users.list(principal.user_id, after=after, limit=limit)
+    return UserPage(list(page.items), page.next_after)
+
+
+@get("/users/inactive", sync_to_thread=True, **allow(*READERS))
+def inactive_users(principal: Principal, users: UserAdministration) -> list[UserView]:
+    """Enabled users with no activity for the configured period: flagged for removal (A-05)."""
+    return list(users.inactive(principal.user_id))
+
+
+@get("/me", sync_to_thread=True, **allow(*EVERY_ROLE))
+def me(principal: Principal, users: UserAdministration) -> UserView:
+    """The caller's own access record."""
+    return users.get(principal.user_id, principal.user_id)
+
+
+@get("/users/{user_id:str}", sync_to_thread=True, **allow(*EVERY_ROLE))
+def get_user(principal: Principal, users: UserAdministration, user_id: UserId) -> UserView:
+    """Anyone reads their own record; administrators and overseers read anyone's."""
+    return users.get(principal.user_id, user_id)
+
+
+@post("/users/{user_id:str}/roles", sync_to_thread=True, **allow(*ADMIN))
+def grant_role(
+    principal: Principal, users: UserAdministration, user_id: UserId, data: RoleChange
+) -> UserView:
+    return users.grant_role(principal.user_id, user_id, data.role, data.reason)
+
+
+@post("/users/{user_id:str}/roles/revoke", sync_to_thread=True, **allow(*ADMIN))
+def revoke_role(
+    principal: Principal, users: UserAdministration, user_id: UserId, data: RoleChange
+) -> UserView:
+    return users.revoke_role(principal.user_id, user_id, data.role, data.reason)
+
+
+@put("/users/{user_id:str}/rank", sync_to_thread=True, **allow(*ADMIN))
+def set_rank(principal: Principal, users: UserAdministration, user_id: UserId, data: RankChange) -> UserView:
+    if (data.rank is None) == (data.staff_grade is None):
+        raise ValidationException(
+            "give either rank or staff_grade",
+            extra=[{"key": "rank", "source": "body", "message": "give either rank or staff_grade"}],
+        )
+    return users.set_rank(
+        principal.user_id, user_id, data.reason, rank=_rank(data.rank), staff_grade=data.staff_grade
+    )
+
+
+@put("/users/{user_id:str}/teams", sync_to_thread=True, **allow(*ADMIN))
+def set_teams(
+    principal: Principal, users: UserAdministration, user_id: UserId, data: TeamsChange
+) -> UserView:
+    return users.set_teams(principal.user_id, user_id, data.teams, data.reason)
+
+
+@put("/users/{user_id:str}/training", sync_to_thread=True, **allow(*ADMIN))
+def record_training(
+    principal: Principal, users: UserAdministration, user_id: UserId, data: TrainingChange
+) -> UserView:
+    return users.record_training(principal.user_id, user_id, data.trained, data.reason)
+
+
+@post("/users/{user_id:str}/disable", sync_to_thread=True, **allow(*ADMIN))
+def disable_user(principal: Principal, users: UserAdministration, user_id: UserId, data: Reason) -> UserView:
+    return users.disable(principal.user_id, user_id, data.reason)
+
+
+@post("/users/{user_id:str}/enable", sync_to_thread=True, **allow(*ADMIN))
+def enable_user(principal: Principal, users: UserAdministration, user_id: UserId, data: Reason) -> UserView:
+    return users.enable(principal.user_id, user_id, data.reason)
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[
+            register_user,
+            list_users,
+            inactive_users,
+            me,
+            get_user,
+            grant_role,
+            revoke_role,
+            set_rank,
+            set_teams,
+            record_training,
+            disable_user,
+            enable_user,
+        ],
+        dependencies={"users": use_case(_users)},
+        tags=["users"],
+    )
+]
