@@ -1,0 +1,250 @@
+"""Search requests (S-01..S-07, P-08, P-12, L-13) and the Unresolved Crime Cache (U-01, U-03, U-04)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import domain_builders as b
+import pytest
+from app_world import ALG, World
+
+from rfr.application.services.searches import LibrarySelection, candidate_from
+from rfr.domain.calendar import add_months
+from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.forms import Dissemination, ReviewOutcome
+from rfr.domain.images import ImageLevel
+from rfr.domain.match_report import DISSEMINATION_CAVEAT, PERFORMANCE_DOCUMENT_URL
+from rfr.domain.offences import CrimeTier
+from rfr.domain.policy_config import PolicyConfig
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.search_request import SearchRequest
+from rfr.domain.search_terms import SearchGround
+
+SHARED = Dissemination("CPS", "DPA 2018 s.35", True)
+
+
+def test_a_search_from_opening_to_dissemination_and_close_S04_S05_S06_S07(world: World) -> None:
+    request_id, probe_id, library_id = world.searched()
+    view = world.searches.get("analyst", request_id)
+    assert (view.status, view.probe_id, view.requester_id) == ("open", str(probe_id), "analyst")
+    assert [c.candidate_id for c in view.candidates] == [f"{library_id}#1", f"{library_id}#2"]
+    assert view.unadjudicated == 2 and not view.has_viable_match
+    assert view.libraries[0].algorithm_id == ALG and view.libraries[0].searched_at == world.clock.now()
+    first, second = (c.candidate_id for c in view.candidates)
+    world.searches.adjudicate("analyst", request_id, second, False, "different ear shape")
+    view = world.searches.adjudicate("analyst", request_id, first, True, "good likeness", identity_known=True)
+    assert view.unadjudicated == 0 and view.has_viable_match
+    assert view.candidates[0].adjudication.by == "analyst"
+    report = world.searches.issue_match_report("analyst", request_id, first)
+    assert report.caveat == DISSEMINATION_CAVEAT
+    assert PERFORMANCE_DOCUMENT_URL in report.performance_statement
+    view = world.searches.record_dissemination("analyst", request_id, report.report_id, SHARED)
+    assert [(d.recipient, d.items) for d in view.disseminations] == [("CPS", ("match_report",))]
+    assert world.searches.close("analyst", request_id, "suspect identified").status == "closed"
+
+
+def test_candidates_read_by_score_or_rank_S04(world: World) -> None:
+    _, library_id = world.library()
+    request = world.searches.open("analyst", world.probe(), [LibrarySelection(str(library_id), "reason")])
+    found = world.candidates(library_id, 3)
+    for c, score in zip(found, (0.6, 0.9, 0.7), strict=True):
+        c["score"] = score  # out of rank order, so the two orders differ
+    world.searches.record_search(
+        "analyst", request.id, library_id=str(library_id), algorithm_id=ALG, candidates=found
+    )
+    by_rank = world.searches.get("analyst", request.id, order="rank").candidates
+    by_score = world.searches.get("analyst", request.id, order="score").candidates
+    assert [c.rank for c in by_rank] == [1, 2, 3]
+    assert [c.rank for c in by_score] == [2, 3, 1]
+
+
+def test_only_an_adjudicated_viable_match_is_reported_S05_S06(world: World) -> None:
+    request_id, _, library_id = world.searched()
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.issue_match_report("analyst", request_id, f"{library_id}#1")
+    assert "S-06" in caught.value.rule_ids
+    assert world.app.get(request_id, SearchRequest).refusals[-1].command == "issue match report"
+
+
+def test_templates_are_never_disseminated_and_the_refusal_is_kept_S07_A01(world: World) -> None:
+    request_id, _, library_id = world.searched()
+    world.searches.adjudicate("analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=True)
+    report = world.searches.issue_match_report("analyst", request_id, f"{library_id}#1", report_id="R-1")
+    assert report.report_id == "R-1"
+    leak = Dissemination("partner force", "DPA 2018 s.35", True, ("match_report", "template"))
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.record_dissemination("analyst", request_id, "R-1", leak)
+    assert caught.value.rule_ids == ("S-07",)
+    stored = world.app.get(request_id, SearchRequest)
+    assert stored.disseminations == [] and stored.refusals[-1].rule_ids == ("S-07",)
+
+
+def test_opening_is_refused_outside_the_library_access_into_a_stored_attempt_L13_A01(world: World) -> None:
+    _, library_id = world.library()
+    probe_id = world.probe()
+    at, outsider = world.clock.now(), world.actor("outsider")
+    theirs = ProbeImage.submit(outsider, at, b.form3(), "sha256:o")
+    world.app.save(theirs)
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.open("outsider", theirs.id, [LibrarySelection(str(library_id), "may hold them")])
+    assert caught.value.rule_ids == ("L-13",)
+    assert world.app.get(caught.value.record.id).command == "open search request"
+    assert world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "may hold them")])
+
+
+def test_reading_a_request_needs_l13_for_its_libraries_unless_governing_L13(world: World) -> None:
+    request_id, _, _ = world.searched()
+    assert world.searches.get("analyst-2", request_id).id == request_id
+    assert world.searches.get("sergeant", request_id).id == request_id
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.get("outsider", request_id)
+    assert caught.value.rule_ids == ("L-13",) and caught.value.record is not None
+    assert world.searches.list("outsider").items == ()
+    assert [v.id for v in world.searches.list("analyst-2").items] == [request_id]
+
+
+def test_higher_levels_wait_for_lower_levels_S02(world: World) -> None:
+    _, low = world.library("low")
+    _, high = world.library("high", level=ImageLevel.PUBLIC_WOULD_EXPECT)
+    probe_id = world.probe()
+    request = world.searches.open(
+        "analyst",
+        probe_id,
+        [LibrarySelection(str(low), "local custody images"), LibrarySelection(str(high), "appeal images")],
+    )
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.record_search(
+            "analyst", request.id, library_id=str(high), algorithm_id=ALG, candidates=world.candidates(high)
+        )
+    assert caught.value.rule_ids == ("S-02",)
+    world.searches.record_search(
+        "analyst", request.id, library_id=str(low), algorithm_id=ALG, candidates=world.candidates(low)
+    )
+    view = world.searches.record_search(
+        "analyst", request.id, library_id=str(high), algorithm_id=ALG, candidates=world.candidates(high)
+    )
+    assert len(view.candidates) == 4
+
+
+def test_a_level_4_library_needs_an_inspectors_approval_by_another_person_P08_P12(world: World) -> None:
+    _, library_id = world.library("sensitive", level=ImageLevel.ELEVATED_PRIVACY)
+    probe_id = world.probe()
+    request = world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "reason")])
+    assert request.required_approvals == ("P-08",) and request.awaiting_approval
+    search = {"library_id": str(library_id), "algorithm_id": ALG, "candidates": world.candidates(library_id)}
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.record_search("analyst", request.id, **search)
+    assert "P-08" in caught.value.rule_ids
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.approve("sergeant", request.id, "fine by me")
+    assert "P-08" in caught.value.rule_ids
+    view = world.searches.approve("inspector", request.id, "necessary: serious offence")
+    assert view.approval.by == "inspector" and view.approval.rank == 2 and not view.awaiting_approval
+    assert len(world.searches.record_search("analyst", request.id, **search).candidates) == 2
+
+
+def test_a_search_is_rejected_before_it_runs_P12(world: World) -> None:
+    _, library_id = world.library()
+    request = world.searches.open("analyst", world.probe(), [LibrarySelection(str(library_id), "reason")])
+    assert world.searches.reject("inspector", request.id, "not proportionate").status == "rejected"
+
+
+def test_candidates_of_another_algorithm_are_refused_T01(world: World) -> None:
+    _, library_id = world.library()
+    request = world.searches.open("analyst", world.probe(), [LibrarySelection(str(library_id), "reason")])
+    wrong = [dict(c, algorithm_id="other-model") for c in world.candidates(library_id)]
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.record_search(
+            "analyst", request.id, library_id=str(library_id), algorithm_id=ALG, candidates=wrong
+        )
+    assert caught.value.rule_ids == ("T-01",)
+    with pytest.raises(PolicyRefusal) as caught:
+        world.searches.record_search(
+            "analyst", request.id, library_id=str(library_id), algorithm_id="other-model", candidates=wrong
+        )
+    assert "T-02" in caught.value.rule_ids
+
+
+def test_candidates_as_plain_data_must_have_exactly_the_fields() -> None:
+    data = {
+        "rank": 1,
+        "score": 0.7,
+        "library_id": "L",
+        "algorithm_id": "A",
+        "image_id": "i",
+        "template_id": "t",
+    }
+    assert candidate_from(data).candidate_id == "L#1"
+    with pytest.raises(ValueError, match="missing"):
+        candidate_from({k: v for k, v in data.items() if k != "score"})
+    with pytest.raises(ValueError, match="unexpected"):
+        candidate_from({**data, "vector": [0.1]})
+
+
+# -- Unresolved Crime Cache ------------------------------------------------------------------
+
+
+def _no_viable_match(world: World) -> tuple:
+    request_id, probe_id, library_id = world.searched()
+    for rank in (1, 2):
+        world.searches.adjudicate("analyst", request_id, f"{library_id}#{rank}", False, "not them")
+    return request_id, probe_id, library_id
+
+
+def test_a_probe_without_a_viable_match_enters_the_cache_with_an_inspectors_approval_U01_U03(
+    world: World,
+) -> None:
+    _, probe_id, _ = _no_viable_match(world)
+    entry = world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "offender still at large")
+    assert entry.crime_tier == int(CrimeTier.TIER_2) and entry.approved_by == "inspector"
+    months = PolicyConfig().ucc_review_months[CrimeTier.TIER_2]
+    assert entry.review_due == add_months(world.clock.now(), months)
+    assert world.cache.get("analyst", probe_id) == entry
+    assert world.cache.entries("analyst").items == (entry,)
+    assert world.endorsements.get("analyst", probe_id).in_unresolved_cache
+
+
+def test_a_viable_match_of_a_known_person_in_any_search_keeps_the_probe_out_U01(world: World) -> None:
+    request_id, probe_id, library_id = world.searched()
+    world.searches.adjudicate("analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=True)
+    world.searches.close("analyst", request_id, "identified")
+    # A second, unmatched request on the same probe: the service must still see the first.
+    other = world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "again")])
+    assert other.id != request_id
+    with pytest.raises(PolicyRefusal) as caught:
+        world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "still unresolved")
+    assert caught.value.rule_ids == ("U-01",)
+    assert world.app.get(probe_id, ProbeImage).refusals[-1].rule_ids == ("U-01",)
+
+
+def test_a_viable_match_of_an_unknown_person_still_allows_the_cache_U01(world: World) -> None:
+    request_id, probe_id, library_id = world.searched()
+    world.searches.adjudicate(
+        "analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=False
+    )
+    assert (
+        world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "identity unknown").removed_at is None
+    )
+
+
+def test_cache_review_continue_stop_and_removal_U03_U04(world: World) -> None:
+    _, probe_id, _ = _no_viable_match(world)
+    world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
+    world.clock.advance(days=200)
+    assert [e.probe_id for e in world.cache.overdue("op-lead")] == [probe_id]
+    entry = world.cache.review("op-lead", probe_id, ReviewOutcome.CONTINUE, "still relevant")
+    assert not entry.review_overdue and world.cache.overdue("op-lead") == ()
+    entry = world.cache.review("analyst", probe_id, ReviewOutcome.STOP, "purpose met elsewhere")
+    assert entry.removed_at == world.clock.now()
+    assert entry.deletion_due == world.clock.now() + timedelta(days=31)
+    assert world.cache.entries("analyst").items == ()
+    assert world.cache.entries("analyst", include_removed=True).items == (entry,)
+
+
+def test_removal_when_resolved_by_other_means_U04(world: World) -> None:
+    _, probe_id, _ = _no_viable_match(world)
+    world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
+    assert world.cache.remove("analyst", probe_id, "charged after a confession").removed_at is not None
+    with pytest.raises(PolicyRefusal) as caught:
+        world.cache.remove("analyst", probe_id, "again")
+    assert caught.value.rule_ids == ("U-03",)

@@ -1,0 +1,76 @@
+"""On the SQLite event store: the whole flow survives a restart, and two writers never half-save."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import domain_builders as b
+import pytest
+from app_world import ALG, FixedClock, World, sqlite_app
+
+from rfr.application.app import ConcurrentModification
+from rfr.application.services.searches import LibrarySelection
+from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.forms import Dissemination
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.match_report import DISSEMINATION_CAVEAT
+from rfr.domain.user import User
+from rfr.infrastructure.audit.verification import verify
+
+
+def test_approval_to_dissemination_on_sqlite_survives_a_restart_S04_S05_S06_S07(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    world = World(sqlite_app(tmp_path), clock).populate()
+    # Applied, approved and created through the services; enrolment and templates are the
+    # biometric services' work, done here by the domain commands they end in.
+    approval_id, library_id = world.library("custody")
+    probe_id = world.probe()
+    request = world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "custody images")])
+    world.searches.record_search(
+        "analyst",
+        request.id,
+        library_id=str(library_id),
+        algorithm_id=ALG,
+        candidates=world.candidates(library_id),
+    )
+    candidate = f"{library_id}#1"
+    world.searches.adjudicate("analyst", request.id, candidate, True, "strong likeness", identity_known=True)
+    report = world.searches.issue_match_report("analyst", request.id, candidate)
+    world.searches.record_dissemination(
+        "analyst", request.id, report.report_id, Dissemination("CPS", "s.35", True)
+    )
+    with pytest.raises(PolicyRefusal):
+        world.searches.close("auditor", request.id, "not theirs to close")
+    world.searches.close("analyst", request.id, "suspect charged")
+
+    restarted = World(sqlite_app(tmp_path), FixedClock(clock.now()))
+    view = restarted.searches.get("sergeant", request.id)
+    assert view.status == "closed" and view.has_viable_match
+    assert view.reports[0].caveat == DISSEMINATION_CAVEAT
+    assert [d.recipient for d in view.disseminations] == ["CPS"]
+    assert restarted.approvals.get("analyst", approval_id).status == "approved"
+    assert restarted.app.get(request.id).refusals[-1].actor.user_id == "auditor"
+    assert verify(restarted.app.recorder).ok
+
+
+def test_two_writers_on_one_file_the_second_saves_nothing_A01(tmp_path: Path, clock: FixedClock) -> None:
+    first = World(sqlite_app(tmp_path), FixedClock(clock.now())).populate()
+    approval_id = first.approvals.apply("analyst", b.application()).id
+    second_clock = FixedClock(clock.now())
+    second_clock.advance(hours=2)  # the second writer's activity is due, so its save holds two aggregates
+    second = World(sqlite_app(tmp_path), second_clock)
+    head = first.app.recorder.max_notification_id()
+    supt_before = second.app.get(User.id_for("supt"), User).version
+
+    # The second process has loaded the approval; before it decides, the first one rejects it.
+    second_clock.before_next = lambda: first.approvals.reject("sro", approval_id, "not needed")
+    with pytest.raises(ConcurrentModification):
+        second.approvals.approve("supt", approval_id, b.record(clock.now()))
+
+    stored = second.app.get(approval_id, LibraryApproval)
+    assert stored.status.value == "rejected" and stored.approver_id is None
+    assert second.app.get(User.id_for("supt"), User).version == supt_before  # no activity half-saved
+    # Only the first writer's decision was stored (the SRO acted within the hour, so no activity stamp).
+    since = second.app.recorder.select_notifications(start=head, limit=100, inclusive_of_start=False)
+    assert [n.topic.rsplit(".", 1)[-1] for n in since] == ["Rejected"]
