@@ -10,8 +10,9 @@ from typing import Annotated
 from uuid import UUID
 
 from litestar import Router, get
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
-from litestar.params import Parameter
+from litestar.params import FromPath, Parameter
 
 from rfr.application.services.access import AuditAnswer, AuditService, Principal
 from rfr.domain.people import Role
@@ -29,8 +30,8 @@ def _audit(ctx: HttpContext) -> AuditService:
 
 @get("/audit/verify", sync_to_thread=True, **allow(Role.AUDITOR))
 def verify_chain(
-    principal: Principal,
-    audit: AuditService,
+    principal: NamedDependency[Principal],
+    audit: NamedDependency[AuditService],
     reason: Reason,
     anchor: Annotated[str | None, Parameter(description="a published head, COUNT:HASH")] = None,
 ) -> AuditAnswer:
@@ -46,16 +47,18 @@ def verify_chain(
 
 
 @get("/audit/head", sync_to_thread=True, **allow(Role.AUDITOR))
-def chain_head(principal: Principal, audit: AuditService, reason: Reason) -> AuditAnswer:
+def chain_head(
+    principal: NamedDependency[Principal], audit: NamedDependency[AuditService], reason: Reason
+) -> AuditAnswer:
     """The chain head (COUNT:HASH), to publish outside the system as an anchor."""
     return audit.head(principal.user_id, reason)
 
 
 @get("/audit/aggregates/{aggregate_id:uuid}/events", sync_to_thread=True, **allow(Role.AUDITOR))
 def aggregate_events(
-    principal: Principal,
-    audit: AuditService,
-    aggregate_id: UUID,
+    principal: NamedDependency[Principal],
+    audit: NamedDependency[AuditService],
+    aggregate_id: FromPath[UUID],
     reason: Reason,
     until: Annotated[datetime | None, Parameter(description="only events up to this time")] = None,
 ) -> AuditAnswer:

@@ -8,6 +8,7 @@ import attrs
 from litestar import Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.params import FromPath
 
 from rfr.entrypoints.http.access_control import public
 from rfr.entrypoints.http.context import STATE_KEY
@@ -38,7 +39,7 @@ def problem_types() -> list[dict[str, Any]]:
 
 
 @get("/problems/{slug:str}", tags=["service"], sync_to_thread=False, **public())
-def problem_type(slug: str) -> dict[str, Any]:
+def problem_type(slug: FromPath[str]) -> dict[str, Any]:
     """What one problem ``type`` URI means."""
     kind = PROBLEM_TYPES.get(slug)
     if kind is None:

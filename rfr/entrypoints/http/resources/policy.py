@@ -6,7 +6,9 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Router, get, put
+from litestar.di import NamedDependency
 from litestar.exceptions import ValidationException
+from litestar.params import JSONBody
 
 from rfr.application.services.access import Principal
 from rfr.application.services.policy import SETTINGS_READERS, SRO, PolicySettingsService, PolicySettingsView
@@ -27,14 +29,18 @@ def _policy(ctx: HttpContext) -> PolicySettingsService:
 
 
 @get("/policy/settings", sync_to_thread=True, **allow(*SETTINGS_READERS.roles))
-def read_settings(principal: Principal, policy: PolicySettingsService) -> PolicySettingsView:
+def read_settings(
+    principal: NamedDependency[Principal], policy: NamedDependency[PolicySettingsService]
+) -> PolicySettingsView:
     """The values in force and who changed them when (defaults until the SRO establishes them)."""
     return policy.current(principal.user_id)
 
 
 @put("/policy/settings", sync_to_thread=True, **allow(*SRO.roles))
 def change_settings(
-    principal: Principal, policy: PolicySettingsService, data: SettingsChange
+    principal: NamedDependency[Principal],
+    policy: NamedDependency[PolicySettingsService],
+    data: JSONBody[SettingsChange],
 ) -> PolicySettingsView:
     """Change some policy values; every other value keeps its current setting."""
     current = policy.current(principal.user_id).config

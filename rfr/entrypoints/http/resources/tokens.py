@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 from typing import Annotated
+from uuid import UUID
 
 import msgspec
 from litestar import Router, get, post
-from litestar.params import Parameter
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody, PathParameter
 
 from rfr.application.services.access import AccessService, IssuedToken, Principal, TokenView
 from rfr.domain.access_token import TokenKind
@@ -44,12 +46,15 @@ def _ttl(days: int | None) -> timedelta | None:
     return timedelta(days=days) if days is not None else None
 
 
-UserId = Annotated[str, Parameter(min_length=1, max_length=200)]
+UserId = Annotated[str, PathParameter(min_length=1, max_length=200)]
 
 
 @post("/users/{user_id:str}/tokens", sync_to_thread=True, **allow(Role.ADMINISTRATOR))
 def issue_token(
-    principal: Principal, tokens: AccessService, user_id: UserId, data: IssueToken
+    principal: NamedDependency[Principal],
+    tokens: NamedDependency[AccessService],
+    user_id: UserId,
+    data: JSONBody[IssueToken],
 ) -> IssuedToken:
     """Issue a token to another user; the secret is shown in this response only.
 
@@ -59,13 +64,19 @@ def issue_token(
 
 
 @get("/users/{user_id:str}/tokens", sync_to_thread=True, **allow(*EVERY_ROLE))
-def list_tokens(principal: Principal, tokens: AccessService, user_id: UserId) -> list[TokenView]:
+def list_tokens(
+    principal: NamedDependency[Principal], tokens: NamedDependency[AccessService], user_id: UserId
+) -> list[TokenView]:
     """A user's tokens (never secrets); for administrators, or the user themselves."""
     return tokens.tokens_of(principal.user_id, user_id)
 
 
 @post("/tokens/exchange", sync_to_thread=True, **allow(*EVERY_ROLE, one_time_token=True))
-def exchange_token(principal: Principal, tokens: AccessService, data: ExchangeToken) -> IssuedToken:
+def exchange_token(
+    principal: NamedDependency[Principal],
+    tokens: NamedDependency[AccessService],
+    data: JSONBody[ExchangeToken],
+) -> IssuedToken:
     """Trade the one-time token in the Authorization header for a bearer token of your own.
 
     The bootstrap administrator's token (``$RFR_DATA_DIR/bootstrap-admin.token``) is one.
@@ -74,7 +85,12 @@ def exchange_token(principal: Principal, tokens: AccessService, data: ExchangeTo
 
 
 @post("/tokens/{token_id:uuid}/revoke", sync_to_thread=True, **allow(*EVERY_ROLE))
-def revoke_token(principal: Principal, tokens: AccessService, token_id: str, data: Reason) -> TokenView:
+def revoke_token(
+    principal: NamedDependency[Principal],
+    tokens: NamedDependency[AccessService],
+    token_id: FromPath[UUID],
+    data: JSONBody[Reason],
+) -> TokenView:
     """Administrators revoke any token; anyone revokes their own."""
     return tokens.revoke(principal.user_id, str(token_id), data.reason)
 

@@ -8,8 +8,9 @@ from typing import Annotated
 import attrs
 import msgspec
 from litestar import Router, get, post, put
+from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, ValidationException
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter, PathParameter
 
 from rfr.application.errors import UnknownUser
 from rfr.application.services.access import Principal
@@ -22,7 +23,7 @@ RankName = enum.StrEnum("RankName", {r.name: r.name.lower() for r in Rank})  # t
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-UserId = Annotated[str, Parameter(min_length=1, max_length=200)]
+UserId = Annotated[str, PathParameter(min_length=1, max_length=200)]
 
 
 class Registration(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -80,7 +81,11 @@ READERS = USER_READERS.roles
 
 
 @post("/users", sync_to_thread=True, **allow(*ADMIN))
-def register_user(principal: Principal, users: UserAdministration, data: Registration) -> UserView:
+def register_user(
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    data: JSONBody[Registration],
+) -> UserView:
     """Register a person with their roles (untrained until training is recorded)."""
     try:
         users.user(data.user_id)
@@ -96,8 +101,8 @@ def register_user(principal: Principal, users: UserAdministration, data: Registr
 
 @get("/users", sync_to_thread=True, **allow(*READERS))
 def list_users(
-    principal: Principal,
-    users: UserAdministration,
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
     after: Annotated[int, Parameter(ge=0)] = 0,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> UserPage:
@@ -106,39 +111,54 @@ def list_users(
 
 
 @get("/users/inactive", sync_to_thread=True, **allow(*READERS))
-def inactive_users(principal: Principal, users: UserAdministration) -> list[UserView]:
+def inactive_users(
+    principal: NamedDependency[Principal], users: NamedDependency[UserAdministration]
+) -> list[UserView]:
     """Enabled users with no activity for the configured period: flagged for removal (A-05)."""
     return list(users.inactive(principal.user_id))
 
 
 @get("/me", sync_to_thread=True, **allow(*EVERY_ROLE))
-def me(principal: Principal, users: UserAdministration) -> UserView:
+def me(principal: NamedDependency[Principal], users: NamedDependency[UserAdministration]) -> UserView:
     """The caller's own access record."""
     return users.get(principal.user_id, principal.user_id)
 
 
 @get("/users/{user_id:str}", sync_to_thread=True, **allow(*EVERY_ROLE))
-def get_user(principal: Principal, users: UserAdministration, user_id: UserId) -> UserView:
+def get_user(
+    principal: NamedDependency[Principal], users: NamedDependency[UserAdministration], user_id: UserId
+) -> UserView:
     """Anyone reads their own record; administrators and overseers read anyone's."""
     return users.get(principal.user_id, user_id)
 
 
 @post("/users/{user_id:str}/roles", sync_to_thread=True, **allow(*ADMIN))
 def grant_role(
-    principal: Principal, users: UserAdministration, user_id: UserId, data: RoleChange
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[RoleChange],
 ) -> UserView:
     return users.grant_role(principal.user_id, user_id, data.role, data.reason)
 
 
 @post("/users/{user_id:str}/roles/revoke", sync_to_thread=True, **allow(*ADMIN))
 def revoke_role(
-    principal: Principal, users: UserAdministration, user_id: UserId, data: RoleChange
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[RoleChange],
 ) -> UserView:
     return users.revoke_role(principal.user_id, user_id, data.role, data.reason)
 
 
 @put("/users/{user_id:str}/rank", sync_to_thread=True, **allow(*ADMIN))
-def set_rank(principal: Principal, users: UserAdministration, user_id: UserId, data: RankChange) -> UserView:
+def set_rank(
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[RankChange],
+) -> UserView:
     if (data.rank is None) == (data.staff_grade is None):
         raise ValidationException(
             "give either rank or staff_grade",
@@ -151,25 +171,41 @@ def set_rank(principal: Principal, users: UserAdministration, user_id: UserId, d
 
 @put("/users/{user_id:str}/teams", sync_to_thread=True, **allow(*ADMIN))
 def set_teams(
-    principal: Principal, users: UserAdministration, user_id: UserId, data: TeamsChange
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[TeamsChange],
 ) -> UserView:
     return users.set_teams(principal.user_id, user_id, data.teams, data.reason)
 
 
 @put("/users/{user_id:str}/training", sync_to_thread=True, **allow(*ADMIN))
 def record_training(
-    principal: Principal, users: UserAdministration, user_id: UserId, data: TrainingChange
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[TrainingChange],
 ) -> UserView:
     return users.record_training(principal.user_id, user_id, data.trained, data.reason)
 
 
 @post("/users/{user_id:str}/disable", sync_to_thread=True, **allow(*ADMIN))
-def disable_user(principal: Principal, users: UserAdministration, user_id: UserId, data: Reason) -> UserView:
+def disable_user(
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[Reason],
+) -> UserView:
     return users.disable(principal.user_id, user_id, data.reason)
 
 
 @post("/users/{user_id:str}/enable", sync_to_thread=True, **allow(*ADMIN))
-def enable_user(principal: Principal, users: UserAdministration, user_id: UserId, data: Reason) -> UserView:
+def enable_user(
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[Reason],
+) -> UserView:
     return users.enable(principal.user_id, user_id, data.reason)
 
 
