@@ -74,3 +74,26 @@ def test_two_writers_on_one_file_the_second_saves_nothing_A01(tmp_path: Path, cl
     # Only the first writer's decision was stored (the SRO acted within the hour, so no activity stamp).
     since = second.app.recorder.select_notifications(start=head, limit=100, inclusive_of_start=False)
     assert [n.topic.rsplit(".", 1)[-1] for n in since] == ["Rejected"]
+
+
+@pytest.mark.parametrize(
+    ("acting", "rule"),
+    [("analyst", "A-05"), ("inspector", "L-03")],
+    ids=["refused by the service", "refused by the domain"],
+)
+def test_a_refusal_racing_another_writer_is_still_stored_A01(
+    tmp_path: Path, clock: FixedClock, acting: str, rule: str
+) -> None:
+    first = World(sqlite_app(tmp_path), FixedClock(clock.now())).populate()
+    approval_id = first.approvals.apply("analyst", b.application()).id
+    second_clock = FixedClock(clock.now())
+    second = World(sqlite_app(tmp_path), second_clock)
+    second_clock.before_next = lambda: first.approvals.reject("sro", approval_id, "not needed")
+    with pytest.raises(PolicyRefusal) as caught:
+        second.approvals.approve(acting, approval_id, b.record(clock.now()))
+    assert rule in caught.value.rule_ids
+    # The approval moved on under the refused writer, so the refusal became an attempt of its own.
+    assert caught.value.record is not None
+    attempt = second.app.get(caught.value.record.id)
+    assert attempt.refusals[0].actor.user_id == acting and str(approval_id) in attempt.target
+    assert second.app.get(approval_id, LibraryApproval).refusals == ()

@@ -35,7 +35,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, BaseAggregate
 from eventsourcing.utils import get_topic
 
-from rfr.application.app import RfrApplication
+from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import AccessDenied, NotFound, UnknownUser
 from rfr.application.ports import Clock
 from rfr.domain.decisions import Decision, PolicyRefusal, combine
@@ -217,8 +217,11 @@ class UseCase:
         """Records a refusal decided here (not by the domain) and returns the error to raise."""
         if target is not None and not target.pending_events:
             record_refusal(target, command, actor, at, decision)
-            self.app.save(target)
-            return PolicyRefusal(decision.rule_ids, decision.reason)
+            try:
+                self.app.save(target)
+                return PolicyRefusal(decision.rule_ids, decision.reason)
+            except ConcurrentModification:
+                pass  # someone wrote the target meanwhile; the refusal goes to an attempt instead
         attempt = RefusedAttempt.record(command, target_name, actor, at, decision)
         self.app.save(attempt)
         return PolicyRefusal(decision.rule_ids, decision.reason, record=attempt)
@@ -279,11 +282,19 @@ class UseCase:
         to_save: list[Any] = list(refused)
         if err.record is not None:
             to_save.append(err.record)
-        if not to_save:
-            decision = Decision(False, err.rule_ids, (err.reason,))
-            err.record = RefusedAttempt.record(command, name, actor, at, decision)
-            to_save.append(err.record)
-        self.app.save(*to_save)
+        if to_save:
+            try:
+                self.app.save(*to_save)
+                return
+            except ConcurrentModification:
+                # Another writer changed a target meanwhile. A refusal is never lost (A-01):
+                # it is kept as an attempt of its own, which cannot conflict.
+                if err.record is not None:
+                    self.app.save(err.record)
+                    return
+        decision = Decision(False, err.rule_ids, (err.reason,))
+        err.record = RefusedAttempt.record(command, name, actor, at, decision)
+        self.app.save(err.record)
 
     def _read(
         self,
