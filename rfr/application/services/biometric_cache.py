@@ -1,0 +1,284 @@
+"""U-02: re-searching the Unresolved Crime Cache against newly enrolled library material.
+
+After an enrolment, every probe still in the cache to which the library is relevant is
+compared with the NEW templates only (exact distances; the batch is small), and the close
+ones are queued on the probe's ``CacheMatchQueue`` for adjudication.
+
+Which libraries are relevant to a cached probe: those chosen in the search requests the
+probe was cached after (the ``search_request_ids`` of its ``AddedToUnresolvedCache``
+event), i.e. libraries someone already justified searching for this probe (S-03). The
+rules a search would need now are re-checked by the domain (``may_queue``); a probe they
+exclude is skipped and named in the report, not refused, since nobody asked for it.
+
+"Close": at or above ``Biometrics.ucc_min_score`` (default 0.5, the algorithm's own
+decision threshold), at most ``ucc_top_k`` per probe and enrolment. Unlike an ordinary
+search, nobody chose to look, so only material near the threshold is put before a person.
+
+Cached probes are found through the notifications of ``AddedToUnresolvedCache`` events
+(eventsourcing has no query by state); each is loaded to check it is still cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+import attrs
+import numpy as np
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.utils import get_topic
+
+from rfr.application.app import RfrApplication
+from rfr.application.errors import NotFound
+from rfr.application.ports import Clock, StoredTemplate
+from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
+from rfr.application.services.biometric_support import Biometrics, distances
+from rfr.domain.cache_matches import CacheMatchQueue, QueuedMatch, may_queue
+from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.search_request import SearchRequest
+
+_PAGE = 500
+READERS = Need(OPERATIONAL_ROLES)
+
+
+@attrs.frozen
+class ScreeningReport:
+    """What one re-search of the cache did: probes compared, matches queued, probes skipped and why."""
+
+    probes_screened: int
+    matches_queued: int
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def empty(cls) -> ScreeningReport:
+        return cls(0, 0, ())
+
+    def merge(self, other: ScreeningReport) -> ScreeningReport:
+        return ScreeningReport(
+            self.probes_screened + other.probes_screened,
+            self.matches_queued + other.matches_queued,
+            self.skipped + other.skipped,
+        )
+
+
+@attrs.frozen
+class QueuedMatchView:
+    match_id: str
+    library_id: str
+    image_id: str
+    score: float
+    adjudicated: bool
+    viable: bool | None
+
+
+@attrs.frozen
+class CacheQueueView:
+    probe_id: str
+    matches: tuple[QueuedMatchView, ...]
+
+    @property
+    def pending(self) -> tuple[QueuedMatchView, ...]:
+        return tuple(m for m in self.matches if not m.adjudicated)
+
+
+class CacheScreening(UseCase):
+    def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
+        super().__init__(app, clock)
+        self.bio = biometrics
+
+    def screen(self, acting_user: str, library_id: str, template_ids: Sequence[str]) -> ScreeningReport:
+        """Search the cached probes relevant to the library against these new templates (U-02)."""
+        if not template_ids:
+            return ScreeningReport.empty()
+        library = self.load(library_id, ReferenceLibrary)
+        approval = self.load(library.approval_id, LibraryApproval)
+        algorithm_id = self.bio.algorithm_id
+        new = [
+            t
+            for t in (self.bio.store.get_template(i) for i in template_ids)
+            if t.algorithm_id == algorithm_id
+        ]
+        if not new:
+            return ScreeningReport.empty()
+        image_of = {t: i for i, t in library.templates.get(algorithm_id, {}).items()}
+        screened, queued, skipped = 0, 0, []
+        for probe in self.cached_probes():
+            if str(library.id) not in self._relevant_libraries(probe):
+                continue
+            at = self.clock.now()
+            decision = may_queue(
+                probe, library, approval, algorithm_id=algorithm_id, at=at, config=self.config(at)
+            )
+            if not decision.allowed:
+                skipped.append((str(probe.id), f"{', '.join(decision.rule_ids)}: {decision.reason}"))
+                continue
+            screened += 1
+            matches = self._matches(probe, library, new, image_of)
+            if not matches:
+                continue
+            try:
+                queued += self._queue(acting_user, probe, library, approval, matches)
+            except PolicyRefusal as refusal:
+                skipped.append((str(probe.id), f"{', '.join(refusal.rule_ids)}: {refusal.reason}"))
+        return ScreeningReport(screened, queued, tuple(skipped))
+
+    def cached_probes(self) -> list[ProbeImage]:
+        """Probes in the Unresolved Crime Cache now (added, not removed, not purged)."""
+        topic = get_topic(ProbeImage.AddedToUnresolvedCache)
+        ids: dict[UUID, None] = {}
+        start = 0
+        while True:
+            page = self.app.recorder.select_notifications(
+                start=start, limit=_PAGE, topics=[topic], inclusive_of_start=False
+            )
+            ids.update((UUID(str(n.originator_id)), None) for n in page)
+            if len(page) < _PAGE:
+                break
+            start = page[-1].id
+        probes = [self.app.get(i, ProbeImage) for i in ids]
+        return [p for p in probes if p.purged_at is None and p.ucc is not None and p.ucc.removed_at is None]
+
+    def _relevant_libraries(self, probe: ProbeImage) -> set[str]:
+        added = [
+            e
+            for e in self.app.repository.event_store.get(probe.id)
+            if isinstance(e, ProbeImage.AddedToUnresolvedCache)
+        ]
+        if not added:
+            return set()
+        libraries: set[str] = set()
+        for request_id in added[-1].search_request_ids:
+            try:
+                libraries.update(self.app.get(UUID(request_id), SearchRequest).libraries)
+            except AggregateNotFoundError:
+                continue
+        return libraries
+
+    def _matches(
+        self,
+        probe: ProbeImage,
+        library: ReferenceLibrary,
+        new: list[StoredTemplate],
+        image_of: dict[str, str],
+    ) -> list[QueuedMatch]:
+        algorithm_id = self.bio.algorithm_id
+        probe_templates = [self.bio.store.get_template(t) for t in probe.template_ids(algorithm_id)]
+        probe_vectors = np.stack([t.vector for t in probe_templates if t.algorithm_id == algorithm_id])
+        gallery = np.stack([t.vector for t in new])
+        best = distances(probe_vectors, gallery, self.bio.engine.embedder.metric).min(axis=0)
+        scale = self.bio.scale
+        queue = self._queue_or_none(probe)
+        already = set(queue.matches) if queue is not None else set()
+        found = []
+        for template, distance in zip(new, best, strict=True):
+            score = scale.score(float(distance))
+            image_id = image_of.get(template.record_id)
+            if score < self.bio.ucc_min_score or image_id is None:
+                continue
+            match = QueuedMatch(str(library.id), image_id, template.record_id, algorithm_id, score)
+            if match.match_id not in already:
+                found.append(match)
+        found.sort(key=lambda m: -m.score)
+        return found[: self.bio.ucc_top_k]
+
+    def _queue_or_none(self, probe: ProbeImage) -> CacheMatchQueue | None:
+        try:
+            return self.app.get(CacheMatchQueue.id_for(probe.id), CacheMatchQueue)
+        except AggregateNotFoundError:
+            return None
+
+    def _queue(
+        self,
+        acting_user: str,
+        probe: ProbeImage,
+        library: ReferenceLibrary,
+        approval: LibraryApproval,
+        matches: list[QueuedMatch],
+    ) -> int:
+        existing = self._queue_or_none(probe)
+
+        def action(act: Act) -> int:
+            queue = existing or act.new(CacheMatchQueue.open_for(act.actor, act.at, probe))
+            queue.queue(
+                act.actor,
+                act.at,
+                probe=probe,
+                library=library,
+                approval=approval,
+                algorithm_id=self.bio.algorithm_id,
+                matches=matches,
+                config=act.config,
+            )
+            return len(matches)
+
+        return self._act(
+            acting_user,
+            "queue cache matches (U-02)",
+            Need(),
+            [existing] if existing is not None else [],
+            action,
+            target_name=f"CacheMatchQueue of probe {probe.id}",
+        )
+
+    # -- reading and adjudicating ---------------------------------------------------------------
+
+    def queue_of(self, acting_user: str, probe_id: str) -> CacheQueueView:
+        """The probe's queued U-02 matches; only those of libraries the reader may access (L-13)."""
+        actor = self._read(acting_user, "read cache matches", READERS, target=f"ProbeImage {probe_id}")
+        probe = self.load(probe_id, ProbeImage)
+        queue = self._queue_or_none(probe)
+        if queue is None:
+            return CacheQueueView(str(probe.id), ())
+        views = []
+        for match_id, match in sorted(queue.matches.items(), key=lambda kv: (-kv[1].score, kv[0])):
+            approval = self.load(queue.library_approvals[match.library_id], LibraryApproval)
+            if not approval.allows(actor):
+                continue
+            adjudication = queue.adjudications.get(match_id)
+            views.append(
+                QueuedMatchView(
+                    match_id,
+                    match.library_id,
+                    match.image_id,
+                    match.score,
+                    adjudication is not None,
+                    adjudication.viable if adjudication else None,
+                )
+            )
+        return CacheQueueView(str(probe.id), tuple(views))
+
+    def adjudicate(
+        self,
+        acting_user: str,
+        probe_id: str,
+        match_id: str,
+        viable: bool,
+        rationale: str,
+        *,
+        identity_known: bool | None = None,
+    ) -> CacheQueueView:
+        """S-05 on a queued match, by an RFR User within the library's access restrictions (L-13)."""
+        probe = self.load(probe_id, ProbeImage)
+        queue = self._queue_or_none(probe)
+        if queue is None or match_id not in queue.matches:
+            raise NotFound("queued match", match_id)
+        approval = self.load(queue.library_approvals[queue.matches[match_id].library_id], LibraryApproval)
+        self._act(
+            acting_user,
+            "adjudicate cache match",
+            Need(),
+            [queue],
+            lambda act: queue.adjudicate(
+                act.actor,
+                act.at,
+                match_id,
+                viable,
+                rationale,
+                approval=approval,
+                identity_known=identity_known,
+            ),
+        )
+        return self.queue_of(acting_user, probe_id)

@@ -1,0 +1,105 @@
+"""Erasing biometric data (R-05): the bytes, templates and index entries, then the ``Purged`` event.
+
+The domain decides first (legal holds, R-04; roles; a reason), on the loaded aggregate, so
+nothing is destroyed that policy forbids destroying. Then the store records (image, face
+analyses, subject reference, templates) are erased, irrecoverably, and the templates
+removed from every index of the library, which is saved at once so the vectors leave the
+index files too. Last the aggregate is saved with its ``ImagesPurged`` / ``Purged`` event,
+which keeps the fact and never the data.
+
+If that last save loses a race with another writer, the erasure has already happened:
+erasing is idempotent, so the command is decided and saved again on the fresh aggregate,
+once; a second conflict is reported to the caller, who may simply retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+from rfr.application.app import ConcurrentModification, RfrApplication
+from rfr.application.ports import Clock
+from rfr.application.services.base import Act, Need, UseCase
+from rfr.application.services.biometric_support import Biometrics, library_image_records
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.reference_library import ReferenceLibrary
+
+# The domain names who may purge (library managers for library images, any authorised
+# user for a probe, e.g. under a retention job); this only asks for an enabled user.
+ERASERS = Need()
+
+
+class BiometricErasure(UseCase):
+    def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
+        super().__init__(app, clock)
+        self.bio = biometrics
+
+    def purge_library_images(
+        self, acting_user: str, library_id: UUID | str, image_ids: Sequence[str], reason: str
+    ) -> tuple[str, ...]:
+        """R-05 for library images; returns the template ids that were destroyed."""
+        image_ids = list(dict.fromkeys(image_ids))
+        return self._twice(lambda: self._purge_images(acting_user, library_id, image_ids, reason))
+
+    def purge_probe(self, acting_user: str, probe_id: UUID | str, reason: str) -> tuple[str, ...]:
+        """R-05 for a probe: its image, face analyses and templates; returns the erased record ids."""
+        return self._twice(lambda: self._purge_probe(acting_user, probe_id, reason))
+
+    def _purge_images(
+        self, acting_user: str, library_id: UUID | str, image_ids: list[str], reason: str
+    ) -> tuple[str, ...]:
+        library = self.load(library_id, ReferenceLibrary)
+        by_algorithm = {
+            algorithm_id: [t for i, t in templates.items() if i in image_ids]
+            for algorithm_id, templates in library.templates.items()
+        }
+
+        def action(act: Act) -> tuple[str, ...]:
+            library.purge_images(act.actor, act.at, image_ids, reason)
+            for image_id in image_ids:
+                for record_id in library_image_records(image_id):
+                    self.bio.store.erase(record_id)
+            destroyed: list[str] = []
+            for algorithm_id, template_ids in by_algorithm.items():
+                for template_id in template_ids:
+                    self.bio.store.erase(template_id)
+                destroyed += template_ids
+                self._unindex(str(library.id), algorithm_id, template_ids)
+            return tuple(sorted(destroyed))
+
+        return self._act(acting_user, "purge library images", ERASERS, [library], action)
+
+    def _unindex(self, library_id: str, algorithm_id: str, template_ids: list[str]) -> None:
+        if not template_ids:
+            return
+        if algorithm_id != self.bio.algorithm_id:
+            # An index of another algorithm is not opened here (its shape is that algorithm's);
+            # dropped, it is rebuilt from the store, which no longer holds these templates.
+            self.bio.indexes.drop(library_id, algorithm_id)
+            return
+        index = self.bio.index(library_id)
+        present = [t for t in template_ids if t in index]
+        if present:
+            index.remove(present)
+            index.save()
+
+    def _purge_probe(self, acting_user: str, probe_id: UUID | str, reason: str) -> tuple[str, ...]:
+        probe = self.load(probe_id, ProbeImage)
+
+        def action(act: Act) -> tuple[str, ...]:
+            probe.purge(act.actor, act.at, reason)
+            erased = [
+                r.record_id
+                for r in self.bio.store.records(str(probe.id))
+                if self.bio.store.erase(r.record_id)
+            ]
+            return tuple(sorted(erased))
+
+        return self._act(acting_user, "purge probe", ERASERS, [probe], action)
+
+    @staticmethod
+    def _twice(command: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:
+        try:
+            return command()
+        except ConcurrentModification:
+            return command()

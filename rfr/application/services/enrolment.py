@@ -1,0 +1,398 @@
+"""Enrolling images into a reference library: from bytes to a searchable template (R-01, T-01, T-02).
+
+Each image goes: decode -> hash -> R-01 -> detect -> choose the subject's face -> template.
+Only then is the batch offered to ``ReferenceLibrary.enrol_images``, which decides R-01
+for the record and lists what it refused with why. Images are detected BEFORE the domain
+enrols them because an enrolled image without a template would keep the whole library
+unsearchable (T-02); an image with no usable face is reported and never enrolled.
+
+What the domain enrolled is then stored (image, face analysis, subject reference and
+template, each encrypted on its own key) and the templates recorded, and the library and
+the acting user are saved in one step. Nothing of an item that was refused, rejected or
+had no face is kept, and if the save fails every record written for the batch is erased.
+The index is updated after the save: it is a projection, so if that update fails the
+index is dropped and rebuilt from the store when next searched.
+
+After each batch the cached probes to which the library is relevant are searched against
+the new templates (U-02, ``CacheScreening``).
+
+Bulk enrolment reads a folder on the server with a CSV manifest (columns ``file``,
+``capture_date`` (ISO), ``age_band`` (a ``PerceivedAgeBand`` value), ``mopi_group``
+(1-3), optionally ``subject``); only folders inside the configured import root are read,
+and a manifest naming a file outside its folder is refused row by row.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from uuid import uuid4
+
+import attrs
+import numpy as np
+
+from rfr.application.app import RfrApplication
+from rfr.application.errors import ImageRejected, RfrError
+from rfr.application.face_engine import AnalysedFace
+from rfr.application.ports import Clock, RecordKind
+from rfr.application.services.base import Act, Need, UseCase
+from rfr.application.services.biometric_cache import CacheScreening, ScreeningReport
+from rfr.application.services.biometric_support import (
+    Biometrics,
+    FaceAnalysis,
+    content_hash,
+    erase_all,
+    library_face_record,
+    library_subject_record,
+)
+from rfr.domain.images import MopiGroup, PerceivedAgeBand
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.reference_library import LIBRARY_MANAGERS, LibraryImage, ReferenceLibrary
+from rfr.domain.retention import may_enrol
+
+log = logging.getLogger(__name__)
+
+ENROLLERS = Need(LIBRARY_MANAGERS)
+DEFAULT_BATCH = 25
+# A second face at least this large (by box area) beside the largest makes the subject unclear.
+AMBIGUOUS_FACE_RATIO = 0.6
+MANIFEST_COLUMNS = ("file", "capture_date", "age_band", "mopi_group")
+
+Progress = Callable[[int, int], None]
+
+
+class ManifestError(RfrError, ValueError):
+    """A bulk enrolment cannot start: no import root, a folder outside it, or no usable manifest."""
+
+
+@attrs.frozen
+class EnrolmentItem:
+    """One image offered for enrolment, with the facts R-01 needs; ``name`` only labels the result."""
+
+    data: bytes = attrs.field(repr=False)
+    captured_on: date
+    age_at_capture: PerceivedAgeBand
+    mopi_group: MopiGroup
+    subject: str | None = None
+    name: str = ""
+
+
+@attrs.frozen
+class EnrolmentResult:
+    """What became of one item. ``code`` says why not: an ``ImageRejected`` code, ``"R-01"``,
+    ``"no_face"``, ``"several_faces"``, ``"duplicate"`` or ``"manifest"``."""
+
+    name: str
+    enrolled: bool
+    reason: str
+    code: str | None = None
+    rule_ids: tuple[str, ...] = ()
+    image_id: str | None = None
+    template_id: str | None = None
+    content_hash: str | None = None
+
+
+@attrs.frozen
+class EnrolmentReport:
+    library_id: str
+    algorithm_id: str
+    results: tuple[EnrolmentResult, ...]
+    screening: ScreeningReport
+
+    @property
+    def enrolled(self) -> tuple[EnrolmentResult, ...]:
+        return tuple(r for r in self.results if r.enrolled)
+
+    @property
+    def not_enrolled(self) -> tuple[EnrolmentResult, ...]:
+        return tuple(r for r in self.results if not r.enrolled)
+
+
+@attrs.define
+class _Candidate:
+    """An item that passed decoding, hashing, R-01 and detection, before the domain decides."""
+
+    position: int
+    item: EnrolmentItem
+    image_id: str
+    digest: str
+    analysis: FaceAnalysis | None = None
+    vector: np.ndarray | None = None
+
+
+def choose_subject_face(faces: Sequence[AnalysedFace]) -> tuple[int | None, str, str]:
+    """The face of a library image's subject: the only face, or one clearly larger than the rest.
+
+    Returns ``(index, code, reason)``; ``index`` is None when no face can be chosen.
+    """
+    if not faces:
+        return None, "no_face", "no face was detected in the image"
+    areas = [f.face.box.width * f.face.box.height for f in faces]
+    order = sorted(range(len(faces)), key=lambda i: -areas[i])
+    if len(order) > 1 and areas[order[1]] >= AMBIGUOUS_FACE_RATIO * areas[order[0]]:
+        return (
+            None,
+            "several_faces",
+            f"{len(faces)} faces of similar size, so the subject is unclear; enrol a crop of the subject",
+        )
+    return order[0], "", ""
+
+
+class Enrolment(UseCase):
+    """Enrols images into a library, one batch per save, by an Administrator or Operational Lead."""
+
+    def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
+        super().__init__(app, clock)
+        self.bio = biometrics
+        self.screening = CacheScreening(app, clock, biometrics)
+
+    def enrol(
+        self,
+        acting_user: str,
+        library_id: str,
+        items: Sequence[EnrolmentItem],
+        *,
+        progress: Progress | None = None,
+    ) -> EnrolmentReport:
+        """Enrol ``items`` as one batch; ``progress(done, total)`` follows the face detection."""
+        library = self.load(library_id, ReferenceLibrary)
+        approval = self.load(library.approval_id, LibraryApproval)
+        written: list[str] = []
+        staged: dict[str, tuple[str, np.ndarray]] = {}
+
+        def action(act: Act) -> list[EnrolmentResult]:
+            return self._enrol(
+                act, library, approval, list(items), written=written, staged=staged, progress=progress
+            )
+
+        try:
+            results = self._act(acting_user, "enrol images", ENROLLERS, [library], action)
+        except BaseException:
+            erase_all(self.bio.store, written)
+            raise
+        self._index(str(library.id), staged)
+        screening = self.screening.screen(acting_user, str(library.id), [t for t, _ in staged.values()])
+        return EnrolmentReport(str(library.id), self.bio.algorithm_id, tuple(results), screening)
+
+    def enrol_folder(
+        self,
+        acting_user: str,
+        library_id: str,
+        folder: Path | str,
+        *,
+        manifest: str = "manifest.csv",
+        batch_size: int = DEFAULT_BATCH,
+        progress: Progress | None = None,
+    ) -> EnrolmentReport:
+        """Enrol the images a manifest lists in a server folder, ``batch_size`` per save."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        root = self._import_folder(folder)
+        rows = list(_read_manifest(root / manifest))
+        total, done = len(rows), 0
+        results: list[EnrolmentResult] = []
+        screened = ScreeningReport.empty()
+        for start in range(0, total, batch_size):
+            batch = rows[start : start + batch_size]
+            items: list[EnrolmentItem] = []
+            by_position: dict[int, EnrolmentResult] = {}
+            for position, row in enumerate(batch):
+                item = _item_from_row(root, row)
+                if isinstance(item, EnrolmentResult):
+                    by_position[position] = item
+                else:
+                    items.append(item)
+            report = self.enrol(acting_user, library_id, items) if items else None
+            enrolled_iter = iter(report.results if report else ())
+            for position in range(len(batch)):
+                results.append(by_position.get(position) or next(enrolled_iter))
+            if report is not None:
+                screened = screened.merge(report.screening)
+            done += len(batch)
+            if progress is not None:
+                progress(done, total)
+        return EnrolmentReport(library_id, self.bio.algorithm_id, tuple(results), screened)
+
+    # -- the steps ---------------------------------------------------------------------------
+
+    def _enrol(
+        self,
+        act: Act,
+        library: ReferenceLibrary,
+        approval: LibraryApproval,
+        items: list[EnrolmentItem],
+        *,
+        written: list[str],
+        staged: dict[str, tuple[str, np.ndarray]],
+        progress: Progress | None,
+    ) -> list[EnrolmentResult]:
+        results: dict[int, EnrolmentResult] = {}
+        offered: list[_Candidate] = []
+        seen = {e.image.content_hash: i for i, e in library.images.items() if e.purged_at is None}
+        for position, item in enumerate(items):
+            name = item.name or f"item {position + 1}"
+            outcome = self._prepare(act, position, item, name, seen)
+            if isinstance(outcome, EnrolmentResult):
+                results[position] = outcome
+            else:
+                offered.append(outcome)
+                seen[outcome.digest] = outcome.image_id
+            if progress is not None:
+                progress(position + 1, len(items))
+        if not offered:
+            return [results[p] for p in range(len(items))]
+
+        enrolled = set(
+            library.enrol_images(
+                act.actor,
+                act.at,
+                [
+                    LibraryImage(
+                        c.image_id, c.digest, c.item.captured_on, c.item.age_at_capture, c.item.mopi_group
+                    )
+                    for c in offered
+                ],
+                approval,
+                act.config,
+            )
+        )
+        refused = _refusals_of_last_enrolment(library)
+        templates: dict[str, str] = {}
+        store, owner = self.bio.store, str(library.id)
+        for c in offered:
+            name = c.item.name or f"item {c.position + 1}"
+            if c.image_id not in enrolled:
+                rule_ids, reason = refused.get(c.image_id, (("R-01",), "not enrolled"))
+                results[c.position] = EnrolmentResult(
+                    name, False, reason, "R-01", rule_ids, content_hash=c.digest
+                )
+                continue
+            if c.analysis is None or c.vector is None:
+                raise RuntimeError(f"{name}: enrolled by the domain without a face; R-01 checks disagree")
+            template_id = str(uuid4())
+            written.append(c.image_id)
+            store.put(c.image_id, RecordKind.IMAGE, c.item.data, owner=owner)
+            written.append(library_face_record(c.image_id))
+            c.analysis.put(store, library_face_record(c.image_id), owner)
+            if c.item.subject:
+                written.append(library_subject_record(c.image_id))
+                store.put(
+                    library_subject_record(c.image_id),
+                    RecordKind.SUBJECT,
+                    c.item.subject.encode(),
+                    owner=owner,
+                )
+            written.append(template_id)
+            store.put_template(template_id, c.vector, owner=owner, algorithm_id=self.bio.algorithm_id)
+            templates[c.image_id] = template_id
+            staged[c.image_id] = (template_id, c.vector)
+            results[c.position] = EnrolmentResult(
+                name, True, "enrolled", None, ("R-01", "T-01"), c.image_id, template_id, c.digest
+            )
+        if templates:
+            library.record_templates(act.actor, act.at, self.bio.algorithm_id, templates)
+        return [results[p] for p in range(len(items))]
+
+    def _prepare(
+        self, act: Act, position: int, item: EnrolmentItem, name: str, seen: dict[str, str]
+    ) -> EnrolmentResult | _Candidate:
+        try:
+            pixels = self.bio.decode(item.data)
+        except ImageRejected as rejected:
+            return EnrolmentResult(name, False, rejected.reason, rejected.code)
+        digest = content_hash(item.data)
+        if digest in seen:
+            return EnrolmentResult(
+                name,
+                False,
+                f"the same image is already enrolled as {seen[digest]}",
+                "duplicate",
+                content_hash=digest,
+            )
+        candidate = _Candidate(position, item, str(uuid4()), digest)
+        if not may_enrol(item.captured_on, item.age_at_capture, item.mopi_group, act.at, act.config).allowed:
+            # Offered without detection: the domain records the refusal and its reason.
+            return candidate
+        faces = self.bio.engine.detect(pixels)
+        chosen, code, reason = choose_subject_face(faces)
+        if chosen is None:
+            return EnrolmentResult(name, False, reason, code, content_hash=digest)
+        candidate.analysis = FaceAnalysis.of("subject", faces[chosen])
+        candidate.vector = self.bio.engine.template(pixels, [faces[chosen].face])[0]
+        return candidate
+
+    def _index(self, library_id: str, staged: dict[str, tuple[str, np.ndarray]]) -> None:
+        if not staged:
+            return
+        try:
+            index = self.bio.index(library_id)
+            ids = [t for t, _ in staged.values()]
+            index.add(ids, np.stack([v for _, v in staged.values()]))
+            index.save()
+        except Exception:
+            # The enrolment stands; the index is a projection and is rebuilt when next searched.
+            log.exception("index update of library %s failed; the index will be rebuilt", library_id)
+            self.bio.indexes.drop(library_id, self.bio.algorithm_id)
+
+    def _import_folder(self, folder: Path | str) -> Path:
+        if self.bio.import_root is None:
+            raise ManifestError("bulk enrolment from server folders is not enabled (no import root)")
+        root = Path(self.bio.import_root).resolve()
+        resolved = Path(folder).resolve()
+        if not resolved.is_relative_to(root):
+            raise ManifestError(f"{folder} is outside the import root")
+        if not resolved.is_dir():
+            raise ManifestError(f"{folder} is not a folder")
+        return resolved
+
+
+def _refusals_of_last_enrolment(library: ReferenceLibrary) -> dict[str, tuple[tuple[str, ...], str]]:
+    for event in reversed(library.pending_events):
+        if isinstance(event, ReferenceLibrary.ImagesEnrolled):
+            return {r["image_id"]: (tuple(r["rule_ids"]), r["reason"]) for r in event.not_enrolled}
+    return {}
+
+
+def _read_manifest(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ManifestError(f"cannot read the manifest {path.name}: {exc.strerror}") from exc
+    reader = csv.DictReader(text.splitlines())
+    missing = [c for c in MANIFEST_COLUMNS if c not in (reader.fieldnames or ())]
+    if missing:
+        raise ManifestError(f"the manifest lacks the columns {missing}")
+    for line, row in enumerate(reader, start=2):
+        yield line, {k: (v or "").strip() for k, v in row.items() if k}
+
+
+def _item_from_row(root: Path, numbered: tuple[int, dict[str, str]]) -> EnrolmentItem | EnrolmentResult:
+    line, row = numbered
+    name = row.get("file") or f"manifest line {line}"
+
+    def refused(reason: str) -> EnrolmentResult:
+        return EnrolmentResult(name, False, f"manifest line {line}: {reason}", "manifest")
+
+    path = (root / row.get("file", "")).resolve()
+    if not row.get("file") or not path.is_relative_to(root) or not path.is_file():
+        return refused("the file is missing or outside the folder")
+    try:
+        captured_on = date.fromisoformat(row["capture_date"])
+    except ValueError:
+        return refused(f"capture_date {row['capture_date']!r} is not a date (YYYY-MM-DD)")
+    try:
+        age = PerceivedAgeBand(row["age_band"])
+    except ValueError:
+        return refused(f"age_band must be one of {[b.value for b in PerceivedAgeBand]}")
+    try:
+        mopi = MopiGroup(int(row["mopi_group"]))
+    except ValueError:
+        return refused("mopi_group must be 1, 2 or 3")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return refused(f"the file cannot be read ({exc.strerror})")
+    return EnrolmentItem(data, captured_on, age, mopi, row.get("subject") or None, name)

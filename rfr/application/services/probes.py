@@ -1,0 +1,307 @@
+"""A probe image from upload to templates of the faces the user chose (P-01, P-10, P-11, T-01).
+
+Submitting decodes the upload (a bad one is an ``ImageRejected`` and nothing is kept),
+hashes it, and lets ``ProbeImage.submit`` decide on the Form 3. Only then are the faces
+detected: their boxes go into the ``FacesDetected`` event, their landmarks and quality
+into the encrypted store beside the image. No template is made (P-11 step 1).
+
+The user then selects faces, or draws a box when none was found; only then are quality
+assessments recorded for those faces (the domain records quality of selected faces only;
+the measures of every detected face are shown before selecting, P-10) and templates made
+of exactly those faces (P-11 steps 2-3). A flagged face needs the user's recorded decision
+before any search (P-10).
+
+A face's thumbnail is shown to the user who submitted the probe and nobody else: the
+probe image is theirs to work on, and others see only what the process records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from uuid import uuid4
+
+import attrs
+import numpy as np
+
+from rfr.application.app import RfrApplication
+from rfr.application.errors import NotFound
+from rfr.application.ports import Clock, FaceBox, RecordKind
+from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
+from rfr.application.services.biometric_support import (
+    Biometrics,
+    FaceAnalysis,
+    content_hash,
+    erase_all,
+    face_crop,
+    load_analysis,
+    probe_face_record,
+    probe_image_record,
+)
+from rfr.domain.decisions import Decision
+from rfr.domain.forms import Form3
+from rfr.domain.people import Role
+from rfr.domain.probe_image import FaceRegion, ProbeImage
+
+PROBE_USERS = Need((Role.RFR_USER,))
+PROBE_READERS = Need(OPERATIONAL_ROLES)
+
+
+@attrs.frozen
+class FaceView:
+    """One face of a probe: where it is, how good it is (P-10), whether chosen and templated (P-11)."""
+
+    face_id: str
+    left: int
+    top: int
+    right: int
+    bottom: int
+    score: float | None
+    drawn: bool
+    selected: bool
+    templated: bool
+    measures: dict[str, float]
+    flags: tuple[str, ...]
+
+
+@attrs.frozen
+class ProbeView:
+    probe_id: str
+    content_hash: str
+    requester_id: str
+    submitted_at: datetime
+    image_level: int
+    perceived_age: str
+    detector_algorithm_id: str | None
+    faces: tuple[FaceView, ...]
+    quality_flags: tuple[str, ...]
+    quality_decision: bool | None
+    algorithm_id: str
+    template_count: int
+    missing_endorsements: tuple[str, ...]
+    ready_for_search: bool
+    not_ready_because: tuple[str, ...]
+    purged: bool
+
+
+class Probes(UseCase):
+    def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
+        super().__init__(app, clock)
+        self.bio = biometrics
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def submit(self, acting_user: str, form: Form3, image: bytes) -> ProbeView:
+        """Form 3 and the image; faces detected, none templated (P-01, P-11)."""
+        pixels = self.bio.decode(image)
+        digest = content_hash(image)
+        probe_id = uuid4()
+        owner = str(probe_id)
+        written: list[str] = []
+
+        def action(act: Act) -> ProbeImage:
+            probe = act.new(ProbeImage.submit(act.actor, act.at, form, digest, probe_id=probe_id))
+            faces = self.bio.engine.detect(pixels)
+            analyses = [FaceAnalysis.of(f"face-{n}", f) for n, f in enumerate(faces, start=1)]
+            probe.record_faces_detected(
+                act.actor,
+                act.at,
+                self.bio.engine.detector.algorithm_id,
+                [_region(a) for a in analyses],
+            )
+            written.append(probe_image_record(owner))
+            self.bio.store.put(probe_image_record(owner), RecordKind.IMAGE, image, owner=owner)
+            for analysis in analyses:
+                written.append(probe_face_record(owner, analysis.face_id))
+                analysis.put(self.bio.store, written[-1], owner)
+            return probe
+
+        try:
+            probe = self._act(acting_user, "submit probe", PROBE_USERS, [], action, target_name="ProbeImage")
+        except BaseException:
+            erase_all(self.bio.store, written)
+            raise
+        return self._view(probe)
+
+    def select_faces(
+        self, acting_user: str, probe_id: str, face_ids: Sequence[str], reason: str
+    ) -> ProbeView:
+        """P-11: the user's choice; quality recorded (P-10) and templates made for these faces only."""
+        probe = self.load(probe_id, ProbeImage)
+        face_ids = list(dict.fromkeys(face_ids))
+        return self._template_after(
+            acting_user,
+            "select faces",
+            probe,
+            lambda act: probe.select_faces(act.actor, act.at, face_ids, reason),
+            face_ids,
+        )
+
+    def draw_face(self, acting_user: str, probe_id: str, box: FaceBox, reason: str) -> ProbeView:
+        """P-11: a box drawn by the user when no face (or not the right one) was detected."""
+        probe = self.load(probe_id, ProbeImage)
+        face_id = f"drawn-{sum(1 for f in probe.faces.values() if f.drawn) + 1}"
+        pixels = self._pixels(probe)
+        analysis = FaceAnalysis.of(face_id, self.bio.engine.face_from_box(pixels, box), drawn=True)
+
+        def draw(act: Act) -> None:
+            probe.draw_face(act.actor, act.at, _region(analysis), reason)
+
+        return self._template_after(
+            acting_user, "draw face", probe, draw, [face_id], drawn=analysis, pixels=pixels
+        )
+
+    def decide_on_quality(self, acting_user: str, probe_id: str, proceed: bool, reason: str) -> ProbeView:
+        """P-10: the user's decision on the flags shown, recorded with them."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            "decide on quality",
+            PROBE_USERS,
+            [probe],
+            lambda act: probe.decide_on_quality(act.actor, act.at, proceed, reason),
+        )
+        return self._view(probe)
+
+    # -- queries -----------------------------------------------------------------------------
+
+    def get(self, acting_user: str, probe_id: str) -> ProbeView:
+        self._read(acting_user, "read probe", PROBE_READERS, target=f"ProbeImage {probe_id}")
+        return self._view(self.load(probe_id, ProbeImage))
+
+    def thumbnail(self, acting_user: str, probe_id: str, face_id: str) -> bytes:
+        """JPEG of one face with a margin, for the user who submitted the probe only."""
+        probe = self.load(probe_id, ProbeImage)
+        self._read(
+            acting_user,
+            "view probe face",
+            PROBE_USERS,
+            target=f"ProbeImage {probe_id}",
+            decide=lambda actor: Decision.check(
+                actor.user_id == probe.requester_id,
+                "A-05",
+                "only the user who submitted the probe sees its faces",
+            ),
+        )
+        if probe.purged_at is not None or face_id not in probe.faces:
+            raise NotFound("face", face_id)
+        face = probe.faces[face_id]
+        box = FaceBox(face.left, face.top, face.right, face.bottom)
+        return self.bio.encode_jpeg(face_crop(self._pixels(probe), box))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _template_after(
+        self,
+        acting_user: str,
+        command: str,
+        probe: ProbeImage,
+        choose: Callable[[Act], None],
+        face_ids: Sequence[str],
+        *,
+        drawn: FaceAnalysis | None = None,
+        pixels: np.ndarray | None = None,
+    ) -> ProbeView:
+        owner = str(probe.id)
+        algorithm_id = self.bio.algorithm_id
+        written: list[str] = []
+
+        def action(act: Act) -> None:
+            choose(act)
+            if drawn is not None:
+                written.append(probe_face_record(owner, drawn.face_id))
+                drawn.put(self.bio.store, written[-1], owner)
+            analyses = [
+                drawn if drawn is not None and f == drawn.face_id else self._analysis(probe, f)
+                for f in face_ids
+            ]
+            for analysis in analyses:
+                probe.record_quality(
+                    act.actor, act.at, analysis.face_id, analysis.quality.measures, analysis.quality.flags
+                )
+            templated = {t.face_id for t in probe.templates if t.algorithm_id == algorithm_id}
+            todo = [a for a in analyses if a.face_id not in templated]
+            if not todo:
+                return
+            image = pixels if pixels is not None else self._pixels(probe)
+            vectors = self.bio.engine.template(image, [a.face for a in todo])
+            templates = {}
+            for analysis, vector in zip(todo, vectors, strict=True):
+                template_id = str(uuid4())
+                written.append(template_id)
+                self.bio.store.put_template(template_id, vector, owner=owner, algorithm_id=algorithm_id)
+                templates[analysis.face_id] = template_id
+            probe.record_templates(act.actor, act.at, algorithm_id, templates)
+
+        try:
+            self._act(acting_user, command, PROBE_USERS, [probe], action)
+        except BaseException:
+            erase_all(self.bio.store, written)
+            raise
+        return self._view(probe)
+
+    def _analysis(self, probe: ProbeImage, face_id: str) -> FaceAnalysis:
+        if face_id not in probe.faces:
+            # The domain names unknown faces in its refusal; this only avoids a store miss first.
+            raise NotFound("face", face_id)
+        return load_analysis(self.bio.store, probe_face_record(probe.id, face_id))
+
+    def _pixels(self, probe: ProbeImage) -> np.ndarray:
+        if probe.purged_at is not None:
+            raise NotFound("probe image", probe.id)
+        return self.bio.decode(self.bio.store.get(probe_image_record(probe.id)))
+
+    def _view(self, probe: ProbeImage) -> ProbeView:
+        algorithm_id = self.bio.algorithm_id
+        config = self.config()
+        templated = {t.face_id for t in probe.templates if t.algorithm_id == algorithm_id}
+        faces = []
+        for face_id, region in probe.faces.items():
+            measures: dict[str, float] = {}
+            flags: tuple[str, ...] = ()
+            if probe.purged_at is None and face_id in probe.quality:
+                measures, flags = dict(probe.quality[face_id].measures), probe.quality[face_id].flags
+            elif probe.purged_at is None:
+                analysis = load_analysis(self.bio.store, probe_face_record(probe.id, face_id))
+                measures, flags = dict(analysis.quality.measures), analysis.quality.flags
+            faces.append(
+                FaceView(
+                    face_id,
+                    region.left,
+                    region.top,
+                    region.right,
+                    region.bottom,
+                    region.score,
+                    region.drawn,
+                    face_id in probe.selected,
+                    face_id in templated,
+                    measures,
+                    tuple(flags),
+                )
+            )
+        ready = probe.ready_for_search(algorithm_id, config)
+        return ProbeView(
+            probe_id=str(probe.id),
+            content_hash=probe.image_hash,
+            requester_id=probe.requester_id,
+            submitted_at=probe.submitted_at,
+            image_level=int(probe.level),
+            perceived_age=probe.perceived_age.value,
+            detector_algorithm_id=probe.detector_algorithm_id,
+            faces=tuple(faces),
+            quality_flags=probe.quality_flags,
+            quality_decision=probe.quality_decision,
+            algorithm_id=algorithm_id,
+            template_count=len(probe.template_ids(algorithm_id)),
+            missing_endorsements=tuple(sorted(k.value for k in probe.missing_endorsements(config))),
+            ready_for_search=ready.allowed,
+            not_ready_because=ready.reasons,
+            purged=probe.purged_at is not None,
+        )
+
+
+def _region(analysis: FaceAnalysis) -> FaceRegion:
+    box = analysis.box
+    return FaceRegion(
+        analysis.face_id, box.left, box.top, box.right, box.bottom, analysis.score, drawn=analysis.drawn
+    )

@@ -1,0 +1,230 @@
+"""Running a search: a probe's selected-face templates against one library's index (S-01..S-04, T-01).
+
+One call searches one library, by default the next in progressive order (lowest level
+first, S-02): a viable match at a lower level must be adjudicated before a higher level may
+be searched, so searching every library at once would defeat the rule. The domain's
+``search_library`` decides every rule (approvals, order, L-13, P-10, T-02...) and records
+the candidates; a refusal is recorded like any other.
+
+Candidates: each selected face's template of the engine's algorithm (T-01) is searched in
+the library's index of that algorithm; hits of templates the library may no longer
+search (retention expired, R-01) are dropped, a template found by several faces keeps its
+best distance, and the ``top_k`` nearest become candidates ranked 1, 2, 3... with the
+similarity score of ``SimilarityScale`` (0.5 at the algorithm's threshold).
+
+The index is a projection of the store: when it lacks a template the library records
+(a failed index write, a lost file), it is rebuilt from the store before searching, so a
+search never silently misses enrolled material.
+
+Thumbnails and subject references of candidates are shown only to users within the
+library's access restrictions (L-13).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from uuid import UUID
+
+import attrs
+
+from rfr.application.app import RfrApplication
+from rfr.application.errors import NotFound
+from rfr.application.ports import Clock, FaceBox, VectorIndex
+from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
+from rfr.application.services.biometric_support import (
+    Biometrics,
+    face_crop,
+    library_face_record,
+    library_subject_record,
+    load_analysis,
+)
+from rfr.application.similarity import ensure_same_algorithm
+from rfr.domain.decisions import Decision
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.people import Actor, Role
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.rules_search import Candidate
+from rfr.domain.search_request import SearchRequest
+
+SEARCHERS = Need((Role.RFR_USER,))
+READERS = Need(OPERATIONAL_ROLES)
+
+
+@attrs.frozen
+class FoundCandidate:
+    """A potential match as its searcher sees it: ``subject`` is the enrolled reference, if any."""
+
+    candidate_id: str
+    rank: int
+    score: float
+    library_id: str
+    image_id: str
+    algorithm_id: str
+    subject: str | None
+
+
+@attrs.frozen
+class LibrarySearchResult:
+    request_id: str
+    library_id: str
+    algorithm_id: str
+    searched_at: datetime
+    candidates: tuple[FoundCandidate, ...]
+
+
+class SearchExecution(UseCase):
+    def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
+        super().__init__(app, clock)
+        self.bio = biometrics
+
+    def next_library(self, request_id: UUID | str) -> str | None:
+        """The unsearched library of lowest level (S-02), in the order chosen; None when all are done."""
+        request = self.load(request_id, SearchRequest)
+        pending = [lib for lib in request.libraries.values() if lib.library_id not in request.searches]
+        order = {lib_id: n for n, lib_id in enumerate(request.libraries)}
+        pending.sort(key=lambda lib: (lib.level, order[lib.library_id]))
+        return pending[0].library_id if pending else None
+
+    def search_next(
+        self, acting_user: str, request_id: UUID | str, *, top_k: int | None = None
+    ) -> LibrarySearchResult | None:
+        library_id = self.next_library(request_id)
+        if library_id is None:
+            return None
+        return self.search_library(acting_user, request_id, library_id, top_k=top_k)
+
+    def search_library(
+        self, acting_user: str, request_id: UUID | str, library_id: str, *, top_k: int | None = None
+    ) -> LibrarySearchResult:
+        """Search one library of the request; the domain refuses what the policy does not allow."""
+        k = self.bio.top_k if top_k is None else int(top_k)
+        if k < 1:
+            raise ValueError("top_k must be at least 1")
+        request = self.load(request_id, SearchRequest)
+        probe = self.load(request.probe_id, ProbeImage)
+        library = self.load(library_id, ReferenceLibrary)
+        approval = self.load(library.approval_id, LibraryApproval)
+        algorithm_id = self.bio.algorithm_id
+
+        def action(act: Act) -> datetime:
+            candidates = self._candidates(probe, library, act.at, k)
+            request.search_library(
+                act.actor,
+                act.at,
+                probe=probe,
+                library=library,
+                approval=approval,
+                algorithm_id=algorithm_id,
+                candidates=candidates,
+                config=act.config,
+            )
+            return act.at
+
+        at = self._act(acting_user, f"search library {library.id}", SEARCHERS, [request], action)
+        found = [c for c in request.candidates("rank") if c.library_id == str(library.id)]
+        return LibrarySearchResult(
+            str(request.id),
+            str(library.id),
+            algorithm_id,
+            at,
+            tuple(self._found(c, with_subject=True) for c in found),
+        )
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def candidates(self, acting_user: str, request_id: UUID | str) -> tuple[FoundCandidate, ...]:
+        """The request's potential matches by rank, of the libraries the reader may access (L-13)."""
+        actor = self._read(acting_user, "read candidates", READERS, target=f"SearchRequest {request_id}")
+        request = self.load(request_id, SearchRequest)
+        allowed = {
+            lib.library_id
+            for lib in request.libraries.values()
+            if self.load(lib.approval_id, LibraryApproval).allows(actor)
+        }
+        return tuple(
+            self._found(c, with_subject=True) for c in request.candidates("rank") if c.library_id in allowed
+        )
+
+    def candidate_thumbnail(self, acting_user: str, request_id: UUID | str, candidate_id: str) -> bytes:
+        """JPEG of a candidate's face, for users within its library's access restrictions (L-13)."""
+        request = self.load(request_id, SearchRequest)
+        candidate = request.candidate_list.get(candidate_id)
+        if candidate is None:
+            raise NotFound("candidate", candidate_id)
+        library = self.load(candidate.library_id, ReferenceLibrary)
+        approval = self.load(library.approval_id, LibraryApproval)
+        self._read(
+            acting_user,
+            "view candidate image",
+            READERS,
+            target=f"ReferenceLibrary {library.id}",
+            decide=lambda actor: _within(approval, actor),
+        )
+        entry = library.images.get(candidate.image_id)
+        if entry is None or entry.purged_at is not None:
+            raise NotFound("library image", candidate.image_id)
+        analysis = load_analysis(self.bio.store, library_face_record(candidate.image_id))
+        pixels = self.bio.decode(self.bio.store.get(candidate.image_id))
+        box = FaceBox(analysis.box.left, analysis.box.top, analysis.box.right, analysis.box.bottom)
+        return self.bio.encode_jpeg(face_crop(pixels, box))
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _candidates(
+        self, probe: ProbeImage, library: ReferenceLibrary, at: datetime, k: int
+    ) -> list[Candidate]:
+        algorithm_id = self.bio.algorithm_id
+        templates = [self.bio.store.get_template(t) for t in probe.template_ids(algorithm_id)]
+        for template in templates:
+            ensure_same_algorithm(algorithm_id, template.algorithm_id)
+        searchable = library.template_ids(algorithm_id, at)
+        if not templates or not searchable:
+            # Nothing to compare: the domain says why (no selected face, T-02...).
+            return []
+        wanted = set(searchable)
+        index = self._complete_index(str(library.id), wanted)
+        extra = max(0, len(index) - len(wanted))
+        depth = min(len(index), k + extra)
+        best: dict[str, float] = {}
+        for template in templates:
+            for hit in index.search(template.vector, depth):
+                if hit.template_id in wanted:
+                    best[hit.template_id] = min(best.get(hit.template_id, math.inf), hit.distance)
+        ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
+        image_of = {t: i for i, t in library.templates.get(algorithm_id, {}).items()}
+        scale = self.bio.scale
+        return [
+            Candidate(rank, scale.score(distance), str(library.id), algorithm_id, image_of[t], t)
+            for rank, (t, distance) in enumerate(ranked, start=1)
+        ]
+
+    def _complete_index(self, library_id: str, wanted: set[str]) -> VectorIndex:
+        index = self.bio.index(library_id)
+        if any(t not in index for t in wanted):
+            embedder = self.bio.engine.embedder
+            index = self.bio.indexes.rebuild(
+                library_id, self.bio.algorithm_id, embedder.dimension, embedder.metric
+            )
+        return index
+
+    def _found(self, candidate: Candidate, *, with_subject: bool) -> FoundCandidate:
+        subject = None
+        if with_subject and self.bio.store.exists(library_subject_record(candidate.image_id)):
+            subject = self.bio.store.get(library_subject_record(candidate.image_id)).decode()
+        return FoundCandidate(
+            candidate.candidate_id,
+            candidate.rank,
+            candidate.score,
+            candidate.library_id,
+            candidate.image_id,
+            candidate.algorithm_id,
+            subject,
+        )
+
+
+def _within(approval: LibraryApproval, actor: Actor) -> Decision:
+    return Decision.check(
+        approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
+    )
