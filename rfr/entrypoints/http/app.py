@@ -118,7 +118,8 @@ def create_app(
         openapi_config=openapi,
         request_max_body_size=http.max_request_bytes,
         state=None,
-        on_shutdown=[app.close],
+        # A store passed in belongs to the caller, who closes it.
+        on_shutdown=[] if application is not None else [app.close],
     )
     api.state[STATE_KEY] = context
     missing = undeclared_routes(api)

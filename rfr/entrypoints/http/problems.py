@@ -24,13 +24,13 @@ exception's text: it is logged with the incident id the caller can quote.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from uuid import uuid4
 
 import attrs
 from eventsourcing.application import AggregateNotFoundError
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
@@ -240,8 +240,6 @@ def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[
     )
 
 
-Handler = Callable[[Request[Any, Any, Any], Any], Response[Any]]
-
 EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     HTTPException: _http,
     PolicyRefusal: _policy_refusal,
@@ -256,4 +254,4 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     Exception: _internal,
 }
 
-__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "PROBLEM_TYPES", "MediaType", "ProblemType", "problem"]
+__all__ = ["EXCEPTION_HANDLERS", "PROBLEM_JSON", "PROBLEM_TYPES", "ProblemType", "problem"]
