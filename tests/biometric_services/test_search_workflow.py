@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from uuid import UUID
 
+import attrs
 import pytest
 from domain_builders import form3
 from service_builders import IDENTITIES, World, gallery_items, side_by_side
 
+from rfr.adapters.alignment.dlib_chip import DlibChipAligner
+from rfr.application.face_engine import FaceEngine
 from rfr.application.ports import FaceBox, RecordKind
+from rfr.application.services.search_execution import SearchExecution
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.images import ImageLevel
 from rfr.domain.probe_image import ProbeImage
@@ -150,3 +154,26 @@ def test_an_index_lost_after_enrolment_is_rebuilt_from_the_store(world: World, p
     result = world.search.search_next("analyst", request.id)
     assert result.candidates[0].subject == "angelo_reyes"
     assert len(world.bio.index(str(enrolled.id))) == 2 * len(IDENTITIES)
+
+
+def test_templates_of_another_algorithm_are_never_compared_T01_T02(world: World, photos, enrolled):
+    """T-01/T-02: another aligner makes another algorithm; nothing the first made is searched."""
+    probe_id, _ = _ready_probe(world, photos["bill_simon"][2].read_bytes())
+    request = world.open_request(probe_id, enrolled)
+    engine = world.bio.engine
+    other = FaceEngine(
+        engine.detector,
+        engine.landmarks,
+        DlibChipAligner(size=150, padding=0.3),
+        engine.embedder,
+        engine.quality,
+    )
+    assert other.algorithm_id != engine.algorithm_id
+    search = SearchExecution(world.app, world.clock, attrs.evolve(world.bio, engine=other))
+
+    with pytest.raises(PolicyRefusal) as refused:
+        search.search_next("analyst", request.id)
+
+    assert {"T-02", "P-11"} <= set(refused.value.rule_ids)
+    assert not world.app.get(request.id, SearchRequest).searches
+    assert not (world.bio.indexes.folder(str(enrolled.id), other.algorithm_id)).exists()

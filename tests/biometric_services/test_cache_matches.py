@@ -1,0 +1,99 @@
+"""U-02: new library material is searched with the cached probes it is relevant to; matches are queued."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from domain_builders import form3
+from eventsourcing.application import AggregateNotFoundError
+from service_builders import World, gallery_items, item
+
+from rfr.domain.cache_matches import CacheMatchQueue
+from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.search_terms import SearchGround
+
+
+def _cached_probe(world: World, image: bytes, *libraries) -> str:
+    """A probe searched against ``libraries`` without a viable match, then added to the cache (U-01)."""
+    view = world.probes.submit("analyst", form3(), image)
+    view = world.probes.select_faces("analyst", view.probe_id, [view.faces[0].face_id], "the suspect")
+    if view.quality_flags:
+        world.probes.decide_on_quality("analyst", view.probe_id, True, "clear enough")
+    request = world.open_request(view.probe_id, *libraries)
+    while world.search.search_next("analyst", request.id) is not None:
+        pass
+    probe = world.app.get(UUID(view.probe_id), ProbeImage)
+    searched = world.app.get(request.id, type(request))
+    probe.add_to_unresolved_cache(
+        world.actor("inspector"),
+        world.clock.now(),
+        [searched],
+        [SearchGround.OFFENCE],
+        "burglary series still unresolved",
+        config=world.config,
+    )
+    world.app.save(probe)
+    return view.probe_id
+
+
+def test_new_images_are_searched_with_relevant_cached_probes_and_queued_U02(world: World, photos):
+    """U-02: only probes whose searches chose the library are re-searched, and only new material."""
+    _, custody = world.library("custody images")
+    _, other = world.library("appeal images")
+    world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler", "bill_simon"]))
+    world.enrolment.enrol("admin", str(other.id), gallery_items(photos, ["bob_graham"]))
+    wanted = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    elsewhere = _cached_probe(world, photos["colin_powell"][3].read_bytes(), other)
+    world.clock.advance(days=3)
+
+    report = world.enrolment.enrol(
+        "admin",
+        str(custody.id),
+        [item(p, subject="colin_powell") for p in photos["colin_powell"][:2]]
+        + [item(photos["carlos_moya"][0], subject="carlos_moya")],
+    )
+
+    assert report.screening.probes_screened == 1 and report.screening.matches_queued == 2
+    queue = world.cache.queue_of("analyst", wanted)
+    colin = {r.image_id for r in report.enrolled if r.name.startswith("Colin")}
+    assert {m.image_id for m in queue.pending} == colin
+    assert all(m.score >= 0.5 for m in queue.pending)
+    with pytest.raises(AggregateNotFoundError):
+        world.app.get(CacheMatchQueue.id_for(elsewhere), CacheMatchQueue)
+
+
+def test_queued_matches_are_adjudicated_within_access_only_L13(world: World, photos):
+    _, custody = world.library("custody images")
+    world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
+    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    world.enrolment.enrol("admin", str(custody.id), [item(photos["colin_powell"][0])])
+    match = world.cache.queue_of("analyst", probe_id).pending[0]
+
+    assert world.cache.queue_of("outsider", probe_id).matches == ()
+    with pytest.raises(PolicyRefusal) as refused:
+        world.cache.adjudicate("outsider", probe_id, match.match_id, True, "looks like him")
+    assert refused.value.rule_ids == ("L-13",)
+
+    view = world.cache.adjudicate(
+        "analyst", probe_id, match.match_id, True, "same scar and ear shape", identity_known=True
+    )
+    assert view.pending == () and view.matches[0].viable is True
+    stored = world.app.get(CacheMatchQueue.id_for(probe_id), CacheMatchQueue)
+    assert stored.adjudications[match.match_id].by == "analyst"
+
+
+def test_probes_out_of_the_cache_are_not_searched_U02(world: World, photos):
+    _, custody = world.library("custody images")
+    world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
+    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    probe = world.app.get(UUID(probe_id), ProbeImage)
+    probe.remove_from_cache(
+        world.actor("inspector"), world.clock.now(), "suspect charged (U-04)", world.config
+    )
+    world.app.save(probe)
+
+    report = world.enrolment.enrol("admin", str(custody.id), [item(photos["colin_powell"][0])])
+
+    assert report.screening.probes_screened == 0 and report.screening.matches_queued == 0
