@@ -97,3 +97,35 @@ def test_probes_out_of_the_cache_are_not_searched_U02(world: World, photos):
     report = world.enrolment.enrol("admin", str(custody.id), [item(photos["colin_powell"][0])])
 
     assert report.screening.probes_screened == 0 and report.screening.matches_queued == 0
+
+
+def test_the_queue_refuses_probes_out_of_the_cache_and_repeats_U02(world: World, photos):
+    """U-02 in the domain: a removed probe is not re-searched, and a match is never queued twice."""
+    approval, custody = world.library("custody images")
+    world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
+    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    world.enrolment.enrol("admin", str(custody.id), [item(photos["colin_powell"][0])])
+    queue = world.app.get(CacheMatchQueue.id_for(probe_id), CacheMatchQueue)
+    match = next(iter(queue.matches.values()))
+    probe = world.app.get(UUID(probe_id), ProbeImage)
+    library = world.app.get(custody.id, type(custody))
+
+    def queue_again():
+        queue.queue(
+            world.actor("admin"),
+            world.clock.now(),
+            probe=probe,
+            library=library,
+            approval=approval,
+            algorithm_id=world.bio.algorithm_id,
+            matches=[match],
+            config=world.config,
+        )
+
+    with pytest.raises(PolicyRefusal, match="already queued"):
+        queue_again()
+    probe.remove_from_cache(world.actor("inspector"), world.clock.now(), "resolved (U-04)", world.config)
+    with pytest.raises(PolicyRefusal) as refused:
+        queue_again()
+    assert "U-02" in refused.value.rule_ids and "not in the Unresolved Crime Cache" in refused.value.reason
+    assert [r.command for r in queue.refusals] == [f"queue cache matches from {custody.id}"] * 2

@@ -28,7 +28,7 @@ import numpy as np
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import get_topic
 
-from rfr.application.app import RfrApplication
+from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import NotFound
 from rfr.application.ports import Clock, StoredTemplate
 from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
@@ -123,6 +123,10 @@ class CacheScreening(UseCase):
                 queued += self._queue(acting_user, probe, library, approval, matches)
             except PolicyRefusal as refusal:
                 skipped.append((str(probe.id), f"{', '.join(refusal.rule_ids)}: {refusal.reason}"))
+            except ConcurrentModification:
+                # Another screening queued on this probe meanwhile; screening these templates
+                # again is safe (queued matches are never queued twice).
+                skipped.append((str(probe.id), "the queue changed meanwhile; screen these templates again"))
         return ScreeningReport(screened, queued, tuple(skipped))
 
     def cached_probes(self) -> list[ProbeImage]:

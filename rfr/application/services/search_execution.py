@@ -129,7 +129,7 @@ class SearchExecution(UseCase):
             str(library.id),
             algorithm_id,
             at,
-            tuple(self._found(c, with_subject=True) for c in found),
+            tuple(self._found(c) for c in found),
         )
 
     # -- reading -----------------------------------------------------------------------------
@@ -143,9 +143,7 @@ class SearchExecution(UseCase):
             for lib in request.libraries.values()
             if self.load(lib.approval_id, LibraryApproval).allows(actor)
         }
-        return tuple(
-            self._found(c, with_subject=True) for c in request.candidates("rank") if c.library_id in allowed
-        )
+        return tuple(self._found(c) for c in request.candidates("rank") if c.library_id in allowed)
 
     def candidate_thumbnail(self, acting_user: str, request_id: UUID | str, candidate_id: str) -> bytes:
         """JPEG of a candidate's face, for users within its library's access restrictions (L-13)."""
@@ -209,9 +207,10 @@ class SearchExecution(UseCase):
             )
         return index
 
-    def _found(self, candidate: Candidate, *, with_subject: bool) -> FoundCandidate:
+    def _found(self, candidate: Candidate) -> FoundCandidate:
+        """Only ever built for users the library admits (L-13): it names the enrolled subject."""
         subject = None
-        if with_subject and self.bio.store.exists(library_subject_record(candidate.image_id)):
+        if self.bio.store.exists(library_subject_record(candidate.image_id)):
             subject = self.bio.store.get(library_subject_record(candidate.image_id)).decode()
         return FoundCandidate(
             candidate.candidate_id,
