@@ -29,6 +29,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+# Loading usearch's extension before onnxruntime's makes the later onnxruntime import crash the
+# interpreter (segfault; usearch 2.26.6 with onnxruntime 1.32.0). The other order is safe, so
+# the only module that imports usearch loads onnxruntime first (tests/contract/
+# test_import_order.py).
+import onnxruntime  # noqa: F401
 from usearch.index import Index, MetricKind
 
 from rfr.adapters.indexes.atomic_files import replace_together
