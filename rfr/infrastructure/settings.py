@@ -5,6 +5,7 @@
 | RFR_DATA_DIR | ./var | event store, biometric store, indexes and built models live under it |
 | RFR_PERSISTENCE | sqlite | "sqlite" (embedded default, file under RFR_DATA_DIR) or "memory" (tests) |
 | RFR_ORT_THREADS | 2 | intra-op threads for each onnxruntime session |
+| RFR_IMPORT_ROOT | $RFR_DATA_DIR/import | the only server-side folder tree bulk enrolment may read |
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Settings:
     data_dir: Path
     persistence: str = "sqlite"
     ort_threads: int = 2
+    import_root: Path | None = None
 
     @property
     def models_dir(self) -> Path:
@@ -41,8 +43,6 @@ class Settings:
         threads = int(env.get("RFR_ORT_THREADS", "2"))
         if threads < 1:
             raise ValueError("RFR_ORT_THREADS must be at least 1")
-        return cls(
-            data_dir=Path(env.get("RFR_DATA_DIR", "./var")).expanduser().resolve(),
-            persistence=persistence,
-            ort_threads=threads,
-        )
+        data_dir = Path(env.get("RFR_DATA_DIR", "./var")).expanduser().resolve()
+        import_root = Path(env.get("RFR_IMPORT_ROOT", data_dir / "import")).expanduser().resolve()
+        return cls(data_dir=data_dir, persistence=persistence, ort_threads=threads, import_root=import_root)
