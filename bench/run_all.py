@@ -1,0 +1,166 @@
+"""Benchmarks of the biometric engine, and of the original dlib where it is importable.
+
+Run with `make bench` (or `python bench/run_all.py [--out docs/benchmarks.md]`). Every number in
+one results table comes from one run on one machine; ratios compare stages measured in that
+same run on the same images. Medians, not means: the first call of a session and the odd
+scheduler hiccup should not move the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_FACES = Path(os.environ.get("RFR_SHARED_DIR", REPO.parent / "shared")) / "datasets" / "faces"
+
+
+def median_seconds(fn: Callable[[], object], repeats: int) -> float:
+    fn()  # warm-up: session creation, caches
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def load_rgb(path: Path, longest: int | None = None) -> np.ndarray:
+    img = Image.open(path).convert("RGB")
+    if longest is not None and max(img.size) != longest:
+        scale = longest / max(img.size)
+        img = img.resize((round(img.width * scale), round(img.height * scale)), Image.BILINEAR)
+    return np.asarray(img)
+
+
+def photo_paths(limit: int) -> list[Path]:
+    """Larger photos (not the 150 px LFW crops) to be brought to 640 px for detection timing."""
+    out = []
+    for source in ("deepface", "face_recognition"):
+        out += sorted(p for p in (SHARED_FACES / source).rglob("*") if p.suffix.lower() in {".jpg", ".png"}
+                      and not p.parent.name.startswith("_"))
+    return out[:limit]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--images", type=int, default=12, help="how many 640 px photos to time")
+    args = parser.parse_args()
+
+    from rfr.entrypoints.composition import build_face_engine
+    from rfr.infrastructure.models import ModelStore
+    from rfr.infrastructure.settings import Settings
+
+    settings = Settings.from_env()
+    store = ModelStore(settings.models_dir)
+    engine = build_face_engine(settings, upsample=0)
+
+    try:
+        import dlib  # the original, for ratios only; never a dependency of the product
+    except ImportError:
+        dlib = None
+
+    photos = [load_rgb(p, 640) for p in photo_paths(args.images)]
+    rows: list[tuple[str, str, float, str, float | None]] = []
+
+    # Chips: one per photo, from our own detector, so both implementations embed identical pixels.
+    faces = [engine.detector.detect(img) for img in photos]
+    chips = [engine.aligner.align(img, f[0]) for img, f in zip(photos, faces, strict=True) if f]
+    batch32 = [chips[i % len(chips)] for i in range(32)]
+
+    ours_b1 = median_seconds(lambda: [engine.embedder.embed([c]) for c in chips], args.repeats) / len(chips)
+    ours_b32 = median_seconds(lambda: engine.embedder.embed(batch32), args.repeats) / 32
+    dlib_b1 = dlib_b32 = None
+    if dlib is not None:
+        import face_recognition_models as frm
+
+        models = Path(frm.__file__).parent / "models"
+        net = dlib.face_recognition_model_v1(str(models / "dlib_face_recognition_resnet_model_v1.dat"))
+        cnn = dlib.cnn_face_detection_model_v1(str(models / "mmod_human_face_detector.dat"))
+        sp = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+        dlib_b1 = median_seconds(
+            lambda: [net.compute_face_descriptor(c) for c in chips], args.repeats
+        ) / len(chips)
+        dlib_b32 = median_seconds(lambda: net.compute_face_descriptor(batch32), args.repeats) / 32
+    rows.append(("templating, batch 1", "ms per face", ours_b1 * 1e3, f"{1 / ours_b1:.0f} faces/s",
+                 None if dlib_b1 is None else dlib_b1 * 1e3))
+    rows.append(("templating, batch 32", "ms per face", ours_b32 * 1e3, f"{1 / ours_b32:.0f} faces/s",
+                 None if dlib_b32 is None else dlib_b32 * 1e3))
+
+    detect_ours = statistics.median(
+        median_seconds(lambda img=img: engine.detector.detect(img), args.repeats) for img in photos
+    )
+    detect_dlib = None
+    if dlib is not None:
+        detect_dlib = statistics.median(
+            median_seconds(lambda img=img: cnn(img, 0), args.repeats) for img in photos
+        )
+    rows.append(("detection + landmarks, 640 px image", "ms per image", detect_ours * 1e3,
+                 f"{len(photos)} images", None if detect_dlib is None else detect_dlib * 1e3))
+
+    def ours_pipeline(img: np.ndarray) -> None:
+        found = engine.detector.detect(img)
+        engine.template(img, found)
+
+    pipe_ours = statistics.median(median_seconds(lambda img=img: ours_pipeline(img), args.repeats)
+                                  for img in photos)
+    pipe_dlib = None
+    if dlib is not None:
+        def dlib_pipeline(img: np.ndarray) -> None:
+            for det in cnn(img, 0):
+                shape = sp(img, det.rect)
+                net.compute_face_descriptor(img, shape)
+
+        pipe_dlib = statistics.median(median_seconds(lambda img=img: dlib_pipeline(img), args.repeats)
+                                      for img in photos)
+    rows.append(("full pipeline (detect, landmarks, align, embed), 640 px image", "ms per image",
+                 pipe_ours * 1e3, f"{len(photos)} images", None if pipe_dlib is None else pipe_dlib * 1e3))
+
+    original = f"dlib {dlib.__version__}" if dlib is not None else "dlib not importable: no ratios"
+    models_built = sorted(p.name for p in store.models_dir.glob("*") if p.suffix in {".onnx", ".npz"})
+    lines = [
+        "# Benchmarks",
+        "",
+        "Made by `make bench` (`bench/run_all.py`). All numbers of the table come from one run;",
+        "ratios compare the original dlib and this project on the same decoded pixels in that run.",
+        "Medians over repeats after one warm-up call; onnxruntime with "
+        f"{settings.ort_threads} intra-op threads.",
+        "",
+        f"- Run: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}, "
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        f"- Original: {original}",
+        f"- Models: {', '.join(models_built)}",
+        "",
+        "| stage | unit | rfr (median) | throughput | dlib (median) | speed-up |",
+        "|---|---|---|---|---|---|",
+    ]
+    for stage, unit, ours, note, theirs in rows:
+        speed = "" if theirs is None else f"{theirs / ours:.1f}x"
+        theirs_s = "" if theirs is None else f"{theirs:.1f}"
+        lines.append(f"| {stage} | {unit} | {ours:.1f} | {note} | {theirs_s} | {speed} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.write_text(text + _TARGETS, encoding="utf-8")
+    return 0
+
+
+_TARGETS = """
+Targets (issue 3): templating at batch 32 at least 8x faster per chip than the original, the full
+pipeline at least 5x faster per image. Parity is checked by the test suite, not here.
+"""
+
+if __name__ == "__main__":
+    sys.exit(main())
