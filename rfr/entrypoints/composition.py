@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from functools import lru_cache
+from pathlib import Path
+
+import attrs
 
 from rfr.application.face_engine import FaceEngine
+from rfr.application.services.biometric_support import Biometrics
 from rfr.infrastructure.settings import Settings
 
 
@@ -38,3 +44,60 @@ def build_face_engine(settings: Settings, *, upsample: int | None = None) -> Fac
 def cached_face_engine(settings: Settings, upsample: int | None = None) -> FaceEngine:
     """One engine per process and settings: the onnxruntime sessions are expensive to open."""
     return build_face_engine(settings, upsample=upsample)
+
+
+# The decoder's and the search's own defaults, repeated here so reading settings loads no model code.
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
+DEFAULT_SEARCH_TOP_K = 20
+
+
+@attrs.frozen
+class BiometricOptions:
+    """What the HTTP API and the worker choose about biometrics, read from the environment.
+
+    | variable | default | meaning |
+    |---|---|---|
+    | RFR_IMPORT_ROOT | (unset) | server folder bulk enrolment may read from; unset: no bulk enrolment |
+    | RFR_MAX_IMAGE_PIXELS | 40000000 | largest image (width x height) decoded; more is refused (413) |
+    | RFR_SEARCH_TOP_K | 20 | potential matches kept per library searched (S-04) |
+    """
+
+    import_root: Path | None = None
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    top_k: int = DEFAULT_SEARCH_TOP_K
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> BiometricOptions:
+        env = os.environ if environ is None else environ
+        root = env.get("RFR_IMPORT_ROOT", "").strip()
+        return cls(
+            import_root=Path(root).expanduser().resolve() if root else None,
+            max_pixels=_at_least_one(env, "RFR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+            top_k=_at_least_one(env, "RFR_SEARCH_TOP_K", DEFAULT_SEARCH_TOP_K),
+        )
+
+
+def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, str(default)).strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
+
+
+def build_biometrics(settings: Settings, options: BiometricOptions | None = None) -> Biometrics:
+    """The embedded default biometrics (engine, encrypted store, usearch indexes) under RFR_DATA_DIR."""
+    # The assembly loads onnxruntime before usearch (the other order crashes); keep it first.
+    from rfr.adapters.biometric_store.assembly import embedded_biometrics
+
+    options = options or BiometricOptions.from_env()
+    return embedded_biometrics(
+        settings,
+        cached_face_engine(settings),
+        top_k=options.top_k,
+        max_pixels=options.max_pixels,
+        import_root=options.import_root,
+    )

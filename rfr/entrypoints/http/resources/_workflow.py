@@ -1,0 +1,128 @@
+"""What the workflow resources share: request types, domain values from bodies, biometrics, uploads.
+
+Bodies are msgspec structs named like the domain values they carry, so a validated body
+becomes a domain value through ``codec.from_data`` with no field copied by hand. Where the
+policy judges a text (a rationale, a part of Form 1/2/3), the body accepts it empty: the
+domain refuses an empty one under its own rule and records the refusal (A-01), which a
+400 from the schema would not. Plain reasons must not be empty.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Annotated, Any, TypeVar
+from uuid import UUID
+
+import msgspec
+from litestar.datastructures import UploadFile
+from litestar.exceptions import ValidationException
+
+from rfr.application.errors import ImageRejected
+from rfr.application.services.biometric_support import Biometrics
+from rfr.domain.codec import from_data
+from rfr.domain.search_terms import UrgencyBasis
+from rfr.entrypoints.composition import build_biometrics
+from rfr.entrypoints.http.context import HttpContext
+
+T = TypeVar("T")
+
+# Judged by the policy (may be empty; the domain names what is missing).
+Statement = Annotated[str, msgspec.Meta(max_length=8000)]
+# A reason for an action: required.
+Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+AwareDateTime = Annotated[
+    datetime, msgspec.Meta(tz=True, description="ISO 8601 with a time zone, e.g. 2026-06-30T17:00:00Z")
+]
+
+# Declared part types accepted for an image; the bytes are checked by the decoder regardless.
+IMAGE_PART_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/octet-stream", ""})
+
+
+class UrgencyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Urgency (policy 3.1) with its rationale; ``search_all`` asks to skip the progressive order (S-02)."""
+
+    basis: UrgencyBasis
+    rationale: Statement
+    search_all: bool = False
+
+
+class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Reason
+
+
+class RationaleBody(msgspec.Struct, forbid_unknown_fields=True):
+    rationale: Statement
+
+
+def domain_value(kind: type[T], body: msgspec.Struct | None) -> T | None:
+    """The domain value ``kind`` carried by a validated body whose fields are named like it."""
+    if body is None:
+        return None
+    return from_data(kind, msgspec.to_builtins(body, builtin_types=(datetime, UUID)))
+
+
+def invalid(field: str, message: str, *, source: str = "body") -> ValidationException:
+    """A 400 naming ``field``, like the schema's own validation errors."""
+    return ValidationException(message, extra=[{"key": field, "source": source, "message": message}])
+
+
+def biometrics(ctx: HttpContext) -> Biometrics:
+    """The process's biometrics (engine, store, indexes), built on first use: opening models takes seconds."""
+    return ctx.component("biometrics", lambda c: build_biometrics(c.settings))
+
+
+def image_bytes(upload: UploadFile, field: str) -> bytes:
+    """An uploaded image's bytes; a part declared as a non-image type is refused (415) unread."""
+    declared = (upload.content_type or "").split(";")[0].strip().lower()
+    if declared not in IMAGE_PART_TYPES:
+        raise ImageRejected(
+            f"{field}: {declared!r} is not an accepted image type (JPEG, PNG or WebP)", "unsupported_type"
+        )
+    return upload.file.read()
+
+
+def decode_json_part(text: str, kind: type[T], field: str) -> T:
+    """A JSON form part decoded into ``kind``; errors name ``field.<path>`` like body errors do."""
+    try:
+        return msgspec.json.decode(text.encode(), type=kind)
+    except msgspec.ValidationError as e:
+        message, _, path = str(e).partition(" - at `$")
+        where = field + path.rstrip("`") if path else field
+        named = _named_field(message)
+        if named is not None:
+            where = f"{where}.{named}"
+        raise invalid(where, message) from None
+    except msgspec.DecodeError as e:
+        raise invalid(field, f"not valid JSON: {e}") from None
+
+
+def _named_field(message: str) -> str | None:
+    for marker in ("missing required field `", "unknown field `"):
+        if marker in message:
+            return message.split(marker, 1)[1].split("`", 1)[0]
+    return None
+
+
+def inline_schema(kind: type[Any]) -> dict[str, Any]:
+    """JSON Schema of ``kind`` with its definitions inlined, to describe a JSON part in OpenAPI."""
+    schema = msgspec.json.schema(kind)
+    defs: Mapping[str, Any] = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(defs[ref.removeprefix("#/$defs/")])
+            return {k: resolve(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [resolve(v) for v in node]
+        return node
+
+    return resolve(schema)
+
+
+def example_json(value: Any) -> str:
+    return json.dumps(value, indent=None)

@@ -1,0 +1,221 @@
+"""The Unresolved Crime Cache (U-01..U-04): additions with Inspector approval, reviews, removals,
+and the potential matches queued when new library material arrives (U-02)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import attrs
+import msgspec
+from litestar import Router, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, Parameter
+
+from rfr.application.services.access import Principal
+from rfr.application.services.biometric_cache import CacheQueueView, CacheScreening
+from rfr.application.services.cache import READERS, REMOVERS, REVIEWERS, CacheEntryView, UnresolvedCrimeCache
+from rfr.domain.forms import ReviewOutcome
+from rfr.domain.people import Role
+from rfr.domain.search_terms import SearchGround
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody, Statement, biometrics
+
+ProbeId = Annotated[UUID, Parameter(description="the probe's id (an entry is keyed by its probe)")]
+Caller = NamedDependency[Principal]
+# U-01 with P-08: an Inspector approves an addition; where the policy settings allow it, an RFR User.
+ADDERS = (Role.APPROVING_OFFICER, Role.RFR_USER)
+
+
+class AddBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """U-01: the grounds (8.3) that still apply, and why the probe should stay searchable."""
+
+    probe_id: UUID
+    grounds: list[SearchGround]
+    rationale: Statement
+
+
+class CacheReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """U-03: ``continue`` sets the next review date; ``stop`` removes the entry (U-04)."""
+
+    outcome: ReviewOutcome
+    reason: Reason
+
+
+class MatchAdjudicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    viable: bool
+    rationale: Statement
+    identity_known: bool | None = None
+
+
+@attrs.frozen
+class CachePage:
+    items: list[CacheEntryView]
+    next_after: int | None
+
+
+def _cache(ctx: HttpContext) -> UnresolvedCrimeCache:
+    return UnresolvedCrimeCache(ctx.app, ctx.clock)
+
+
+def _screening(ctx: HttpContext) -> CacheScreening:
+    return CacheScreening(ctx.app, ctx.clock, biometrics(ctx))
+
+
+Cache = NamedDependency[UnresolvedCrimeCache]
+
+
+@post("/cache/entries", sync_to_thread=True, summary="Add a probe to the cache (U-01)", **allow(*ADDERS))
+def add_entry(
+    principal: Caller,
+    cache: Cache,
+    data: Annotated[
+        AddBody,
+        Body(
+            examples=[
+                Example(
+                    value={
+                        "probe_id": "5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88",
+                        "grounds": ["b_offence"],
+                        "rationale": "Unidentified; offence under investigation",
+                    }
+                )
+            ]
+        ),
+    ],
+) -> CacheEntryView:
+    """Only when no search of the probe found a viable match of a known person (U-01), and with
+    the approval of an Inspector or above (P-08)."""
+    return cache.add(principal.user_id, data.probe_id, data.grounds, data.rationale)
+
+
+@get("/cache/entries", sync_to_thread=True, summary="List cache entries", **allow(*READERS.roles))
+def list_entries(
+    principal: Caller,
+    cache: Cache,
+    after: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    include_removed: bool = False,
+) -> CachePage:
+    page = cache.entries(principal.user_id, after=after, limit=limit, include_removed=include_removed)
+    return CachePage(list(page.items), page.next_after)
+
+
+@get(
+    "/cache/entries/overdue",
+    sync_to_thread=True,
+    summary="Entries overdue for review (U-03)",
+    **allow(*READERS.roles),
+)
+def overdue_entries(principal: Caller, cache: Cache) -> list[CacheEntryView]:
+    return list(cache.overdue(principal.user_id))
+
+
+@get("/cache/entries/{probe_id:uuid}", sync_to_thread=True, summary="A cache entry", **allow(*READERS.roles))
+def get_entry(principal: Caller, cache: Cache, probe_id: FromPath[ProbeId]) -> CacheEntryView:
+    entry = cache.get(principal.user_id, probe_id)
+    if entry is None:
+        raise NotFoundException(f"probe {probe_id} was never in the cache")
+    return entry
+
+
+@post(
+    "/cache/entries/{probe_id:uuid}/reviews",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Review an entry (U-03)",
+    **allow(*REVIEWERS.roles),
+)
+def review_entry(
+    principal: Caller,
+    cache: Cache,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        CacheReviewBody,
+        Body(
+            examples=[Example(value={"outcome": "continue", "reason": "Offence still under investigation"})]
+        ),
+    ],
+) -> CacheEntryView:
+    return cache.review(principal.user_id, probe_id, data.outcome, data.reason)
+
+
+@post(
+    "/cache/entries/{probe_id:uuid}/removal",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Remove an entry (U-04)",
+    **allow(*REMOVERS.roles),
+)
+def remove_entry(
+    principal: Caller,
+    cache: Cache,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        ReasonBody, Body(examples=[Example(value={"reason": "Suspect identified by a witness"})])
+    ],
+) -> CacheEntryView:
+    """The purpose was resolved by other means; the probe is deleted within the configured days."""
+    return cache.remove(principal.user_id, probe_id, data.reason)
+
+
+@get(
+    "/cache/entries/{probe_id:uuid}/matches",
+    sync_to_thread=True,
+    summary="Matches queued by new material (U-02)",
+    **allow(*READERS.roles),
+)
+def queued_matches(
+    principal: Caller, screening: NamedDependency[CacheScreening], probe_id: FromPath[ProbeId]
+) -> CacheQueueView:
+    """Highest score first; only matches in libraries the caller may access (L-13)."""
+    return screening.queue_of(principal.user_id, str(probe_id))
+
+
+@post(
+    "/cache/entries/{probe_id:uuid}/matches/{match_id:str}/adjudication",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Adjudicate a queued match (S-05)",
+    **allow(Role.RFR_USER),
+)
+def adjudicate_match(
+    principal: Caller,
+    screening: NamedDependency[CacheScreening],
+    probe_id: FromPath[ProbeId],
+    match_id: str,
+    data: Annotated[
+        MatchAdjudicationBody,
+        Body(examples=[Example(value={"viable": False, "rationale": "Different nose and jaw line"})]),
+    ],
+) -> CacheQueueView:
+    return screening.adjudicate(
+        principal.user_id,
+        str(probe_id),
+        match_id,
+        data.viable,
+        data.rationale,
+        identity_known=data.identity_known,
+    )
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[
+            add_entry,
+            list_entries,
+            overdue_entries,
+            get_entry,
+            review_entry,
+            remove_entry,
+            queued_matches,
+            adjudicate_match,
+        ],
+        dependencies={"cache": use_case(_cache), "screening": use_case(_screening)},
+        tags=["unresolved crime cache"],
+    )
+]

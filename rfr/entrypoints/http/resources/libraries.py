@@ -1,0 +1,395 @@
+"""Reference libraries: creation under an approval (L-01), enrolment by upload or server folder, L-13 listing.
+
+Enrolment by upload checks every file before any work: a part of another declared type is
+refused with 415, and each file is decoded (type, pixel limit, damage) so that one bad file
+refuses the whole request with its problem, naming the file, and nothing is enrolled. Files
+that decode but cannot be enrolled (R-01, no face, a duplicate) are reported item by item.
+
+Bulk enrolment reads a folder on the server (inside ``RFR_IMPORT_ROOT``) with a CSV manifest
+and runs as a job the client polls (``_import_jobs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, TypeVar
+from uuid import UUID
+
+import attrs
+import msgspec
+from litestar import Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import NotFoundException
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, Parameter
+
+from rfr.application.errors import ImageRejected
+from rfr.application.services.access import Principal
+from rfr.application.services.enrolment import (
+    DEFAULT_BATCH,
+    ENROLLERS,
+    MANIFEST_COLUMNS,
+    Enrolment,
+    EnrolmentItem,
+    EnrolmentReport,
+    EnrolmentResult,
+)
+from rfr.application.services.libraries import (
+    MANAGERS,
+    READERS,
+    LibraryContents,
+    LibraryView,
+    ReferenceLibraries,
+)
+from rfr.domain.images import MopiGroup, PerceivedAgeBand
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._import_jobs import ImportJobs, ImportJobView
+from rfr.entrypoints.http.resources._workflow import Name, biometrics, image_bytes, invalid
+
+V = TypeVar("V")
+LibraryId = Annotated[UUID, Parameter(description="the library's id")]
+Caller = NamedDependency[Principal]
+
+
+class CreateLibraryBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A library exists only under an approval in force (L-01), at the approved level (L-11)."""
+
+    name: Name
+    approval_id: UUID
+
+
+class ImportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A folder inside the server's import root (relative to it, or absolute) and its CSV manifest."""
+
+    folder: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
+    manifest: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "manifest.csv"
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = DEFAULT_BATCH
+
+
+@dataclass
+class EnrolmentUpload:
+    """Images to enrol with the facts R-01 needs. Each fact is given once (it applies to every
+    file) or once per file, in the order of the files."""
+
+    files: Annotated[list[UploadFile], Body(description="the images: JPEG, PNG or WebP, one face each")]
+    capture_date: Annotated[list[str], Body(description="date of capture, YYYY-MM-DD")]
+    age_band: Annotated[
+        list[str],
+        Body(description=f"perceived age at capture: {', '.join(b.value for b in PerceivedAgeBand)}"),
+    ]
+    mopi_group: Annotated[list[str], Body(description="MOPI group of the record: 1, 2 or 3")]
+    subject: Annotated[
+        list[str], Body(description="optional reference of the person shown (e.g. a custody record number)")
+    ] = field(default_factory=list)
+
+
+@attrs.frozen
+class EnrolmentReportView:
+    """What became of each file, in the order sent; and the cache probes re-searched after it (U-02)."""
+
+    library_id: str
+    algorithm_id: str
+    enrolled: int
+    not_enrolled: int
+    results: tuple[EnrolmentResult, ...]
+    cache_probes_screened: int
+    cache_matches_queued: int
+
+    @classmethod
+    def of(cls, report: EnrolmentReport) -> EnrolmentReportView:
+        return cls(
+            report.library_id,
+            report.algorithm_id,
+            len(report.enrolled),
+            len(report.not_enrolled),
+            report.results,
+            report.screening.probes_screened,
+            report.screening.matches_queued,
+        )
+
+
+@attrs.frozen
+class LibraryPage:
+    items: list[LibraryView]
+    next_after: int | None
+
+
+def _libraries(ctx: HttpContext) -> ReferenceLibraries:
+    return ReferenceLibraries(ctx.app, ctx.clock)
+
+
+def _enrolment(ctx: HttpContext) -> Enrolment:
+    return Enrolment(ctx.app, ctx.clock, biometrics(ctx))
+
+
+def _jobs(ctx: HttpContext) -> ImportJobs:
+    return ctx.component("import-jobs", lambda c: ImportJobs(c.clock))
+
+
+@post(
+    "/libraries",
+    sync_to_thread=True,
+    summary="Create a library under an approval",
+    **allow(*MANAGERS.roles),
+)
+def create_library(
+    principal: Caller,
+    libraries: NamedDependency[ReferenceLibraries],
+    data: Annotated[
+        CreateLibraryBody,
+        Body(
+            examples=[
+                Example(
+                    value={
+                        "name": "Custody images 2020-2025",
+                        "approval_id": "0b0d5d52-4e2b-4c1f-9a5e-9a3c1e0f7a11",
+                    }
+                )
+            ]
+        ),
+    ],
+) -> LibraryView:
+    return libraries.create(principal.user_id, data.name, data.approval_id)
+
+
+@get("/libraries", sync_to_thread=True, summary="List libraries", **allow(*READERS.roles))
+def list_libraries(
+    principal: Caller,
+    libraries: NamedDependency[ReferenceLibraries],
+    after: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+) -> LibraryPage:
+    """Summaries only (counts, algorithms, T-02 searchability); no image is named here."""
+    page = libraries.list(principal.user_id, after=after, limit=limit)
+    return LibraryPage(list(page.items), page.next_after)
+
+
+@get("/libraries/{library_id:uuid}", sync_to_thread=True, summary="Read a library", **allow(*READERS.roles))
+def get_library(
+    principal: Caller, libraries: NamedDependency[ReferenceLibraries], library_id: FromPath[LibraryId]
+) -> LibraryView:
+    return libraries.get(principal.user_id, library_id)
+
+
+@get(
+    "/libraries/{library_id:uuid}/images",
+    sync_to_thread=True,
+    summary="List a library's images (L-13)",
+    **allow(*READERS.roles),
+)
+def library_images(
+    principal: Caller,
+    libraries: NamedDependency[ReferenceLibraries],
+    library_id: FromPath[LibraryId],
+    offset: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+) -> LibraryContents:
+    """Only users within the approval's access restrictions; anyone else is refused under L-13
+    (403, recorded)."""
+    return libraries.contents(principal.user_id, library_id, offset=offset, limit=limit)
+
+
+@post(
+    "/libraries/{library_id:uuid}/images",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Enrol uploaded images",
+    **allow(*ENROLLERS.roles),
+)
+def enrol_images(
+    principal: Caller,
+    enrolment: NamedDependency[Enrolment],
+    library_id: FromPath[LibraryId],
+    data: Annotated[
+        EnrolmentUpload,
+        Body(
+            media_type=RequestEncodingType.MULTI_PART,
+            description="multipart/form-data: repeat ``files`` per image; give each fact once or per file",
+            examples=[
+                Example(
+                    summary="two images of one capture date",
+                    value={
+                        "files": ["<image 1>", "<image 2>"],
+                        "capture_date": ["2022-05-01"],
+                        "age_band": ["18_plus"],
+                        "mopi_group": ["2"],
+                        "subject": ["CRO 123456/22", "CRO 654321/21"],
+                    },
+                )
+            ],
+        ),
+    ],
+) -> EnrolmentReportView:
+    """Every file is checked first (415 type, 413 pixels, 422 damaged: nothing enrolled); then each
+    image is enrolled or reported with why not (R-01, no face, duplicate). Enrolled images are
+    searchable at once; cached probes relevant to the library are re-searched (U-02)."""
+    items = _items(data, enrolment)
+    return EnrolmentReportView.of(enrolment.enrol(principal.user_id, str(library_id), items))
+
+
+@post(
+    "/libraries/{library_id:uuid}/imports",
+    sync_to_thread=True,
+    status_code=202,
+    summary="Enrol a server folder (background job)",
+    **allow(*ENROLLERS.roles),
+)
+def start_import(
+    *,
+    principal: Caller,
+    libraries: NamedDependency[ReferenceLibraries],
+    enrolment: NamedDependency[Enrolment],
+    jobs: NamedDependency[ImportJobs],
+    library_id: FromPath[LibraryId],
+    data: Annotated[
+        ImportBody,
+        Body(
+            description=(
+                f"The manifest is CSV with the columns {', '.join(MANIFEST_COLUMNS)} and optionally subject; "
+                "file names are relative to the folder."
+            ),
+            examples=[
+                Example(value={"folder": "custody-2024", "manifest": "manifest.csv", "batch_size": 25})
+            ],
+        ),
+    ],
+) -> ImportJobView:
+    """Starts the job and answers 202 with it; poll ``GET .../imports/{job_id}`` for progress and,
+    when finished, each row's outcome."""
+    folder, manifest = _import_paths(enrolment, data)
+    libraries.get(principal.user_id, library_id)  # an unknown library is a 404 now, not a failed job
+    return jobs.start(
+        library_id=str(library_id),
+        folder=str(folder),
+        manifest=data.manifest,
+        started_by=principal.user_id,
+        work=lambda progress: enrolment.enrol_folder(
+            principal.user_id,
+            str(library_id),
+            folder,
+            manifest=manifest,
+            batch_size=data.batch_size,
+            progress=progress,
+        ),
+    )
+
+
+@get(
+    "/libraries/{library_id:uuid}/imports/{job_id:str}",
+    sync_to_thread=False,
+    summary="Poll a bulk enrolment job",
+    **allow(*ENROLLERS.roles),
+)
+def get_import(
+    jobs: NamedDependency[ImportJobs],
+    library_id: FromPath[LibraryId],
+    job_id: Annotated[str, Parameter(description="the job's id")],
+) -> ImportJobView:
+    """Status (queued, running, finished, failed), rows done of total, and when finished each row's
+    outcome. Jobs live in the server process: after a restart, read the library instead."""
+    job = jobs.get(job_id)
+    if job is None or job.library_id != str(library_id):
+        raise NotFoundException(f"no import job {job_id} of library {library_id}")
+    return job
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _items(data: EnrolmentUpload, enrolment: Enrolment) -> list[EnrolmentItem]:
+    count = len(data.files)
+    dates = _per_file(data.capture_date, count, "capture_date", _date)
+    ages = _per_file(data.age_band, count, "age_band", _age)
+    groups = _per_file(data.mopi_group, count, "mopi_group", _mopi)
+    subjects = _per_file(data.subject, count, "subject", str.strip) if data.subject else [None] * count
+    payloads = []
+    for n, upload in enumerate(data.files):
+        name = upload.filename or f"file {n + 1}"
+        payload = image_bytes(upload, f"files[{n}] ({name})")
+        try:
+            enrolment.bio.decode(payload)
+        except ImageRejected as e:
+            raise ImageRejected(f"files[{n}] ({name}): {e.reason}", e.code) from None
+        payloads.append((name, payload))
+    return [
+        EnrolmentItem(payload, captured, age, group, subject or None, name)
+        for (name, payload), captured, age, group, subject in zip(
+            payloads, dates, ages, groups, subjects, strict=True
+        )
+    ]
+
+
+def _per_file(values: list[str], count: int, name: str, parse: Callable[[str], V]) -> list[V]:
+    if len(values) not in (1, count):
+        raise invalid(name, f"give one {name} for every file, or one per file ({count})")
+    parsed = []
+    for n, value in enumerate(values):
+        try:
+            parsed.append(parse(value))
+        except ValueError as e:
+            raise invalid(f"{name}[{n}]", str(e)) from None
+    return parsed * count if len(parsed) == 1 else parsed
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _age(text: str) -> PerceivedAgeBand:
+    try:
+        return PerceivedAgeBand(text.strip())
+    except ValueError:
+        raise ValueError(f"must be one of {', '.join(b.value for b in PerceivedAgeBand)}") from None
+
+
+def _mopi(text: str) -> MopiGroup:
+    try:
+        return MopiGroup(int(text.strip()))
+    except ValueError:
+        raise ValueError("must be 1, 2 or 3") from None
+
+
+def _import_paths(enrolment: Enrolment, data: ImportBody) -> tuple[Path, str]:
+    """The folder and manifest, checked before a job starts (the enrolment checks them again)."""
+    root = enrolment.bio.import_root
+    if root is None:
+        raise invalid("folder", "bulk enrolment from server folders is not enabled here (RFR_IMPORT_ROOT)")
+    root = Path(root).resolve()
+    folder = (root / data.folder).resolve()
+    if not folder.is_relative_to(root) or not folder.is_dir():
+        raise invalid("folder", "no such folder inside the import root")
+    manifest = (folder / data.manifest).resolve()
+    if not manifest.is_relative_to(folder) or not manifest.is_file():
+        raise invalid("manifest", "no such manifest file in the folder")
+    return folder, str(manifest.relative_to(folder))
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[
+            create_library,
+            list_libraries,
+            get_library,
+            library_images,
+            enrol_images,
+            start_import,
+            get_import,
+        ],
+        dependencies={
+            "libraries": use_case(_libraries),
+            "enrolment": use_case(_enrolment),
+            "jobs": use_case(_jobs),
+        },
+        tags=["libraries"],
+    )
+]

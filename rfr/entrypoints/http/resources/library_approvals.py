@@ -1,0 +1,399 @@
+"""Library approvals (L-01..L-12): Form 1/2 applications, decisions, urgency, reviews, variation, stop."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+import attrs
+import msgspec
+from litestar import Router, get, post
+from litestar.di import NamedDependency
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, Parameter
+
+from rfr.application.services.access import Principal
+from rfr.application.services.library_approvals import (
+    APPLICANTS,
+    DECIDERS,
+    EXPIRERS,
+    RATIFIER,
+    READERS,
+    REVIEWERS,
+    URGENT_APPROVER,
+    ApprovalView,
+    LibraryApprovals,
+)
+from rfr.domain.forms import ApprovalRecord, LibraryApplication, LibraryKind, ReviewOutcome
+from rfr.domain.images import ImageLevel
+from rfr.domain.library_approval import ApprovalStatus
+from rfr.domain.search_terms import SearchPurpose, Urgency
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import (
+    AwareDateTime,
+    Name,
+    RationaleBody,
+    ReasonBody,
+    Statement,
+    UrgencyBody,
+    domain_value,
+)
+
+
+class ApplicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Form 1 (``substantive``) or Form 2 (``temporary``): every part of policy 5.7(a)-(e) (L-04)."""
+
+    kind: LibraryKind
+    library_name: Statement
+    legal_basis: Statement
+    how_obtained_and_privacy_expectations: Statement
+    composition_quality_and_suitability: Statement
+    elevated_privacy_or_human_rights: Statement
+    necessity_and_proportionality: Statement
+    monitoring_and_assurance: Statement
+
+
+class AccessBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Who may search and list the library (L-13); open access must be said with ``all_rfr_users``."""
+
+    teams: list[Name] = msgspec.field(default_factory=list)
+    users: list[Name] = msgspec.field(default_factory=list)
+    all_rfr_users: bool = False
+
+
+class ApprovalRecordBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What an approval records (policy 5.7(f), L-05)."""
+
+    rationale: Statement
+    access: AccessBody
+    image_level: ImageLevel
+    conditions: Statement
+    purposes: list[SearchPurpose]
+    review_due: AwareDateTime
+    expires_at: AwareDateTime | None = None
+
+
+class ApproveBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The decision's record; with ``urgency`` it is a verbal approval whose rationale follows (L-09)."""
+
+    record: ApprovalRecordBody
+    urgency: UrgencyBody | None = None
+
+
+class UrgentApproveBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """L-10: an Inspector approves a temporary library in urgency, pending a Superintendent."""
+
+    record: ApprovalRecordBody
+    urgency: UrgencyBody
+
+
+class ReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """L-07: the review's outcome; ``varied_record`` with ``vary``; ``next_review_due`` sets L-06's date."""
+
+    outcome: ReviewOutcome
+    rationale: Statement
+    next_review_due: AwareDateTime | None = None
+    varied_record: ApprovalRecordBody | None = None
+
+
+class VaryBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    record: ApprovalRecordBody
+    rationale: Statement
+
+
+@attrs.frozen
+class ApprovalPage:
+    """One page of approvals; pass ``next_after`` as ``after`` for the next (null: last page)."""
+
+    items: list[ApprovalView]
+    next_after: int | None
+
+
+APPLICATION_EXAMPLE = {
+    "kind": "substantive",
+    "library_name": "Custody images 2020-2025",
+    "legal_basis": "Common law policing purposes; PACE s.64A",
+    "how_obtained_and_privacy_expectations": "Taken on arrest under PACE; subjects are told",
+    "composition_quality_and_suitability": "Frontal custody images, ICAO-like quality",
+    "elevated_privacy_or_human_rights": "None beyond the custody setting",
+    "necessity_and_proportionality": "Needed to identify suspects of recordable offences",
+    "monitoring_and_assurance": "Quarterly review by the Operational Lead",
+}
+RECORD_EXAMPLE = {
+    "rationale": "Necessary and proportionate for identifying suspects",
+    "access": {"teams": ["fr-team"], "users": [], "all_rfr_users": False},
+    "image_level": 2,
+    "conditions": "FR team only; searches logged",
+    "purposes": ["a_identify"],
+    "review_due": "2026-12-31T17:00:00Z",
+    "expires_at": None,
+}
+
+Application = Annotated[
+    ApplicationBody,
+    Body(
+        title="Form 1/2 application",
+        description="Every part is required; an empty part is refused under L-04 and the refusal recorded.",
+        examples=[Example(summary="Form 1 for a custody library", value=APPLICATION_EXAMPLE)],
+    ),
+]
+Approve = Annotated[
+    ApproveBody,
+    Body(
+        title="Approval",
+        examples=[
+            Example(summary="approval", value={"record": RECORD_EXAMPLE}),
+            Example(
+                summary="verbal approval in urgency (L-09)",
+                value={
+                    "record": RECORD_EXAMPLE,
+                    "urgency": {"basis": "risk_to_life_or_harm", "rationale": "Missing child at risk"},
+                },
+            ),
+        ],
+    ),
+]
+UrgentApprove = Annotated[
+    UrgentApproveBody,
+    Body(
+        title="Urgent approval by an Inspector (L-10)",
+        examples=[
+            Example(
+                value={
+                    "record": RECORD_EXAMPLE,
+                    "urgency": {"basis": "opportunity_lost", "rationale": "Suspect leaving the country"},
+                }
+            )
+        ],
+    ),
+]
+Rationale = Annotated[
+    RationaleBody, Body(examples=[Example(value={"rationale": "Reasons recorded in full here"})])
+]
+StopReason = Annotated[ReasonBody, Body(examples=[Example(value={"reason": "Purpose achieved"})])]
+Review = Annotated[
+    ReviewBody,
+    Body(
+        examples=[
+            Example(
+                summary="continue",
+                value={
+                    "outcome": "continue",
+                    "rationale": "Still necessary",
+                    "next_review_due": "2027-06-30T17:00:00Z",
+                },
+            )
+        ]
+    ),
+]
+Vary = Annotated[
+    VaryBody, Body(examples=[Example(value={"record": RECORD_EXAMPLE, "rationale": "Add purpose (b)"})])
+]
+ApprovalId = Annotated[UUID, Parameter(description="the approval's id")]
+
+
+def _approvals(ctx: HttpContext) -> LibraryApprovals:
+    return LibraryApprovals(ctx.app, ctx.clock)
+
+
+Approvals = NamedDependency[LibraryApprovals]
+Caller = NamedDependency[Principal]
+
+
+@post("/library-approvals", sync_to_thread=True, summary="Apply (Form 1/2)", **allow(*APPLICANTS.roles))
+def apply_for_approval(principal: Caller, approvals: Approvals, data: Application) -> ApprovalView:
+    """Apply for a substantive (Form 1) or temporary (Form 2) library (L-04)."""
+    return approvals.apply(principal.user_id, domain_value(LibraryApplication, data))
+
+
+@get("/library-approvals", sync_to_thread=True, summary="List approvals", **allow(*READERS.roles))
+def list_approvals(
+    principal: Caller,
+    approvals: Approvals,
+    after: Annotated[int, Parameter(ge=0, description="cursor: next_after of the previous page")] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    status: Annotated[ApprovalStatus | None, Parameter(description="only approvals with this status")] = None,
+) -> ApprovalPage:
+    """Approvals in order of application, with their flags (L-06, L-09, L-10) as of now."""
+    page = approvals.list(
+        principal.user_id, after=after, limit=limit, status=status.value if status else None
+    )
+    return ApprovalPage(list(page.items), page.next_after)
+
+
+@get(
+    "/library-approvals/flagged", sync_to_thread=True, summary="Flagged approvals", **allow(*REVIEWERS.roles)
+)
+def flagged_approvals(principal: Caller, approvals: Approvals) -> list[ApprovalView]:
+    """Every approval with an L-06 (review overdue), L-09 or L-10 flag: the Operational Lead's worklist."""
+    return list(approvals.flagged(principal.user_id))
+
+
+@get("/library-approvals/{approval_id:uuid}", sync_to_thread=True, summary="Read", **allow(*READERS.roles))
+def get_approval(principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId]) -> ApprovalView:
+    return approvals.get(principal.user_id, approval_id)
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/approval",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Approve",
+    **allow(*DECIDERS.roles),
+)
+def approve(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: Approve
+) -> ApprovalView:
+    """L-02/L-03 with the L-05 record, by someone other than the applicant (P-12)."""
+    return approvals.approve(
+        principal.user_id,
+        approval_id,
+        domain_value(ApprovalRecord, data.record),
+        urgency=domain_value(Urgency, data.urgency),
+    )
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/urgent-approval",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Approve urgently (Inspector, L-10)",
+    **allow(*URGENT_APPROVER.roles),
+)
+def approve_urgently(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: UrgentApprove
+) -> ApprovalView:
+    """L-10: flagged until a Superintendent or above ratifies, varies or stops it."""
+    return approvals.approve_urgently(
+        principal.user_id,
+        approval_id,
+        domain_value(ApprovalRecord, data.record),
+        domain_value(Urgency, data.urgency),
+    )
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/rejection",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Reject",
+    **allow(*DECIDERS.roles),
+)
+def reject(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: Rationale
+) -> ApprovalView:
+    return approvals.reject(principal.user_id, approval_id, data.rationale)
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/written-rationale",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Record the written rationale of a verbal approval (L-09)",
+    **allow(*DECIDERS.roles),
+)
+def written_rationale(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: Rationale
+) -> ApprovalView:
+    return approvals.record_written_rationale(principal.user_id, approval_id, data.rationale)
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/ratification",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Ratify an urgent approval (Superintendent, L-10)",
+    **allow(*RATIFIER.roles),
+)
+def ratify(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: Rationale
+) -> ApprovalView:
+    return approvals.ratify(principal.user_id, approval_id, data.rationale)
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/reviews",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Review (L-07)",
+    **allow(*REVIEWERS.roles),
+)
+def review(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: Review
+) -> ApprovalView:
+    """By the approving authority or the Operational Lead; sets the next review date (L-06)."""
+    return approvals.review(
+        principal.user_id,
+        approval_id,
+        data.outcome,
+        data.rationale,
+        next_review_due=data.next_review_due,
+        varied_record=domain_value(ApprovalRecord, data.varied_record),
+    )
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/variation",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Vary the terms",
+    **allow(*DECIDERS.roles),
+)
+def vary(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: Vary
+) -> ApprovalView:
+    """New terms, e.g. a further purpose (L-08)."""
+    return approvals.vary(
+        principal.user_id, approval_id, domain_value(ApprovalRecord, data.record), data.rationale
+    )
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/stop",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Stop",
+    **allow(*DECIDERS.roles),
+)
+def stop(
+    principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: StopReason
+) -> ApprovalView:
+    """L-12: unsearchable at once; its data deleted within the configured days."""
+    return approvals.stop(principal.user_id, approval_id, data.reason)
+
+
+@post(
+    "/library-approvals/{approval_id:uuid}/expiry",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Record expiry",
+    **allow(*EXPIRERS.roles),
+)
+def expire(principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId]) -> ApprovalView:
+    """L-12: the approval reached its end date (refused before it)."""
+    return approvals.expire(principal.user_id, approval_id)
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[
+            apply_for_approval,
+            list_approvals,
+            flagged_approvals,
+            get_approval,
+            approve,
+            approve_urgently,
+            reject,
+            written_rationale,
+            ratify,
+            review,
+            vary,
+            stop,
+            expire,
+        ],
+        dependencies={"approvals": use_case(_approvals)},
+        tags=["library approvals"],
+    )
+]

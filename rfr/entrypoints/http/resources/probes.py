@@ -1,0 +1,377 @@
+"""Probe images: upload with Form 3 (P-01..P-07), detected faces and quality (P-10), selection (P-11),
+endorsements (P-04, P-06, P-08) and technical advice.
+
+The upload is ``multipart/form-data`` with two parts: ``image`` (the file) and ``form3`` (Form 3
+as a JSON document, schema in the OpenAPI ``contentSchema``). JSON rather than one form field
+per answer because Form 3 nests (pre-RFR checks, urgency, the 8.3(g) case) and its lists
+(purposes, grounds) would otherwise need a convention of their own. The image is decoded
+before anything is recorded: a bad one is refused (413/415/422) and nothing is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Response, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, Parameter
+
+from rfr.application.ports import FaceBox
+from rfr.application.services.access import Principal
+from rfr.application.services.endorsements import ADVISERS, ProbeEndorsements, ProbeGovernanceView
+from rfr.application.services.endorsements import READERS as GOVERNANCE_READERS
+from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, ProbeView
+from rfr.domain.forms import Form3
+from rfr.domain.images import ImageLevel, PerceivedAgeBand
+from rfr.domain.people import Role
+from rfr.domain.rules_probe import EndorsementKind
+from rfr.domain.search_terms import PreRfrOption, SearchGround, SearchPurpose
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import (
+    Reason,
+    Statement,
+    UrgencyBody,
+    biometrics,
+    decode_json_part,
+    domain_value,
+    example_json,
+    image_bytes,
+    inline_schema,
+    invalid,
+)
+
+ProbeId = Annotated[UUID, Parameter(description="the probe's id")]
+Caller = NamedDependency[Principal]
+JPEG = "image/jpeg"
+
+
+class VulnerabilityBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Policy 4.7 safeguards beyond age (P-06)."""
+
+    suspected_relevant_disability: bool = False
+    suspected_predates_gender_reassignment: bool = False
+
+
+class PreRfrChecksBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """P-02: the less intrusive options tried (8.16) and why they did not suffice."""
+
+    tried: list[PreRfrOption]
+    why_insufficient: Statement
+
+
+class GroundGBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """P-07: the case for searching a victim, witness or associate (8.11, 8.12)."""
+
+    why_necessary: Statement
+    how_match_advances_investigation: Statement
+    less_intrusive_methods: Statement
+    importance_against_threat_harm_risk: Statement
+    privacy_expectations: Statement
+
+
+class Form3Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Form 3, the search request form for one probe image (P-01). ``pre_rfr_checks`` or
+    ``urgency`` is required (P-02); ``offence_code`` (Annex C) where a ground is an offence."""
+
+    case_reference: Statement
+    purposes: list[SearchPurpose]
+    grounds: list[SearchGround]
+    image_level: ImageLevel
+    necessity_and_proportionality: Statement
+    image_source: Statement
+    source_sensitivity: Statement
+    most_current_image_confirmed: bool
+    perceived_age: PerceivedAgeBand
+    offence_code: str | None = None
+    vulnerability: VulnerabilityBody = msgspec.field(default_factory=VulnerabilityBody)
+    pre_rfr_checks: PreRfrChecksBody | None = None
+    urgency: UrgencyBody | None = None
+    ground_g_rationale: GroundGBody | None = None
+    collection_id: str | None = None
+
+
+FORM3_EXAMPLE = {
+    "case_reference": "OP-LANTERN/2025/0142",
+    "purposes": ["a_identify"],
+    "grounds": ["b_offence"],
+    "image_level": 1,
+    "necessity_and_proportionality": "Suspect of a burglary; no other line of enquiry identifies him",
+    "image_source": "CCTV at the victim's address",
+    "source_sensitivity": "None",
+    "most_current_image_confirmed": True,
+    "perceived_age": "18_plus",
+    "offence_code": "burglary",
+    "pre_rfr_checks": {
+        "tried": ["local_enquiries", "open_source_checks"],
+        "why_insufficient": "House-to-house and open sources found no name",
+    },
+}
+
+
+@dataclass
+class ProbeUpload:
+    """The probe image and its Form 3."""
+
+    image: Annotated[UploadFile, Body(description="the probe image: JPEG, PNG or WebP")]
+    form3: Annotated[
+        str,
+        Body(
+            description="Form 3 as a JSON document (send the part as application/json)",
+            examples=[Example(value=example_json(FORM3_EXAMPLE))],
+            schema_extra={"contentMediaType": "application/json", "contentSchema": inline_schema(Form3Body)},
+        ),
+    ]
+
+
+class SelectionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """P-11: the faces to search; only these are templated."""
+
+    face_ids: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(min_length=1)
+    ]
+    reason: Reason
+
+
+Coordinate = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
+
+
+class DrawnFaceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A face box drawn by the user, in image pixels, inclusive (P-11)."""
+
+    left: Coordinate
+    top: Coordinate
+    right: Coordinate
+    bottom: Coordinate
+    reason: Reason
+
+
+class QualityDecisionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """P-10: go on despite the flags shown, or not."""
+
+    proceed: bool
+    reason: Reason
+
+
+class EndorsementBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """An Inspector's endorsement, named by the rule asking for it: P-04, P-06 or P-08."""
+
+    kind: EndorsementKind
+    rationale: Statement
+
+
+class AdviceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """P-06: the technical advice that must precede a vulnerability endorsement."""
+
+    advice: Statement
+
+
+def _probes(ctx: HttpContext) -> Probes:
+    return Probes(ctx.app, ctx.clock, biometrics(ctx))
+
+
+def _endorsements(ctx: HttpContext) -> ProbeEndorsements:
+    return ProbeEndorsements(ctx.app, ctx.clock)
+
+
+ProbesDep = NamedDependency[Probes]
+EndorsementsDep = NamedDependency[ProbeEndorsements]
+
+
+@post("/probes", sync_to_thread=True, summary="Submit a probe with its Form 3", **allow(*PROBE_USERS.roles))
+def submit_probe(
+    principal: Caller,
+    probes: ProbesDep,
+    data: Annotated[
+        ProbeUpload,
+        Body(
+            media_type=RequestEncodingType.MULTI_PART,
+            description="multipart/form-data with the parts ``image`` and ``form3`` (JSON)",
+            examples=[Example(value={"image": "<the image file>", "form3": example_json(FORM3_EXAMPLE)})],
+        ),
+    ],
+) -> ProbeView:
+    """The Form 3 is judged first (P-01..P-07, refusals recorded); faces are then detected and
+    shown with their quality (P-10). No template is made until faces are selected (P-11)."""
+    form = decode_json_part(data.form3, Form3Body, "form3")
+    image = image_bytes(data.image, "image")
+    return probes.submit(principal.user_id, domain_value(Form3, form), image)
+
+
+@get("/probes/{probe_id:uuid}", sync_to_thread=True, summary="Read a probe", **allow(*PROBE_READERS.roles))
+def get_probe(principal: Caller, probes: ProbesDep, probe_id: FromPath[ProbeId]) -> ProbeView:
+    """Detected faces with boxes, quality measures and flags; selection, templates, readiness."""
+    return probes.get(principal.user_id, str(probe_id))
+
+
+@get(
+    "/probes/{probe_id:uuid}/governance",
+    sync_to_thread=True,
+    summary="A probe's endorsements and needs",
+    **allow(*GOVERNANCE_READERS.roles),
+)
+def probe_governance(
+    principal: Caller, endorsements: EndorsementsDep, probe_id: FromPath[ProbeId]
+) -> ProbeGovernanceView:
+    """Endorsements required (P-04, P-06, P-08), given and missing; technical advice; the cache."""
+    return endorsements.get(principal.user_id, probe_id)
+
+
+@get(
+    "/probes/{probe_id:uuid}/faces/{face_id:str}/thumbnail",
+    sync_to_thread=True,
+    media_type=JPEG,
+    summary="Thumbnail of a face (submitter only)",
+    **allow(*PROBE_USERS.roles),
+)
+def face_thumbnail(
+    principal: Caller,
+    probes: ProbesDep,
+    probe_id: FromPath[ProbeId],
+    face_id: Annotated[str, Parameter(description="a face id of the probe, e.g. face-1")],
+) -> Response[bytes]:
+    """JPEG of one face with a margin, for the user who submitted the probe and nobody else."""
+    jpeg = probes.thumbnail(principal.user_id, str(probe_id), face_id)
+    return Response(jpeg, media_type=JPEG, headers={"Cache-Control": "no-store"})
+
+
+@post(
+    "/probes/{probe_id:uuid}/selection",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Select faces (P-11)",
+    **allow(*PROBE_USERS.roles),
+)
+def select_faces(
+    principal: Caller,
+    probes: ProbesDep,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        SelectionBody,
+        Body(examples=[Example(value={"face_ids": ["face-1"], "reason": "The suspect, nearest the camera"})]),
+    ],
+) -> ProbeView:
+    """Quality is recorded (P-10) and templates made for exactly these faces."""
+    return probes.select_faces(principal.user_id, str(probe_id), data.face_ids, data.reason)
+
+
+@post(
+    "/probes/{probe_id:uuid}/drawn-faces",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Draw a face box (P-11)",
+    **allow(*PROBE_USERS.roles),
+)
+def draw_face(
+    principal: Caller,
+    probes: ProbesDep,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        DrawnFaceBody,
+        Body(
+            examples=[
+                Example(
+                    value={
+                        "left": 80,
+                        "top": 60,
+                        "right": 170,
+                        "bottom": 150,
+                        "reason": "Face missed by the detector",
+                    }
+                )
+            ]
+        ),
+    ],
+) -> ProbeView:
+    """When no face, or not the right one, was detected: the box is selected and templated."""
+    if data.right <= data.left:
+        raise invalid("right", "right must be greater than left")
+    if data.bottom <= data.top:
+        raise invalid("bottom", "bottom must be greater than top")
+    box = FaceBox(data.left, data.top, data.right, data.bottom)
+    return probes.draw_face(principal.user_id, str(probe_id), box, data.reason)
+
+
+@post(
+    "/probes/{probe_id:uuid}/quality-decision",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Decide on quality flags (P-10)",
+    **allow(*PROBE_USERS.roles),
+)
+def decide_on_quality(
+    principal: Caller,
+    probes: ProbesDep,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        QualityDecisionBody,
+        Body(examples=[Example(value={"proceed": True, "reason": "Slight blur; features still clear"})]),
+    ],
+) -> ProbeView:
+    return probes.decide_on_quality(principal.user_id, str(probe_id), data.proceed, data.reason)
+
+
+@post(
+    "/probes/{probe_id:uuid}/endorsements",
+    sync_to_thread=True,
+    summary="Endorse (P-04, P-06, P-08)",
+    **allow(Role.APPROVING_OFFICER),
+)
+def endorse(
+    principal: Caller,
+    endorsements: EndorsementsDep,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        EndorsementBody,
+        Body(
+            examples=[Example(value={"kind": "P-08", "rationale": "Level 4 justified by the risk of harm"})]
+        ),
+    ],
+) -> ProbeGovernanceView:
+    """By an approving officer of Inspector rank or above, not the requester (P-12)."""
+    return endorsements.endorse(principal.user_id, probe_id, data.kind, data.rationale)
+
+
+@post(
+    "/probes/{probe_id:uuid}/technical-advice",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Record technical advice (P-06)",
+    **allow(*ADVISERS.roles),
+)
+def technical_advice(
+    principal: Caller,
+    endorsements: EndorsementsDep,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        AdviceBody,
+        Body(examples=[Example(value={"advice": "Accuracy may be lower for images before transition"})]),
+    ],
+) -> ProbeGovernanceView:
+    return endorsements.record_technical_advice(principal.user_id, probe_id, data.advice)
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[
+            submit_probe,
+            get_probe,
+            probe_governance,
+            face_thumbnail,
+            select_faces,
+            draw_face,
+            decide_on_quality,
+            endorse,
+            technical_advice,
+        ],
+        dependencies={"probes": use_case(_probes), "endorsements": use_case(_endorsements)},
+        tags=["probes"],
+    )
+]

@@ -1,0 +1,538 @@
+"""Search requests (S-01..S-07): open, approve, run library by library, adjudicate, report, close.
+
+Searches run one library per call, in progressive order (S-02): ``POST .../runs`` with no
+library runs the next one (lowest level first), or names one, which the domain refuses if it
+would skip the order. Candidates are listed by rank or by score; the subject reference and
+the thumbnail are given only to users within the candidate's library access (L-13).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+from urllib.parse import quote
+from uuid import UUID
+
+import attrs
+import msgspec
+from litestar import Response, Router, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ClientException, NotFoundException
+from litestar.openapi.spec import Example
+from litestar.params import Body, FromPath, Parameter
+
+from rfr.application.services.access import Principal
+from rfr.application.services.endorsements import ProbeEndorsements
+from rfr.application.services.search_execution import READERS as CANDIDATE_READERS
+from rfr.application.services.search_execution import SEARCHERS, LibrarySearchResult, SearchExecution
+from rfr.application.services.searches import (
+    APPROVERS,
+    READERS,
+    REJECTERS,
+    USERS,
+    AdjudicationView,
+    LibrarySelection,
+    MatchReportView,
+    SearchRequests,
+    SearchView,
+)
+from rfr.domain.forms import Dissemination
+from rfr.domain.images import ImageLevel
+from rfr.domain.search_terms import Urgency
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._match_report_page import (
+    CONTENT_SECURITY_POLICY,
+    MatchReportDocument,
+    render,
+)
+from rfr.entrypoints.http.resources._workflow import (
+    RationaleBody,
+    ReasonBody,
+    Statement,
+    UrgencyBody,
+    biometrics,
+    domain_value,
+)
+
+RequestId = Annotated[UUID, Parameter(description="the search request's id")]
+Caller = NamedDependency[Principal]
+CandidateId = Annotated[str, msgspec.Meta(min_length=3, max_length=200, description="<library_id>#<rank>")]
+JPEG = "image/jpeg"
+HTML = "text/html"
+
+
+class LibrarySelectionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A library to search and why it is relevant (S-03); ``raised_level`` for this search (L-11)."""
+
+    library_id: UUID
+    relevance: Statement
+    raised_level: ImageLevel | None = None
+
+
+class OpenSearchBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    probe_id: UUID
+    libraries: Annotated[list[LibrarySelectionBody], msgspec.Meta(min_length=1)]
+    urgency: UrgencyBody | None = None
+
+
+class RunBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Omit ``library_id`` to search the next library in progressive order (S-02)."""
+
+    library_id: UUID | None = None
+    top_k: Annotated[int, msgspec.Meta(ge=1, le=500)] | None = None
+
+
+class AdjudicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """S-05: a person's judgement; only this makes a viable match."""
+
+    candidate_id: CandidateId
+    viable: bool
+    rationale: Statement
+    identity_known: bool | None = None
+
+
+class ReportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    candidate_id: CandidateId
+
+
+class DisseminationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """S-07: who receives what, on which legal basis, and that they apply equivalent safeguards."""
+
+    report_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    recipient: Statement
+    legal_basis: Statement
+    safeguards_acknowledged: bool
+    items: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]] = msgspec.field(
+        default_factory=lambda: ["match_report"]
+    )
+
+
+@attrs.frozen
+class CandidateListing:
+    """A potential match (S-04). ``subject`` and ``thumbnail_url`` only for users the library's
+    approval allows (L-13); null otherwise."""
+
+    candidate_id: str
+    rank: int
+    score: float
+    library_id: str
+    algorithm_id: str
+    image_id: str
+    adjudication: AdjudicationView | None
+    subject: str | None
+    thumbnail_url: str | None
+
+
+@attrs.frozen
+class CandidateList:
+    request_id: str
+    order: str
+    candidates: tuple[CandidateListing, ...]
+
+
+@attrs.frozen
+class SearchPage:
+    items: list[SearchView]
+    next_after: int | None
+
+
+def _searches(ctx: HttpContext) -> SearchRequests:
+    return SearchRequests(ctx.app, ctx.clock)
+
+
+def _execution(ctx: HttpContext) -> SearchExecution:
+    return SearchExecution(ctx.app, ctx.clock, biometrics(ctx))
+
+
+def _endorsements(ctx: HttpContext) -> ProbeEndorsements:
+    return ProbeEndorsements(ctx.app, ctx.clock)
+
+
+Searches = NamedDependency[SearchRequests]
+Execution = NamedDependency[SearchExecution]
+
+
+@post("/searches", sync_to_thread=True, summary="Open a search request", **allow(*USERS.roles))
+def open_search(
+    principal: Caller,
+    searches: Searches,
+    data: Annotated[
+        OpenSearchBody,
+        Body(
+            description="Each library must pass L-01, L-06, L-08 and L-13 for the requester now.",
+            examples=[
+                Example(
+                    value={
+                        "probe_id": "5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88",
+                        "libraries": [
+                            {
+                                "library_id": "0b0d5d52-4e2b-4c1f-9a5e-9a3c1e0f7a11",
+                                "relevance": "The suspect was arrested in the area before",
+                            }
+                        ],
+                    }
+                )
+            ],
+        ),
+    ],
+) -> SearchView:
+    selections = [
+        LibrarySelection(str(lib.library_id), lib.relevance, lib.raised_level) for lib in data.libraries
+    ]
+    return searches.open(
+        principal.user_id, data.probe_id, selections, urgency=domain_value(Urgency, data.urgency)
+    )
+
+
+@get("/searches", sync_to_thread=True, summary="List search requests", **allow(*READERS.roles))
+def list_searches(
+    principal: Caller,
+    searches: Searches,
+    after: Annotated[int, Parameter(ge=0)] = 0,
+    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+) -> SearchPage:
+    """Requests in opening order; those the caller may not see (L-13) are left out of the page."""
+    page = searches.list(principal.user_id, after=after, limit=limit)
+    return SearchPage(list(page.items), page.next_after)
+
+
+Order = Annotated[
+    Literal["rank", "score"],
+    Parameter(description="candidates by rank (1 = most similar) or by score, descending (S-04)"),
+]
+
+
+@get(
+    "/searches/{request_id:uuid}",
+    sync_to_thread=True,
+    summary="Read a search request",
+    **allow(*READERS.roles),
+)
+def get_search(
+    principal: Caller, searches: Searches, request_id: FromPath[RequestId], order: Order = "rank"
+) -> SearchView:
+    return searches.get(principal.user_id, request_id, order=order)
+
+
+@post(
+    "/searches/{request_id:uuid}/approval",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Approve (P-08, P-09)",
+    **allow(*APPROVERS.roles),
+)
+def approve_search(
+    principal: Caller,
+    searches: Searches,
+    request_id: FromPath[RequestId],
+    data: Annotated[
+        RationaleBody, Body(examples=[Example(value={"rationale": "Level 4 justified: risk to life"})])
+    ],
+) -> SearchView:
+    """By an Inspector or above who is not the requester (P-12)."""
+    return searches.approve(principal.user_id, request_id, data.rationale)
+
+
+@post(
+    "/searches/{request_id:uuid}/rejection",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Reject",
+    **allow(*REJECTERS.roles),
+)
+def reject_search(
+    principal: Caller,
+    searches: Searches,
+    request_id: FromPath[RequestId],
+    data: Annotated[RationaleBody, Body(examples=[Example(value={"rationale": "Not proportionate"})])],
+) -> SearchView:
+    return searches.reject(principal.user_id, request_id, data.rationale)
+
+
+@post(
+    "/searches/{request_id:uuid}/runs",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Search one library (progressive order)",
+    **allow(*SEARCHERS.roles),
+)
+def run_search(
+    principal: Caller,
+    execution: Execution,
+    request_id: FromPath[RequestId],
+    data: Annotated[
+        RunBody | None,
+        Body(
+            description="Empty (or no body): the next library in progressive order.",
+            examples=[
+                Example(summary="the next library", value={}),
+                Example(
+                    summary="a named library", value={"library_id": "0b0d5d52-4e2b-4c1f-9a5e-9a3c1e0f7a11"}
+                ),
+            ],
+        ),
+    ] = None,
+) -> LibrarySearchResult:
+    """Every rule is checked again now (approvals, order S-02, L-13, P-10, T-02); a refusal is
+    recorded. 409 when every library of the request has been searched."""
+    body = data or RunBody()
+    if body.library_id is not None:
+        return execution.search_library(principal.user_id, request_id, str(body.library_id), top_k=body.top_k)
+    result = execution.search_next(principal.user_id, request_id, top_k=body.top_k)
+    if result is None:
+        raise ClientException("every library of this request has been searched", status_code=409)
+    return result
+
+
+@get(
+    "/searches/{request_id:uuid}/candidates",
+    sync_to_thread=True,
+    summary="Potential matches",
+    **allow(*CANDIDATE_READERS.roles),
+)
+def list_candidates(
+    principal: Caller,
+    searches: Searches,
+    execution: Execution,
+    request_id: FromPath[RequestId],
+    order: Order = "rank",
+) -> CandidateList:
+    view = searches.get(principal.user_id, request_id, order=order)
+    entitled = {c.candidate_id: c for c in execution.candidates(principal.user_id, request_id)}
+    listed = []
+    for c in view.candidates:
+        found = entitled.get(c.candidate_id)
+        url = (
+            f"/searches/{request_id}/candidates/{quote(c.candidate_id, safe='')}/thumbnail"
+            if found is not None
+            else None
+        )
+        listed.append(
+            CandidateListing(
+                c.candidate_id,
+                c.rank,
+                c.score,
+                c.library_id,
+                c.algorithm_id,
+                c.image_id,
+                c.adjudication,
+                found.subject if found is not None else None,
+                url,
+            )
+        )
+    return CandidateList(str(request_id), order, tuple(listed))
+
+
+@get(
+    "/searches/{request_id:uuid}/candidates/{candidate_id:str}/thumbnail",
+    sync_to_thread=True,
+    media_type=JPEG,
+    summary="Thumbnail of a candidate (L-13)",
+    **allow(*CANDIDATE_READERS.roles),
+)
+def candidate_thumbnail(
+    principal: Caller,
+    execution: Execution,
+    request_id: FromPath[RequestId],
+    candidate_id: Annotated[str, Parameter(description="<library_id>#<rank>, percent-encoded ('#' as %23)")],
+) -> Response[bytes]:
+    """JPEG of the candidate's face, for users within the library's access restrictions only
+    (others: 403 naming L-13, recorded)."""
+    jpeg = execution.candidate_thumbnail(principal.user_id, request_id, candidate_id)
+    return Response(jpeg, media_type=JPEG, headers={"Cache-Control": "no-store"})
+
+
+@post(
+    "/searches/{request_id:uuid}/adjudications",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Adjudicate a potential match (S-05)",
+    **allow(*USERS.roles),
+)
+def adjudicate(
+    principal: Caller,
+    searches: Searches,
+    request_id: FromPath[RequestId],
+    data: Annotated[
+        AdjudicationBody,
+        Body(
+            examples=[
+                Example(
+                    value={
+                        "candidate_id": "0b0d5d52-4e2b-4c1f-9a5e-9a3c1e0f7a11#1",
+                        "viable": True,
+                        "rationale": "Same ear shape, scar above the left eyebrow",
+                        "identity_known": True,
+                    }
+                )
+            ]
+        ),
+    ],
+) -> SearchView:
+    return searches.adjudicate(
+        principal.user_id,
+        request_id,
+        data.candidate_id,
+        data.viable,
+        data.rationale,
+        identity_known=data.identity_known,
+    )
+
+
+@post(
+    "/searches/{request_id:uuid}/reports",
+    sync_to_thread=True,
+    summary="Issue a match report (S-06)",
+    **allow(*USERS.roles),
+)
+def issue_report(
+    principal: Caller,
+    searches: Searches,
+    request_id: FromPath[RequestId],
+    data: Annotated[
+        ReportBody, Body(examples=[Example(value={"candidate_id": "0b0d5d52-4e2b-4c1f-9a5e-9a3c1e0f7a11#1"})])
+    ],
+) -> MatchReportView:
+    """Of a candidate adjudicated viable; carries the 8.27 caveat verbatim and the performance link."""
+    return searches.issue_match_report(principal.user_id, request_id, data.candidate_id)
+
+
+@get(
+    "/searches/{request_id:uuid}/reports/{report_id:str}",
+    sync_to_thread=True,
+    summary="A match report (JSON)",
+    **allow(*READERS.roles),
+)
+def get_report(
+    principal: Caller,
+    searches: Searches,
+    endorsements: NamedDependency[ProbeEndorsements],
+    request_id: FromPath[RequestId],
+    report_id: str,
+) -> MatchReportDocument:
+    return _report(principal, searches, endorsements, request_id, report_id)
+
+
+@get(
+    "/searches/{request_id:uuid}/reports/{report_id:str}/printable",
+    sync_to_thread=True,
+    media_type=HTML,
+    summary="A match report as a printable page",
+    **allow(*READERS.roles),
+)
+def printable_report(
+    principal: Caller,
+    searches: Searches,
+    endorsements: NamedDependency[ProbeEndorsements],
+    request_id: FromPath[RequestId],
+    report_id: str,
+) -> Response[str]:
+    """A self-contained HTML page (no script, nothing loaded) to print or save to the case."""
+    document = _report(principal, searches, endorsements, request_id, report_id)
+    return Response(
+        render(document),
+        media_type=f"{HTML}; charset=utf-8",
+        headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY, "Cache-Control": "no-store"},
+    )
+
+
+@post(
+    "/searches/{request_id:uuid}/disseminations",
+    sync_to_thread=True,
+    summary="Record a dissemination (S-07)",
+    **allow(*USERS.roles),
+)
+def disseminate(
+    principal: Caller,
+    searches: Searches,
+    request_id: FromPath[RequestId],
+    data: Annotated[
+        DisseminationBody,
+        Body(
+            examples=[
+                Example(
+                    value={
+                        "report_id": "c7d0f0f4-2b7e-4f57-8a3e-2f5d9e6b1c20",
+                        "recipient": "DC Smith, Burglary Squad",
+                        "legal_basis": "Common law policing purpose; DPA 2018 s.35",
+                        "safeguards_acknowledged": True,
+                        "items": ["match_report"],
+                    }
+                )
+            ]
+        ),
+    ],
+) -> SearchView:
+    """Templates are never disseminated (refused under S-07)."""
+    dissemination = Dissemination(
+        data.recipient, data.legal_basis, data.safeguards_acknowledged, tuple(data.items)
+    )
+    return searches.record_dissemination(principal.user_id, request_id, data.report_id, dissemination)
+
+
+@post(
+    "/searches/{request_id:uuid}/close",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Close",
+    **allow(*USERS.roles),
+)
+def close_search(
+    principal: Caller,
+    searches: Searches,
+    request_id: FromPath[RequestId],
+    data: Annotated[ReasonBody, Body(examples=[Example(value={"reason": "Suspect charged"})])],
+) -> SearchView:
+    return searches.close(principal.user_id, request_id, data.reason)
+
+
+def _report(
+    principal: Principal,
+    searches: SearchRequests,
+    endorsements: ProbeEndorsements,
+    request_id: UUID,
+    report_id: str,
+) -> MatchReportDocument:
+    view = searches.get(principal.user_id, request_id)
+    report = next((r for r in view.reports if r.report_id == report_id), None)
+    if report is None:
+        raise NotFoundException(f"no match report {report_id} in search request {request_id}")
+    candidate = next(c for c in view.candidates if c.candidate_id == report.candidate_id)
+    probe = endorsements.get(principal.user_id, view.probe_id)
+    return MatchReportDocument.of(
+        report,
+        request_id=str(view.id),
+        probe_id=view.probe_id,
+        case_reference=probe.case_reference,
+        requester_id=view.requester_id,
+        candidate=candidate,
+    )
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[
+            open_search,
+            list_searches,
+            get_search,
+            approve_search,
+            reject_search,
+            run_search,
+            list_candidates,
+            candidate_thumbnail,
+            adjudicate,
+            issue_report,
+            get_report,
+            printable_report,
+            disseminate,
+            close_search,
+        ],
+        dependencies={
+            "searches": use_case(_searches),
+            "execution": use_case(_execution),
+            "endorsements": use_case(_endorsements),
+        },
+        tags=["searches"],
+    )
+]
