@@ -1,0 +1,723 @@
+"""Usage reports (A-04, policy 9.1): what the system was used for, computed from the audit trail.
+
+The event store is the single source of truth: a report reads the stored domain events in
+their global order (the application's notifications) and counts them. Nothing is kept in a
+second place that could disagree with the audit trail.
+
+A report covers the period ``[start, end)`` by event time (``start`` None: since the first
+record; ``end`` None: up to and including now, a real-time report). Counts of things that happened are
+counted when they happened; states (the outcome of a request, overdue reviews) are as they
+stood at the end of the period, or now if that is earlier. See ``UsageReport`` for every
+measure.
+
+Who may run one: Administrators (policy 9.1 gives reporting to the administration client)
+and Auditors. A usage report is an aggregate view of the audit trail, which Auditors read
+anyway (A-03), and every run is itself recorded (``UsageReportRun``), so letting them read
+it adds no unrecorded access. Only Administrators manage schedules, and only enabled
+administrators receive scheduled reports (A-04).
+
+Scheduled reports: ``ReportSchedules`` manages the ``ReportSchedule`` aggregates;
+``ScheduledReportDelivery.run_due`` (driven by ``rfr worker``) computes each due period's
+report, hands the JSON to a ``ReportSink`` and records ``ReportDelivered`` with the sink's
+location and the SHA-256 of the bytes delivered. The sink writes first and the event is
+saved after, so an event never claims a delivery that did not happen; a crash in between
+only means the period is written again on the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol
+from uuid import UUID
+
+import attrs
+from eventsourcing.domain import Aggregate, BaseAggregate
+from eventsourcing.utils import get_topic
+
+from rfr.application.app import ConcurrentModification, RfrApplication
+from rfr.application.errors import UnknownUser
+from rfr.application.ports import Clock
+from rfr.application.services.base import Need, Page, UseCase, list_ids
+from rfr.domain.cache_matches import CacheMatchQueue
+from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.governed import GovernedAggregate
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.people import Actor, Role
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.refused_attempt import RefusedAttempt
+from rfr.domain.report_schedule import (
+    ReportFrequency,
+    ReportPeriod,
+    ReportSchedule,
+    UsageReportRun,
+)
+from rfr.domain.search_request import RequestStatus, SearchRequest
+
+ReportFormat = Literal["json", "csv"]
+FORMATS: tuple[str, ...] = ("json", "csv")
+
+REPORT_READERS = Need((Role.ADMINISTRATOR, Role.AUDITOR))
+SCHEDULE_MANAGERS = Need((Role.ADMINISTRATOR,))
+
+# Notifications are read in pages of this many rows.
+PAGE_SIZE = 1000
+# A worker run catches up at most this many periods per schedule; the next run goes on.
+MAX_PERIODS_PER_RUN = 48
+
+# Aggregates whose state at the end of the period a report needs, so their events are
+# replayed (with the domain's own ``apply``), not merely counted.
+_REPLAYED: tuple[type[BaseAggregate[UUID]], ...] = (
+    LibraryApproval,
+    ProbeImage,
+    ReferenceLibrary,
+    SearchRequest,
+)
+_COUNTED: tuple[type[BaseAggregate[UUID]], ...] = (
+    RefusedAttempt,
+    CacheMatchQueue,
+    ReportSchedule,
+    UsageReportRun,
+)
+
+
+def _prefix(kind: type[BaseAggregate[UUID]]) -> str:
+    return get_topic(kind) + "."
+
+
+_REPLAYED_PREFIXES = tuple(_prefix(k) for k in _REPLAYED)
+_READ_PREFIXES = _REPLAYED_PREFIXES + tuple(_prefix(k) for k in _COUNTED)
+
+
+def _wanted(topic: str) -> bool:
+    # Every aggregate has its own Refused event class, including kinds added later.
+    return topic.startswith(_READ_PREFIXES) or topic.endswith(".Refused")
+
+
+# -- the report ------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class UsageReport:
+    """A usage report. ``sections`` holds, by section name:
+
+    ``searches``
+        requests_opened; requests_by_purpose / _by_ground (a request with two purposes counts
+        under both); requests_by_probe_level; requests_by_user (the requester);
+        request_outcomes of the requests opened in the period, as they stood at the end:
+        viable_match, no_viable_match, not_searched, rejected (by an approver, P-12), and
+        refused_to_open (attempts the policy refused, which never became requests);
+        library_searches (one per library searched) by_library, by_library_level,
+        by_algorithm and by_searcher; library_searches_refused; potential_matches;
+        adjudications viable / not_viable; match_reports; disseminations; ucc_rescreens and
+        ucc_rescreen_viable_matches (U-02). ``library_names`` names the libraries by id.
+    ``approvals``
+        library approvals (applied, granted, granted_urgently, awaiting_superintendent,
+        rejected, ratified, varied, reviews by outcome, stopped, expired); search approvals
+        (granted, rejected, P-08/P-09); UCC additions, reviews and removals.
+    ``deletions``
+        probes_purged, library_images_purged, templates_deleted (R-05), and
+        library_images_retention_expired (R-01, out of searching, deletion pending).
+    ``overdue_reviews``
+        as_of; library_approvals overdue for review (L-06) and unresolved_crime_cache entries
+        overdue (U-03), each with its id and due date.
+    ``refusals``
+        total, by_rule (a refusal naming two rules counts under both) and by_command (A-01).
+    ``reports``
+        usage reports run on demand and scheduled reports delivered (A-04).
+    """
+
+    period_from: datetime | None
+    period_to: datetime
+    generated_at: datetime
+    real_time: bool
+    sections: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": "usage",
+            "rule": "A-04",
+            "period": {
+                "from": _iso(self.period_from),
+                "to": _iso(self.period_to),
+                "real_time": self.real_time,
+            },
+            "generated_at": _iso(self.generated_at),
+            **self.sections,
+        }
+
+    def to_json_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), indent=2, sort_keys=True).encode("utf-8")
+
+    def rows(self) -> Iterator[tuple[str, str, str, str, str]]:
+        """(section, measure, key, label, value): one line per number or overdue item."""
+        yield ("period", "from", "", "", _iso(self.period_from) or "")
+        yield ("period", "to", "", "", _iso(self.period_to) or "")
+        yield ("period", "generated_at", "", "", _iso(self.generated_at) or "")
+        names = self.sections["searches"]["library_names"]
+        for section, content in self.sections.items():
+            yield from _rows(section, "", content, names)
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(("section", "measure", "key", "label", "value"))
+        writer.writerows(self.rows())
+        return out.getvalue()
+
+    def render(self, fmt: str) -> tuple[bytes, str]:
+        """The report as bytes in ``fmt`` and its media type."""
+        if fmt == "csv":
+            return self.to_csv().encode("utf-8"), "text/csv; charset=utf-8"
+        if fmt == "json":
+            return self.to_json_bytes(), "application/json"
+        raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+
+
+def _rows(
+    section: str, measure: str, value: Any, names: Mapping[str, str]
+) -> Iterator[tuple[str, str, str, str, str]]:
+    if section == "searches" and measure == "library_names":
+        return
+    if isinstance(value, Mapping):
+        if measure and all(isinstance(v, int) for v in value.values()):
+            label = names if measure == "by_library" else {}
+            for key, count in value.items():
+                yield (section, measure, str(key), label.get(str(key), ""), str(count))
+            return
+        for key, inner in value.items():
+            yield from _rows(section, f"{measure}.{key}" if measure else str(key), inner, names)
+    elif isinstance(value, list):
+        for item in value:
+            yield (section, measure, str(item["id"]), str(item.get("label", "")), str(item["due"]))
+    elif isinstance(value, bool):
+        yield (section, measure, "", "", str(value).lower())
+    else:
+        yield (section, measure, "", "", "" if value is None else str(value))
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def _counts(counter: Counter[str]) -> dict[str, int]:
+    return {k: counter[k] for k in sorted(counter)}
+
+
+# -- computing it from the events ------------------------------------------------------------
+
+
+def stored_events(app: RfrApplication, wanted: Any = _wanted) -> Iterator[Aggregate.Event]:
+    """The domain events of the store in their global order, those whose topic is ``wanted``."""
+    after = 0
+    while True:
+        page = app.recorder.select_notifications(start=after, limit=PAGE_SIZE, inclusive_of_start=False)
+        for notification in page:
+            if wanted(notification.topic):
+                yield app.mapper.to_domain_event(notification)
+        if len(page) < PAGE_SIZE:
+            return
+        after = page[-1].id
+
+
+class _Scan:
+    """One pass over the events: counts what happened in the period, replays state up to its end."""
+
+    def __init__(self, start: datetime | None, end: datetime, *, end_inclusive: bool) -> None:
+        self.start, self.end, self.end_inclusive = start, end, end_inclusive
+        self.states: dict[UUID, Any] = {}
+        self.stopped: set[UUID] = set()  # aggregates with an event at or after the end
+        self.opened_in_period: list[UUID] = []
+        self.c: dict[str, Counter[str]] = {}
+
+    def count(self, name: str, key: str = "", n: int = 1) -> None:
+        self.c.setdefault(name, Counter())[key] += n
+
+    def total(self, name: str) -> int:
+        return self.c.get(name, Counter())[""]
+
+    def by(self, name: str) -> dict[str, int]:
+        return _counts(self.c.get(name, Counter()))
+
+    def feed(self, event: Aggregate.Event) -> None:
+        oid = event.originator_id
+        if event.timestamp > self.end or (event.timestamp == self.end and not self.end_inclusive):
+            self.stopped.add(oid)
+            return
+        if get_topic(type(event)).startswith(_REPLAYED_PREFIXES):
+            if oid in self.stopped:
+                return
+            self.states[oid] = event.mutate(self.states.get(oid))
+        if self.start is None or event.timestamp >= self.start:
+            self._tally(event)
+
+    def _tally(self, e: Any) -> None:
+        if isinstance(e, GovernedAggregate.Refused | RefusedAttempt.AttemptRefused):
+            self.count("refusals")
+            for rule in e.rule_ids:
+                self.count("refusals_by_rule", rule)
+            self.count("refusals_by_command", _command_kind(e.command))
+            if isinstance(e, RefusedAttempt.AttemptRefused) and e.command == "open search request":
+                self.count("requests_refused")
+            if isinstance(e, SearchRequest.Refused) and e.command.startswith("search library"):
+                self.count("library_searches_refused")
+            return
+        match e:
+            case SearchRequest.Opened():
+                self.opened_in_period.append(e.originator_id)
+                self.count("requests")
+                for purpose in e.purposes:
+                    self.count("requests_by_purpose", purpose)
+                self.count("requests_by_probe_level", str(e.probe_level))
+                self.count("requests_by_user", e.acting.user_id)
+                probe = self.states.get(UUID(e.probe_id))
+                for ground in sorted(probe.form.grounds) if probe is not None else ():
+                    self.count("requests_by_ground", ground.value)
+            case SearchRequest.LibrarySearched():
+                self.count("library_searches")
+                self.count("by_library", e.library_id)
+                self.count("by_library_level", str(e.level))
+                self.count("by_algorithm", e.algorithm_id)
+                self.count("by_searcher", e.acting.user_id)
+                self.count("potential_matches", n=len(e.candidates))
+            case SearchRequest.CandidateAdjudicated():
+                self.count("adjudications", "viable" if e.viable else "not_viable")
+            case SearchRequest.MatchReportIssued():
+                self.count("match_reports")
+            case SearchRequest.Disseminated():
+                self.count("disseminations")
+            case SearchRequest.Approved():
+                self.count("search_approvals", "granted")
+            case SearchRequest.Rejected():
+                self.count("search_approvals", "rejected")
+            case CacheMatchQueue.MatchesQueued():
+                self.count("ucc_rescreens")
+            case CacheMatchQueue.MatchAdjudicated() if e.viable:
+                self.count("ucc_rescreen_viable_matches")
+            case LibraryApproval.Applied():
+                self.count("library_approvals", "applied")
+            case LibraryApproval.Approved():
+                self.count("library_approvals", "granted")
+                if e.urgency is not None:
+                    self.count("library_approvals", "granted_urgently")
+                if e.awaiting_superintendent:
+                    self.count("library_approvals", "awaiting_superintendent")
+            case LibraryApproval.Rejected():
+                self.count("library_approvals", "rejected")
+            case LibraryApproval.UrgentApprovalRatified():
+                self.count("library_approvals", "ratified")
+            case LibraryApproval.Varied():
+                self.count("library_approvals", "varied")
+            case LibraryApproval.Reviewed():
+                self.count("library_reviews", e.outcome)
+            case LibraryApproval.Stopped():
+                self.count("library_approvals", "stopped")
+            case LibraryApproval.Expired():
+                self.count("library_approvals", "expired")
+            case ProbeImage.AddedToUnresolvedCache():
+                self.count("ucc", "added")
+            case ProbeImage.CacheReviewed():
+                self.count("ucc", "reviewed")
+            case ProbeImage.RemovedFromCache():
+                self.count("ucc", "removed")
+            case ProbeImage.Purged():
+                self.count("probes_purged")
+                self.count("templates_deleted", n=len(e.template_ids))
+            case ReferenceLibrary.ImagesPurged():
+                self.count("library_images_purged", n=len(e.image_ids))
+                self.count("templates_deleted", n=len(e.template_ids))
+            case ReferenceLibrary.ImageRetentionExpired():
+                self.count("library_images_retention_expired", n=len(e.image_ids))
+            case UsageReportRun.Produced():
+                self.count("reports_run")
+            case ReportSchedule.ReportDelivered():
+                self.count("reports_delivered")
+            case _:
+                pass
+
+    def outcomes(self) -> dict[str, int]:
+        found: Counter[str] = Counter()
+        for request_id in self.opened_in_period:
+            request: SearchRequest = self.states[request_id]
+            if request.status is RequestStatus.REJECTED:
+                found["rejected"] += 1
+            elif request.has_viable_match:
+                found["viable_match"] += 1
+            elif request.searched_library_ids:
+                found["no_viable_match"] += 1
+            else:
+                found["not_searched"] += 1
+        found["refused_to_open"] = self.total("requests_refused")
+        return {
+            k: found[k]
+            for k in ("viable_match", "no_viable_match", "not_searched", "rejected", "refused_to_open")
+        }
+
+    def overdue(self, as_of: datetime) -> dict[str, Any]:
+        libraries = {s.approval_id: s.name for s in self.states.values() if isinstance(s, ReferenceLibrary)}
+        approvals = sorted(
+            (
+                {
+                    "id": str(a.id),
+                    "label": libraries.get(str(a.id), a.application.library_name),
+                    "due": _iso(a.review_due),
+                }
+                for a in self.states.values()
+                if isinstance(a, LibraryApproval) and a.review_overdue(as_of)
+            ),
+            key=lambda item: (item["due"], item["id"]),
+        )
+        cache = sorted(
+            (
+                {"id": str(p.id), "label": f"tier {p.ucc.tier}", "due": _iso(p.ucc.review_due)}
+                for p in self.states.values()
+                if isinstance(p, ProbeImage) and p.ucc_review_overdue(as_of)
+            ),
+            key=lambda item: (item["due"], item["id"]),
+        )
+        return {"as_of": _iso(as_of), "library_approvals": approvals, "unresolved_crime_cache": cache}
+
+    def sections(self, as_of: datetime) -> dict[str, Any]:
+        library_names = {str(s.id): s.name for s in self.states.values() if isinstance(s, ReferenceLibrary)}
+        adjudications = self.c.get("adjudications", Counter())
+        library = self.c.get("library_approvals", Counter())
+        return {
+            "searches": {
+                "requests_opened": self.total("requests"),
+                "requests_by_purpose": self.by("requests_by_purpose"),
+                "requests_by_ground": self.by("requests_by_ground"),
+                "requests_by_probe_level": self.by("requests_by_probe_level"),
+                "requests_by_user": self.by("requests_by_user"),
+                "request_outcomes": self.outcomes(),
+                "library_searches": self.total("library_searches"),
+                "by_library": self.by("by_library"),
+                "by_library_level": self.by("by_library_level"),
+                "by_algorithm": self.by("by_algorithm"),
+                "by_searcher": self.by("by_searcher"),
+                "library_searches_refused": self.total("library_searches_refused"),
+                "potential_matches": self.total("potential_matches"),
+                "adjudications": {
+                    "viable": adjudications["viable"],
+                    "not_viable": adjudications["not_viable"],
+                },
+                "match_reports": self.total("match_reports"),
+                "disseminations": self.total("disseminations"),
+                "ucc_rescreens": self.total("ucc_rescreens"),
+                "ucc_rescreen_viable_matches": self.total("ucc_rescreen_viable_matches"),
+                "library_names": {k: library_names[k] for k in sorted(library_names)},
+            },
+            "approvals": {
+                "library": {
+                    k: library[k]
+                    for k in (
+                        "applied",
+                        "granted",
+                        "granted_urgently",
+                        "awaiting_superintendent",
+                        "rejected",
+                        "ratified",
+                        "varied",
+                        "stopped",
+                        "expired",
+                    )
+                },
+                "library_reviews": {
+                    k: self.c.get("library_reviews", Counter())[k] for k in ("continue", "vary", "stop")
+                },
+                "search": {k: self.c.get("search_approvals", Counter())[k] for k in ("granted", "rejected")},
+                "unresolved_crime_cache": {
+                    k: self.c.get("ucc", Counter())[k] for k in ("added", "reviewed", "removed")
+                },
+            },
+            "deletions": {
+                "probes_purged": self.total("probes_purged"),
+                "library_images_purged": self.total("library_images_purged"),
+                "templates_deleted": self.total("templates_deleted"),
+                "library_images_retention_expired": self.total("library_images_retention_expired"),
+            },
+            "overdue_reviews": self.overdue(as_of),
+            "refusals": {
+                "total": self.total("refusals"),
+                "by_rule": self.by("refusals_by_rule"),
+                "by_command": self.by("refusals_by_command"),
+            },
+            "reports": {
+                "run_on_demand": self.total("reports_run"),
+                "delivered": self.total("reports_delivered"),
+            },
+        }
+
+
+def _command_kind(command: str) -> str:
+    # "search library <uuid>" and "deliver usage report 2025-03" name an instance; count the kind.
+    for prefix in ("search library", "deliver usage report", "withhold usage report", "call "):
+        if command.startswith(prefix):
+            return prefix.strip()
+    return command
+
+
+def compute_usage(
+    app: RfrApplication, *, start: datetime | None, end: datetime, now: datetime, real_time: bool = False
+) -> UsageReport:
+    """The usage report of ``[start, end)`` as the store holds it now (see ``UsageReport``)."""
+    if start is not None and start >= end:
+        raise ValueError("the period must start before it ends")
+    # A real-time report includes what happened at the very moment it is run.
+    scan = _Scan(start, end, end_inclusive=real_time)
+    for event in stored_events(app):
+        scan.feed(event)
+    return UsageReport(start, end, now, real_time, scan.sections(min(end, now)))
+
+
+# -- on demand -------------------------------------------------------------------------------
+
+
+class UsageReports(UseCase):
+    def run(
+        self,
+        acting_user: str,
+        *,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        fmt: str = "json",
+        reason: str = "usage report on demand",
+    ) -> UsageReport:
+        """A-04: the report of ``[start, end)`` (``end`` None: up to now), recorded before it is returned."""
+        if fmt not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+        if start is not None and end is not None and start >= end:
+            raise ValueError("the period must start before it ends")
+
+        def produce(act: Any) -> UsageReport:
+            until = end or act.at
+            act.new(UsageReportRun.record(act.actor, act.at, start, until, fmt=fmt, reason=reason))
+            return compute_usage(self.app, start=start, end=until, now=act.at, real_time=end is None)
+
+        return self._act(
+            acting_user, "run usage report", REPORT_READERS, [], produce, target_name="UsageReportRun"
+        )
+
+
+# -- schedules -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class DeliveryView:
+    period: str
+    period_start: datetime
+    period_end: datetime
+    recipients: tuple[str, ...]
+    location: str
+    digest: str
+    delivered_at: datetime
+
+
+@attrs.frozen
+class ScheduleView:
+    id: UUID
+    name: str
+    frequency: str
+    recipients: tuple[str, ...]
+    status: str
+    created_by: str
+    next_period: str | None
+    next_due_at: datetime | None
+    last_delivery: DeliveryView | None
+    deliveries: int
+
+    @classmethod
+    def of(cls, schedule: ReportSchedule) -> ScheduleView:
+        following = schedule.next_period() if schedule.active else None
+        last = schedule.deliveries[-1] if schedule.deliveries else None
+        return cls(
+            id=schedule.id,
+            name=schedule.name,
+            frequency=schedule.frequency.value,
+            recipients=schedule.recipients,
+            status=schedule.status.value,
+            created_by=schedule.created_by,
+            next_period=following.label if following else None,
+            next_due_at=following.end if following else None,
+            last_delivery=DeliveryView(
+                last.period_label,
+                last.period_start,
+                last.period_end,
+                last.recipients,
+                last.location,
+                last.digest,
+                last.delivered_at,
+            )
+            if last
+            else None,
+            deliveries=len(schedule.deliveries),
+        )
+
+
+class ReportSchedules(UseCase):
+    """Administrators schedule usage reports for named administrators (A-04)."""
+
+    def create(
+        self, acting_user: str, name: str, frequency: ReportFrequency | str, recipients: Sequence[str]
+    ) -> ScheduleView:
+        frequency = ReportFrequency(frequency)
+        people = self._recipients(recipients)
+        schedule = self._act(
+            acting_user,
+            "create report schedule",
+            SCHEDULE_MANAGERS,
+            [],
+            lambda a: a.new(ReportSchedule.create(a.actor, a.at, name, frequency, people)),
+            target_name="ReportSchedule",
+        )
+        return ScheduleView.of(schedule)
+
+    def change(
+        self,
+        acting_user: str,
+        schedule_id: UUID | str,
+        reason: str,
+        *,
+        frequency: ReportFrequency | str | None = None,
+        recipients: Sequence[str] | None = None,
+    ) -> ScheduleView:
+        schedule = self.load(schedule_id, ReportSchedule)
+        new_frequency = ReportFrequency(frequency) if frequency is not None else None
+        people = self._recipients(recipients) if recipients is not None else None
+        self._act(
+            acting_user,
+            "change report schedule",
+            SCHEDULE_MANAGERS,
+            [schedule],
+            lambda a: schedule.change(a.actor, a.at, reason, frequency=new_frequency, recipients=people),
+        )
+        return ScheduleView.of(schedule)
+
+    def cancel(self, acting_user: str, schedule_id: UUID | str, reason: str) -> ScheduleView:
+        schedule = self.load(schedule_id, ReportSchedule)
+        self._act(
+            acting_user,
+            "cancel report schedule",
+            SCHEDULE_MANAGERS,
+            [schedule],
+            lambda a: schedule.cancel(a.actor, a.at, reason),
+        )
+        return ScheduleView.of(schedule)
+
+    def get(self, acting_user: str, schedule_id: UUID | str) -> ScheduleView:
+        self._read(
+            acting_user, "read report schedule", SCHEDULE_MANAGERS, target=f"ReportSchedule {schedule_id}"
+        )
+        return ScheduleView.of(self.load(schedule_id, ReportSchedule))
+
+    def list(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[ScheduleView]:
+        self._read(acting_user, "list report schedules", SCHEDULE_MANAGERS)
+        return self.page(
+            ReportSchedule.Created,
+            lambda i: ScheduleView.of(self.load(i, ReportSchedule)),
+            after=after,
+            limit=limit,
+        )
+
+    def _recipients(self, user_ids: Iterable[str]) -> list[Actor]:
+        return [recipient_actor(self, u) for u in user_ids]
+
+
+def recipient_actor(use_case: UseCase, user_id: str) -> Actor:
+    """The recipient as their User record says now; an unknown id is nobody who may receive reports."""
+    try:
+        return use_case.user(user_id).actor()
+    except UnknownUser:
+        return Actor(user_id, active=False)
+
+
+# -- delivery --------------------------------------------------------------------------------
+
+
+class ReportSink(Protocol):
+    """Where scheduled reports are delivered (the embedded default: files under RFR_DATA_DIR)."""
+
+    def write(self, schedule_id: str, period_label: str, content: bytes) -> str:
+        """Stores ``content`` for that schedule and period, replacing any earlier copy; returns where."""
+        ...
+
+
+@attrs.frozen
+class DeliveryOutcome:
+    schedule_id: UUID
+    period: str
+    delivered: bool
+    recipients: tuple[str, ...]
+    location: str | None
+
+
+class ScheduledReportDelivery(UseCase):
+    """Runs the due periods of every active schedule; see the module docstring for the order of writes."""
+
+    def __init__(self, app: RfrApplication, clock: Clock, sink: ReportSink) -> None:
+        super().__init__(app, clock)
+        self.sink = sink
+
+    def run_due(self, *, max_periods: int = MAX_PERIODS_PER_RUN) -> tuple[DeliveryOutcome, ...]:
+        outcomes: list[DeliveryOutcome] = []
+        after: int | None = 0
+        while after is not None:
+            ids, after = list_ids(self.app, ReportSchedule.Created, after=after, limit=200)
+            for schedule_id in ids:
+                outcomes.extend(self._run_schedule(schedule_id, max_periods))
+        return tuple(outcomes)
+
+    def _run_schedule(self, schedule_id: UUID, max_periods: int) -> list[DeliveryOutcome]:
+        schedule = self.load(schedule_id, ReportSchedule)
+        done: list[DeliveryOutcome] = []
+        for period in schedule.due_periods(self.clock.now(), limit=max_periods):
+            at = self.clock.now()
+            people = [recipient_actor(self, u) for u in schedule.recipients]
+            receiving = tuple(p.user_id for p in people if p.has(Role.ADMINISTRATOR) and p.active)
+            location: str | None = None
+            if receiving:
+                content = self._document(schedule, period, receiving, at)
+                location = self.sink.write(str(schedule.id), period.label, content)
+                digest = "sha256:" + hashlib.sha256(content).hexdigest()
+            try:
+                if receiving:
+                    schedule.record_delivery(at, period, people, location=location, digest=digest)
+                else:
+                    schedule.withhold_delivery(at, period, people)
+            except PolicyRefusal:
+                self._keep_refusal(schedule)
+                break
+            try:
+                self.app.save(schedule)
+            except ConcurrentModification:
+                # An administrator changed the schedule, or another worker delivered: next run decides again.
+                break
+            done.append(DeliveryOutcome(schedule.id, period.label, bool(receiving), receiving, location))
+        return done
+
+    def _keep_refusal(self, schedule: ReportSchedule) -> None:
+        # If the schedule moved on meanwhile, the next run decides again and records anew.
+        with contextlib.suppress(ConcurrentModification):
+            self.app.save(schedule)
+
+    def _document(
+        self, schedule: ReportSchedule, period: ReportPeriod, recipients: tuple[str, ...], at: datetime
+    ) -> bytes:
+        report = compute_usage(self.app, start=period.start, end=period.end, now=at)
+        document = {
+            "schedule": {
+                "id": str(schedule.id),
+                "name": schedule.name,
+                "frequency": schedule.frequency.value,
+            },
+            "period": period.label,
+            "recipients": list(recipients),
+            "usage": report.to_json(),
+        }
+        return json.dumps(document, indent=2, sort_keys=True).encode("utf-8")

@@ -1,0 +1,409 @@
+"""Usage reports (A-04, policy 9.1): scheduled deliveries to named administrators, and runs on demand.
+
+A ``ReportSchedule`` says how often (hourly, daily, monthly) a usage report goes to which
+administrators. Periods are calendar periods in UTC ([start, end), an hour, a day or a
+month); the first one due is the period in progress when the schedule was made, or when
+its frequency last changed, so an administrator who asks on Tuesday for a daily report gets
+Tuesday's the next morning. A period is due once it has ended. Each delivery is recorded as
+``ReportDelivered`` naming its recipients and the digest of what was delivered; a period
+whose recipients have all lost the Administrator role (or been disabled) is recorded as
+``DeliveryWithheld`` instead, so nobody who may no longer see it receives it and the
+period is not tried again.
+
+A ``UsageReportRun`` records one report run on demand (who, for which period, why), so
+reading the usage of the system leaves its own trace like any other read (A-01).
+
+Deliveries are made by the worker, not a person: its events name ``REPORT_WORKER``. Its
+authority is the schedule an Administrator made; it holds no role of its own.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import attrs
+from eventsourcing.domain import Aggregate
+
+from rfr.domain.calendar import add_months, require_aware
+from rfr.domain.decisions import Decision, combine
+from rfr.domain.governed import GovernedAggregate
+from rfr.domain.people import Actor, Role
+from rfr.domain.refused_attempt import enforce_new
+from rfr.domain.rules_access import authorised, stated
+
+REPORT_WORKER = Actor("rfr:report-worker")
+
+
+class ReportFrequency(enum.StrEnum):
+    HOURLY = "hourly"
+    DAILY = "daily"
+    MONTHLY = "monthly"
+
+    def period_containing(self, moment: datetime) -> ReportPeriod:
+        t = require_aware(moment).astimezone(UTC)
+        if self is ReportFrequency.HOURLY:
+            start = t.replace(minute=0, second=0, microsecond=0)
+        elif self is ReportFrequency.DAILY:
+            start = t.replace(hour=0, minute=0, second=0, microsecond=0)
+        else:
+            start = t.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        return ReportPeriod(self, start)
+
+
+@attrs.frozen
+class ReportPeriod:
+    """One calendar period of a frequency, in UTC: ``[start, end)``."""
+
+    frequency: ReportFrequency
+    start: datetime
+
+    @property
+    def end(self) -> datetime:
+        if self.frequency is ReportFrequency.HOURLY:
+            return self.start + timedelta(hours=1)
+        if self.frequency is ReportFrequency.DAILY:
+            return self.start + timedelta(days=1)
+        return add_months(self.start, 1)
+
+    @property
+    def label(self) -> str:
+        """A name fit for a file: 2025-03-01T13 (hourly), 2025-03-01 (daily), 2025-03 (monthly)."""
+        if self.frequency is ReportFrequency.HOURLY:
+            return self.start.strftime("%Y-%m-%dT%H")
+        if self.frequency is ReportFrequency.DAILY:
+            return self.start.strftime("%Y-%m-%d")
+        return self.start.strftime("%Y-%m")
+
+    def following(self) -> ReportPeriod:
+        return ReportPeriod(self.frequency, self.end)
+
+
+class ScheduleStatus(enum.StrEnum):
+    ACTIVE = "active"
+    CANCELLED = "cancelled"
+
+
+def may_receive_reports(recipient: Actor) -> bool:
+    """A-04: usage reports go to administrators only, and only while they may act."""
+    return recipient.has(Role.ADMINISTRATOR) and recipient.active
+
+
+def recipients_acceptable(recipients: Sequence[Actor]) -> Decision:
+    """A-04: at least one named recipient, each an enabled Administrator, none named twice."""
+    ids = [r.user_id for r in recipients]
+    refused = sorted(r.user_id for r in recipients if not may_receive_reports(r))
+    return combine(
+        Decision.check(bool(recipients), "A-04", "name at least one administrator to receive the report"),
+        Decision.check(len(set(ids)) == len(ids), "A-04", "each recipient is named once"),
+        Decision.check(
+            not refused, "A-04", f"reports go to enabled administrators only, not {', '.join(refused)}"
+        ),
+    )
+
+
+class ReportSchedule(GovernedAggregate):
+    class Created(GovernedAggregate.Event, Aggregate.Created):
+        name: str
+        frequency: str
+        recipients: list[str]
+
+        def apply(self, agg: ReportSchedule) -> None:
+            agg.name = self.name
+            agg.frequency = ReportFrequency(self.frequency)
+            agg.recipients = tuple(self.recipients)
+            agg.anchor = self.timestamp
+            agg.status = ScheduleStatus.ACTIVE
+            agg.covered_until = None
+            agg.deliveries = []
+            agg.created_by = self.acting.user_id
+
+    class Changed(GovernedAggregate.Event):
+        frequency: str
+        recipients: list[str]
+
+        def apply(self, agg: ReportSchedule) -> None:
+            frequency = ReportFrequency(self.frequency)
+            if frequency is not agg.frequency:
+                # A new frequency starts with the period in progress now, not from the old one's.
+                agg.anchor = self.timestamp
+            agg.frequency = frequency
+            agg.recipients = tuple(self.recipients)
+
+    class Cancelled(GovernedAggregate.Event):
+        def apply(self, agg: ReportSchedule) -> None:
+            agg.status = ScheduleStatus.CANCELLED
+
+    class ReportDelivered(GovernedAggregate.Event):
+        period_start: datetime
+        period_end: datetime
+        period_label: str
+        recipients: list[str]
+        withheld_from: list[str]
+        location: str
+        digest: str
+
+        def apply(self, agg: ReportSchedule) -> None:
+            agg.covered_until = self.period_end
+            agg.deliveries.append(
+                Delivery(
+                    self.period_label,
+                    self.period_start,
+                    self.period_end,
+                    tuple(self.recipients),
+                    self.location,
+                    self.digest,
+                    self.timestamp,
+                )
+            )
+
+    class DeliveryWithheld(GovernedAggregate.Event):
+        period_start: datetime
+        period_end: datetime
+        period_label: str
+        withheld_from: list[str]
+
+        def apply(self, agg: ReportSchedule) -> None:
+            agg.covered_until = self.period_end
+
+    # -- commands ---------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        actor: Actor,
+        at: datetime,
+        name: str,
+        frequency: ReportFrequency,
+        recipients: Sequence[Actor],
+    ) -> ReportSchedule:
+        decision = combine(
+            authorised(actor, Role.ADMINISTRATOR),
+            stated(name, "A-04", "the schedule's name"),
+            recipients_acceptable(recipients),
+        )
+        enforce_new("create report schedule", "ReportSchedule", actor, at, decision)
+        return cls._create(
+            cls.Created,
+            id=uuid4(),
+            timestamp=require_aware(at),
+            actor=actor.to_data(),
+            reason=f"{frequency.value} usage report",
+            name=name.strip(),
+            frequency=ReportFrequency(frequency).value,
+            recipients=[r.user_id for r in recipients],
+        )
+
+    def change(
+        self,
+        actor: Actor,
+        at: datetime,
+        reason: str,
+        *,
+        frequency: ReportFrequency | None = None,
+        recipients: Sequence[Actor] | None = None,
+    ) -> None:
+        new_frequency = self.frequency if frequency is None else ReportFrequency(frequency)
+        new_recipients = self.recipients if recipients is None else tuple(r.user_id for r in recipients)
+        self._enforce(
+            "change report schedule",
+            actor,
+            at,
+            combine(
+                authorised(actor, Role.ADMINISTRATOR),
+                self._active(),
+                stated(reason, "A-04", "the reason for the change"),
+                recipients_acceptable(recipients) if recipients is not None else Decision.allow("A-04"),
+                Decision.check(
+                    (new_frequency, new_recipients) != (self.frequency, self.recipients),
+                    "A-04",
+                    "the change changes nothing",
+                ),
+            ),
+        )
+        self._record(
+            self.Changed,
+            actor,
+            at,
+            reason,
+            frequency=new_frequency.value,
+            recipients=list(new_recipients),
+        )
+
+    def cancel(self, actor: Actor, at: datetime, reason: str) -> None:
+        self._enforce(
+            "cancel report schedule",
+            actor,
+            at,
+            combine(
+                authorised(actor, Role.ADMINISTRATOR),
+                self._active(),
+                stated(reason, "A-04", "the reason for cancelling"),
+            ),
+        )
+        self._record(self.Cancelled, actor, at, reason)
+
+    def record_delivery(
+        self,
+        at: datetime,
+        period: ReportPeriod,
+        recipients: Sequence[Actor],
+        *,
+        location: str,
+        digest: str,
+    ) -> None:
+        """The worker delivered ``period`` to the named recipients who may still receive it."""
+        receiving = [r.user_id for r in recipients if may_receive_reports(r)]
+        self._enforce(
+            f"deliver usage report {period.label}",
+            REPORT_WORKER,
+            at,
+            combine(
+                self._deliverable(at, period),
+                Decision.check(
+                    set(r.user_id for r in recipients) <= set(self.recipients),
+                    "A-04",
+                    "a report goes only to the schedule's recipients",
+                ),
+                Decision.check(bool(receiving), "A-04", "no recipient may receive usage reports now"),
+                stated(location, "A-04", "where the report was delivered"),
+                stated(digest, "A-04", "the digest of the delivered report"),
+            ),
+        )
+        self._record(
+            self.ReportDelivered,
+            REPORT_WORKER,
+            at,
+            f"{self.frequency.value} usage report for {period.label}",
+            period_start=period.start,
+            period_end=period.end,
+            period_label=period.label,
+            recipients=receiving,
+            withheld_from=self._withheld(recipients),
+            location=location,
+            digest=digest,
+        )
+
+    def withhold_delivery(self, at: datetime, period: ReportPeriod, recipients: Sequence[Actor]) -> None:
+        """No recipient may receive reports any more: the period is closed without a delivery."""
+        self._enforce(
+            f"withhold usage report {period.label}",
+            REPORT_WORKER,
+            at,
+            combine(
+                self._deliverable(at, period),
+                Decision.check(
+                    not any(may_receive_reports(r) for r in recipients),
+                    "A-04",
+                    "a recipient may still receive the report",
+                ),
+            ),
+        )
+        self._record(
+            self.DeliveryWithheld,
+            REPORT_WORKER,
+            at,
+            "no named recipient is an enabled administrator now",
+            period_start=period.start,
+            period_end=period.end,
+            period_label=period.label,
+            withheld_from=list(self.recipients),
+        )
+
+    # -- queries ----------------------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.status is ScheduleStatus.ACTIVE
+
+    def next_period(self) -> ReportPeriod:
+        """The earliest period not yet delivered (or withheld)."""
+        since = self.anchor if self.covered_until is None else max(self.anchor, self.covered_until)
+        return self.frequency.period_containing(since)
+
+    def due_periods(self, now: datetime, *, limit: int = 100) -> tuple[ReportPeriod, ...]:
+        """Ended periods not yet delivered, oldest first, at most ``limit`` (a worker catches up)."""
+        if not self.active:
+            return ()
+        due: list[ReportPeriod] = []
+        period = self.next_period()
+        while period.end <= now and len(due) < limit:
+            due.append(period)
+            period = period.following()
+        return tuple(due)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _active(self) -> Decision:
+        return Decision.check(self.active, "A-04", "the schedule was cancelled")
+
+    def _deliverable(self, at: datetime, period: ReportPeriod) -> Decision:
+        return combine(
+            self._active(),
+            Decision.check(
+                period == self.next_period(), "A-04", f"{period.label} is not the period due next"
+            ),
+            Decision.check(period.end <= at, "A-04", f"{period.label} has not ended yet"),
+        )
+
+    def _withheld(self, recipients: Iterable[Actor]) -> list[str]:
+        may = {r.user_id for r in recipients if may_receive_reports(r)}
+        return [r for r in self.recipients if r not in may]
+
+
+@attrs.frozen
+class Delivery:
+    period_label: str
+    period_start: datetime
+    period_end: datetime
+    recipients: tuple[str, ...]
+    location: str
+    digest: str
+    delivered_at: datetime
+
+
+class UsageReportRun(GovernedAggregate):
+    """One usage report run on demand: who asked, for which period, in which format, and why."""
+
+    class Produced(GovernedAggregate.Event, Aggregate.Created):
+        period_from: datetime | None
+        period_to: datetime
+        format: str
+
+        def apply(self, agg: UsageReportRun) -> None:
+            agg.period_from = self.period_from
+            agg.period_to = self.period_to
+            agg.format = self.format
+            agg.by = self.acting.user_id
+
+    @classmethod
+    def record(
+        cls,
+        actor: Actor,
+        at: datetime,
+        period_from: datetime | None,
+        period_to: datetime,
+        *,
+        fmt: str,
+        reason: str,
+    ) -> UsageReportRun:
+        decision = combine(
+            authorised(actor, Role.ADMINISTRATOR, Role.AUDITOR),
+            stated(reason, "A-04", "the reason for the report"),
+            Decision.check(
+                period_from is None or period_from < period_to, "A-04", "the period must start before it ends"
+            ),
+        )
+        enforce_new("run usage report", "UsageReportRun", actor, at, decision)
+        return cls._create(
+            cls.Produced,
+            id=uuid4(),
+            timestamp=require_aware(at),
+            actor=actor.to_data(),
+            reason=reason,
+            period_from=require_aware(period_from) if period_from is not None else None,
+            period_to=require_aware(period_to),
+            format=fmt,
+        )
