@@ -16,8 +16,11 @@ from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import msgspec
+from litestar import Request, Response
 from litestar.datastructures import UploadFile
-from litestar.exceptions import ValidationException
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.params import QueryParameter
+from litestar.types import ExceptionHandlersMap
 
 from rfr.application.errors import ImageRejected
 from rfr.application.services.biometric_support import Biometrics
@@ -25,6 +28,7 @@ from rfr.domain.codec import from_data
 from rfr.domain.search_terms import UrgencyBasis
 from rfr.entrypoints.composition import build_biometrics
 from rfr.entrypoints.http.context import HttpContext
+from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
 
 T = TypeVar("T")
 
@@ -36,6 +40,12 @@ Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 AwareDateTime = Annotated[
     datetime, msgspec.Meta(tz=True, description="ISO 8601 with a time zone, e.g. 2026-06-30T17:00:00Z")
 ]
+
+# Paging cursors are notification ids, SQLite INTEGERs: a larger one cannot exist (and the store
+# would fail on it rather than answer an empty page).
+MAX_CURSOR = 2**63 - 1
+Cursor = Annotated[int, QueryParameter(ge=0, le=MAX_CURSOR, description="next_after of the previous page")]
+PageSize = Annotated[int, QueryParameter(ge=1, le=500, description="items per page")]
 
 # Declared part types accepted for an image; the bytes are checked by the decoder regardless.
 IMAGE_PART_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "application/octet-stream", ""})
@@ -85,18 +95,37 @@ def image_bytes(upload: UploadFile, field: str) -> bytes:
 
 
 def decode_json_part(text: str, kind: type[T], field: str) -> T:
-    """A JSON form part decoded into ``kind``; errors name ``field.<path>`` like body errors do."""
+    """A JSON form part decoded into ``kind``; errors name ``field.<path>`` like body errors do.
+
+    Only for routes with ``WORKFLOW_EXCEPTION_HANDLERS``, which name a missing field itself.
+    """
     try:
         return msgspec.json.decode(text.encode(), type=kind)
     except msgspec.ValidationError as e:
+        # The router's handler (``name_the_field``) adds a missing or unknown field's own name.
         message, _, path = str(e).partition(" - at `$")
-        where = field + path.rstrip("`") if path else field
-        named = _named_field(message)
-        if named is not None:
-            where = f"{where}.{named}"
-        raise invalid(where, message) from None
+        raise invalid(field + path.rstrip("`"), message) from None
     except msgspec.DecodeError as e:
         raise invalid(field, f"not valid JSON: {e}") from None
+
+
+def name_the_field(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
+    """Router-level handler: a missing or unknown field is named by its own path, not its parent's.
+
+    Litestar reports ``{"inner": {}}`` missing ``x`` under the key ``inner`` (``data`` at the
+    top), with the field's name only in the message; the caller should read ``inner.x``.
+    """
+    if isinstance(exc.extra, list):
+        for item in exc.extra:
+            if isinstance(item, dict) and item.get("source") == "body":
+                named = _named_field(str(item.get("message", "")))
+                if named is not None:
+                    parent = str(item.get("key") or "")
+                    item["key"] = named if parent in ("", "data") else f"{parent}.{named}"
+    return EXCEPTION_HANDLERS[HTTPException](request, exc)
+
+
+WORKFLOW_EXCEPTION_HANDLERS: ExceptionHandlersMap = {ValidationException: name_the_field}
 
 
 def _named_field(message: str) -> str | None:

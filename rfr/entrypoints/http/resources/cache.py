@@ -12,7 +12,7 @@ from litestar import Router, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.services.access import Principal
 from rfr.application.services.biometric_cache import CacheQueueView, CacheScreening
@@ -22,9 +22,17 @@ from rfr.domain.people import Role
 from rfr.domain.search_terms import SearchGround
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody, Statement, biometrics
+from rfr.entrypoints.http.resources._workflow import (
+    WORKFLOW_EXCEPTION_HANDLERS,
+    Cursor,
+    PageSize,
+    Reason,
+    ReasonBody,
+    Statement,
+    biometrics,
+)
 
-ProbeId = Annotated[UUID, Parameter(description="the probe's id (an entry is keyed by its probe)")]
+ProbeId = Annotated[UUID, PathParameter(description="the probe's id (an entry is keyed by its probe)")]
 Caller = NamedDependency[Principal]
 # U-01 with P-08: an Inspector approves an addition; where the policy settings allow it, an RFR User.
 ADDERS = (Role.APPROVING_OFFICER, Role.RFR_USER)
@@ -96,9 +104,9 @@ def add_entry(
 def list_entries(
     principal: Caller,
     cache: Cache,
-    after: Annotated[int, Parameter(ge=0)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    include_removed: bool = False,
+    after: Cursor = 0,
+    limit: PageSize = 50,
+    include_removed: Annotated[bool, QueryParameter(description="list removed entries too")] = False,
 ) -> CachePage:
     page = cache.entries(principal.user_id, after=after, limit=limit, include_removed=include_removed)
     return CachePage(list(page.items), page.next_after)
@@ -186,7 +194,7 @@ def adjudicate_match(
     principal: Caller,
     screening: NamedDependency[CacheScreening],
     probe_id: FromPath[ProbeId],
-    match_id: str,
+    match_id: Annotated[str, PathParameter(description="a queued match's id")],
     data: Annotated[
         MatchAdjudicationBody,
         Body(examples=[Example(value={"viable": False, "rationale": "Different nose and jaw line"})]),
@@ -216,6 +224,7 @@ ROUTES = [
             adjudicate_match,
         ],
         dependencies={"cache": use_case(_cache), "screening": use_case(_screening)},
+        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["unresolved crime cache"],
     )
 ]

@@ -26,7 +26,7 @@ from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import NotFoundException
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.errors import ImageRejected
 from rfr.application.services.access import Principal
@@ -50,10 +50,18 @@ from rfr.domain.images import MopiGroup, PerceivedAgeBand
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._import_jobs import ImportJobs, ImportJobView
-from rfr.entrypoints.http.resources._workflow import Name, biometrics, image_bytes, invalid
+from rfr.entrypoints.http.resources._workflow import (
+    WORKFLOW_EXCEPTION_HANDLERS,
+    Cursor,
+    Name,
+    PageSize,
+    biometrics,
+    image_bytes,
+    invalid,
+)
 
 V = TypeVar("V")
-LibraryId = Annotated[UUID, Parameter(description="the library's id")]
+LibraryId = Annotated[UUID, PathParameter(description="the library's id")]
 Caller = NamedDependency[Principal]
 
 
@@ -162,8 +170,8 @@ def create_library(
 def list_libraries(
     principal: Caller,
     libraries: NamedDependency[ReferenceLibraries],
-    after: Annotated[int, Parameter(ge=0)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    after: Cursor = 0,
+    limit: PageSize = 50,
 ) -> LibraryPage:
     """Summaries only (counts, algorithms, T-02 searchability); no image is named here."""
     page = libraries.list(principal.user_id, after=after, limit=limit)
@@ -187,8 +195,8 @@ def library_images(
     principal: Caller,
     libraries: NamedDependency[ReferenceLibraries],
     library_id: FromPath[LibraryId],
-    offset: Annotated[int, Parameter(ge=0)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 100,
+    offset: Annotated[int, QueryParameter(ge=0, le=2**31)] = 0,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 100,
 ) -> LibraryContents:
     """Only users within the approval's access restrictions; anyone else is refused under L-13
     (403, recorded)."""
@@ -289,7 +297,7 @@ def start_import(
 def get_import(
     jobs: NamedDependency[ImportJobs],
     library_id: FromPath[LibraryId],
-    job_id: Annotated[str, Parameter(description="the job's id")],
+    job_id: Annotated[str, PathParameter(description="the job's id")],
 ) -> ImportJobView:
     """Status (queued, running, finished, failed), rows done of total, and when finished each row's
     outcome. Jobs live in the server process: after a restart, read the library instead."""
@@ -364,11 +372,19 @@ def _import_paths(enrolment: Enrolment, data: ImportBody) -> tuple[Path, str]:
     if root is None:
         raise invalid("folder", "bulk enrolment from server folders is not enabled here (RFR_IMPORT_ROOT)")
     root = Path(root).resolve()
-    folder = (root / data.folder).resolve()
-    if not folder.is_relative_to(root) or not folder.is_dir():
+    try:
+        folder = (root / data.folder).resolve()
+        found = folder.is_relative_to(root) and folder.is_dir()
+    except (OSError, ValueError):  # a NUL byte, a name too long: no such folder either
+        found = False
+    if not found:
         raise invalid("folder", "no such folder inside the import root")
-    manifest = (folder / data.manifest).resolve()
-    if not manifest.is_relative_to(folder) or not manifest.is_file():
+    try:
+        manifest = (folder / data.manifest).resolve()
+        found = manifest.is_relative_to(folder) and manifest.is_file()
+    except (OSError, ValueError):
+        found = False
+    if not found:
         raise invalid("manifest", "no such manifest file in the folder")
     return folder, str(manifest.relative_to(folder))
 
@@ -390,6 +406,7 @@ ROUTES = [
             "enrolment": use_case(_enrolment),
             "jobs": use_case(_jobs),
         },
+        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["libraries"],
     )
 ]

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Router, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.services.access import Principal
 from rfr.application.services.library_approvals import (
@@ -31,8 +31,11 @@ from rfr.domain.search_terms import SearchPurpose, Urgency
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
+    WORKFLOW_EXCEPTION_HANDLERS,
     AwareDateTime,
+    Cursor,
     Name,
+    PageSize,
     RationaleBody,
     ReasonBody,
     Statement,
@@ -190,7 +193,7 @@ Review = Annotated[
 Vary = Annotated[
     VaryBody, Body(examples=[Example(value={"record": RECORD_EXAMPLE, "rationale": "Add purpose (b)"})])
 ]
-ApprovalId = Annotated[UUID, Parameter(description="the approval's id")]
+ApprovalId = Annotated[UUID, PathParameter(description="the approval's id")]
 
 
 def _approvals(ctx: HttpContext) -> LibraryApprovals:
@@ -211,9 +214,11 @@ def apply_for_approval(principal: Caller, approvals: Approvals, data: Applicatio
 def list_approvals(
     principal: Caller,
     approvals: Approvals,
-    after: Annotated[int, Parameter(ge=0, description="cursor: next_after of the previous page")] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    status: Annotated[ApprovalStatus | None, Parameter(description="only approvals with this status")] = None,
+    after: Cursor = 0,
+    limit: PageSize = 50,
+    status: Annotated[
+        ApprovalStatus | None, QueryParameter(description="only approvals with this status")
+    ] = None,
 ) -> ApprovalPage:
     """Approvals in order of application, with their flags (L-06, L-09, L-10) as of now."""
     page = approvals.list(
@@ -394,6 +399,7 @@ ROUTES = [
             expire,
         ],
         dependencies={"approvals": use_case(_approvals)},
+        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["library approvals"],
     )
 ]

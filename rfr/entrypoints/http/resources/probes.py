@@ -20,7 +20,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, FromPath, PathParameter
 
 from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
@@ -35,6 +35,7 @@ from rfr.domain.search_terms import PreRfrOption, SearchGround, SearchPurpose
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
+    WORKFLOW_EXCEPTION_HANDLERS,
     Reason,
     Statement,
     UrgencyBody,
@@ -47,7 +48,7 @@ from rfr.entrypoints.http.resources._workflow import (
     invalid,
 )
 
-ProbeId = Annotated[UUID, Parameter(description="the probe's id")]
+ProbeId = Annotated[UUID, PathParameter(description="the probe's id")]
 Caller = NamedDependency[Principal]
 JPEG = "image/jpeg"
 
@@ -234,7 +235,7 @@ def face_thumbnail(
     principal: Caller,
     probes: ProbesDep,
     probe_id: FromPath[ProbeId],
-    face_id: Annotated[str, Parameter(description="a face id of the probe, e.g. face-1")],
+    face_id: Annotated[str, PathParameter(description="a face id of the probe, e.g. face-1")],
 ) -> Response[bytes]:
     """JPEG of one face with a margin, for the user who submitted the probe and nobody else."""
     jpeg = probes.thumbnail(principal.user_id, str(probe_id), face_id)
@@ -295,7 +296,11 @@ def draw_face(
     if data.bottom <= data.top:
         raise invalid("bottom", "bottom must be greater than top")
     box = FaceBox(data.left, data.top, data.right, data.bottom)
-    return probes.draw_face(principal.user_id, str(probe_id), box, data.reason)
+    try:
+        return probes.draw_face(principal.user_id, str(probe_id), box, data.reason)
+    except ValueError as e:
+        # The engine's one objection to a box (it lies outside the image); only it knows the size.
+        raise invalid("left", str(e)) from None
 
 
 @post(
@@ -372,6 +377,7 @@ ROUTES = [
             technical_advice,
         ],
         dependencies={"probes": use_case(_probes), "endorsements": use_case(_endorsements)},
+        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["probes"],
     )
 ]

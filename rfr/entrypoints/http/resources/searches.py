@@ -18,7 +18,7 @@ from litestar import Response, Router, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException, NotFoundException
 from litestar.openapi.spec import Example
-from litestar.params import Body, FromPath, Parameter
+from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.services.access import Principal
 from rfr.application.services.endorsements import ProbeEndorsements
@@ -46,6 +46,9 @@ from rfr.entrypoints.http.resources._match_report_page import (
     render,
 )
 from rfr.entrypoints.http.resources._workflow import (
+    WORKFLOW_EXCEPTION_HANDLERS,
+    Cursor,
+    PageSize,
     RationaleBody,
     ReasonBody,
     Statement,
@@ -54,7 +57,7 @@ from rfr.entrypoints.http.resources._workflow import (
     domain_value,
 )
 
-RequestId = Annotated[UUID, Parameter(description="the search request's id")]
+RequestId = Annotated[UUID, PathParameter(description="the search request's id")]
 Caller = NamedDependency[Principal]
 CandidateId = Annotated[str, msgspec.Meta(min_length=3, max_length=200, description="<library_id>#<rank>")]
 JPEG = "image/jpeg"
@@ -188,8 +191,8 @@ def open_search(
 def list_searches(
     principal: Caller,
     searches: Searches,
-    after: Annotated[int, Parameter(ge=0)] = 0,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
+    after: Cursor = 0,
+    limit: PageSize = 50,
 ) -> SearchPage:
     """Requests in opening order; those the caller may not see (L-13) are left out of the page."""
     page = searches.list(principal.user_id, after=after, limit=limit)
@@ -198,7 +201,7 @@ def list_searches(
 
 Order = Annotated[
     Literal["rank", "score"],
-    Parameter(description="candidates by rank (1 = most similar) or by score, descending (S-04)"),
+    QueryParameter(description="candidates by rank (1 = most similar) or by score, descending (S-04)"),
 ]
 
 
@@ -334,7 +337,7 @@ def candidate_thumbnail(
     principal: Caller,
     execution: Execution,
     request_id: FromPath[RequestId],
-    candidate_id: Annotated[str, Parameter(description="<library_id>#<rank>, percent-encoded ('#' as %23)")],
+    candidate_id: Annotated[str, PathParameter(description="<library_id>#<rank>, '#' sent as %23")],
 ) -> Response[bytes]:
     """JPEG of the candidate's face, for users within the library's access restrictions only
     (others: 403 naming L-13, recorded)."""
@@ -408,7 +411,7 @@ def get_report(
     searches: Searches,
     endorsements: NamedDependency[ProbeEndorsements],
     request_id: FromPath[RequestId],
-    report_id: str,
+    report_id: Annotated[str, PathParameter(description="the match report's id")],
 ) -> MatchReportDocument:
     return _report(principal, searches, endorsements, request_id, report_id)
 
@@ -425,7 +428,7 @@ def printable_report(
     searches: Searches,
     endorsements: NamedDependency[ProbeEndorsements],
     request_id: FromPath[RequestId],
-    report_id: str,
+    report_id: Annotated[str, PathParameter(description="the match report's id")],
 ) -> Response[str]:
     """A self-contained HTML page (no script, nothing loaded) to print or save to the case."""
     document = _report(principal, searches, endorsements, request_id, report_id)
@@ -491,7 +494,7 @@ def _report(
     searches: SearchRequests,
     endorsements: ProbeEndorsements,
     request_id: UUID,
-    report_id: str,
+    report_id: Annotated[str, PathParameter(description="the match report's id")],
 ) -> MatchReportDocument:
     view = searches.get(principal.user_id, request_id)
     report = next((r for r in view.reports if r.report_id == report_id), None)
@@ -533,6 +536,7 @@ ROUTES = [
             "execution": use_case(_execution),
             "endorsements": use_case(_endorsements),
         },
+        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["searches"],
     )
 ]
