@@ -223,6 +223,38 @@ def _image_rejected(request: Request[Any, Any, Any], exc: ImageRejected) -> Resp
     )
 
 
+def _undecodable_form_field(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError
+) -> Response[dict[str, Any]]:
+    # Litestar decodes each multipart part sent without a filename as UTF-8 text and lets the
+    # error escape: the caller's bytes, not a server fault. Raised anywhere else, it is ours.
+    field = _multipart_field(exc)
+    if field is None:
+        return _internal(request, exc)
+    message = "not UTF-8 text (send a file part with a filename)"
+    return problem(
+        request,
+        "validation",
+        f"invalid {field or 'form field'}",
+        errors=[{"field": field, "source": "body", "message": message}],
+    )
+
+
+def _multipart_field(exc: BaseException) -> str | None:
+    """The form field whose bytes Litestar's multipart parser failed to decode; None: raised elsewhere."""
+    tb = exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_code.co_filename.endswith(_MULTIPART_PARSER) and tb.tb_next is None:
+            segment = frame.f_locals.get("segment")
+            return str(getattr(segment, "name", "") or "")
+        tb = tb.tb_next
+    return None
+
+
+_MULTIPART_PARSER = "litestar/_multipart.py"
+
+
 def _internal(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     incident = str(uuid4())
     log.error(
@@ -251,6 +283,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConcurrentModification: _conflict,
     AlreadyBootstrapped: _conflict,
     ImageRejected: _image_rejected,
+    UnicodeDecodeError: _undecodable_form_field,
     Exception: _internal,
 }
 

@@ -18,6 +18,7 @@ from rfr.application.services.users import ADMINISTRATOR, USER_READERS, UserAdmi
 from rfr.domain.people import Rank, Role
 from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import Cursor
 
 RankName = enum.StrEnum("RankName", {r.name: r.name.lower() for r in Rank})  # type: ignore[misc]
 
@@ -103,7 +104,7 @@ def register_user(
 def list_users(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
-    after: Annotated[int, Parameter(ge=0)] = 0,
+    after: Cursor = 0,
     limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
 ) -> UserPage:
     page = users.list(principal.user_id, after=after, limit=limit)
