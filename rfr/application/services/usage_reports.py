@@ -457,7 +457,8 @@ class _Scan:
 
 def _command_kind(command: str) -> str:
     # "search library <uuid>" and "deliver usage report 2025-03" name an instance; count the kind.
-    for prefix in ("search library", "deliver usage report", "withhold usage report", "call "):
+    # A refused HTTP call ("call GET /reports/usage") names its route template, so it stays whole.
+    for prefix in ("search library", "deliver usage report", "withhold usage report"):
         if command.startswith(prefix):
             return prefix.strip()
     return command
