@@ -108,6 +108,8 @@ def create_app(
             security_schemes={SECURITY_SCHEME: SecurityScheme(type="http", scheme="bearer")}
         ),
         render_plugins=[OfflineReferencePlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        # A handler's docstring is its operation's description: written once, for readers of both.
+        use_handler_docstrings=True,
         openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], **public()),
     )
     api = Litestar(

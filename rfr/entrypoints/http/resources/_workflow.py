@@ -19,6 +19,8 @@ import msgspec
 from litestar import Request, Response
 from litestar.datastructures import UploadFile
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.types import ExceptionHandlersMap
 
@@ -28,7 +30,7 @@ from rfr.domain.codec import from_data
 from rfr.domain.search_terms import UrgencyBasis
 from rfr.entrypoints.composition import build_biometrics
 from rfr.entrypoints.http.context import HttpContext
-from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
+from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS, PROBLEM_JSON
 
 T = TypeVar("T")
 
@@ -67,11 +69,78 @@ class RationaleBody(msgspec.Struct, forbid_unknown_fields=True):
     rationale: Statement
 
 
+class FieldError(msgspec.Struct, kw_only=True):
+    field: str | None = None
+    source: str | None = None
+    message: str | None = None
+
+
+class Problem(msgspec.Struct, kw_only=True):
+    """An RFC 9457 problem (``application/problem+json``); each type's extensions are listed at
+    ``/problems``: ``rule_ids``/``reason``/``recorded`` for refusals, ``errors`` for validation,
+    ``code`` for image rejections, ``max_bytes`` for 413, ``incident`` for 500."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    rule_ids: list[str] | None = None
+    reason: str | None = None
+    recorded: bool | None = None
+    errors: list[FieldError] | None = None
+    code: str | None = None
+    max_bytes: int | None = None
+    incident: str | None = None
+
+
+def _problem_spec(description: str) -> ResponseSpec:
+    return ResponseSpec(Problem, generate_examples=False, description=description, media_type=PROBLEM_JSON)
+
+
+PROBLEM_RESPONSES: dict[int, ResponseSpec] = {
+    400: _problem_spec("A field is missing or invalid; ``errors`` names each one"),
+    401: _problem_spec("No usable bearer token"),
+    403: _problem_spec(
+        "The caller's role does not allow the route (A-05), or a policy rule refused the command "
+        "(``rule_ids``); either way the refusal is recorded"
+    ),
+    404: _problem_spec("No such resource"),
+    409: _problem_spec("Someone changed the same record first, or the request is already done"),
+}
+UPLOAD_RESPONSES: dict[int, ResponseSpec] = {
+    **PROBLEM_RESPONSES,
+    413: _problem_spec("The body is over the size limit, or the image has too many pixels"),
+    415: _problem_spec("Not a JPEG, PNG or WebP image"),
+    422: _problem_spec("The image cannot be decoded (damaged, truncated or empty)"),
+}
+
+
+def documented(handlers: list[HTTPRouteHandler], *, uploads: tuple[HTTPRouteHandler, ...] = ()) -> list[Any]:
+    """``handlers`` with their problem responses in OpenAPI (set here once, not on each decorator)."""
+    for handler in handlers:
+        extra = UPLOAD_RESPONSES if handler in uploads else PROBLEM_RESPONSES
+        handler.responses = {**extra, **(handler.responses or {})}
+    return list(handlers)
+
+
 def domain_value(kind: type[T], body: msgspec.Struct | None) -> T | None:
     """The domain value ``kind`` carried by a validated body whose fields are named like it."""
     if body is None:
         return None
     return from_data(kind, msgspec.to_builtins(body, builtin_types=(datetime, UUID)))
+
+
+# Dates the policy arithmetic may add years or days to: far enough for any review or expiry,
+# near enough that adding never leaves the calendar (year 9999 + a grace period would fail).
+LATEST_YEAR = 2999
+
+
+def plausible(field: str, moment: datetime | None) -> datetime | None:
+    """``moment`` unchanged, or a 400 naming ``field`` when it is beyond ``LATEST_YEAR``."""
+    if moment is not None and moment.year > LATEST_YEAR:
+        raise invalid(field, f"must be before the year {LATEST_YEAR + 1}")
+    return moment
 
 
 def invalid(field: str, message: str, *, source: str = "body") -> ValidationException:

@@ -30,6 +30,7 @@ from rfr.entrypoints.http.resources._workflow import (
     ReasonBody,
     Statement,
     biometrics,
+    documented,
 )
 
 ProbeId = Annotated[UUID, PathParameter(description="the probe's id (an entry is keyed by its probe)")]
@@ -213,16 +214,18 @@ def adjudicate_match(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[
-            add_entry,
-            list_entries,
-            overdue_entries,
-            get_entry,
-            review_entry,
-            remove_entry,
-            queued_matches,
-            adjudicate_match,
-        ],
+        route_handlers=documented(
+            [
+                add_entry,
+                list_entries,
+                overdue_entries,
+                get_entry,
+                review_entry,
+                remove_entry,
+                queued_matches,
+                adjudicate_match,
+            ]
+        ),
         dependencies={"cache": use_case(_cache), "screening": use_case(_screening)},
         exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["unresolved crime cache"],

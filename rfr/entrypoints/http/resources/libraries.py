@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, TypeVar
 from uuid import UUID
@@ -56,11 +56,13 @@ from rfr.entrypoints.http.resources._workflow import (
     Name,
     PageSize,
     biometrics,
+    documented,
     image_bytes,
     invalid,
 )
 
 V = TypeVar("V")
+EARLIEST_CAPTURE = date(1900, 1, 1)
 LibraryId = Annotated[UUID, PathParameter(description="the library's id")]
 Caller = NamedDependency[Principal]
 
@@ -312,7 +314,8 @@ def get_import(
 
 def _items(data: EnrolmentUpload, enrolment: Enrolment) -> list[EnrolmentItem]:
     count = len(data.files)
-    dates = _per_file(data.capture_date, count, "capture_date", _date)
+    today = enrolment.clock.now().date()
+    dates = _per_file(data.capture_date, count, "capture_date", lambda text: _date(text, today))
     ages = _per_file(data.age_band, count, "age_band", _age)
     groups = _per_file(data.mopi_group, count, "mopi_group", _mopi)
     subjects = _per_file(data.subject, count, "subject", str.strip) if data.subject else [None] * count
@@ -345,11 +348,15 @@ def _per_file(values: list[str], count: int, name: str, parse: Callable[[str], V
     return parsed * count if len(parsed) == 1 else parsed
 
 
-def _date(text: str) -> date:
+def _date(text: str, today: date) -> date:
     try:
-        return date.fromisoformat(text.strip())
+        captured = date.fromisoformat(text.strip())
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    # A day's slack: the uploader's calendar may be ahead of the server's clock.
+    if not EARLIEST_CAPTURE <= captured <= today + timedelta(days=1):
+        raise ValueError(f"{captured} is not a possible capture date (from {EARLIEST_CAPTURE} to today)")
+    return captured
 
 
 def _age(text: str) -> PerceivedAgeBand:
@@ -392,15 +399,18 @@ def _import_paths(enrolment: Enrolment, data: ImportBody) -> tuple[Path, str]:
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[
-            create_library,
-            list_libraries,
-            get_library,
-            library_images,
-            enrol_images,
-            start_import,
-            get_import,
-        ],
+        route_handlers=documented(
+            [
+                create_library,
+                list_libraries,
+                get_library,
+                library_images,
+                enrol_images,
+                start_import,
+                get_import,
+            ],
+            uploads=(enrol_images,),
+        ),
         dependencies={
             "libraries": use_case(_libraries),
             "enrolment": use_case(_enrolment),

@@ -40,7 +40,9 @@ from rfr.entrypoints.http.resources._workflow import (
     ReasonBody,
     Statement,
     UrgencyBody,
+    documented,
     domain_value,
+    plausible,
 )
 
 
@@ -196,6 +198,13 @@ Vary = Annotated[
 ApprovalId = Annotated[UUID, PathParameter(description="the approval's id")]
 
 
+def _record(body: ApprovalRecordBody | None, field: str) -> ApprovalRecord | None:
+    if body is not None:
+        plausible(f"{field}.review_due", body.review_due)
+        plausible(f"{field}.expires_at", body.expires_at)
+    return domain_value(ApprovalRecord, body)
+
+
 def _approvals(ctx: HttpContext) -> LibraryApprovals:
     return LibraryApprovals(ctx.app, ctx.clock)
 
@@ -254,7 +263,7 @@ def approve(
     return approvals.approve(
         principal.user_id,
         approval_id,
-        domain_value(ApprovalRecord, data.record),
+        _record(data.record, "record"),
         urgency=domain_value(Urgency, data.urgency),
     )
 
@@ -273,7 +282,7 @@ def approve_urgently(
     return approvals.approve_urgently(
         principal.user_id,
         approval_id,
-        domain_value(ApprovalRecord, data.record),
+        _record(data.record, "record"),
         domain_value(Urgency, data.urgency),
     )
 
@@ -333,8 +342,8 @@ def review(
         approval_id,
         data.outcome,
         data.rationale,
-        next_review_due=data.next_review_due,
-        varied_record=domain_value(ApprovalRecord, data.varied_record),
+        next_review_due=plausible("next_review_due", data.next_review_due),
+        varied_record=_record(data.varied_record, "varied_record"),
     )
 
 
@@ -349,9 +358,7 @@ def vary(
     principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId], data: Vary
 ) -> ApprovalView:
     """New terms, e.g. a further purpose (L-08)."""
-    return approvals.vary(
-        principal.user_id, approval_id, domain_value(ApprovalRecord, data.record), data.rationale
-    )
+    return approvals.vary(principal.user_id, approval_id, _record(data.record, "record"), data.rationale)
 
 
 @post(
@@ -383,21 +390,23 @@ def expire(principal: Caller, approvals: Approvals, approval_id: FromPath[Approv
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[
-            apply_for_approval,
-            list_approvals,
-            flagged_approvals,
-            get_approval,
-            approve,
-            approve_urgently,
-            reject,
-            written_rationale,
-            ratify,
-            review,
-            vary,
-            stop,
-            expire,
-        ],
+        route_handlers=documented(
+            [
+                apply_for_approval,
+                list_approvals,
+                flagged_approvals,
+                get_approval,
+                approve,
+                approve_urgently,
+                reject,
+                written_rationale,
+                ratify,
+                review,
+                vary,
+                stop,
+                expire,
+            ]
+        ),
         dependencies={"approvals": use_case(_approvals)},
         exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["library approvals"],

@@ -54,6 +54,7 @@ from rfr.entrypoints.http.resources._workflow import (
     Statement,
     UrgencyBody,
     biometrics,
+    documented,
     domain_value,
 )
 
@@ -515,22 +516,24 @@ def _report(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[
-            open_search,
-            list_searches,
-            get_search,
-            approve_search,
-            reject_search,
-            run_search,
-            list_candidates,
-            candidate_thumbnail,
-            adjudicate,
-            issue_report,
-            get_report,
-            printable_report,
-            disseminate,
-            close_search,
-        ],
+        route_handlers=documented(
+            [
+                open_search,
+                list_searches,
+                get_search,
+                approve_search,
+                reject_search,
+                run_search,
+                list_candidates,
+                candidate_thumbnail,
+                adjudicate,
+                issue_report,
+                get_report,
+                printable_report,
+                disseminate,
+                close_search,
+            ]
+        ),
         dependencies={
             "searches": use_case(_searches),
             "execution": use_case(_execution),
