@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from functools import lru_cache
-from pathlib import Path
 
 import attrs
 
@@ -57,21 +56,19 @@ class BiometricOptions:
 
     | variable | default | meaning |
     |---|---|---|
-    | RFR_IMPORT_ROOT | (unset) | server folder bulk enrolment may read from; unset: no bulk enrolment |
     | RFR_MAX_IMAGE_PIXELS | 40000000 | largest image (width x height) decoded; more is refused (413) |
     | RFR_SEARCH_TOP_K | 20 | potential matches kept per library searched (S-04) |
+
+    The folder bulk enrolment may read is ``Settings.import_root`` (RFR_IMPORT_ROOT).
     """
 
-    import_root: Path | None = None
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     top_k: int = DEFAULT_SEARCH_TOP_K
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BiometricOptions:
         env = os.environ if environ is None else environ
-        root = env.get("RFR_IMPORT_ROOT", "").strip()
         return cls(
-            import_root=Path(root).expanduser().resolve() if root else None,
             max_pixels=_at_least_one(env, "RFR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
             top_k=_at_least_one(env, "RFR_SEARCH_TOP_K", DEFAULT_SEARCH_TOP_K),
         )
@@ -99,5 +96,5 @@ def build_biometrics(settings: Settings, options: BiometricOptions | None = None
         cached_face_engine(settings),
         top_k=options.top_k,
         max_pixels=options.max_pixels,
-        import_root=options.import_root,
+        import_root=settings.import_root,
     )

@@ -16,6 +16,7 @@ from workflow_builders import (
     application,
     approval_record,
     approved_library,
+    audit_verify,
     blob_count,
     cast,
     enrol,
@@ -40,6 +41,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     live, _ = start_workflow_server(tmp_path_factory.mktemp("workflow-refusals"))
     try:
         yield live
+        # Every refusal was written into the hash chain like any other event.
+        verified = audit_verify(live)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         live.stop()
 

@@ -24,13 +24,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.types import ExceptionHandlersMap
 
-from rfr.application.errors import ImageRejected
+from rfr.application.errors import ImageRejected, RecordNotFound
 from rfr.application.services.biometric_support import Biometrics
+from rfr.application.services.enrolment import ManifestError
 from rfr.domain.codec import from_data
 from rfr.domain.search_terms import UrgencyBasis
 from rfr.entrypoints.composition import build_biometrics
 from rfr.entrypoints.http.context import HttpContext
-from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS, PROBLEM_JSON
+from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, problem
 
 T = TypeVar("T")
 
@@ -194,7 +195,25 @@ def name_the_field(request: Request[Any, Any, Any], exc: ValidationException) ->
     return EXCEPTION_HANDLERS[HTTPException](request, exc)
 
 
-WORKFLOW_EXCEPTION_HANDLERS: ExceptionHandlersMap = {ValidationException: name_the_field}
+def _record_not_found(request: Request[Any, Any, Any], exc: RecordNotFound) -> Response[Any]:
+    # A biometric record erased or never written: for the caller, like any missing resource.
+    return problem(request, "not-found", str(exc))
+
+
+def _manifest_refused(request: Request[Any, Any, Any], exc: ManifestError) -> Response[Any]:
+    return problem(
+        request,
+        "validation",
+        str(exc),
+        errors=[{"field": "manifest", "source": "body", "message": str(exc)}],
+    )
+
+
+WORKFLOW_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    ValidationException: name_the_field,
+    RecordNotFound: _record_not_found,
+    ManifestError: _manifest_refused,
+}
 
 
 def _named_field(message: str) -> str | None:
