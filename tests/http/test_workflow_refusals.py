@@ -220,6 +220,16 @@ def test_a_search_of_a_level_4_library_waits_for_an_inspectors_approval_P08(
     assert not approved["awaiting_approval"] and approved["approval"]["by"] == people.inspector.user_id
     assert ok(people.analyst.client.post(f"/searches/{search['id']}/runs"))["library_id"] == high["id"]
 
+    # A rejected request is searched no further.
+    other = ok(open_search(people, searchable["probe"]["probe_id"], high["id"]), 201)
+    rejected = ok(
+        people.inspector.client.post(
+            f"/searches/{other['id']}/rejection", json={"rationale": "Not proportionate"}
+        )
+    )
+    assert rejected["status"] == "rejected"
+    refused(people.analyst.client.post(f"/searches/{other['id']}/runs"), "S-01")
+
 
 def test_templates_are_never_disseminated_S07(server, people, searchable):
     library, probe = searchable["library"], searchable["probe"]

@@ -212,3 +212,16 @@ def test_one_bad_file_refuses_the_whole_enrolment_and_nothing_is_enrolled(server
     assert ok(people.lead.client.get(f"/libraries/{library['id']}"))["images_enrolled"] == 0
     accepted = ok(people.lead.client.post(url, files=files[:1], data=facts))
     assert accepted["enrolled"] == 1 and accepted["results"][0]["name"] == "good.jpg"
+
+
+@pytest.mark.parametrize(("fmt", "content_type"), [("PNG", "image/png"), ("WEBP", "image/webp")])
+def test_png_and_webp_are_taken_like_jpeg(people, photo, fmt, content_type):
+    reference = submitted_probe(people, photo)["faces"][0]
+    lossless = {"lossless": True} if fmt == "WEBP" else {}
+    data = encoded(Image.open(photo).convert("RGB"), fmt, **lossless)
+    probe = ok(probe_upload(people, data, content_type), 201)
+    face = probe["faces"][0]
+    assert all(abs(face[k] - reference[k]) <= 3 for k in ("left", "top", "right", "bottom")), (
+        face,
+        reference,
+    )
