@@ -26,6 +26,9 @@ def may_enrol(
     captured_on: date, age_at_capture: PerceivedAgeBand, mopi: MopiGroup, at: datetime, config: PolicyConfig
 ) -> Decision:
     """R-01: the table allows the image and its limit has not passed already."""
+    if captured_on > at.date():
+        # Retention runs from capture: a future capture date would extend it at will.
+        return Decision.refuse("R-01", f"the capture date {captured_on.isoformat()} is in the future")
     end = retention_end(captured_on, age_at_capture, mopi, config)
     if end is None:
         return Decision.refuse(

@@ -204,3 +204,17 @@ def test_decisions_combine_to_the_refusing_rules_only():
         not decision.allowed and decision.rule_ids == ("L-08", "L-13") and decision.reason == "scope; access"
     )
     assert combine(Decision.allow("L-01"), Decision.allow("L-13")).rule_ids == ("L-01", "L-13")
+
+
+def test_R01_an_image_captured_in_the_future_is_not_enrolled():
+    approval = approved()
+    library = ReferenceLibrary.create(ADMIN, T0, "custody", approval)
+    tomorrow = (T0 + timedelta(days=1)).date()
+    images = [
+        LibraryImage("future", "h1", tomorrow, PerceivedAgeBand.ADULT, MopiGroup.GROUP_1),
+        LibraryImage("far-future", "h2", date(9999, 12, 31), PerceivedAgeBand.ADULT, MopiGroup.GROUP_1),
+        LibraryImage("today", "h3", T0.date(), PerceivedAgeBand.ADULT, MopiGroup.GROUP_1),
+    ]
+    assert library.enrol_images(ADMIN, T0, images, approval, CONFIG) == ("today",)
+    reasons = {n["image_id"]: n["reason"] for n in library.pending_events[-1].not_enrolled}
+    assert "in the future" in reasons["future"] and "in the future" in reasons["far-future"]
