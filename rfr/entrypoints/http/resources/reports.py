@@ -33,6 +33,7 @@ from rfr.application.services.usage_reports import (
 from rfr.domain.report_schedule import ReportFrequency
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import Cursor
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -168,7 +169,7 @@ def create_schedule(
 def list_schedules(
     principal: NamedDependency[Principal],
     schedules: NamedDependency[ReportSchedules],
-    after: Annotated[int, QueryParameter(ge=0)] = 0,
+    after: Cursor = 0,
     limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
 ) -> SchedulePage:
     page = schedules.list(principal.user_id, after=after, limit=limit)
