@@ -1,0 +1,95 @@
+"""A real `rfr serve` process for the demo: its own loopback port, its own data folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import attrs
+import httpx
+
+from rfr.entrypoints.http.config import BOOTSTRAP_TOKEN_FILE
+
+STARTUP_TIMEOUT_S = 90.0
+
+
+class ServerFailed(RuntimeError):
+    """The server did not start; the message quotes the end of its log."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@attrs.define
+class LocalServer:
+    base_url: str
+    data_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    @property
+    def bootstrap_token_file(self) -> Path:
+        return self.data_dir / BOOTSTRAP_TOKEN_FILE
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=15)
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def start(data_dir: Path, log_path: Path) -> LocalServer:
+    """Starts ``rfr serve`` over ``data_dir`` (sqlite) and waits until ``/health`` answers."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "RFR_DATA_DIR": str(data_dir), "RFR_PERSISTENCE": "sqlite"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rfr.entrypoints.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = LocalServer(f"http://127.0.0.1:{port}", data_dir, log_path, process)
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            raise ServerFailed(f"rfr serve exited with {process.returncode}:\n{server.log_tail()}")
+        try:
+            if httpx.get(f"{server.base_url}/health", timeout=2.0).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            server.stop()
+            raise ServerFailed(
+                f"rfr serve did not answer within {STARTUP_TIMEOUT_S:.0f} s:\n{server.log_tail()}"
+            )
+        time.sleep(0.2)
