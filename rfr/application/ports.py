@@ -245,3 +245,12 @@ class VectorIndexRegistry(Protocol):
     def rebuild(self, library_id: str, algorithm_id: str, dimension: int, metric: str) -> VectorIndex: ...
 
     def drop(self, library_id: str, algorithm_id: str) -> None: ...
+
+
+@runtime_checkable
+class ReportSink(Protocol):
+    """Where scheduled reports are delivered (the embedded default: files under RFR_DATA_DIR)."""
+
+    def write(self, schedule_id: str, period_label: str, content: bytes) -> str:
+        """Stores ``content`` for that schedule and period, replacing any earlier copy; returns where."""
+        ...

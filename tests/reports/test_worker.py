@@ -14,10 +14,11 @@ from pathlib import Path
 
 from app_world import T0, FixedClock, World, sqlite_app
 
+from rfr.adapters.report_delivery.files import FileReportSink
 from rfr.application.services.usage_reports import ReportSchedules, compute_usage
 from rfr.domain.people import Role
 from rfr.domain.report_schedule import ReportSchedule
-from rfr.entrypoints.cli.worker import FileReportSink, run_round
+from rfr.entrypoints.cli.worker import run_round
 from rfr.infrastructure.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -34,7 +34,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 from uuid import UUID
 
 import attrs
@@ -43,7 +43,7 @@ from eventsourcing.utils import get_topic
 
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import UnknownUser
-from rfr.application.ports import Clock
+from rfr.application.ports import Clock, ReportSink
 from rfr.application.services.base import Need, Page, UseCase, list_ids
 from rfr.domain.cache_matches import CacheMatchQueue
 from rfr.domain.decisions import PolicyRefusal
@@ -639,14 +639,6 @@ def recipient_actor(use_case: UseCase, user_id: str) -> Actor:
 
 
 # -- delivery --------------------------------------------------------------------------------
-
-
-class ReportSink(Protocol):
-    """Where scheduled reports are delivered (the embedded default: files under RFR_DATA_DIR)."""
-
-    def write(self, schedule_id: str, period_label: str, content: bytes) -> str:
-        """Stores ``content`` for that schedule and period, replacing any earlier copy; returns where."""
-        ...
 
 
 @attrs.frozen

@@ -13,17 +13,15 @@ the same period's report, replaced).
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
-import tempfile
 import threading
-from pathlib import Path
 from types import FrameType
 
 from eventsourcing.persistence import PersistenceError
 
 from rfr.adapters.clock import SystemClock
+from rfr.adapters.report_delivery.files import FileReportSink
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
 from rfr.application.services.usage_reports import DeliveryOutcome, ScheduledReportDelivery
@@ -31,40 +29,6 @@ from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings
 
 DEFAULT_INTERVAL_S = 60.0
-REPORTS_DIR = "reports"
-
-
-class FileReportSink:
-    """Reports as files under ``<data dir>/reports``, readable by the service account only.
-
-    A report names users and libraries, so files are 0600 in 0700 folders. Each file is
-    written to a temporary name and renamed, so a reader never sees half a report.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-
-    def write(self, schedule_id: str, period_label: str, content: bytes) -> str:
-        for part in (schedule_id, period_label):
-            if not part or "/" in part or "\\" in part or part.startswith("."):
-                raise ValueError(f"not a safe file name part: {part!r}")
-        relative = Path(REPORTS_DIR) / schedule_id / f"{period_label}.json"
-        folder = self.data_dir / relative.parent
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(content)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.data_dir / relative)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return relative.as_posix()
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser("worker", help="run background work: deliver scheduled usage reports")
     worker.add_argument("--once", action="store_true", help="run one round and exit")

@@ -1,0 +1,1 @@
+"""Where scheduled reports go (the ReportSink port)."""
