@@ -9,10 +9,11 @@ Boxes use dlib's inclusive convention (right and bottom are the last pixel insid
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
+from uuid import UUID
 
 import attrs
 import numpy as np
@@ -253,4 +254,19 @@ class ReportSink(Protocol):
 
     def write(self, schedule_id: str, period_label: str, content: bytes) -> str:
         """Stores ``content`` for that schedule and period, replacing any earlier copy; returns where."""
+        ...
+
+
+@runtime_checkable
+class AuditTrail(Protocol):
+    """Read access to the event store's audit chain and history (implemented over the recorder)."""
+
+    def verify(self, anchor: str | None) -> Mapping[str, Any]:
+        """The chain verification result; ``anchor`` is a published ``COUNT:HASH`` head."""
+        ...
+
+    def head(self) -> Mapping[str, Any] | None: ...
+
+    def history(self, aggregate_id: UUID, until: datetime | None) -> list[Mapping[str, Any]]:
+        """The aggregate's stored events (oldest first) as JSON-able data; [] if it has none."""
         ...

@@ -25,9 +25,9 @@ import binascii
 import hashlib
 import hmac
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID
 
 import attrs
@@ -35,7 +35,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from rfr.application.app import RfrApplication
 from rfr.application.errors import AccessDenied, AlreadyBootstrapped, NotFound, RfrError, UnknownUser
-from rfr.application.ports import Clock
+from rfr.application.ports import AuditTrail, Clock
 from rfr.application.services.base import ACTIVITY_RESOLUTION, Act, Need, UseCase, list_ids
 from rfr.application.services.bootstrap import INSTALLER, bootstrap_administrator
 from rfr.domain.access_token import AccessToken, TokenKind
@@ -312,20 +312,6 @@ class AccessService(UseCase):
         )
         self.app.save(token)
         return IssuedToken(secret, TokenView.of(token, at))
-
-
-class AuditTrail(Protocol):
-    """Read access to the event store's audit chain and history (implemented over the recorder)."""
-
-    def verify(self, anchor: str | None) -> Mapping[str, Any]:
-        """The chain verification result; ``anchor`` is a published ``COUNT:HASH`` head."""
-        ...
-
-    def head(self) -> Mapping[str, Any] | None: ...
-
-    def history(self, aggregate_id: UUID, until: datetime | None) -> list[Mapping[str, Any]]:
-        """The aggregate's stored events (oldest first) as JSON-able data; [] if it has none."""
-        ...
 
 
 @attrs.frozen

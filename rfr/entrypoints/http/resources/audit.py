@@ -17,8 +17,8 @@ from litestar.params import FromPath, Parameter
 from rfr.application.services.access import AuditAnswer, AuditService, Principal
 from rfr.domain.people import Role
 from rfr.entrypoints.http.access_control import allow
-from rfr.entrypoints.http.audit_trail import RecorderAuditTrail
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.infrastructure.audit.trail import RecorderAuditTrail
 from rfr.infrastructure.persistence.chain import ChainHead
 
 Reason = Annotated[str, Parameter(min_length=1, max_length=2000, description="why this query is made")]

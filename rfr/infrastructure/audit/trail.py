@@ -10,7 +10,8 @@ from uuid import UUID
 from eventsourcing.utils import get_topic
 
 from rfr.application.app import RfrApplication
-from rfr.infrastructure.audit import to_jsonable, verify
+from rfr.infrastructure.audit.jsonable import to_jsonable
+from rfr.infrastructure.audit.verification import verify
 from rfr.infrastructure.persistence.chain import ChainedRecorder, ChainHead
 
 # The library's own bookkeeping on every event, reported under plain names instead.
