@@ -66,7 +66,7 @@ def resource_routes() -> list[Any]:
 
 def write_bootstrap_token(data_dir: Path, issued: IssuedToken) -> Path:
     """Writes the one-time token for the first administrator, readable by the owner only."""
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = data_dir / BOOTSTRAP_TOKEN_FILE
     # Created with 0600 from the start: no moment where another user could read it.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

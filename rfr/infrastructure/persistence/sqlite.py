@@ -162,6 +162,7 @@ class ChainedSQLiteFactory(es_sqlite.SQLiteFactory):
     def __init__(self, env: Any) -> None:
         db_name = (env.get(self.SQLITE_DBNAME) or "") if env is not None else ""
         if db_name and not es_sqlite.SQLiteConnectionPool.detect_memory_mode(db_name):
-            # A fresh data dir must just work (`make run` on a new machine).
-            Path(db_name).parent.mkdir(parents=True, exist_ok=True)
+            # A fresh data dir must just work (`make run` on a new machine), and only the service
+            # account may enter it: the event store names people and holds their reasons.
+            Path(db_name).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         super().__init__(env)
