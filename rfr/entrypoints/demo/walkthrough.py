@@ -24,6 +24,7 @@ from rfr.entrypoints.demo.dataset import DemoDataset, Photo
 STEPS = 12
 TEAM = "fr-team"
 ENROL_BATCH = 16
+PROGRESS_EVERY = 4 * ENROL_BATCH
 CANDIDATES_SHOWN = 5
 # LFW gives no capture date: the demo treats its photos as custody images taken a year ago,
 # well inside every R-01 retention period for adults.
@@ -213,7 +214,9 @@ def _enrol(cast: Cast, library_id: str, photos: Sequence[Photo], say: Narrator) 
         for report in _upload(cast.lead, library_id, photos[start : start + ENROL_BATCH], facts):
             results.extend(report["results"])
             algorithm = report["algorithm_id"]
-        print(f"{INDENT}... {min(start + ENROL_BATCH, len(photos))}/{len(photos)} images sent", file=say.out)
+        sent = min(start + ENROL_BATCH, len(photos))
+        if sent % PROGRESS_EVERY == 0 or sent == len(photos):
+            print(f"{INDENT}... {sent}/{len(photos)} images sent", file=say.out, flush=True)
     enrolled = sum(1 for r in results if r["enrolled"])
     refused: dict[str, int] = {}
     for result in results:
