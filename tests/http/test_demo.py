@@ -99,6 +99,30 @@ def test_the_audit_trail_the_demo_left_verifies(demo_run):
     assert count > 40
 
 
+@pytest.mark.parametrize(
+    ("probe", "lesson"),
+    [
+        # P-10: the last photo of anthony_fauci is flagged for its roll; the decision is recorded.
+        ("anthony_fauci", "quality flags pose_roll shown; decision to proceed recorded"),
+        # P-11: bill_simon's last photo shows a second, small face, which is never templated.
+        ("bill_simon", "face-1 selected; templates now: 1 "),
+    ],
+)
+def test_flagged_and_crowded_probes_get_the_decision_and_the_selection_the_policy_asks(
+    shared_faces, tmp_path, probe, lesson
+):
+    result = _rfr(
+        "demo", "--images", str(shared_faces / "lfw"), "--max-identities", "3",
+        "--probe-identity", probe, "--data-dir", str(tmp_path / "data"),
+    )  # fmt: skip
+    assert result.returncode == 0, _explain(result)
+    assert lesson in result.stdout, _explain(result)
+    if probe == "bill_simon":
+        assert "2 face(s) detected" in result.stdout
+        assert "the 1 other face(s) are never templated" in result.stdout
+    assert "ready for search" in result.stdout
+
+
 def test_the_demo_drives_a_running_server_from_its_bootstrap_token(shared_faces, tmp_path):
     # This server takes small bodies only (the harness's limit): the demo splits its uploads.
     server = start_server(tmp_path / "data")

@@ -310,22 +310,21 @@ def _select_face(cast: Cast, probe: dict[str, Any], say: Narrator) -> dict[str, 
         f"/probes/{probe_id}/selection",
         {"face_ids": [face["face_id"]], "reason": "The suspect, the largest face in the frame"},
     )
+    others = len(probe["faces"]) - 1
+    say.recorded(
+        f"{face['face_id']} selected; templates now: {view['template_count']} ({view['algorithm_id']})"
+        + (f"; the {others} other face(s) are never templated" if others else "")
+    )
     if view["quality_flags"]:
         view = cast.analyst.post(
             f"/probes/{probe_id}/quality-decision",
             {"proceed": True, "reason": "Flags noted; the face is clear enough to search"},
         )
-        say.recorded(f"flags {', '.join(view['quality_flags'])} shown; decision to proceed recorded")
-    others = len(probe["faces"]) - 1
+        say.recorded(f"quality flags {', '.join(view['quality_flags'])} shown; decision to proceed recorded")
     say.recorded(
-        f"{face['face_id']} selected; templates now: {view['template_count']} ({view['algorithm_id']})"
-        + (f"; the {others} other face(s) are never templated" if others else "")
-        + "\n"
-        + (
-            "ready for search"
-            if view["ready_for_search"]
-            else f"not ready: {'; '.join(view['not_ready_because'])}"
-        )
+        "ready for search"
+        if view["ready_for_search"]
+        else f"not ready: {'; '.join(view['not_ready_because'])}"
     )
     return view
 
