@@ -22,9 +22,10 @@ from eventsourcing.domain import Aggregate
 from rfr.domain.calendar import add_months, require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
-from rfr.domain.forms import Form3, LegalHold, ReviewOutcome
+from rfr.domain.forms import Form3, ReviewOutcome
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
+from rfr.domain.legal_holds import LegallyHoldable
 from rfr.domain.offences import CrimeTier, offence
 from rfr.domain.people import Actor, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
@@ -87,7 +88,7 @@ class UccEntry:
     deletion_due: datetime | None = None
 
 
-class ProbeImage(GovernedAggregate):
+class ProbeImage(LegallyHoldable):
     class Submitted(GovernedAggregate.Event, Aggregate.Created):
         form: dict[str, Any]
         image_hash: str
@@ -211,16 +212,6 @@ class ProbeImage(GovernedAggregate):
 
         def apply(self, agg: ProbeImage) -> None:
             agg.ucc = attrs.evolve(agg.ucc, removed_at=self.timestamp, deletion_due=self.deletion_due)
-
-    class LegalHoldPlaced(GovernedAggregate.Event):
-        hold: dict[str, Any]
-
-        def apply(self, agg: ProbeImage) -> None:
-            agg.legal_hold = from_data(LegalHold, self.hold)
-
-    class LegalHoldLifted(GovernedAggregate.Event):
-        def apply(self, agg: ProbeImage) -> None:
-            agg.legal_hold = None
 
     class Purged(GovernedAggregate.Event):
         template_ids: list[str]
@@ -541,36 +532,6 @@ class ProbeImage(GovernedAggregate):
         )
         self._record(self.Purged, actor, at, reason, template_ids=[t.template_id for t in self.templates])
 
-    def place_legal_hold(self, actor: Actor, at: datetime, hold: LegalHold) -> None:
-        """R-04: disclosure, complaint or conduct matters suspend deletion until lifted."""
-        self._enforce(
-            "place legal hold",
-            actor,
-            at,
-            combine(
-                authorised(actor),
-                Decision.check(self.legal_hold is None, "R-04", "a legal hold is already in place"),
-                stated(hold.reason, "R-04", "the reason for the hold"),
-                stated(hold.kind, "R-04", "the kind of hold"),
-            ),
-        )
-        self._record(self.LegalHoldPlaced, actor, at, hold.reason, hold=to_data(hold))
-
-    def lift_legal_hold(self, actor: Actor, at: datetime, reason: str) -> None:
-        self._enforce(
-            "lift legal hold",
-            actor,
-            at,
-            combine(
-                authorised(actor),
-                Decision.check(self.legal_hold is not None, "R-04", "no legal hold to lift"),
-                stated(reason, "R-04", "the reason for lifting"),
-            ),
-        )
-        self._record(self.LegalHoldLifted, actor, at, reason)
-
-    def _not_held(self) -> Decision:
-        return Decision.check(self.legal_hold is None, "R-04", "a legal hold suspends deletion")
 
     # -- queries ----------------------------------------------------------------------------
 

@@ -17,9 +17,10 @@ from eventsourcing.domain import Aggregate
 from rfr.domain.calendar import require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
-from rfr.domain.forms import LegalHold, LibraryKind
+from rfr.domain.forms import LibraryKind
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel, MopiGroup, PerceivedAgeBand
+from rfr.domain.legal_holds import LegallyHoldable
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor, Role
 from rfr.domain.policy_config import PolicyConfig
@@ -55,7 +56,7 @@ class EnrolledImage:
         return self.expired_at is None and self.purged_at is None
 
 
-class ReferenceLibrary(GovernedAggregate):
+class ReferenceLibrary(LegallyHoldable):
     class Created(GovernedAggregate.Event, Aggregate.Created):
         name: str
         approval_id: str
@@ -109,16 +110,6 @@ class ReferenceLibrary(GovernedAggregate):
             for by_image in agg.templates.values():
                 for image_id in self.image_ids:
                     by_image.pop(image_id, None)
-
-    class LegalHoldPlaced(GovernedAggregate.Event):
-        hold: dict[str, Any]
-
-        def apply(self, agg: ReferenceLibrary) -> None:
-            agg.legal_hold = from_data(LegalHold, self.hold)
-
-    class LegalHoldLifted(GovernedAggregate.Event):
-        def apply(self, agg: ReferenceLibrary) -> None:
-            agg.legal_hold = None
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -249,36 +240,6 @@ class ReferenceLibrary(GovernedAggregate):
             self.ImagesPurged, actor, at, reason, image_ids=list(image_ids), template_ids=template_ids
         )
 
-    def place_legal_hold(self, actor: Actor, at: datetime, hold: LegalHold) -> None:
-        """R-04: disclosure, complaint or conduct matters suspend deletion until lifted."""
-        self._enforce(
-            "place legal hold",
-            actor,
-            at,
-            combine(
-                authorised(actor),
-                Decision.check(self.legal_hold is None, "R-04", "a legal hold is already in place"),
-                stated(hold.reason, "R-04", "the reason for the hold"),
-                stated(hold.kind, "R-04", "the kind of hold"),
-            ),
-        )
-        self._record(self.LegalHoldPlaced, actor, at, hold.reason, hold=to_data(hold))
-
-    def lift_legal_hold(self, actor: Actor, at: datetime, reason: str) -> None:
-        self._enforce(
-            "lift legal hold",
-            actor,
-            at,
-            combine(
-                authorised(actor),
-                Decision.check(self.legal_hold is not None, "R-04", "no legal hold to lift"),
-                stated(reason, "R-04", "the reason for lifting"),
-            ),
-        )
-        self._record(self.LegalHoldLifted, actor, at, reason)
-
-    def _not_held(self) -> Decision:
-        return Decision.check(self.legal_hold is None, "R-04", "a legal hold suspends deletion")
 
     # -- queries ----------------------------------------------------------------------------
 
