@@ -10,7 +10,7 @@ import attrs
 
 from rfr.application.face_engine import FaceEngine
 from rfr.application.services.biometric_support import Biometrics
-from rfr.infrastructure.settings import Settings
+from rfr.infrastructure.settings import Settings, positive_int_from_env
 
 
 def build_face_engine(settings: Settings, *, upsample: int | None = None) -> FaceEngine:
@@ -69,20 +69,9 @@ class BiometricOptions:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BiometricOptions:
         env = os.environ if environ is None else environ
         return cls(
-            max_pixels=_at_least_one(env, "RFR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
-            top_k=_at_least_one(env, "RFR_SEARCH_TOP_K", DEFAULT_SEARCH_TOP_K),
+            max_pixels=positive_int_from_env(env, "RFR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
+            top_k=positive_int_from_env(env, "RFR_SEARCH_TOP_K", DEFAULT_SEARCH_TOP_K),
         )
-
-
-def _at_least_one(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, str(default)).strip()
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1")
-    return value
 
 
 def build_biometrics(settings: Settings, options: BiometricOptions | None = None) -> Biometrics:

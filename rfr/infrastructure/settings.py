@@ -19,6 +19,18 @@ import attrs
 PERSISTENCE_CHOICES = ("sqlite", "memory")
 
 
+def positive_int_from_env(env: Mapping[str, str], name: str, default: int) -> int:
+    """A whole number of at least 1 from ``env[name]``, or a ValueError that names the variable."""
+    text = env.get(name, str(default)).strip()
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1")
+    return value
+
+
 @attrs.frozen
 class Settings:
     data_dir: Path
@@ -40,9 +52,7 @@ class Settings:
         persistence = env.get("RFR_PERSISTENCE", "sqlite").strip().lower()
         if persistence not in PERSISTENCE_CHOICES:
             raise ValueError(f"RFR_PERSISTENCE must be one of {PERSISTENCE_CHOICES}, not {persistence!r}")
-        threads = int(env.get("RFR_ORT_THREADS", "2"))
-        if threads < 1:
-            raise ValueError("RFR_ORT_THREADS must be at least 1")
+        threads = positive_int_from_env(env, "RFR_ORT_THREADS", 2)
         data_dir = Path(env.get("RFR_DATA_DIR", "./var")).expanduser().resolve()
         import_root = Path(env.get("RFR_IMPORT_ROOT", data_dir / "import")).expanduser().resolve()
         return cls(data_dir=data_dir, persistence=persistence, ort_threads=threads, import_root=import_root)

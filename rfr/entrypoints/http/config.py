@@ -16,19 +16,10 @@ from datetime import timedelta
 
 import attrs
 
+from rfr.infrastructure.settings import positive_int_from_env
+
 BOOTSTRAP_TOKEN_FILE = "bootstrap-admin.token"
 DEFAULT_MAX_REQUEST_BYTES = 20 * 1024 * 1024
-
-
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
-    text = env.get(name, str(default)).strip()
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {text!r}") from None
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1")
-    return value
 
 
 @attrs.frozen
@@ -45,8 +36,10 @@ class HttpSettings:
         if not admin:
             raise ValueError("RFR_BOOTSTRAP_ADMIN must not be empty")
         return cls(
-            max_request_bytes=_positive_int(env, "RFR_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES),
-            token_ttl=timedelta(days=_positive_int(env, "RFR_TOKEN_TTL_DAYS", 30)),
+            max_request_bytes=positive_int_from_env(env, "RFR_MAX_REQUEST_BYTES", DEFAULT_MAX_REQUEST_BYTES),
+            token_ttl=timedelta(days=positive_int_from_env(env, "RFR_TOKEN_TTL_DAYS", 30)),
             bootstrap_admin=admin,
-            bootstrap_token_ttl=timedelta(hours=_positive_int(env, "RFR_BOOTSTRAP_TOKEN_TTL_HOURS", 72)),
+            bootstrap_token_ttl=timedelta(
+                hours=positive_int_from_env(env, "RFR_BOOTSTRAP_TOKEN_TTL_HOURS", 72)
+            ),
         )
