@@ -10,7 +10,10 @@ server wrote must verify with `rfr audit verify`.
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -154,6 +157,35 @@ def test_from_form_1_to_a_disseminated_match_report_with_the_right_identity_at_r
 
     verified = audit_verify(live)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert_no_biometric_data_in_events(live.data_dir / "events.sqlite3", photos[target][2].read_bytes())
+
+
+def _numeric_runs(value: object) -> Iterator[int]:
+    """Lengths of every list of numbers anywhere inside a decoded event."""
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _numeric_runs(item)
+    elif isinstance(value, list):
+        if value and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value):
+            yield len(value)
+        for item in value:
+            yield from _numeric_runs(item)
+
+
+def assert_no_biometric_data_in_events(store: Path, probe_bytes: bytes) -> None:
+    """ADR 0004 / R-05: events carry ids, hashes and boxes, never images, templates or landmarks."""
+    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT topic, state FROM stored_events").fetchall()
+    topics = {topic for topic, _ in rows}
+    assert any("ProbeImage" in t for t in topics) and any("CandidateAdjudicated" in t for t in topics)
+    for topic, state in rows:
+        blob = bytes(state)
+        assert probe_bytes[100:164] not in blob, f"{topic} holds image bytes"
+        decoded = json.loads(blob)
+        assert max(_numeric_runs(decoded), default=0) < 16, f"{topic} holds a vector of numbers"
+        # Prose (the 8.27 caveat, rationales) is long but has spaces; encoded images do not.
+        for text in re.findall(rb'"([A-Za-z0-9+/=_-]{200,})"', blob):
+            raise AssertionError(f"{topic} holds a {len(text)}-character encoded string")
 
 
 def test_bulk_enrolment_from_a_server_folder_runs_as_a_job_with_progress_and_per_row_outcomes(
