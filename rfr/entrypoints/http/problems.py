@@ -17,6 +17,9 @@ occurrence, written for the caller), ``instance`` (the request path), plus exten
 | ``ImageRejected`` | its code's status | image-rejected | ``code`` |
 | anything unexpected | 500 | internal | ``incident`` (also in the server log) |
 
+A validation error's ``field`` is the full path of the field, down to a missing or unknown
+one (``record.access``, ``libraries[0].library_id``), for every route.
+
 Why each status: docs/adr/0008-http-api-auth-and-errors.md. A 500 never carries the
 exception's text: it is logged with the incident id the caller can quote.
 """
@@ -149,11 +152,29 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
     for item in exc.extra if isinstance(exc.extra, list) else []:
         if isinstance(item, Mapping):
             errors.append(
-                {"field": item.get("key"), "source": item.get("source"), "message": item.get("message")}
+                {"field": _field_path(item), "source": item.get("source"), "message": item.get("message")}
             )
     named = sorted({str(e["field"]) for e in errors if e["field"]})
     detail = f"invalid {', '.join(named)}" if named else (exc.detail or "the request is invalid")
     return problem(request, "validation", detail, errors=errors)
+
+
+def _field_path(item: Mapping[str, Any]) -> Any:
+    """The path of the field an error is about, down to a missing or unknown field itself.
+
+    Litestar reports ``{"inner": {}}`` missing ``x`` under the key ``inner`` (``data`` at the
+    top) and names ``x`` only in the message; the caller should read ``inner.x``.
+    """
+    key = item.get("key")
+    if item.get("source") != "body":
+        return key
+    message = str(item.get("message") or "")
+    for marker in ("missing required field `", "unknown field `"):
+        if marker in message:
+            named = message.split(marker, 1)[1].split("`", 1)[0]
+            parent = str(key or "")
+            return named if parent in ("", "data") else f"{parent}.{named}"
+    return key
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:

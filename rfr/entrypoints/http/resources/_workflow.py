@@ -9,16 +9,18 @@ domain refuses an empty one under its own rule and records the refusal (A-01), w
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_type_hints
 from uuid import UUID
 
 import msgspec
 from litestar import Request, Response
 from litestar.datastructures import UploadFile
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.di import Dependency
+from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
@@ -30,8 +32,9 @@ from rfr.application.services.enrolment import ManifestError
 from rfr.domain.codec import from_data
 from rfr.domain.search_terms import UrgencyBasis
 from rfr.entrypoints.composition import build_biometrics
+from rfr.entrypoints.http.access_control import route_access
 from rfr.entrypoints.http.context import HttpContext
-from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS, PROBLEM_JSON, problem
+from rfr.entrypoints.http.problems import PROBLEM_JSON, problem
 
 T = TypeVar("T")
 
@@ -117,12 +120,57 @@ UPLOAD_RESPONSES: dict[int, ResponseSpec] = {
 }
 
 
-def documented(handlers: list[HTTPRouteHandler], *, uploads: tuple[HTTPRouteHandler, ...] = ()) -> list[Any]:
-    """``handlers`` with their problem responses in OpenAPI (set here once, not on each decorator)."""
+def documented(
+    handlers: list[HTTPRouteHandler],
+    *,
+    uploads: tuple[HTTPRouteHandler, ...] = (),
+    only_applicable: bool = False,
+) -> list[Any]:
+    """``handlers`` with their problem responses in OpenAPI (set here once, not on each decorator).
+
+    Every problem status by default; with ``only_applicable``, those ``applicable_problems`` finds.
+    """
     for handler in handlers:
-        extra = UPLOAD_RESPONSES if handler in uploads else PROBLEM_RESPONSES
+        if handler in uploads:
+            extra = UPLOAD_RESPONSES
+        elif only_applicable:
+            extra = applicable_problems(handler)
+        else:
+            extra = PROBLEM_RESPONSES
         handler.responses = {**extra, **(handler.responses or {})}
     return list(handlers)
+
+
+# Parameters Litestar fills from the connection itself: never the caller's input.
+_RESERVED_KWARGS = frozenset({"state", "request", "scope", "headers", "cookies", "query", "body"})
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def applicable_problems(handler: HTTPRouteHandler) -> dict[int, ResponseSpec]:
+    """The problems ``handler`` can answer with, read from what it declares.
+
+    400 when it takes a body or any parameter (Litestar documents its own, wrong, 400 body for
+    those otherwise); 401 and 403 when it is guarded; 404 when its path names a resource; 409
+    when a guarded command may collide with another writer.
+    """
+    hints = get_type_hints(handler.fn, include_extras=True)
+    inputs = [
+        name
+        for name in inspect.signature(handler.fn).parameters
+        if name not in _RESERVED_KWARGS
+        and not any(isinstance(m, Dependency) for m in getattr(hints.get(name), "__metadata__", ()))
+    ]
+    guarded = not route_access(handler).public
+    statuses = set()
+    if inputs:
+        statuses.add(400)
+    if guarded:
+        statuses |= {401, 403}
+    if any("{" in path for path in handler.paths):
+        statuses.add(404)
+    if guarded and handler.http_methods & _UNSAFE_METHODS:
+        statuses.add(409)
+    return {status: PROBLEM_RESPONSES[status] for status in sorted(statuses)}
 
 
 def domain_value(kind: type[T], body: msgspec.Struct | None) -> T | None:
@@ -165,34 +213,15 @@ def image_bytes(upload: UploadFile, field: str) -> bytes:
 
 
 def decode_json_part(text: str, kind: type[T], field: str) -> T:
-    """A JSON form part decoded into ``kind``; errors name ``field.<path>`` like body errors do.
-
-    Only for routes with ``WORKFLOW_EXCEPTION_HANDLERS``, which name a missing field itself.
-    """
+    """A JSON form part decoded into ``kind``; errors name ``field.<path>`` like body errors do."""
     try:
         return msgspec.json.decode(text.encode(), type=kind)
     except msgspec.ValidationError as e:
-        # The router's handler (``name_the_field``) adds a missing or unknown field's own name.
+        # The validation problem (``problems``) adds a missing or unknown field's own name.
         message, _, path = str(e).partition(" - at `$")
         raise invalid(field + path.rstrip("`"), message) from None
     except msgspec.DecodeError as e:
         raise invalid(field, f"not valid JSON: {e}") from None
-
-
-def name_the_field(request: Request[Any, Any, Any], exc: ValidationException) -> Response[Any]:
-    """Router-level handler: a missing or unknown field is named by its own path, not its parent's.
-
-    Litestar reports ``{"inner": {}}`` missing ``x`` under the key ``inner`` (``data`` at the
-    top), with the field's name only in the message; the caller should read ``inner.x``.
-    """
-    if isinstance(exc.extra, list):
-        for item in exc.extra:
-            if isinstance(item, dict) and item.get("source") == "body":
-                named = _named_field(str(item.get("message", "")))
-                if named is not None:
-                    parent = str(item.get("key") or "")
-                    item["key"] = named if parent in ("", "data") else f"{parent}.{named}"
-    return EXCEPTION_HANDLERS[HTTPException](request, exc)
 
 
 def _record_not_found(request: Request[Any, Any, Any], exc: RecordNotFound) -> Response[Any]:
@@ -209,18 +238,11 @@ def _manifest_refused(request: Request[Any, Any, Any], exc: ManifestError) -> Re
     )
 
 
+# Errors of the biometric services, which only the workflow routes reach.
 WORKFLOW_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    ValidationException: name_the_field,
     RecordNotFound: _record_not_found,
     ManifestError: _manifest_refused,
 }
-
-
-def _named_field(message: str) -> str | None:
-    for marker in ("missing required field `", "unknown field `"):
-        if marker in message:
-            return message.split(marker, 1)[1].split("`", 1)[0]
-    return None
 
 
 def inline_schema(kind: type[Any]) -> dict[str, Any]:

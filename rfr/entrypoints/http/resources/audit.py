@@ -18,6 +18,7 @@ from rfr.application.services.access import AuditAnswer, AuditService, Principal
 from rfr.domain.people import Role
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import documented
 from rfr.infrastructure.audit.trail import RecorderAuditTrail
 from rfr.infrastructure.persistence.chain import ChainHead
 
@@ -28,7 +29,7 @@ def _audit(ctx: HttpContext) -> AuditService:
     return AuditService(ctx.app, ctx.clock, RecorderAuditTrail(ctx.app))
 
 
-@get("/audit/verify", sync_to_thread=True, **allow(Role.AUDITOR))
+@get("/audit/verify", summary="Verify the hash chain (A-02)", sync_to_thread=True, **allow(Role.AUDITOR))
 def verify_chain(
     principal: NamedDependency[Principal],
     audit: NamedDependency[AuditService],
@@ -46,7 +47,7 @@ def verify_chain(
     return audit.verify(principal.user_id, reason, anchor=anchor)
 
 
-@get("/audit/head", sync_to_thread=True, **allow(Role.AUDITOR))
+@get("/audit/head", summary="The chain head, to publish", sync_to_thread=True, **allow(Role.AUDITOR))
 def chain_head(
     principal: NamedDependency[Principal], audit: NamedDependency[AuditService], reason: Reason
 ) -> AuditAnswer:
@@ -54,7 +55,12 @@ def chain_head(
     return audit.head(principal.user_id, reason)
 
 
-@get("/audit/aggregates/{aggregate_id:uuid}/events", sync_to_thread=True, **allow(Role.AUDITOR))
+@get(
+    "/audit/aggregates/{aggregate_id:uuid}/events",
+    summary="One record's events (A-03)",
+    sync_to_thread=True,
+    **allow(Role.AUDITOR),
+)
 def aggregate_events(
     principal: NamedDependency[Principal],
     audit: NamedDependency[AuditService],
@@ -71,7 +77,7 @@ def aggregate_events(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[verify_chain, chain_head, aggregate_events],
+        route_handlers=documented([verify_chain, chain_head, aggregate_events], only_applicable=True),
         dependencies={"audit": use_case(_audit)},
         tags=["audit"],
     )

@@ -8,11 +8,13 @@ import attrs
 from litestar import Response, get
 from litestar.datastructures import State
 from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath
 
 from rfr.entrypoints.http.access_control import public
 from rfr.entrypoints.http.context import STATE_KEY
 from rfr.entrypoints.http.problems import PROBLEM_TYPES, ProblemType
+from rfr.entrypoints.http.resources._workflow import documented
 from rfr.infrastructure.persistence.chain import ChainedRecorder
 
 
@@ -21,7 +23,14 @@ class Health:
     status: str
 
 
-@get("/health", tags=["service"], sync_to_thread=True, **public())
+@get(
+    "/health",
+    responses={503: ResponseSpec(Health, description="The event store cannot be read")},
+    summary="Liveness",
+    tags=["service"],
+    sync_to_thread=True,
+    **public(),
+)
 def health(state: State) -> Response[Health]:
     """Answers 200 while the event store can be read, 503 otherwise; says nothing more to anyone."""
     recorder = state[STATE_KEY].app.recorder
@@ -32,13 +41,13 @@ def health(state: State) -> Response[Health]:
     return Response(Health("ok" if readable else "unavailable"), status_code=200 if readable else 503)
 
 
-@get("/problems", tags=["service"], sync_to_thread=False, **public())
+@get("/problems", summary="Every problem type", tags=["service"], sync_to_thread=False, **public())
 def problem_types() -> list[dict[str, Any]]:
     """Every problem ``type`` this API returns, with its status and meaning (RFC 9457)."""
     return [_describe(p) for p in PROBLEM_TYPES.values()]
 
 
-@get("/problems/{slug:str}", tags=["service"], sync_to_thread=False, **public())
+@get("/problems/{slug:str}", summary="One problem type", tags=["service"], sync_to_thread=False, **public())
 def problem_type(slug: FromPath[str]) -> dict[str, Any]:
     """What one problem ``type`` URI means."""
     kind = PROBLEM_TYPES.get(slug)
@@ -51,4 +60,4 @@ def _describe(kind: ProblemType) -> dict[str, Any]:
     return {"type": kind.uri, "title": kind.title, "status": kind.status, "meaning": kind.meaning}
 
 
-ROUTES = [health, problem_types, problem_type]
+ROUTES = documented([health, problem_types, problem_type], only_applicable=True)

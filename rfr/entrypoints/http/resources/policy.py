@@ -15,6 +15,7 @@ from rfr.application.services.policy import SETTINGS_READERS, SRO, PolicySetting
 from rfr.domain.policy_config import PolicyConfig
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import documented
 
 
 class SettingsChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -28,7 +29,12 @@ def _policy(ctx: HttpContext) -> PolicySettingsService:
     return PolicySettingsService(ctx.app, ctx.clock)
 
 
-@get("/policy/settings", sync_to_thread=True, **allow(*SETTINGS_READERS.roles))
+@get(
+    "/policy/settings",
+    summary="Policy values in force",
+    sync_to_thread=True,
+    **allow(*SETTINGS_READERS.roles),
+)
 def read_settings(
     principal: NamedDependency[Principal], policy: NamedDependency[PolicySettingsService]
 ) -> PolicySettingsView:
@@ -36,7 +42,7 @@ def read_settings(
     return policy.current(principal.user_id)
 
 
-@put("/policy/settings", sync_to_thread=True, **allow(*SRO.roles))
+@put("/policy/settings", summary="Change policy values (SRO)", sync_to_thread=True, **allow(*SRO.roles))
 def change_settings(
     principal: NamedDependency[Principal],
     policy: NamedDependency[PolicySettingsService],
@@ -63,7 +69,7 @@ def _invalid(fields: list[str], message: str) -> ValidationException:
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[read_settings, change_settings],
+        route_handlers=documented([read_settings, change_settings], only_applicable=True),
         dependencies={"policy": use_case(_policy)},
         tags=["policy"],
     )

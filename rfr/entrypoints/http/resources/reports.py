@@ -33,7 +33,7 @@ from rfr.application.services.usage_reports import (
 from rfr.domain.report_schedule import ReportFrequency
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Cursor
+from rfr.entrypoints.http.resources._workflow import Cursor, documented
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -114,6 +114,7 @@ class _UsageReportOperation(Operation):
 
 @get(
     "/reports/usage",
+    summary="Usage report (A-04)",
     sync_to_thread=True,
     operation_class=_UsageReportOperation,
     **allow(*REPORT_READERS.roles),
@@ -155,7 +156,12 @@ def usage_report(
     return Response(content=content, media_type=media_type, headers=headers)
 
 
-@post("/reports/schedules", sync_to_thread=True, **allow(*SCHEDULE_MANAGERS.roles))
+@post(
+    "/reports/schedules",
+    summary="Schedule a usage report",
+    sync_to_thread=True,
+    **allow(*SCHEDULE_MANAGERS.roles),
+)
 def create_schedule(
     principal: NamedDependency[Principal],
     schedules: NamedDependency[ReportSchedules],
@@ -165,7 +171,12 @@ def create_schedule(
     return schedules.create(principal.user_id, data.name, data.frequency, data.recipients)
 
 
-@get("/reports/schedules", sync_to_thread=True, **allow(*SCHEDULE_MANAGERS.roles))
+@get(
+    "/reports/schedules",
+    summary="List report schedules",
+    sync_to_thread=True,
+    **allow(*SCHEDULE_MANAGERS.roles),
+)
 def list_schedules(
     principal: NamedDependency[Principal],
     schedules: NamedDependency[ReportSchedules],
@@ -176,7 +187,12 @@ def list_schedules(
     return SchedulePage(list(page.items), page.next_after)
 
 
-@get("/reports/schedules/{schedule_id:uuid}", sync_to_thread=True, **allow(*SCHEDULE_MANAGERS.roles))
+@get(
+    "/reports/schedules/{schedule_id:uuid}",
+    summary="Read a report schedule",
+    sync_to_thread=True,
+    **allow(*SCHEDULE_MANAGERS.roles),
+)
 def get_schedule(
     principal: NamedDependency[Principal],
     schedules: NamedDependency[ReportSchedules],
@@ -185,7 +201,12 @@ def get_schedule(
     return schedules.get(principal.user_id, schedule_id)
 
 
-@patch("/reports/schedules/{schedule_id:uuid}", sync_to_thread=True, **allow(*SCHEDULE_MANAGERS.roles))
+@patch(
+    "/reports/schedules/{schedule_id:uuid}",
+    summary="Change a report schedule",
+    sync_to_thread=True,
+    **allow(*SCHEDULE_MANAGERS.roles),
+)
 def change_schedule(
     principal: NamedDependency[Principal],
     schedules: NamedDependency[ReportSchedules],
@@ -202,7 +223,12 @@ def change_schedule(
     )
 
 
-@post("/reports/schedules/{schedule_id:uuid}/cancel", sync_to_thread=True, **allow(*SCHEDULE_MANAGERS.roles))
+@post(
+    "/reports/schedules/{schedule_id:uuid}/cancel",
+    summary="Cancel a report schedule",
+    sync_to_thread=True,
+    **allow(*SCHEDULE_MANAGERS.roles),
+)
 def cancel_schedule(
     principal: NamedDependency[Principal],
     schedules: NamedDependency[ReportSchedules],
@@ -215,14 +241,17 @@ def cancel_schedule(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[
-            usage_report,
-            create_schedule,
-            list_schedules,
-            get_schedule,
-            change_schedule,
-            cancel_schedule,
-        ],
+        route_handlers=documented(
+            [
+                usage_report,
+                create_schedule,
+                list_schedules,
+                get_schedule,
+                change_schedule,
+                cancel_schedule,
+            ],
+            only_applicable=True,
+        ),
         dependencies={"reports": use_case(_reports), "schedules": use_case(_schedules)},
         tags=["reports"],
     )

@@ -19,6 +19,7 @@ from rfr.domain.access_token import TokenKind
 from rfr.domain.people import Role
 from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._workflow import documented
 
 MAX_TTL_DAYS = 366
 
@@ -49,7 +50,12 @@ def _ttl(days: int | None) -> timedelta | None:
 UserId = Annotated[str, PathParameter(min_length=1, max_length=200)]
 
 
-@post("/users/{user_id:str}/tokens", sync_to_thread=True, **allow(Role.ADMINISTRATOR))
+@post(
+    "/users/{user_id:str}/tokens",
+    summary="Issue a token to a user",
+    sync_to_thread=True,
+    **allow(Role.ADMINISTRATOR),
+)
 def issue_token(
     principal: NamedDependency[Principal],
     tokens: NamedDependency[AccessService],
@@ -63,7 +69,7 @@ def issue_token(
     return tokens.issue(principal.user_id, user_id, kind=data.kind, ttl=_ttl(data.ttl_days), label=data.label)
 
 
-@get("/users/{user_id:str}/tokens", sync_to_thread=True, **allow(*EVERY_ROLE))
+@get("/users/{user_id:str}/tokens", summary="List a user's tokens", sync_to_thread=True, **allow(*EVERY_ROLE))
 def list_tokens(
     principal: NamedDependency[Principal], tokens: NamedDependency[AccessService], user_id: UserId
 ) -> list[TokenView]:
@@ -71,7 +77,12 @@ def list_tokens(
     return tokens.tokens_of(principal.user_id, user_id)
 
 
-@post("/tokens/exchange", sync_to_thread=True, **allow(*EVERY_ROLE, one_time_token=True))
+@post(
+    "/tokens/exchange",
+    summary="Exchange a one-time token",
+    sync_to_thread=True,
+    **allow(*EVERY_ROLE, one_time_token=True),
+)
 def exchange_token(
     principal: NamedDependency[Principal],
     tokens: NamedDependency[AccessService],
@@ -84,7 +95,7 @@ def exchange_token(
     return tokens.exchange(principal, ttl=_ttl(data.ttl_days), label=data.label)
 
 
-@post("/tokens/{token_id:uuid}/revoke", sync_to_thread=True, **allow(*EVERY_ROLE))
+@post("/tokens/{token_id:uuid}/revoke", summary="Revoke a token", sync_to_thread=True, **allow(*EVERY_ROLE))
 def revoke_token(
     principal: NamedDependency[Principal],
     tokens: NamedDependency[AccessService],
@@ -98,7 +109,9 @@ def revoke_token(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[issue_token, list_tokens, exchange_token, revoke_token],
+        route_handlers=documented(
+            [issue_token, list_tokens, exchange_token, revoke_token], only_applicable=True
+        ),
         dependencies={"tokens": use_case(_access)},
         tags=["tokens"],
     )

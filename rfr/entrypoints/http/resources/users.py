@@ -18,7 +18,7 @@ from rfr.application.services.users import ADMINISTRATOR, USER_READERS, UserAdmi
 from rfr.domain.people import Rank, Role
 from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Cursor
+from rfr.entrypoints.http.resources._workflow import Cursor, documented
 
 RankName = enum.StrEnum("RankName", {r.name: r.name.lower() for r in Rank})  # type: ignore[misc]
 
@@ -81,7 +81,7 @@ ADMIN = ADMINISTRATOR.roles
 READERS = USER_READERS.roles
 
 
-@post("/users", sync_to_thread=True, **allow(*ADMIN))
+@post("/users", summary="Register a user", sync_to_thread=True, **allow(*ADMIN))
 def register_user(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -100,7 +100,7 @@ def register_user(
     )
 
 
-@get("/users", sync_to_thread=True, **allow(*READERS))
+@get("/users", summary="List users", sync_to_thread=True, **allow(*READERS))
 def list_users(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -111,7 +111,7 @@ def list_users(
     return UserPage(list(page.items), page.next_after)
 
 
-@get("/users/inactive", sync_to_thread=True, **allow(*READERS))
+@get("/users/inactive", summary="Users inactive too long (A-05)", sync_to_thread=True, **allow(*READERS))
 def inactive_users(
     principal: NamedDependency[Principal], users: NamedDependency[UserAdministration]
 ) -> list[UserView]:
@@ -119,13 +119,13 @@ def inactive_users(
     return list(users.inactive(principal.user_id))
 
 
-@get("/me", sync_to_thread=True, **allow(*EVERY_ROLE))
+@get("/me", summary="Your own access record", sync_to_thread=True, **allow(*EVERY_ROLE))
 def me(principal: NamedDependency[Principal], users: NamedDependency[UserAdministration]) -> UserView:
     """The caller's own access record."""
     return users.get(principal.user_id, principal.user_id)
 
 
-@get("/users/{user_id:str}", sync_to_thread=True, **allow(*EVERY_ROLE))
+@get("/users/{user_id:str}", summary="Read a user", sync_to_thread=True, **allow(*EVERY_ROLE))
 def get_user(
     principal: NamedDependency[Principal], users: NamedDependency[UserAdministration], user_id: UserId
 ) -> UserView:
@@ -133,7 +133,7 @@ def get_user(
     return users.get(principal.user_id, user_id)
 
 
-@post("/users/{user_id:str}/roles", sync_to_thread=True, **allow(*ADMIN))
+@post("/users/{user_id:str}/roles", summary="Grant a role", sync_to_thread=True, **allow(*ADMIN))
 def grant_role(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -143,7 +143,7 @@ def grant_role(
     return users.grant_role(principal.user_id, user_id, data.role, data.reason)
 
 
-@post("/users/{user_id:str}/roles/revoke", sync_to_thread=True, **allow(*ADMIN))
+@post("/users/{user_id:str}/roles/revoke", summary="Revoke a role", sync_to_thread=True, **allow(*ADMIN))
 def revoke_role(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -153,7 +153,7 @@ def revoke_role(
     return users.revoke_role(principal.user_id, user_id, data.role, data.reason)
 
 
-@put("/users/{user_id:str}/rank", sync_to_thread=True, **allow(*ADMIN))
+@put("/users/{user_id:str}/rank", summary="Set a rank or staff grade", sync_to_thread=True, **allow(*ADMIN))
 def set_rank(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -170,7 +170,7 @@ def set_rank(
     )
 
 
-@put("/users/{user_id:str}/teams", sync_to_thread=True, **allow(*ADMIN))
+@put("/users/{user_id:str}/teams", summary="Set a user's teams", sync_to_thread=True, **allow(*ADMIN))
 def set_teams(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -180,7 +180,7 @@ def set_teams(
     return users.set_teams(principal.user_id, user_id, data.teams, data.reason)
 
 
-@put("/users/{user_id:str}/training", sync_to_thread=True, **allow(*ADMIN))
+@put("/users/{user_id:str}/training", summary="Record training (A-05)", sync_to_thread=True, **allow(*ADMIN))
 def record_training(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -190,7 +190,7 @@ def record_training(
     return users.record_training(principal.user_id, user_id, data.trained, data.reason)
 
 
-@post("/users/{user_id:str}/disable", sync_to_thread=True, **allow(*ADMIN))
+@post("/users/{user_id:str}/disable", summary="Disable a user (A-05)", sync_to_thread=True, **allow(*ADMIN))
 def disable_user(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -200,7 +200,7 @@ def disable_user(
     return users.disable(principal.user_id, user_id, data.reason)
 
 
-@post("/users/{user_id:str}/enable", sync_to_thread=True, **allow(*ADMIN))
+@post("/users/{user_id:str}/enable", summary="Enable a user", sync_to_thread=True, **allow(*ADMIN))
 def enable_user(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -213,20 +213,23 @@ def enable_user(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[
-            register_user,
-            list_users,
-            inactive_users,
-            me,
-            get_user,
-            grant_role,
-            revoke_role,
-            set_rank,
-            set_teams,
-            record_training,
-            disable_user,
-            enable_user,
-        ],
+        route_handlers=documented(
+            [
+                register_user,
+                list_users,
+                inactive_users,
+                me,
+                get_user,
+                grant_role,
+                revoke_role,
+                set_rank,
+                set_teams,
+                record_training,
+                disable_user,
+                enable_user,
+            ],
+            only_applicable=True,
+        ),
         dependencies={"users": use_case(_users)},
         tags=["users"],
     )
