@@ -30,11 +30,15 @@ from rfr.infrastructure.settings import Settings
 
 # The only routes anyone may call without a token; a new public route must be added here on purpose.
 PUBLIC_ROUTES = {
+    "GET /console-assets/{file_path:path}",
+    "HEAD /console-assets/{file_path:path}",
     "GET /health",
     "GET /problems",
     "GET /problems/{slug:str}",
     "GET /schema",
+    "GET /schema/oauth2-redirect.html",
     "GET /schema/openapi.json",
+    "GET /schema/swagger",
     "GET /schema/{path:str}",
 }
 

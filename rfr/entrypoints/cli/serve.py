@@ -25,6 +25,7 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from rfr.entrypoints.http.app import OPENAPI_JSON_PATH, SCHEMA_PATH, create_app
+    from rfr.entrypoints.http.swagger_ui import CONSOLE_PATH
 
     try:
         settings, http = Settings.from_env(), HttpSettings.from_env()
@@ -35,6 +36,7 @@ def _serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"rfr API on {base}  (data: {settings.data_dir})", flush=True)
     print(f"  API reference (works offline): {base}{SCHEMA_PATH}", flush=True)
+    print(f"  Interactive console (Swagger): {base}{SCHEMA_PATH}{CONSOLE_PATH}", flush=True)
     print(f"  OpenAPI document:              {base}{OPENAPI_JSON_PATH}", flush=True)
     token_file = context_of(api).bootstrap_token_file
     if token_file is not None:

@@ -43,6 +43,7 @@ from rfr.entrypoints.http.config import BOOTSTRAP_TOKEN_FILE, HttpSettings
 from rfr.entrypoints.http.context import STATE_KEY, HttpContext
 from rfr.entrypoints.http.openapi_page import OfflineReferencePlugin
 from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
+from rfr.entrypoints.http.swagger_ui import console_assets, console_plugin
 from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings
 
@@ -107,13 +108,17 @@ def create_app(
         components=Components(
             security_schemes={SECURITY_SCHEME: SecurityScheme(type="http", scheme="bearer")}
         ),
-        render_plugins=[OfflineReferencePlugin(path="/"), JsonRenderPlugin(path="/openapi.json")],
+        render_plugins=[
+            OfflineReferencePlugin(path="/"),
+            JsonRenderPlugin(path="/openapi.json"),
+            console_plugin(),
+        ],
         # A handler's docstring is its operation's description: written once, for readers of both.
         use_handler_docstrings=True,
         openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], **public()),
     )
     api = Litestar(
-        route_handlers=[*resource_routes(), *extra_routes],
+        route_handlers=[*resource_routes(), console_assets(), *extra_routes],
         guards=[access_guard],
         dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
