@@ -1,0 +1,142 @@
+"""What the retention sweep must delete, when, and in whose name (R-01..R-04, L-12, U-04).
+
+The sweep is run by the worker, not by a person, and its events name ``RETENTION_WORKER``.
+Its authority is the retention policy itself (section 7, with the deletion window of the
+``PolicyConfig`` in force): nobody asks for these deletions, the policy orders them. It
+carries the Administrator role only because the domain asks that role of whoever deletes
+library images (``ReferenceLibrary.purge_images``); no ``User`` has its id, so nobody can
+sign in as it or act in its name through the API or the CLI.
+
+When things go:
+
+- A library image past its retention limit (R-01) leaves searching and is deleted on the
+  first round after the limit: the 31 days are a ceiling, and nothing is left to do with it.
+- Every image of a library whose approval was stopped or ended (L-12) is deleted on the
+  first round after that; an approval past its end date is first recorded as expired.
+- A probe (R-02, R-03, U-04) goes at its ``deletion_due`` date less a lead time. Until that
+  date the probe is still in use: candidates to adjudicate, a match report, a decision to
+  put it in the Unresolved Crime Cache or to re-add a removed entry. The lead time keeps the
+  deletion inside the window when a round runs late.
+
+A legal hold (R-04) suspends deletion, never the removal from searching; what it holds is
+reported, with the hold's kind and reason, on every round until the hold is lifted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import attrs
+
+from rfr.domain.forms import LegalHold
+from rfr.domain.library_approval import ApprovalStatus, LibraryApproval
+from rfr.domain.people import Actor, Role
+from rfr.domain.policy_config import PolicyConfig
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.retention import deletion_deadline
+
+if TYPE_CHECKING:
+    from rfr.domain.search_request import SearchRequest
+
+RETENTION_WORKER = Actor("rfr:retention-worker", {Role.ADMINISTRATOR})
+
+# A worker runs every minute by default; a day's lead still holds if it stops for most of one.
+DEFAULT_LEAD_TIME = timedelta(days=1)
+
+
+@attrs.frozen
+class LibraryDue:
+    """What one library needs now: images to take out of searching and images to delete.
+
+    ``rule_id`` is L-12 when the library's approval has ended (all its images go), else R-01.
+    """
+
+    rule_id: str
+    to_expire: tuple[str, ...]
+    to_delete: tuple[str, ...]
+    hold: LegalHold | None
+
+
+@attrs.frozen
+class ProbeDue:
+    """A probe whose deletion date (``due``) falls within the lead time, under ``rule_id``."""
+
+    rule_id: str
+    due: datetime
+    hold: LegalHold | None
+
+
+def approval_lapsed(approval: LibraryApproval, at: datetime) -> bool:
+    """L-12: still recorded as approved, but its end date has come; the expiry is to be recorded."""
+    record = approval.record
+    return (
+        approval.status is ApprovalStatus.APPROVED
+        and record is not None
+        and record.expires_at is not None
+        and at >= record.expires_at
+    )
+
+
+def approval_ended(approval: LibraryApproval, at: datetime) -> bool:
+    """L-12: stopped or expired (recorded or not): the library's data must go."""
+    if approval.status in (ApprovalStatus.STOPPED, ApprovalStatus.EXPIRED):
+        return approval.ended_at is not None and at >= approval.ended_at
+    return approval_lapsed(approval, at)
+
+
+def library_due(library: ReferenceLibrary, approval: LibraryApproval, at: datetime) -> LibraryDue | None:
+    """The library's images the sweep must act on at ``at``; None when there are none."""
+    remaining = [i for i, e in library.images.items() if e.purged_at is None]
+    if approval_ended(approval, at):
+        if not remaining:
+            return None
+        return LibraryDue("L-12", (), tuple(sorted(remaining)), library.legal_hold)
+    today = at.date()
+    past_limit = sorted(i for i in remaining if library.images[i].retention_until <= today)
+    expired = sorted(i for i in remaining if library.images[i].expired_at is not None)
+    to_delete = tuple(sorted(set(past_limit) | set(expired)))
+    if not to_delete:
+        return None
+    to_expire = tuple(i for i in past_limit if library.images[i].searchable)
+    return LibraryDue("R-01", to_expire, to_delete, library.legal_hold)
+
+
+def probe_rule(probe: ProbeImage, searches: Sequence[SearchRequest]) -> str:
+    """Which rule deletes the probe: U-04 after a cache removal, R-02 after a viable match, else R-03."""
+    if probe.ucc is not None and probe.ucc.removed_at is not None:
+        return "U-04"
+    mine = [s for s in searches if s.probe_id == str(probe.id)]
+    return "R-02" if any(s.has_viable_match for s in mine) else "R-03"
+
+
+def probe_due(
+    probe: ProbeImage,
+    searches: Sequence[SearchRequest],
+    at: datetime,
+    config: PolicyConfig,
+    lead_time: timedelta = DEFAULT_LEAD_TIME,
+) -> ProbeDue | None:
+    """The probe's deletion if it falls due by ``at + lead_time``, held or not; else None."""
+    if probe.purged_at is not None:
+        return None
+    if probe.legal_hold is None:
+        due = probe.deletion_due(config, searches)
+    else:
+        due = _deadline_were_it_not_held(probe, searches, config)
+    if due is None or at < due - lead_time:
+        return None
+    return ProbeDue(probe_rule(probe, searches), due, probe.legal_hold)
+
+
+def _deadline_were_it_not_held(
+    probe: ProbeImage, searches: Sequence[SearchRequest], config: PolicyConfig
+) -> datetime | None:
+    # ``ProbeImage.deletion_due`` answers None under a hold, yet a held probe that would be
+    # due must be reported as held (R-04); this is the same rule without the hold.
+    if probe.ucc is not None:
+        return probe.ucc.deletion_due if probe.ucc.removed_at is not None else None
+    searched = [s.last_searched_at for s in searches if s.probe_id == str(probe.id) and s.last_searched_at]
+    return deletion_deadline(max(searched), config) if searched else None
