@@ -1,21 +1,33 @@
-"""`rfr worker [--once]`: the background worker; it delivers scheduled usage reports (A-04).
+"""`rfr worker [--once]`: the background worker. Each round delivers scheduled usage reports
+(A-04), then runs the retention sweep (R-01..R-04, L-12, U-04).
 
-Each round delivers every period of every active report schedule that has ended and not
-been delivered: the report is written to ``$RFR_DATA_DIR/reports/<schedule id>/<period>.json``
-and a ``ReportDelivered`` event names the recipients, the file and its SHA-256. Without
-``--once`` it runs a round every ``--interval`` seconds until SIGINT or SIGTERM.
+Reports: every period of every active report schedule that has ended and not been delivered
+is written to ``$RFR_DATA_DIR/reports/<schedule id>/<period>.json`` and a ``ReportDelivered``
+event names the recipients, the file and its SHA-256.
+
+Retention: ``RetentionSweep`` records lapsed approvals as expired, takes library images past
+their limit out of searching, and erases what is due (library images under R-01 and L-12,
+probes under R-02, R-03 and U-04) with a ``Purged`` event for each, in the name of
+``rfr:retention-worker``. A line is printed for what was deleted, for each failure (tried
+again next round) and for what a legal hold keeps (again only when that changes). The models
+and indexes are opened only when something must be erased.
+
+Without ``--once`` a round runs every ``--interval`` seconds until SIGINT or SIGTERM.
 
 Several workers may run at once: each delivery is saved against the schedule's version, so
 only one of two workers delivering the same period records it (the other's file write is
-the same period's report, replaced).
+the same period's report, replaced); a deletion done by one is at worst reported as a
+failure by the other.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 
 from eventsourcing.persistence import PersistenceError
@@ -24,14 +36,26 @@ from rfr.adapters.clock import SystemClock
 from rfr.adapters.report_delivery.files import FileReportSink
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
+from rfr.application.services.biometric_support import Biometrics
+from rfr.application.services.retention import IMAGE_RULES, HeldItem, RetentionSummary, RetentionSweep
 from rfr.application.services.usage_reports import DeliveryOutcome, ScheduledReportDelivery
+from rfr.entrypoints.composition import BiometricOptions, build_biometrics
 from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings
 
 DEFAULT_INTERVAL_S = 60.0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    worker = subparsers.add_parser("worker", help="run background work: deliver scheduled usage reports")
-    worker.add_argument("--once", action="store_true", help="run one round and exit")
+    worker = subparsers.add_parser(
+        "worker",
+        help="run background work: deliver scheduled usage reports, delete what retention rules say must go",
+        description="Each round delivers due scheduled usage reports (A-04) and runs the retention "
+        "sweep: lapsed approvals recorded as expired, library images past their limit taken out of "
+        "searching and deleted (R-01), libraries of ended approvals deleted (L-12), probes deleted "
+        "when due (R-02, R-03, U-04), legal holds respected and reported (R-04).",
+    )
+    worker.add_argument("--once", action="store_true", help="run one round (reports and retention) and exit")
     worker.add_argument(
         "--interval",
         type=float,
@@ -48,24 +72,38 @@ def run_round(app: RfrApplication, clock: Clock, settings: Settings) -> tuple[De
     return delivery.run_due()
 
 
+def run_retention_round(
+    app: RfrApplication, clock: Clock, open_biometrics: Callable[[], Biometrics]
+) -> RetentionSummary:
+    """One retention sweep over ``app``; ``open_biometrics`` is called only if something must be erased."""
+    return RetentionSweep(app, clock, open_biometrics).run()
+
+
 def _worker(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         print("rfr worker: --interval must be positive", file=sys.stderr)
         return 2
     try:
         settings = Settings.from_env()
+        options = BiometricOptions.from_env()
     except ValueError as e:
         print(f"rfr worker: {e}", file=sys.stderr)
         return 2
     stop = threading.Event()
     if not args.once:
         _stop_on_signals(stop)
+    # Opened once, on the first erasure: a worker with nothing to delete loads no model.
+    open_biometrics = functools.cache(functools.partial(build_biometrics, settings, options))
+    held: tuple[HeldItem, ...] = ()
     try:
         with RfrApplication(env=application_env(settings)) as app:
             clock = SystemClock()
             while True:
                 for outcome in run_round(app, clock, settings):
                     _report(outcome)
+                summary = run_retention_round(app, clock, open_biometrics)
+                _report_retention(summary, show_held=summary.held != held)
+                held = summary.held
                 if args.once or stop.wait(args.interval):
                     return 0
     except PersistenceError as e:
@@ -86,6 +124,39 @@ def _report(outcome: DeliveryOutcome) -> None:
             "administrator",
             flush=True,
         )
+
+
+def _report_retention(summary: RetentionSummary, *, show_held: bool) -> None:
+    done = []
+    if summary.approvals_expired:
+        done.append(f"recorded approval {', '.join(summary.approvals_expired)} as expired (L-12)")
+    if summary.removed_from_search:
+        done.append(f"took {summary.removed_from_search} images out of searching (R-01)")
+    if summary.deleted:
+        counts = ", ".join(f"{n} {_unit(rule, n)} ({rule})" for rule, n in summary.deleted.items())
+        done.append(f"deleted {counts} with {summary.templates_destroyed} templates")
+    if done:
+        print(f"retention: {'; '.join(done)}", flush=True)
+    for failure in summary.failed:
+        item = f" image {failure.item}" if failure.item else ""
+        print(
+            f"retention: FAILED {failure.kind} {failure.aggregate_id}{item} ({failure.rule_id}), "
+            f"tried again next round: {failure.error}",
+            flush=True,
+        )
+    if show_held:
+        for h in summary.held:
+            what = f"{h.count} {_unit(h.rule_id, h.count)}" if h.kind == "library" else "deletion"
+            print(
+                f"retention: held {h.kind} {h.aggregate_id}: {what} due under {h.rule_id} suspended by a "
+                f"legal hold (R-04, {h.hold_kind}: {h.hold_reason})",
+                flush=True,
+            )
+
+
+def _unit(rule_id: str, n: int) -> str:
+    noun = "image" if rule_id in IMAGE_RULES else "probe"
+    return noun if n == 1 else noun + "s"
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

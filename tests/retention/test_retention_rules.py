@@ -1,0 +1,105 @@
+"""The sweep's pure decisions (rfr.domain.retention_sweep) on aggregates built by the domain builders."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import domain_builders as b
+import pytest
+
+from rfr.domain.forms import LegalHold
+from rfr.domain.retention_sweep import (
+    DEFAULT_LEAD_TIME,
+    RETENTION_WORKER,
+    approval_ended,
+    approval_lapsed,
+    library_due,
+    probe_due,
+)
+from rfr.domain.search_terms import SearchGround
+
+HOLD = LegalHold("conduct investigation into the arrest", "conduct")
+
+
+def _searched(days: float = 0):
+    pair = b.searchable_library()
+    probe = b.ready_probe()
+    request = b.open_request(probe, pair, when=b.at(days))
+    b.search(request, probe, pair, when=b.at(days))
+    return probe, request
+
+
+def test_L12_an_approval_past_its_end_date_has_lapsed_until_its_expiry_is_recorded():
+    approval = b.approved(expires_at=b.at(10))
+    assert not approval_lapsed(approval, b.at(9)) and not approval_ended(approval, b.at(9))
+    assert approval_lapsed(approval, b.at(10)) and approval_ended(approval, b.at(10))
+    approval.expire(RETENTION_WORKER, b.at(10), b.CONFIG)
+    assert not approval_lapsed(approval, b.at(11)) and approval_ended(approval, b.at(11))
+
+
+def test_L12_every_image_not_yet_deleted_is_due_once_the_approval_stopped_R01_otherwise():
+    approval, library = b.searchable_library()
+    assert library_due(library, approval, b.at(1)) is None
+    approval.stop(b.SUPERINTENDENT, b.at(1), "operation closed", b.CONFIG)
+    due = library_due(library, approval, b.at(1))
+    assert (due.rule_id, due.to_expire, due.hold) == ("L-12", (), None)
+    assert due.to_delete == tuple(sorted(library.images))
+    library.purge_images(b.ADMIN, b.at(2), ["lib-0"], "L-12")
+    assert library_due(library, approval, b.at(2)).to_delete == ("lib-1", "lib-2")
+
+
+def test_R01_images_are_due_from_their_limit_day_and_a_hold_is_carried_R04():
+    approval, library = b.searchable_library()
+    limit = library.images["lib-0"].retention_until
+    day_before = b.at((limit - b.T0.date()).days - 1)
+    assert library_due(library, approval, day_before) is None
+    library.place_legal_hold(b.ADMIN, b.T0, HOLD)
+    due = library_due(library, approval, day_before + timedelta(days=1))
+    assert (due.rule_id, due.to_expire, due.to_delete, due.hold) == (
+        "R-01",
+        due.to_delete,
+        due.to_delete,
+        HOLD,
+    )
+    assert len(due.to_delete) == 3
+    library.expire_images(RETENTION_WORKER, day_before + timedelta(days=1), b.CONFIG)
+    again = library_due(library, approval, day_before + timedelta(days=2))
+    assert (again.to_expire, again.to_delete) == ((), due.to_delete)  # out of searching, still held
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_R03_a_probe_is_due_a_lead_time_before_31_days_after_its_last_search_held_or_not_R04(held):
+    probe, request = _searched()
+    if held:
+        probe.place_legal_hold(b.ADMIN, b.T0, HOLD)
+    deadline = b.at(31)
+    assert probe_due(probe, [request], deadline - DEFAULT_LEAD_TIME - timedelta(seconds=1), b.CONFIG) is None
+    due = probe_due(probe, [request], deadline - DEFAULT_LEAD_TIME, b.CONFIG)
+    assert (due.rule_id, due.due, due.hold) == ("R-03", deadline, HOLD if held else None)
+    if not held:
+        assert probe.deletion_due(b.CONFIG, [request]) == deadline
+    assert probe_due(probe, [request], deadline, b.CONFIG, lead_time=timedelta(0)).due == deadline
+
+
+def test_R02_U04_which_rule_deletes_a_probe_and_none_while_it_is_cached_or_never_searched():
+    never = b.ready_probe()
+    assert probe_due(never, [], b.at(400), b.CONFIG) is None
+
+    probe, request = _searched()
+    request.adjudicate(
+        b.ANALYST, b.T0, request.candidates()[0].candidate_id, True, "same man", identity_known=True
+    )
+    assert probe_due(probe, [request], b.at(31), b.CONFIG).rule_id == "R-02"
+
+    cached, unmatched = _searched()
+    cached.add_to_unresolved_cache(
+        b.INSPECTOR, b.T0, [unmatched], [SearchGround.OFFENCE], "still unsolved", config=b.CONFIG
+    )
+    assert probe_due(cached, [unmatched], b.at(400), b.CONFIG) is None
+    cached.place_legal_hold(b.ADMIN, b.at(50), HOLD)
+    assert probe_due(cached, [unmatched], b.at(400), b.CONFIG) is None  # held or not, nothing is due
+    cached.lift_legal_hold(b.ADMIN, b.at(60), "complaint closed")
+    cached.remove_from_cache(b.ANALYST, b.at(100), "resolved by other means", b.CONFIG)
+    due = probe_due(cached, [unmatched], b.at(130), b.CONFIG)
+    assert (due.rule_id, due.due) == ("U-04", b.at(131))
+    assert cached.deletion_due(b.CONFIG, [unmatched]) == due.due

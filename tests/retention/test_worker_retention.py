@@ -1,0 +1,82 @@
+"""`rfr worker --once` runs the retention sweep on a SQLite store after the reports (L-12, R-03, R-04)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from uuid import UUID
+
+from retention_history import History, sqlite_world
+
+from rfr.application.app import RfrApplication
+from rfr.application.face_engine import FaceEngine
+from rfr.domain.forms import LegalHold
+from rfr.domain.probe_image import ProbeImage
+from rfr.domain.reference_library import ReferenceLibrary
+from rfr.infrastructure.persistence import application_env
+from rfr.infrastructure.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RFR_DATA_DIR": str(data_dir), "RFR_PERSISTENCE": "sqlite", "RFR_ORT_THREADS": "2"}
+    return subprocess.run(
+        [sys.executable, "-m", "rfr.entrypoints.cli", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+
+
+def test_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_held(
+    tmp_path: Path, engine: FaceEngine, photos: dict[str, list[Path]]
+):
+    data_dir = tmp_path / "data"
+    # The history happens in March 2025 on a fake clock; the worker runs on the real one, long after.
+    world = sqlite_world(data_dir, engine)
+    history = History(world, photos)
+    stopped = history.library("stopped", ["adam_sandler", "bill_simon"])
+    history.approvals.stop("supt", stopped.approval_id, "the operation has closed")
+    custody = history.library("custody", ["carlos_moya", "anne_mclellan"])
+    unmatched, _ = history.searched_probe("barbara_walters", custody)
+    held, _ = history.searched_probe("benjamin_netanyahu", custody)
+    history.hold_probe(held, LegalHold("disclosure to the defence pending", "disclosure"))
+    world.app.close()
+
+    first = _cli(data_dir, "worker", "--once")
+
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.splitlines() == [
+        "retention: deleted 2 images (L-12), 1 probe (R-03) with 3 templates",
+        f"retention: held probe {held}: deletion due under R-03 suspended by a legal hold "
+        "(R-04, disclosure: disclosure to the defence pending)",
+    ]
+    with RfrApplication(application_env(Settings(data_dir=data_dir, persistence="sqlite"))) as app:
+        library = app.get(stopped.library_id, ReferenceLibrary)
+        assert all(e.purged_at is not None for e in library.images.values())
+        kept = app.get(custody.library_id, ReferenceLibrary).images
+        assert sorted(kept) == sorted(custody.image_ids) and all(e.purged_at is None for e in kept.values())
+        assert app.get(UUID(unmatched), ProbeImage).purged_at is not None
+        assert app.get(UUID(held), ProbeImage).purged_at is None
+    assert not any(history.image_stored(i) for i in stopped.image_ids)
+    assert all(history.image_stored(i) for i in custody.image_ids)
+    assert not history.probe_stored(unmatched) and history.probe_stored(held)
+
+    again = _cli(data_dir, "worker", "--once")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == first.stdout.splitlines()[1:]  # nothing deleted; still held
+
+
+def test_rfr_worker_help_says_each_round_runs_the_retention_sweep():
+    shown = _cli(Path("unused"), "worker", "--help")
+    assert shown.returncode == 0
+    text = " ".join(shown.stdout.split())
+    for rule in ("R-01", "L-12", "R-02", "R-03", "U-04", "R-04"):
+        assert rule in text
+    assert "run one round (reports and retention) and exit" in text
