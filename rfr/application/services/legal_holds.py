@@ -13,7 +13,7 @@ Administrators purge library images and must see why a purge is refused.
 
 What a hold blocks: every purge of the held probe, or of any image of the held library, is
 refused by the domain under R-04 and the refusal recorded (A-01), until the hold is lifted
-with a reason. Retention sweeps skip held records (``ProbeImage.deletion_due``).
+with a reason. The retention sweep reports held records as held instead of deleting them.
 """
 
 from __future__ import annotations
