@@ -29,6 +29,9 @@ def _administrator(actor: Actor, subject_id: str) -> Decision:
     )
 
 
+SYSTEM_ACTOR_PREFIX = "rfr:"
+
+
 class User(GovernedAggregate):
     class Registered(GovernedAggregate.Event, Aggregate.Created):
         user_id: str
@@ -104,7 +107,15 @@ class User(GovernedAggregate):
         rank: Rank | None = None,
         teams: Iterable[str] = (),
     ) -> User:
-        decision = combine(_administrator(actor, user_id), stated(user_id, "A-05", "the user id"))
+        decision = combine(
+            _administrator(actor, user_id),
+            stated(user_id, "A-05", "the user id"),
+            # System actors (the report and retention workers, the installer) act by policy, not
+            # as people; nobody may be registered under their names and borrow their authority.
+            Decision.check(
+                not user_id.startswith(SYSTEM_ACTOR_PREFIX), "A-05", "ids starting 'rfr:' are reserved"
+            ),
+        )
         enforce_new("register user", "User", actor, at, decision)
         return cls._create(
             cls.Registered,

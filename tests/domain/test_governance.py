@@ -218,3 +218,11 @@ def test_R01_an_image_captured_in_the_future_is_not_enrolled():
     assert library.enrol_images(ADMIN, T0, images, approval, CONFIG) == ("today",)
     reasons = {n["image_id"]: n["reason"] for n in library.pending_events[-1].not_enrolled}
     assert "in the future" in reasons["future"] and "in the future" in reasons["far-future"]
+
+
+def test_A05_nobody_is_registered_under_a_system_actors_id():
+    with pytest.raises(PolicyRefusal) as refused_with:
+        User.register(ADMIN, T0, "rfr:retention-worker", [Role.ADMINISTRATOR])
+    assert refused_with.value.rule_ids == ("A-05",)
+    assert "reserved" in refused_with.value.reason
+    assert User.register(ADMIN, T0, "rfr-analyst", [Role.RFR_USER]).user_id == "rfr-analyst"
