@@ -40,6 +40,7 @@ class LegallyHoldable(GovernedAggregate):
             combine(
                 authorised(actor),
                 Decision.check(self.legal_hold is None, "R-04", "a legal hold is already in place"),
+                Decision.check(not self._erased(), "R-04", "nothing is left to hold: already deleted"),
                 stated(hold.reason, "R-04", "the reason for the hold"),
                 stated(hold.kind, "R-04", "the kind of hold"),
             ),
@@ -58,6 +59,10 @@ class LegallyHoldable(GovernedAggregate):
             ),
         )
         self._record(self.LegalHoldLifted, actor, at, reason)
+
+    def _erased(self) -> bool:
+        """True once everything a hold could keep is gone; aggregates that erase say when."""
+        return False
 
     def _not_held(self) -> Decision:
         return Decision.check(self.legal_hold is None, "R-04", "a legal hold suspends deletion")

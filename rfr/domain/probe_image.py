@@ -532,6 +532,8 @@ class ProbeImage(LegallyHoldable):
         )
         self._record(self.Purged, actor, at, reason, template_ids=[t.template_id for t in self.templates])
 
+    def _erased(self) -> bool:
+        return self.purged_at is not None
 
     # -- queries ----------------------------------------------------------------------------
 

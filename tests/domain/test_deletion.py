@@ -68,6 +68,8 @@ def test_R04_legal_hold_suspends_probe_deletion_until_lifted():
     probe.purge(ANALYST, at(51), "deadline reached")
     assert probe.pending_events[-1].template_ids == ["probe-tpl-1"]
     refused("R-05", lambda: probe.purge(ANALYST, at(52), "again"), probe)
+    # Nothing is left to hold once the probe is deleted.
+    refused("R-04", lambda: probe.place_legal_hold(ANALYST, at(53), HOLD), probe)
 
 
 def test_R04_legal_hold_suspends_library_image_deletion():
