@@ -44,9 +44,11 @@ from rfr.application.errors import (
     AlreadyBootstrapped,
     ImageRejected,
     NotFound,
+    RecordNotFound,
     UnknownUser,
 )
 from rfr.application.services.access import AuthenticationFailed
+from rfr.application.services.enrolment import ManifestError
 from rfr.domain.decisions import PolicyRefusal
 
 PROBLEM_JSON = "application/problem+json"
@@ -230,6 +232,20 @@ def _not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[dict
     return problem(request, "not-found", detail)
 
 
+def _record_not_found(request: Request[Any, Any, Any], exc: RecordNotFound) -> Response[dict[str, Any]]:
+    # A biometric record erased or never written: for the caller, like any missing resource.
+    return problem(request, "not-found", str(exc))
+
+
+def _manifest_refused(request: Request[Any, Any, Any], exc: ManifestError) -> Response[dict[str, Any]]:
+    return problem(
+        request,
+        "validation",
+        str(exc),
+        errors=[{"field": "manifest", "source": "body", "message": str(exc)}],
+    )
+
+
 def _conflict(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     if isinstance(exc, ConcurrentModification):
         detail = "another request changed this record first; reload it and decide again"
@@ -304,6 +320,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConcurrentModification: _conflict,
     AlreadyBootstrapped: _conflict,
     ImageRejected: _image_rejected,
+    RecordNotFound: _record_not_found,
+    ManifestError: _manifest_refused,
     UnicodeDecodeError: _undecodable_form_field,
     Exception: _internal,
 }

@@ -17,24 +17,21 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 from uuid import UUID
 
 import msgspec
-from litestar import Request, Response
 from litestar.datastructures import UploadFile
 from litestar.di import Dependency
 from litestar.exceptions import ValidationException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
-from litestar.types import ExceptionHandlersMap
 
-from rfr.application.errors import ImageRejected, RecordNotFound
+from rfr.application.errors import ImageRejected
 from rfr.application.services.biometric_support import Biometrics
-from rfr.application.services.enrolment import ManifestError
 from rfr.domain.codec import from_data
 from rfr.domain.search_terms import UrgencyBasis
 from rfr.entrypoints.composition import build_biometrics
 from rfr.entrypoints.http.access_control import route_access
 from rfr.entrypoints.http.context import HttpContext
-from rfr.entrypoints.http.problems import PROBLEM_JSON, problem
+from rfr.entrypoints.http.problems import PROBLEM_JSON
 
 T = TypeVar("T")
 
@@ -222,27 +219,6 @@ def decode_json_part(text: str, kind: type[T], field: str) -> T:
         raise invalid(field + path.rstrip("`"), message) from None
     except msgspec.DecodeError as e:
         raise invalid(field, f"not valid JSON: {e}") from None
-
-
-def _record_not_found(request: Request[Any, Any, Any], exc: RecordNotFound) -> Response[Any]:
-    # A biometric record erased or never written: for the caller, like any missing resource.
-    return problem(request, "not-found", str(exc))
-
-
-def _manifest_refused(request: Request[Any, Any, Any], exc: ManifestError) -> Response[Any]:
-    return problem(
-        request,
-        "validation",
-        str(exc),
-        errors=[{"field": "manifest", "source": "body", "message": str(exc)}],
-    )
-
-
-# Errors of the biometric services, which only the workflow routes reach.
-WORKFLOW_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    RecordNotFound: _record_not_found,
-    ManifestError: _manifest_refused,
-}
 
 
 def inline_schema(kind: type[Any]) -> dict[str, Any]:

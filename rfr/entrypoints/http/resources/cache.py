@@ -23,7 +23,6 @@ from rfr.domain.search_terms import SearchGround
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
-    WORKFLOW_EXCEPTION_HANDLERS,
     Cursor,
     PageSize,
     Reason,
@@ -227,7 +226,6 @@ ROUTES = [
             ]
         ),
         dependencies={"cache": use_case(_cache), "screening": use_case(_screening)},
-        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["unresolved crime cache"],
     )
 ]

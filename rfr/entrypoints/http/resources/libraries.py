@@ -51,7 +51,6 @@ from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._import_jobs import ImportJobs, ImportJobView
 from rfr.entrypoints.http.resources._workflow import (
-    WORKFLOW_EXCEPTION_HANDLERS,
     Cursor,
     Name,
     PageSize,
@@ -416,7 +415,6 @@ ROUTES = [
             "enrolment": use_case(_enrolment),
             "jobs": use_case(_jobs),
         },
-        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["libraries"],
     )
 ]

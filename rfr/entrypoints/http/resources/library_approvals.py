@@ -31,7 +31,6 @@ from rfr.domain.search_terms import SearchPurpose, Urgency
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
-    WORKFLOW_EXCEPTION_HANDLERS,
     AwareDateTime,
     Cursor,
     Name,
@@ -408,7 +407,6 @@ ROUTES = [
             ]
         ),
         dependencies={"approvals": use_case(_approvals)},
-        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["library approvals"],
     )
 ]

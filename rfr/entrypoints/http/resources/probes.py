@@ -35,7 +35,6 @@ from rfr.domain.search_terms import PreRfrOption, SearchGround, SearchPurpose
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
-    WORKFLOW_EXCEPTION_HANDLERS,
     Reason,
     Statement,
     UrgencyBody,
@@ -381,7 +380,6 @@ ROUTES = [
             uploads=(submit_probe,),
         ),
         dependencies={"probes": use_case(_probes), "endorsements": use_case(_endorsements)},
-        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["probes"],
     )
 ]

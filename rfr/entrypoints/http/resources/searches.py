@@ -46,7 +46,6 @@ from rfr.entrypoints.http.resources._match_report_page import (
     render,
 )
 from rfr.entrypoints.http.resources._workflow import (
-    WORKFLOW_EXCEPTION_HANDLERS,
     Cursor,
     PageSize,
     RationaleBody,
@@ -539,7 +538,6 @@ ROUTES = [
             "execution": use_case(_execution),
             "endorsements": use_case(_endorsements),
         },
-        exception_handlers=WORKFLOW_EXCEPTION_HANDLERS,
         tags=["searches"],
     )
 ]
