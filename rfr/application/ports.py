@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -237,11 +238,23 @@ class BiometricStore(Protocol):
 class VectorIndexRegistry(Protocol):
     """One ``VectorIndex`` per (library id, algorithm id); indexes are projections of the store.
 
-    ``rebuild`` throws the index away and refills it from the library's templates of that
-    algorithm in the biometric store.
+    Several processes write the same index (the API enrols and erases, the worker's retention
+    sweep erases), so every write is exclusive across processes and starts from the index as
+    its files hold it: otherwise a writer saving a copy read before another's save would put
+    back what that save removed (R-05). ``writing`` is how use cases write: it yields the
+    index as it is now, saves it when the block ends without an exception, and keeps every
+    other writer out meanwhile; make all of one command's changes in one block. The index
+    ``open`` returns is for searching (its ``add``/``remove`` must still be exclusive writes
+    of their own). ``rebuild`` throws the index away and refills it from the library's
+    templates of that algorithm in the biometric store; ``drop`` deletes it; both exclude
+    writers too.
     """
 
     def open(self, library_id: str, algorithm_id: str, dimension: int, metric: str) -> VectorIndex: ...
+
+    def writing(
+        self, library_id: str, algorithm_id: str, dimension: int, metric: str
+    ) -> AbstractContextManager[VectorIndex]: ...
 
     def rebuild(self, library_id: str, algorithm_id: str, dimension: int, metric: str) -> VectorIndex: ...
 

@@ -4,7 +4,9 @@ The domain decides first (legal holds, R-04; roles; a reason), on the loaded agg
 nothing is destroyed that policy forbids destroying. Then the store records (image, face
 analyses, subject reference, templates) are erased, irrecoverably, and the templates
 removed from every index of the library, which is saved at once so the vectors leave the
-index files too. Last the aggregate is saved with its ``ImagesPurged`` / ``Purged`` event,
+index files too. The store is erased before the index is locked, so an enrolment or a
+rebuild that takes the index lock after this one finds the templates gone from the store
+and cannot put them back. Last the aggregate is saved with its ``ImagesPurged`` / ``Purged`` event,
 which keeps the fact and never the data.
 
 If that last save loses a race with another writer, the erasure has already happened:
@@ -77,11 +79,11 @@ class BiometricErasure(UseCase):
             # dropped, it is rebuilt from the store, which no longer holds these templates.
             self.bio.indexes.drop(library_id, algorithm_id)
             return
-        index = self.bio.index(library_id)
-        present = [t for t in template_ids if t in index]
-        if present:
-            index.remove(present)
-            index.save()
+        embedder = self.bio.engine.embedder
+        # One locked write from the index's current files, not this process's cached copy:
+        # saving a copy older than another process's save would put back what it removed.
+        with self.bio.indexes.writing(library_id, algorithm_id, embedder.dimension, embedder.metric) as index:
+            index.remove(template_ids)
 
     def _purge_probe(self, acting_user: str, probe_id: UUID | str, reason: str) -> tuple[str, ...]:
         probe = self.load(probe_id, ProbeImage)

@@ -327,11 +327,17 @@ class Enrolment(UseCase):
     def _index(self, library_id: str, staged: dict[str, tuple[str, np.ndarray]]) -> None:
         if not staged:
             return
+        embedder = self.bio.engine.embedder
         try:
-            index = self.bio.index(library_id)
-            ids = [t for t, _ in staged.values()]
-            index.add(ids, np.stack([v for _, v in staged.values()]))
-            index.save()
+            with self.bio.indexes.writing(
+                library_id, self.bio.algorithm_id, embedder.dimension, embedder.metric
+            ) as index:
+                # Checked under the index lock: a template a concurrent purge erased from the
+                # store since it was written must not enter the index, and one a
+                # rebuild already indexed is not added twice.
+                fresh = [(t, v) for t, v in staged.values() if t not in index and self.bio.store.exists(t)]
+                if fresh:
+                    index.add([t for t, _ in fresh], np.stack([v for _, v in fresh]))
         except Exception:
             # The enrolment stands; the index is a projection and is rebuilt when next searched.
             log.exception("index update of library %s failed; the index will be rebuilt", library_id)
