@@ -23,10 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from service_builders import World, gallery_items
 
 from rfr.adapters.indexes.exact_numpy import ExactNumpyIndex
 from rfr.adapters.indexes.registry import IndexBusy, IndexRegistry
 from rfr.adapters.indexes.usearch_index import UsearchIndex
+from rfr.domain.reference_library import ReferenceLibrary
 
 DIM = 16
 METRIC = "euclidean"
@@ -87,6 +89,10 @@ for line in sys.stdin:
     elif op == "write_remove":
         with registry.writing(*where) as writing:
             writing.remove(ids)
+    elif op == "hold_until_told":
+        with registry.writing(*where):
+            reply(held=True)
+            sys.stdin.readline()
     elif op == "hold_forever":
         with registry.writing(*where) as writing:
             writing.remove(ids)
@@ -348,3 +354,55 @@ def test_a_failed_write_saves_nothing_and_its_index_cannot_be_used_later(tmp_pat
     with pytest.raises(RuntimeError, match="write is over"):
         kept_too_long.remove(["victim"])
     assert _files_holding(tmp_path, victim)
+
+
+def test_enrolment_does_not_index_a_template_a_concurrent_purge_erased_R05(world: World, photos, tmp_path):
+    """R-05: enrolment indexes after its save; a purge may erase the template in between.
+
+    Another process holds the index lock, so the enrolment waits in its index update after
+    saving; meanwhile the template is erased from the store, as a purge does before it locks
+    the index. Once the lock is free the enrolment must not put the erased template back.
+    """
+    _, library = world.library()
+    library_id = str(library.id)
+    embedder = world.bio.engine.embedder
+    root, kind = world.bio.indexes.root, "usearch"
+    holder = Child(tmp_path / "holder.log")
+    enrolled: list = []
+    try:
+        holder.send(
+            "hold_until_told",
+            root,
+            kind,
+            library=library_id,
+            algorithm=world.bio.algorithm_id,
+            dimension=embedder.dimension,
+            metric=embedder.metric,
+        )
+        assert holder.receive() == {"held": True}
+
+        def enrol() -> None:
+            enrolled.append(
+                world.enrolment.enrol("admin", library_id, gallery_items(photos, ["adam_sandler"]))
+            )
+
+        enrolling = threading.Thread(target=enrol)
+        enrolling.start()
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        templates: dict[str, str] = {}
+        while not templates and time.monotonic() < deadline:
+            time.sleep(0.02)
+            templates = world.app.get(library.id, ReferenceLibrary).templates.get(world.bio.algorithm_id, {})
+        assert len(templates) == 2 and enrolling.is_alive(), "the enrolment should wait for the index lock"
+        victim, kept = sorted(templates.values())
+        vector = world.bio.store.get_template(victim).vector
+        assert world.bio.store.erase(victim)
+        holder.proc.stdin.write("release\n")
+        holder.proc.stdin.flush()
+        enrolling.join(REPLY_TIMEOUT)
+        assert not enrolling.is_alive() and len(enrolled) == 1
+    finally:
+        holder.close()
+    index = world.bio.indexes.open(library_id, world.bio.algorithm_id, embedder.dimension, embedder.metric)
+    assert victim not in index and kept in index
+    assert _files_holding(root, vector) == []

@@ -173,8 +173,8 @@ class Enrolment(UseCase):
         except BaseException:
             erase_all(self.bio.store, written)
             raise
-        self._index(str(library.id), staged)
-        screening = self.screening.screen(acting_user, str(library.id), [t for t, _ in staged.values()])
+        live = self._index(str(library.id), staged)
+        screening = self.screening.screen(acting_user, str(library.id), live)
         return EnrolmentReport(str(library.id), self.bio.algorithm_id, tuple(results), screening)
 
     def enrol_folder(
@@ -324,24 +324,30 @@ class Enrolment(UseCase):
         candidate.vector = self.bio.engine.template(pixels, [faces[chosen].face])[0]
         return candidate
 
-    def _index(self, library_id: str, staged: dict[str, tuple[str, np.ndarray]]) -> None:
+    def _index(self, library_id: str, staged: dict[str, tuple[str, np.ndarray]]) -> list[str]:
+        """Index the new templates; returns those the store still holds, to be screened."""
         if not staged:
-            return
+            return []
         embedder = self.bio.engine.embedder
+        live = list(staged.values())
         try:
             with self.bio.indexes.writing(
                 library_id, self.bio.algorithm_id, embedder.dimension, embedder.metric
             ) as index:
                 # Checked under the index lock: a template a concurrent purge erased from the
-                # store since it was written must not enter the index (R-05), and one a
-                # rebuild already indexed is not added twice.
-                fresh = [(t, v) for t, v in staged.values() if t not in index and self.bio.store.exists(t)]
+                # store since it was written must not enter the index (R-05); the purge
+                # erases before it locks, so it cannot miss one added here. One a rebuild
+                # already indexed is not added twice.
+                live = [(t, v) for t, v in live if self.bio.store.exists(t)]
+                fresh = [(t, v) for t, v in live if t not in index]
                 if fresh:
                     index.add([t for t, _ in fresh], np.stack([v for _, v in fresh]))
         except Exception:
             # The enrolment stands; the index is a projection and is rebuilt when next searched.
             log.exception("index update of library %s failed; the index will be rebuilt", library_id)
             self.bio.indexes.drop(library_id, self.bio.algorithm_id)
+            live = [(t, v) for t, v in live if self.bio.store.exists(t)]
+        return [t for t, _ in live]
 
     def _import_folder(self, folder: Path | str) -> Path:
         if self.bio.import_root is None:
