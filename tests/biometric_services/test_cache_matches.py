@@ -129,3 +129,21 @@ def test_the_queue_refuses_probes_out_of_the_cache_and_repeats_U02(world: World,
         queue_again()
     assert "U-02" in refused.value.rule_ids and "not in the Unresolved Crime Cache" in refused.value.reason
     assert [r.command for r in queue.refusals] == [f"queue cache matches from {custody.id}"] * 2
+
+
+def test_a_template_erased_before_screening_is_skipped_not_an_error_U02_R05(world: World, photos):
+    """A purge may land between enrolment and screening; the erased template is simply not screened."""
+    _, custody = world.library("custody images")
+    world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
+    # Enrolled while no probe is cached, so its own screening queues nothing.
+    report = world.enrolment.enrol("admin", str(custody.id), [item(p) for p in photos["colin_powell"][:2]])
+    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    erased, kept = report.enrolled
+    assert world.bio.store.erase(erased.template_id)
+
+    screening = world.cache.screen(
+        "admin", str(custody.id), [erased.template_id, kept.template_id, "never-written"]
+    )
+
+    assert screening.probes_screened == 1
+    assert {m.image_id for m in world.cache.queue_of("analyst", probe_id).pending} == {kept.image_id}

@@ -20,7 +20,7 @@ Cached probes are found through the notifications of ``AddedToUnresolvedCache`` 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 import attrs
@@ -29,7 +29,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.utils import get_topic
 
 from rfr.application.app import ConcurrentModification, RfrApplication
-from rfr.application.errors import NotFound
+from rfr.application.errors import NotFound, RecordNotFound
 from rfr.application.ports import Clock, StoredTemplate
 from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
 from rfr.application.services.biometric_support import Biometrics, distances
@@ -89,6 +89,16 @@ class CacheScreening(UseCase):
         super().__init__(app, clock)
         self.bio = biometrics
 
+    def _live_templates(self, template_ids: Iterable[str]) -> list[StoredTemplate]:
+        """The templates still in the store: one erased meanwhile (R-05) is simply not screened."""
+        found = []
+        for template_id in template_ids:
+            try:
+                found.append(self.bio.store.get_template(template_id))
+            except RecordNotFound:
+                continue
+        return found
+
     def screen(self, acting_user: str, library_id: str, template_ids: Sequence[str]) -> ScreeningReport:
         """Search the cached probes relevant to the library against these new templates (U-02)."""
         if not template_ids:
@@ -96,11 +106,7 @@ class CacheScreening(UseCase):
         library = self.load(library_id, ReferenceLibrary)
         approval = self.load(library.approval_id, LibraryApproval)
         algorithm_id = self.bio.algorithm_id
-        new = [
-            t
-            for t in (self.bio.store.get_template(i) for i in template_ids)
-            if t.algorithm_id == algorithm_id
-        ]
+        new = [t for t in self._live_templates(template_ids) if t.algorithm_id == algorithm_id]
         if not new:
             return ScreeningReport.empty()
         image_of = {t: i for i, t in library.templates.get(algorithm_id, {}).items()}
@@ -169,8 +175,11 @@ class CacheScreening(UseCase):
         image_of: dict[str, str],
     ) -> list[QueuedMatch]:
         algorithm_id = self.bio.algorithm_id
-        probe_templates = [self.bio.store.get_template(t) for t in probe.template_ids(algorithm_id)]
-        probe_vectors = np.stack([t.vector for t in probe_templates if t.algorithm_id == algorithm_id])
+        held = self._live_templates(probe.template_ids(algorithm_id))
+        probe_templates = [t for t in held if t.algorithm_id == algorithm_id]
+        if not probe_templates:
+            return []
+        probe_vectors = np.stack([t.vector for t in probe_templates])
         gallery = np.stack([t.vector for t in new])
         best = distances(probe_vectors, gallery, self.bio.engine.embedder.metric).min(axis=0)
         scale = self.bio.scale
