@@ -35,7 +35,11 @@ def build_face_engine(settings: Settings, *, upsample: int | None = None) -> Fac
         landmarks=landmarks,
         aligner=DlibChipAligner(size=150, padding=0.25),
         embedder=embedder,
-        quality=OpenCvQualityAssessor(QualityThresholds()),
+        quality=OpenCvQualityAssessor(
+            QualityThresholds.from_file(settings.quality_thresholds)
+            if settings.quality_thresholds is not None
+            else QualityThresholds()
+        ),
     )
 
 

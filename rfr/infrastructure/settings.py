@@ -6,6 +6,7 @@
 | RFR_PERSISTENCE | sqlite | "sqlite" (embedded default, file under RFR_DATA_DIR) or "memory" (tests) |
 | RFR_ORT_THREADS | 2 | intra-op threads for each onnxruntime session |
 | RFR_IMPORT_ROOT | $RFR_DATA_DIR/import | the only server-side folder tree bulk enrolment may read |
+| RFR_QUALITY_THRESHOLDS | (none: built-in defaults) | TOML file of probe quality thresholds (P-10) |
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Settings:
     persistence: str = "sqlite"
     ort_threads: int = 2
     import_root: Path | None = None
+    quality_thresholds: Path | None = None
 
     @property
     def models_dir(self) -> Path:
@@ -55,4 +57,11 @@ class Settings:
         threads = positive_int_from_env(env, "RFR_ORT_THREADS", 2)
         data_dir = Path(env.get("RFR_DATA_DIR", "./var")).expanduser().resolve()
         import_root = Path(env.get("RFR_IMPORT_ROOT", data_dir / "import")).expanduser().resolve()
-        return cls(data_dir=data_dir, persistence=persistence, ort_threads=threads, import_root=import_root)
+        quality = env.get("RFR_QUALITY_THRESHOLDS", "").strip()
+        return cls(
+            data_dir=data_dir,
+            persistence=persistence,
+            ort_threads=threads,
+            import_root=import_root,
+            quality_thresholds=Path(quality).expanduser().resolve() if quality else None,
+        )

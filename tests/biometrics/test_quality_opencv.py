@@ -171,3 +171,42 @@ def test_box_outside_the_image_is_refused(assessor):
     landmarks = ((85, 50), (70, 50), (35, 50), (50, 50), (60, 75))
     with pytest.raises(ValueError, match="outside"):
         assessor.assess(image, DetectedFace(FaceBox(60, 60, 90, 90), 1.0, landmarks))
+
+
+def test_P10_thresholds_come_from_a_configuration_file(tmp_path):
+    from rfr.adapters.quality.opencv_quality import QualityThresholds
+
+    config = tmp_path / "quality.toml"
+    config.write_text("min_inter_eye_px = 64\nmax_abs_roll_deg = 10\n", encoding="utf-8")
+    thresholds = QualityThresholds.from_file(config)
+    assert thresholds.min_inter_eye_px == 64.0 and thresholds.max_abs_roll_deg == 10.0
+    assert thresholds.min_sharpness == QualityThresholds().min_sharpness
+
+    config.write_text("min_inter_eye = 64\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown min_inter_eye"):
+        QualityThresholds.from_file(config)
+    config.write_text('min_inter_eye_px = "big"\n', encoding="utf-8")
+    with pytest.raises(ValueError, match="number"):
+        QualityThresholds.from_file(config)
+    config.write_text("min_brightness = 220\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="below max_brightness"):
+        QualityThresholds.from_file(config)
+
+
+def test_P10_the_composed_engine_uses_the_configured_thresholds(tmp_path, model_store, shared_faces):
+    """RFR_QUALITY_THRESHOLDS reaches the engine: a strict inter-eye minimum flags every LFW face."""
+    import numpy as np
+    from PIL import Image
+
+    from rfr.entrypoints.composition import build_face_engine
+    from rfr.infrastructure.settings import Settings
+
+    config = tmp_path / "quality.toml"
+    config.write_text("min_inter_eye_px = 500\n", encoding="utf-8")
+    settings = Settings.from_env(
+        {"RFR_DATA_DIR": str(model_store.models_dir.parent), "RFR_QUALITY_THRESHOLDS": str(config)}
+    )
+    engine = build_face_engine(settings)
+    photo = next((shared_faces / "lfw" / "tony_blair").iterdir())
+    faces = engine.detect(np.asarray(Image.open(photo).convert("RGB")))
+    assert faces and all("small_face" in f.quality.flags for f in faces)

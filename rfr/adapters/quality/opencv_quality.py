@@ -25,6 +25,8 @@ measured as it is: enlarging it would only smear it, and its lack of detail is w
 from __future__ import annotations
 
 import math
+import tomllib
+from pathlib import Path
 
 import attrs
 import cv2
@@ -82,6 +84,26 @@ class QualityThresholds:
     def __attrs_post_init__(self) -> None:
         if self.min_brightness >= self.max_brightness:
             raise ValueError("min_brightness must be below max_brightness")
+
+    @classmethod
+    def from_file(cls, path: Path) -> QualityThresholds:
+        """Thresholds from a TOML file of ``name = number`` lines; names not listed keep their default.
+
+        An unknown name is an error, not ignored: a misspelt threshold would otherwise silently
+        leave the default in force.
+        """
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"quality thresholds {path}: {exc}") from exc
+        known = {f.name for f in attrs.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            names = ", ".join(unknown)
+            raise ValueError(f"quality thresholds {path}: unknown {names}; known: {sorted(known)}")
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in values.values()):
+            raise ValueError(f"quality thresholds {path}: every value must be a number")
+        return cls(**{k: float(v) for k, v in values.items()})
 
 
 class OpenCvQualityAssessor:
