@@ -54,6 +54,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     replay_cmd.set_defaults(handler=_replay)
 
+    schema_cmd = commands.add_parser(
+        "schema", help="list every event type the audit trail can hold, with version and fields"
+    )
+    schema_cmd.add_argument("--markdown", action="store_true", help="as the Markdown of docs/audit-events.md")
+    schema_cmd.set_defaults(handler=_schema)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from rfr.infrastructure.audit.catalogue import catalogue_markdown, event_catalogue
+
+    if args.markdown:
+        sys.stdout.write(catalogue_markdown())
+        return 0
+    for event in event_catalogue():
+        fields = ", ".join(name for name, _ in event.fields)
+        print(f"{event.topic} v{event.class_version}: {fields}")
+    return 0
+
 
 class _Refused(Exception):
     """Ends a sub-command with a message on stderr and exit code 2."""
