@@ -20,11 +20,6 @@ Tests share one store, so every user id is unique (``unique_id``); never assume 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -32,20 +27,15 @@ from pathlib import Path
 import attrs
 import httpx
 
+from rfr.entrypoints.demo.server import LocalServer, start
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT_S = 60.0
 # Small on purpose: the 413 test sends a little more than this.
 TEST_MAX_REQUEST_BYTES = 64 * 1024
 
 
 def unique_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @attrs.define
@@ -56,11 +46,7 @@ class ApiUser:
 
 
 @attrs.define
-class LiveServer:
-    base_url: str
-    data_dir: Path
-    process: subprocess.Popen[bytes]
-    log_path: Path
+class LiveServer(LocalServer):
     bootstrap_token: str
     admin: ApiUser | None = None
     _clients: list[httpx.Client] = attrs.field(factory=list)
@@ -111,13 +97,7 @@ class LiveServer:
     def stop(self) -> None:
         for client in self._clients:
             client.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        super().stop()
 
 
 def _ok(response: httpx.Response) -> httpx.Response:
@@ -129,51 +109,18 @@ def _ok(response: httpx.Response) -> httpx.Response:
 
 
 def start_server(data_dir: Path, *, env: Mapping[str, str] | None = None) -> LiveServer:
-    """Starts `python -m rfr.entrypoints.cli serve` on a free loopback port and waits for health."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    """Starts ``rfr serve`` (the demo's launcher) on a free loopback port and waits for health."""
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
-    process_env = {
-        **os.environ,
-        "RFR_DATA_DIR": str(data_dir),
-        "RFR_PERSISTENCE": "sqlite",
-        "RFR_MAX_REQUEST_BYTES": str(TEST_MAX_REQUEST_BYTES),
-        **(env or {}),
-    }
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "rfr.entrypoints.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
-            cwd=REPO_ROOT,
-            env=process_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"rfr serve exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/health", timeout=2.0).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"rfr serve did not become healthy:\n{log_path.read_text()}")
-        time.sleep(0.1)
-    token_file = data_dir / "bootstrap-admin.token"
-    server = LiveServer(base_url, data_dir, process, log_path, token_file.read_text().strip())
-    return server
+    local = start(
+        data_dir, log_path, env={"RFR_MAX_REQUEST_BYTES": str(TEST_MAX_REQUEST_BYTES), **(env or {})}
+    )
+    return LiveServer(
+        local.base_url,
+        local.data_dir,
+        local.log_path,
+        local.process,
+        local.bootstrap_token_file.read_text().strip(),
+    )
 
 
 def start_with_admin(data_dir: Path, *, env: Mapping[str, str] | None = None) -> LiveServer:

@@ -1,4 +1,8 @@
-"""A real `rfr serve` process for the demo: its own loopback port, its own data folder."""
+"""A real `rfr serve` process on its own loopback port over its own data folder.
+
+The demo starts one when no server is named; the HTTP tests (``tests/http/http_harness.py``)
+start theirs through ``start`` too, so there is one launcher to keep right.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import attrs
@@ -55,12 +60,15 @@ class LocalServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def start(data_dir: Path, log_path: Path) -> LocalServer:
-    """Starts ``rfr serve`` over ``data_dir`` (sqlite) and waits until ``/health`` answers."""
+def start(data_dir: Path, log_path: Path, *, env: Mapping[str, str] | None = None) -> LocalServer:
+    """Starts ``rfr serve`` over ``data_dir`` (sqlite) and waits until ``/health`` answers.
+
+    ``env`` adds to (or overrides) the server's environment, e.g. a smaller request limit.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     port = free_port()
-    env = {**os.environ, "RFR_DATA_DIR": str(data_dir), "RFR_PERSISTENCE": "sqlite"}
+    process_env = {**os.environ, "RFR_DATA_DIR": str(data_dir), "RFR_PERSISTENCE": "sqlite", **(env or {})}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [
@@ -73,7 +81,7 @@ def start(data_dir: Path, log_path: Path) -> LocalServer:
                 "--log-level",
                 "warning",
             ],
-            env=env,
+            env=process_env,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
