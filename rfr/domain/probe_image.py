@@ -587,12 +587,18 @@ class ProbeImage(LegallyHoldable):
 
     def deletion_due(self, config: PolicyConfig, searches: Sequence[SearchRequest] = ()) -> datetime | None:
         """R-02/R-03/U-04: when the probe must be gone, if it must; never while held (R-04)."""
-        if self.legal_hold is not None or self.purged_at is not None:
+        if self.legal_hold is not None:
             return None
-        if self.ucc is not None and self.ucc.removed_at is not None:
-            return self.ucc.deletion_due
+        return self.deletion_due_ignoring_hold(config, searches)
+
+    def deletion_due_ignoring_hold(
+        self, config: PolicyConfig, searches: Sequence[SearchRequest] = ()
+    ) -> datetime | None:
+        """``deletion_due`` without the hold, so what a hold keeps can be reported as held (R-04)."""
+        if self.purged_at is not None:
+            return None
         if self.ucc is not None:
-            return None
+            return self.ucc.deletion_due if self.ucc.removed_at is not None else None
         searched = [s.last_searched_at for s in searches if s.probe_id == str(self.id) and s.last_searched_at]
         return deletion_deadline(max(searched), config) if searched else None
 

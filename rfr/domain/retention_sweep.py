@@ -36,7 +36,6 @@ from rfr.domain.people import Actor, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
-from rfr.domain.retention import deletion_deadline
 
 if TYPE_CHECKING:
     from rfr.domain.search_request import SearchRequest
@@ -120,23 +119,7 @@ def probe_due(
     lead_time: timedelta = DEFAULT_LEAD_TIME,
 ) -> ProbeDue | None:
     """The probe's deletion if it falls due by ``at + lead_time``, held or not; else None."""
-    if probe.purged_at is not None:
-        return None
-    if probe.legal_hold is None:
-        due = probe.deletion_due(config, searches)
-    else:
-        due = _deadline_were_it_not_held(probe, searches, config)
+    due = probe.deletion_due_ignoring_hold(config, searches)
     if due is None or at < due - lead_time:
         return None
     return ProbeDue(probe_rule(probe, searches), due, probe.legal_hold)
-
-
-def _deadline_were_it_not_held(
-    probe: ProbeImage, searches: Sequence[SearchRequest], config: PolicyConfig
-) -> datetime | None:
-    # ``ProbeImage.deletion_due`` answers None under a hold, yet a held probe that would be
-    # due must be reported as held (R-04); this is the same rule without the hold.
-    if probe.ucc is not None:
-        return probe.ucc.deletion_due if probe.ucc.removed_at is not None else None
-    searched = [s.last_searched_at for s in searches if s.probe_id == str(probe.id) and s.last_searched_at]
-    return deletion_deadline(max(searched), config) if searched else None
