@@ -19,6 +19,7 @@ from rfr.domain.images import ImageLevel
 from rfr.domain.people import Actor, Rank, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
+from rfr.domain.retention import deletion_deadline
 from rfr.domain.rules_access import authorised, stated
 from rfr.domain.rules_library import (
     application_complete,
@@ -369,7 +370,7 @@ class LibraryApproval(GovernedAggregate):
             actor,
             at,
             "approval period ended",
-            deletion_due=at + timedelta(days=config.deletion_within_days),
+            deletion_due=deletion_deadline(at, config),
         )
 
     # -- queries ----------------------------------------------------------------------------
@@ -456,7 +457,7 @@ class LibraryApproval(GovernedAggregate):
             actor,
             at,
             reason,
-            deletion_due=at + timedelta(days=config.deletion_within_days),
+            deletion_due=deletion_deadline(at, config),
             notified=[OPERATIONAL_LEAD],
         )
 
