@@ -27,8 +27,6 @@ from typing import Any
 
 import attrs
 
-from rfr.infrastructure.settings import Settings
-
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
@@ -305,7 +303,3 @@ class ModelStore:
         _write_atomically(self.manifest_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
         self.built.append(artefact.name)
         log.info("built model artefact %s (sha256 %s)", artefact.name, entry["sha256"])
-
-
-def default_model_store(settings: Settings) -> ModelStore:
-    return ModelStore(settings.models_dir)
