@@ -238,14 +238,11 @@ class UseCase:
     ) -> R:
         """Runs ``action`` as ``acting_user`` and saves ``touched`` + created + the user atomically.
 
-        ``touched`` are the loaded aggregates the command may change, the target first. The
-        acting user's own ``User`` may be among them (same object is used).
+        ``touched`` are the loaded aggregates the command may change, the target first.
         """
         at = self.clock.now()
         name = target_name or (f"{type(touched[0]).__name__} {touched[0].id}" if touched else command)
-        user = self._acting(acting_user, command, name, at)
-        user = next((a for a in touched if isinstance(a, User) and a.id == user.id), user)
-        actor = user.actor()
+        actor, user = self._actor(acting_user, command, name, at, touched)
         decision = need.decide(actor, command)
         if not decision.allowed:
             raise self._refuse(
@@ -257,10 +254,29 @@ class UseCase:
         except PolicyRefusal as err:
             self._store_refusal(command, actor, at, err, touched=touched, name=name)
             raise
-        if at - user.last_activity >= ACTIVITY_RESOLUTION:
-            user.record_activity(at, command)
-        self.app.save(*_unique([*touched, *act.created, user]))
+        to_save: list[Any] = [*touched, *act.created]
+        if user is not None:
+            if at - user.last_activity >= ACTIVITY_RESOLUTION:
+                user.record_activity(at, command)
+            to_save.append(user)
+        self.app.save(*_unique(to_save))
         return result
+
+    def _actor(
+        self,
+        acting_user: str,
+        command: str,
+        name: str,
+        at: datetime,
+        touched: Sequence[GovernedAggregate],
+    ) -> tuple[Actor, User | None]:
+        """Who runs a command, and the ``User`` whose activity it stamps (None: no User record).
+
+        The acting user's own ``User`` may be among ``touched``; that same object is used.
+        """
+        user = self._acting(acting_user, command, name, at)
+        user = next((a for a in touched if isinstance(a, User) and a.id == user.id), user)
+        return user.actor(), user
 
     def _store_refusal(
         self,

@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 import attrs
@@ -36,13 +36,14 @@ from eventsourcing.utils import get_topic
 
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
-from rfr.application.services.base import MAX_PAGE, Act, Need, UseCase, list_ids
+from rfr.application.services.base import MAX_PAGE, Need, UseCase, list_ids
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.forms import LegalHold
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.people import Actor
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
@@ -54,8 +55,7 @@ from rfr.domain.retention_sweep import (
     probe_due,
 )
 from rfr.domain.search_request import SearchRequest
-
-R = TypeVar("R")
+from rfr.domain.user import User
 
 DEFAULT_BATCH_SIZE = 200
 
@@ -137,38 +137,21 @@ class _ActsAsRetentionWorker(UseCase):
     """A use case whose commands are the retention worker's: no User is loaded or stamped.
 
     ``UseCase._act`` builds the actor from a ``User`` record; the worker has none (see
-    ``RETENTION_WORKER``), so this ``_act`` acts as it directly, with the same refusal
-    recording (A-01) and the same single atomic save.
+    ``RETENTION_WORKER``), so it acts as that actor directly, with the same refusal recording
+    (A-01) and the same single atomic save.
     """
 
-    def _act(
+    def _actor(
         self,
         acting_user: str,
         command: str,
-        need: Need,
+        name: str,
+        at: datetime,
         touched: Sequence[GovernedAggregate],
-        action: Callable[[Act], R],
-        *,
-        target_name: str | None = None,
-    ) -> R:
+    ) -> tuple[Actor, User | None]:
         if acting_user != RETENTION_WORKER.user_id:
             raise ValueError(f"this service acts only as {RETENTION_WORKER.user_id}, not {acting_user}")
-        at = self.clock.now()
-        name = target_name or (f"{type(touched[0]).__name__} {touched[0].id}" if touched else command)
-        actor = RETENTION_WORKER
-        decision = need.decide(actor, command)
-        if not decision.allowed:
-            raise self._refuse(
-                command, actor, at, decision, target=touched[0] if touched else None, target_name=name
-            )
-        act = Act(actor, at, self.config(at))
-        try:
-            result = action(act)
-        except PolicyRefusal as err:
-            self._store_refusal(command, actor, at, err, touched=touched, name=name)
-            raise
-        self.app.save(*touched, *act.created)
-        return result
+        return RETENTION_WORKER, None
 
 
 class _WorkerErasure(_ActsAsRetentionWorker, BiometricErasure):
