@@ -394,7 +394,7 @@ class LibraryApproval(GovernedAggregate):
             return False
         return self.record.expires_at is None or t < self.record.expires_at
 
-    def review_overdue(self, t: datetime, config: PolicyConfig | None = None) -> bool:
+    def review_overdue(self, t: datetime) -> bool:
         return self.in_force_at(t) and self.review_due is not None and t > self.review_due
 
     def blocks_search(self, t: datetime, config: PolicyConfig) -> bool:
