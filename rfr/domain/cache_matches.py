@@ -36,6 +36,7 @@ from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_access import authorised, stated
 from rfr.domain.rules_probe import age_allows_search
+from rfr.domain.rules_search import approval_covers, within_access
 
 _QUEUES = uuid5(NAMESPACE_URL, "urn:rfr:ucc-match-queues")
 
@@ -76,20 +77,12 @@ def may_queue(
 ) -> Decision:
     """Whether this library's new material may be searched with this cached probe now (U-02)."""
     in_cache = probe.ucc is not None and probe.ucc.removed_at is None
-    in_force = approval.in_force_at(at)
-    outside = sorted(p.value for p in probe.form.purposes if not approval.permits(p))
     return combine(
         Decision.check(probe.purged_at is None, "R-05", "the probe has been deleted"),
         Decision.check(in_cache, "U-02", "the probe is not in the Unresolved Crime Cache"),
         age_allows_search(probe.perceived_age),
         Decision.check(str(approval.id) == library.approval_id, "L-01", "not the library's approval"),
-        Decision.check(in_force, "L-01", "the library has no approval in force"),
-        Decision.check(
-            not in_force or not approval.blocks_search(at, config),
-            "L-06",
-            "the library's review is overdue beyond the grace period",
-        ),
-        Decision.check(not outside, "L-08", f"purposes outside the library's approved scope: {outside}"),
+        approval_covers(approval, probe.form.purposes, at, config),
         Decision.check(
             bool(probe.template_ids(algorithm_id)), "T-01", f"the probe has no templates by {algorithm_id}"
         ),
@@ -232,9 +225,7 @@ class CacheMatchQueue(GovernedAggregate):
                     "L-01",
                     "not the approval of the match's library",
                 ),
-                Decision.check(
-                    approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
-                ),
+                within_access(approval, actor),
                 stated(rationale, "S-05", "the adjudication rationale"),
             ),
         )

@@ -32,14 +32,10 @@ class Candidate:
         return f"{self.library_id}#{self.rank}"
 
 
-def library_searchable(
-    approval: LibraryApproval,
-    actor: Actor,
-    purposes: Iterable[SearchPurpose],
-    at: datetime,
-    config: PolicyConfig,
+def approval_covers(
+    approval: LibraryApproval, purposes: Iterable[SearchPurpose], at: datetime, config: PolicyConfig
 ) -> Decision:
-    """L-01/L-12 in force, L-06 not blocked by an overdue review, L-08 in scope, L-13 access."""
+    """L-01/L-12 in force, L-06 not blocked by an overdue review, L-08 every purpose in scope."""
     in_force = approval.in_force_at(at)
     outside = sorted(p.value for p in purposes if not approval.permits(p))
     return combine(
@@ -50,10 +46,25 @@ def library_searchable(
             "the library's review is overdue beyond the grace period",
         ),
         Decision.check(not outside, "L-08", f"purposes outside the library's approved scope: {outside}"),
-        Decision.check(
-            approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
-        ),
     )
+
+
+def within_access(approval: LibraryApproval, actor: Actor) -> Decision:
+    """L-13: the person is within the approval's access restrictions."""
+    return Decision.check(
+        approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
+    )
+
+
+def library_searchable(
+    approval: LibraryApproval,
+    actor: Actor,
+    purposes: Iterable[SearchPurpose],
+    at: datetime,
+    config: PolicyConfig,
+) -> Decision:
+    """``approval_covers`` the purposes now, and the person searching is ``within_access`` (L-13)."""
+    return combine(approval_covers(approval, purposes, at, config), within_access(approval, actor))
 
 
 def progressive_order(
