@@ -303,7 +303,7 @@ class ProbeImage(LegallyHoldable):
             at,
             combine(
                 self._live(),
-                self._by_requester_or_user(actor),
+                authorised(actor, Role.RFR_USER),
                 Decision.check(bool(face_ids), "P-11", "select at least one face"),
                 Decision.check(not unknown, "P-11", f"no such detected faces: {unknown}"),
                 stated(reason, "P-11", "why these faces are relevant"),
@@ -319,7 +319,7 @@ class ProbeImage(LegallyHoldable):
             at,
             combine(
                 self._live(),
-                self._by_requester_or_user(actor),
+                authorised(actor, Role.RFR_USER),
                 Decision.check(face.face_id not in self.faces, "P-11", "that face id is taken"),
                 Decision.check(face.right >= face.left and face.bottom >= face.top, "P-11", "an empty box"),
                 stated(reason, "P-11", "why this face is relevant"),
@@ -611,9 +611,6 @@ class ProbeImage(LegallyHoldable):
         return Decision.check(
             self.ucc is not None and self.ucc.removed_at is None, "U-03", "the probe is not in the cache"
         )
-
-    def _by_requester_or_user(self, actor: Actor) -> Decision:
-        return authorised(actor, Role.RFR_USER)
 
     def _removed(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
         self._record(self.RemovedFromCache, actor, at, reason, deletion_due=deletion_deadline(at, config))
