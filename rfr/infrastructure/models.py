@@ -18,14 +18,14 @@ import fcntl
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
+
+from rfr.infrastructure.atomic_files import replace_together
 
 log = logging.getLogger(__name__)
 
@@ -120,23 +120,6 @@ def sha256_of(path: Path) -> str:
 
 def _utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _write_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    # Same directory, so the rename cannot cross file systems; keep the suffix because some
-    # writers (np.savez) derive the format from it.
-    fd, tmp_name = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=f".tmp{target.suffix}"
-    )
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        with tmp.open("rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 class ModelStore:
@@ -277,7 +260,7 @@ class ModelStore:
     def _build(self, artefact: Artefact, target: Path) -> None:
         source = self._source_bytes(artefact)
         try:
-            _write_atomically(target, lambda tmp: artefact.build(source, tmp))
+            replace_together({target: lambda tmp: artefact.build(source, tmp)})
         except ImportError as exc:
             raise ModelStoreError(f"no converter for {artefact.name} is installed: {exc}") from exc
         except ValueError as exc:
@@ -300,6 +283,6 @@ class ModelStore:
         entries[artefact.name] = entry
         document = {"format": MANIFEST_FORMAT, "artefacts": [entries[n] for n in ARTEFACTS if n in entries]}
         text = json.dumps(document, indent=2, sort_keys=True) + "\n"
-        _write_atomically(self.manifest_path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        replace_together({self.manifest_path: lambda tmp: tmp.write_text(text, encoding="utf-8")})
         self.built.append(artefact.name)
         log.info("built model artefact %s (sha256 %s)", artefact.name, entry["sha256"])

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rfr.adapters.indexes.atomic_files import replace_together
 from rfr.adapters.indexes.vector_checks import (
     SIDECAR_SUFFIX,
     check_opening,
@@ -25,6 +24,7 @@ from rfr.adapters.indexes.vector_checks import (
 )
 from rfr.application.errors import DuplicateTemplateId, IndexCorrupted
 from rfr.application.ports import IndexHit
+from rfr.infrastructure.atomic_files import replace_together
 
 SIDECAR_FORMAT = "rfr-exact-numpy-ids/1"
 

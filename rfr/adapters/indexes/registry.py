@@ -62,7 +62,6 @@ from pathlib import Path
 import attrs
 import numpy as np
 
-from rfr.adapters.indexes.atomic_files import temporary_sibling
 from rfr.adapters.indexes.vector_checks import SIDECAR_SUFFIX
 from rfr.application.errors import IndexCorrupted, RecordNotFound
 from rfr.application.ports import (
@@ -72,6 +71,7 @@ from rfr.application.ports import (
     VectorIndex,
     VectorIndexFactory,
 )
+from rfr.infrastructure.atomic_files import temporary_sibling
 
 INDEX_FILE = "templates.index"
 META_FILE = "index.json"

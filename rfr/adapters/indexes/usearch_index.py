@@ -37,7 +37,6 @@ import numpy as np
 import onnxruntime  # noqa: F401
 from usearch.index import Index, MetricKind
 
-from rfr.adapters.indexes.atomic_files import replace_together
 from rfr.adapters.indexes.vector_checks import (
     SIDECAR_SUFFIX,
     check_opening,
@@ -47,6 +46,7 @@ from rfr.adapters.indexes.vector_checks import (
 )
 from rfr.application.errors import DuplicateTemplateId, IndexCorrupted
 from rfr.application.ports import IndexHit
+from rfr.infrastructure.atomic_files import replace_together
 
 SIDECAR_FORMAT = "rfr-usearch-ids/1"
 

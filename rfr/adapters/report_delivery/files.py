@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
+
+from rfr.infrastructure.atomic_files import replace_together
 
 REPORTS_DIR = "reports"
 
@@ -24,17 +24,7 @@ class FileReportSink:
             if not part or "/" in part or "\\" in part or part.startswith("."):
                 raise ValueError(f"not a safe file name part: {part!r}")
         relative = Path(REPORTS_DIR) / schedule_id / f"{period_label}.json"
-        folder = self.data_dir / relative.parent
-        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, tmp = tempfile.mkstemp(prefix=".report-", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(content)
-                out.flush()
-                os.fsync(out.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.data_dir / relative)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        (self.data_dir / relative.parent).mkdir(parents=True, exist_ok=True, mode=0o700)
+        # The temporary file is created 0600, and the rename keeps that mode.
+        replace_together({self.data_dir / relative: lambda tmp: tmp.write_bytes(content)})
         return relative.as_posix()

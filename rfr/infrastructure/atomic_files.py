@@ -1,4 +1,4 @@
-"""Writing index files so that a crash leaves either the old file or the new one, never half."""
+"""Writing files so that a crash leaves either the old file or the new one, never half."""
 
 from __future__ import annotations
 
