@@ -151,7 +151,7 @@ class ReferenceLibraries(UseCase):
             "list library contents",
             READERS,
             target=f"ReferenceLibrary {library.id}",
-            decide=lambda actor: _may_list(approval, actor),
+            decide=lambda actor: within_access(approval, actor),
         )
         now = self.clock.now()
         entries = list(library.images.values())[offset : offset + limit]
@@ -166,7 +166,8 @@ class ReferenceLibraries(UseCase):
         return self.load(library.approval_id, LibraryApproval)
 
 
-def _may_list(approval: LibraryApproval, actor: Actor) -> Decision:
+def within_access(approval: LibraryApproval, actor: Actor) -> Decision:
+    """L-13 for a read: what a library holds is shown only to users its approval admits."""
     return Decision.check(
         approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
     )

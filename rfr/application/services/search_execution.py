@@ -39,10 +39,10 @@ from rfr.application.services.biometric_support import (
     library_subject_record,
     load_analysis,
 )
+from rfr.application.services.libraries import within_access
 from rfr.application.similarity import ensure_same_algorithm
-from rfr.domain.decisions import Decision
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Actor, Role
+from rfr.domain.people import Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_search import Candidate
@@ -158,7 +158,7 @@ class SearchExecution(UseCase):
             "view candidate image",
             READERS,
             target=f"ReferenceLibrary {library.id}",
-            decide=lambda actor: _within(approval, actor),
+            decide=lambda actor: within_access(approval, actor),
         )
         entry = library.images.get(candidate.image_id)
         if entry is None or entry.purged_at is not None:
@@ -221,9 +221,3 @@ class SearchExecution(UseCase):
             candidate.algorithm_id,
             subject,
         )
-
-
-def _within(approval: LibraryApproval, actor: Actor) -> Decision:
-    return Decision.check(
-        approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
-    )
