@@ -7,8 +7,12 @@ Modules, by what they hold:
   ``forms`` (LibraryApplication, ApprovalRecord, Form3, Dissemination, LegalHold, ReviewOutcome),
   ``offences`` (Annex C), ``policy_config`` (PolicyConfig), ``match_report`` (8.27 caveat).
 - Rules as pure functions returning ``decisions.Decision``: ``rules_access``, ``rules_library``,
-  ``rules_probe``, ``rules_search``, ``retention``.
+  ``rules_probe``, ``rules_search``, ``retention``; ``retention_sweep`` says what the
+  retention worker must delete and when.
 - Aggregates: ``library_approval``, ``reference_library``, ``probe_image`` (with the UCC entry),
-  ``search_request``, ``user``, ``policy_exception``, ``policy_settings``, ``refused_attempt``;
-  their common base and the refusal mechanism are in ``governed``.
+  ``search_request``, ``cache_matches`` (U-02 queue), ``user``, ``access_token``,
+  ``policy_exception``, ``policy_settings``, ``report_schedule`` (with UsageReportRun),
+  ``audit_access``, ``refused_attempt``. Their common base and the refusal mechanism are in
+  ``governed``; ``legal_holds`` is the R-04 base of probes and libraries.
+- Plumbing without technology: ``codec`` (value objects as event data), ``calendar``.
 """
