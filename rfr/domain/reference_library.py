@@ -240,7 +240,6 @@ class ReferenceLibrary(LegallyHoldable):
             self.ImagesPurged, actor, at, reason, image_ids=list(image_ids), template_ids=template_ids
         )
 
-
     # -- queries ----------------------------------------------------------------------------
 
     def searchable_image_ids(self, t: datetime) -> tuple[str, ...]:
