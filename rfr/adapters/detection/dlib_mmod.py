@@ -17,10 +17,10 @@ import json
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from rfr.adapters.detection.mmod_decoding import DecodingSpec, Detection, decode, map_down
 from rfr.adapters.detection.pyramid import TiledPyramid, build_canvas, pyramid_up
+from rfr.adapters.onnx_session import cpu_session
 from rfr.application.ports import DetectedFace, FaceBox, LandmarkLocator
 
 # Written by rfr.infrastructure.dlib.mmod.build_mmod_onnx into the model's metadata.
@@ -45,13 +45,7 @@ class MmodFaceDetector:
     ) -> None:
         if upsample is not None and upsample < 0:
             raise ValueError(f"upsample must be None or >= 0, not {upsample}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = cpu_session(model_path, threads)
         metadata = self._session.get_modelmeta().custom_metadata_map
         if _METADATA_KEY not in metadata:
             raise ValueError(

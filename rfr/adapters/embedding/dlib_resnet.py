@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
+
+from rfr.adapters.onnx_session import cpu_session
 
 # Written by rfr.infrastructure.dlib.resnet into the model; adapters may not import it.
 _META_MEAN_RGB = "rfr.input.mean_rgb"
@@ -30,14 +31,7 @@ class DlibResnetEmbedder:
     batch_size = 32
 
     def __init__(self, model_path: Path, threads: int = 2) -> None:
-        if threads < 1:
-            raise ValueError(f"threads must be at least 1, not {threads}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(model_path, threads)
         meta = self._session.get_modelmeta().custom_metadata_map
         missing = {_META_MEAN_RGB, _META_DIVISOR, _META_CHIP_SIZE} - meta.keys()
         if missing:

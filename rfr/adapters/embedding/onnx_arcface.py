@@ -30,6 +30,8 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from rfr.adapters.onnx_session import cpu_session
+
 METRICS = ("cosine", "euclidean")
 
 
@@ -129,8 +131,6 @@ class OnnxArcFaceEmbedder:
     """``FaceEmbedder`` running an ArcFace-style ONNX model with onnxruntime on the CPU."""
 
     def __init__(self, model_path: Path, config: ArcFaceConfig, threads: int = 2) -> None:
-        if threads < 1:
-            raise ValueError("threads must be at least 1")
         self.config = config
         self.algorithm_id = config.algorithm_id
         self.dimension = config.dimension
@@ -138,13 +138,7 @@ class OnnxArcFaceEmbedder:
         self.threshold = config.threshold
         self.chip_size = config.chip_size
         self.chip_padding = config.chip_padding
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        self._session = ort.InferenceSession(
-            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        self._session = cpu_session(model_path, threads)
         self._input = self._pick(self._session.get_inputs(), config.input_name, "input")
         self._output = self._pick(self._session.get_outputs(), config.output_name, "output")
         self._fixed_batch = self._check_signature()
