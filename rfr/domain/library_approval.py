@@ -28,6 +28,7 @@ from rfr.domain.rules_library import (
     decided_by_other,
     may_access,
     review_date_within_limit,
+    superintendent_or_above,
     urgent_temporary_authority,
 )
 from rfr.domain.search_terms import SearchPurpose, Urgency
@@ -474,8 +475,7 @@ class LibraryApproval(GovernedAggregate):
         return combine(
             authorised(actor),
             Decision.check(
-                (actor.has(Role.APPROVING_OFFICER) or actor.has(Role.SRO))
-                and actor.at_least(Rank.SUPERINTENDENT),
+                superintendent_or_above(actor),
                 "L-10",
                 "only an officer of Superintendent rank or above decides on an urgent approval",
             ),

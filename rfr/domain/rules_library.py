@@ -20,6 +20,11 @@ def application_complete(application: LibraryApplication) -> Decision:
     )
 
 
+def superintendent_or_above(actor: Actor) -> bool:
+    """An approving officer (or the SRO) of Superintendent rank or above (L-03, L-10)."""
+    return (actor.has(Role.APPROVING_OFFICER) or actor.has(Role.SRO)) and actor.at_least(Rank.SUPERINTENDENT)
+
+
 def approving_authority(actor: Actor, kind: LibraryKind) -> Decision:
     """L-02: the SRO approves substantive libraries. L-03: Superintendent or above approves temporary."""
     if kind is LibraryKind.SUBSTANTIVE:
@@ -30,8 +35,7 @@ def approving_authority(actor: Actor, kind: LibraryKind) -> Decision:
     return combine(
         authorised(actor),
         Decision.check(
-            (actor.has(Role.APPROVING_OFFICER) or actor.has(Role.SRO))
-            and actor.at_least(Rank.SUPERINTENDENT),
+            superintendent_or_above(actor),
             "L-03",
             "a temporary library is approved only by an approving officer of Superintendent rank or above",
         ),
