@@ -13,7 +13,8 @@ import numpy as np
 
 from rfr.adapters.onnx_session import cpu_session
 
-# Written by rfr.infrastructure.dlib.resnet into the model; adapters may not import it.
+# Written by rfr.infrastructure.dlib.resnet into the model (its META_* names). Not imported from
+# there: that module loads the onnx converter, which a service that only runs models never needs.
 _META_MEAN_RGB = "rfr.input.mean_rgb"
 _META_DIVISOR = "rfr.input.divisor"
 _META_CHIP_SIZE = "rfr.input.chip_size"

@@ -29,8 +29,8 @@ _MAX_TABLE_SPLITS = 15
 class ShapePredictorArrays(Protocol):
     """The stacked model arrays the locator evaluates.
 
-    ``rfr.infrastructure.dlib.shape_predictor.ShapePredictorModel`` provides them; the layers
-    keep adapters from importing infrastructure, so the locator names only this shape.
+    ``rfr.infrastructure.dlib.shape_predictor.ShapePredictorModel`` provides them; the locator
+    names only this shape, so any source of the same arrays will do.
     C cascades, T trees, S splits (L = S + 1 leaves), F feature pixels, P landmarks.
     """
 
