@@ -18,6 +18,7 @@ from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import FaceRegion, ProbeImage
 from rfr.domain.reference_library import LibraryImage, ReferenceLibrary
 from rfr.domain.rules_probe import EndorsementKind
+from rfr.domain.rules_search import Candidate
 from rfr.domain.search_request import LibraryChoice, SearchRequest
 from rfr.domain.search_terms import PreRfrChecks, PreRfrOption, SearchGround, SearchPurpose
 
@@ -162,9 +163,7 @@ def open_request(probe: ProbeImage, *libraries: tuple[LibraryApproval, Reference
     return SearchRequest.open(ANALYST, when, probe, choices, CONFIG, **kw)
 
 
-def candidates_for(library: ReferenceLibrary, n: int = 2, algorithm_id: str = ALG) -> list:
-    from rfr.domain.rules_search import Candidate
-
+def candidates_for(library: ReferenceLibrary, n: int = 2, algorithm_id: str = ALG) -> list[Candidate]:
     ids = library.searchable_image_ids(T0)[:n]
     return [
         Candidate(rank, 0.9 - rank / 10, str(library.id), algorithm_id, image_id, f"tpl-{image_id}")
