@@ -8,6 +8,7 @@ are taken with the domain's own commands, so these tests depend only on the doma
 
 from __future__ import annotations
 
+import csv
 import io
 import sys
 from collections.abc import Iterable
@@ -132,9 +133,23 @@ class World:
         return request
 
 
-def make_world(root: Path, engine: FaceEngine) -> World:
-    """A deployment under ``root`` with the users of ``USERS``, all trained."""
-    settings = Settings(data_dir=root / "data", persistence="memory", ort_threads=2)
+def single_face_photos(shared_faces: Path) -> dict[str, list[Path]]:
+    """Single-face LFW photos per identity, in file order."""
+    with (shared_faces / "manifest.csv").open(encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    found: dict[str, list[Path]] = {}
+    for row in rows:
+        if row["source"] == "lfw" and row["faces_in_image"] == "1":
+            found.setdefault(row["identity"], []).append(shared_faces / row["path"])
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def make_world(root: Path, engine: FaceEngine, persistence: str = "memory") -> World:
+    """A deployment under ``root`` (data in ``root/data``) with the users of ``USERS``, all trained.
+
+    ``persistence="sqlite"`` puts the events where a worker process over ``root/data`` reads them.
+    """
+    settings = Settings(data_dir=root / "data", persistence=persistence, ort_threads=2)
     app = RfrApplication(application_env(settings))
     clock = FixedClock(T0)
     for user_id, (roles, rank, teams) in USERS.items():

@@ -7,7 +7,6 @@ reused, not copied; their folders and this one go on ``sys.path`` because
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -20,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "biometric_services
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "domain"))
 
 from retention_history import History
-from service_builders import make_world
+from service_builders import make_world, single_face_photos
 
 from rfr.application.face_engine import FaceEngine
 from rfr.entrypoints.composition import build_face_engine
@@ -34,14 +33,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> FaceEngine:
 
 @pytest.fixture(scope="session")
 def photos(shared_faces: Path) -> dict[str, list[Path]]:
-    """Single-face LFW photos per identity, in file order."""
-    with (shared_faces / "manifest.csv").open(encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    found: dict[str, list[Path]] = {}
-    for row in rows:
-        if row["source"] == "lfw" and row["faces_in_image"] == "1":
-            found.setdefault(row["identity"], []).append(shared_faces / row["path"])
-    return {k: sorted(v) for k, v in found.items()}
+    return single_face_photos(shared_faces)
 
 
 @pytest.fixture

@@ -17,21 +17,14 @@ from uuid import UUID
 
 import attrs
 import domain_builders
-from service_builders import ROOT, T0, USERS, FixedClock, World, item
+from service_builders import World, item
 
-from rfr.adapters.biometric_store.assembly import embedded_biometrics
-from rfr.application.app import RfrApplication
-from rfr.application.face_engine import FaceEngine
-from rfr.application.services.biometric_cache import CacheScreening
-from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics, library_image_records
 from rfr.application.services.cache import UnresolvedCrimeCache
-from rfr.application.services.enrolment import Enrolment, EnrolmentReport
+from rfr.application.services.enrolment import EnrolmentReport
 from rfr.application.services.libraries import ReferenceLibraries
 from rfr.application.services.library_approvals import LibraryApprovals
-from rfr.application.services.probes import Probes
 from rfr.application.services.retention import RetentionSummary, RetentionSweep
-from rfr.application.services.search_execution import SearchExecution
 from rfr.application.services.searches import SearchRequests
 from rfr.domain.calendar import add_years
 from rfr.domain.forms import AccessRestriction, ApprovalRecord, LegalHold
@@ -39,9 +32,6 @@ from rfr.domain.images import ImageLevel, MopiGroup, PerceivedAgeBand
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.search_terms import SearchGround, SearchPurpose
-from rfr.domain.user import User
-from rfr.infrastructure.persistence import application_env
-from rfr.infrastructure.settings import Settings
 
 
 @attrs.frozen
@@ -185,26 +175,3 @@ class History:
 
     def probe(self, probe_id: str) -> ProbeImage:
         return self.world.app.get(UUID(probe_id), ProbeImage)
-
-
-def sqlite_world(data_dir: Path, engine: FaceEngine) -> World:
-    """``service_builders.make_world`` on the SQLite event store the worker process will open."""
-    settings = Settings(data_dir=data_dir, persistence="sqlite", ort_threads=2)
-    app = RfrApplication(application_env(settings))
-    clock = FixedClock(T0)
-    for user_id, (roles, rank, teams) in USERS.items():
-        user = User.register(ROOT, T0, user_id, roles, rank=rank, teams=teams)
-        user.record_training(ROOT, T0, True, "completed RFR training")
-        app.save(user)
-    bio = embedded_biometrics(settings, engine)
-    return World(
-        app,
-        clock,
-        bio,
-        data_dir,
-        Enrolment(app, clock, bio),
-        Probes(app, clock, bio),
-        SearchExecution(app, clock, bio),
-        BiometricErasure(app, clock, bio),
-        CacheScreening(app, clock, bio),
-    )

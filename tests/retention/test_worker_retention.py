@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
-from retention_history import History, sqlite_world
+from retention_history import History
+from service_builders import make_world
 
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
@@ -39,7 +40,7 @@ def test_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_hel
 ):
     data_dir = tmp_path / "data"
     # The history happens in March 2025 on a fake clock; the worker runs on the real one, long after.
-    world = sqlite_world(data_dir, engine)
+    world = make_world(tmp_path, engine, persistence="sqlite")
     history = History(world, photos)
     stopped = history.library("stopped", ["adam_sandler", "bill_simon"])
     history.approvals.stop("supt", stopped.approval_id, "the operation has closed")
