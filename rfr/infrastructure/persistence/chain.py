@@ -16,6 +16,7 @@ from typing import Protocol, runtime_checkable
 from uuid import UUID
 
 import attrs
+from eventsourcing.persistence import StoredEvent
 
 # A version tag inside every hashed message, so a later encoding can never collide with this one.
 CHAIN_FORMAT = b"rfr-audit-chain/v1"
@@ -94,6 +95,17 @@ def canonical_originator_id(originator_id: UUID | str) -> str:
     # The same text the SQLite recorder stores, so the writer and a verifier reading raw
     # rows hash identical bytes.
     return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+
+
+def stored_row(event: StoredEvent, notification_id: int) -> StoredRow:
+    """The row a recorder is about to store (or holds) for ``event``, as the chain hashes it."""
+    return StoredRow(
+        notification_id=notification_id,
+        originator_id=canonical_originator_id(event.originator_id),
+        originator_version=event.originator_version,
+        topic=event.topic,
+        state=event.state,
+    )
 
 
 def link_hash(previous_hash: str, position: int, row: StoredRow) -> str:

@@ -17,9 +17,8 @@ from rfr.infrastructure.persistence.chain import (
     AuditSnapshot,
     ChainHead,
     ChainLink,
-    StoredRow,
-    canonical_originator_id,
     extend_chain,
+    stored_row,
 )
 
 
@@ -34,10 +33,7 @@ class ChainedPOPOApplicationRecorder(popo.POPOApplicationRecorder):
         # leaves both the events and the chain untouched.
         notification_ids = super()._update_table(stored_events, **kwargs)
         assert notification_ids is not None
-        rows = [
-            StoredRow(nid, canonical_originator_id(s.originator_id), s.originator_version, s.topic, s.state)
-            for s, nid in zip(stored_events, notification_ids, strict=True)
-        ]
+        rows = [stored_row(s, nid) for s, nid in zip(stored_events, notification_ids, strict=True)]
         links, self._head = extend_chain(self._head, rows)
         self._chain.extend(links)
         return notification_ids
@@ -49,10 +45,7 @@ class ChainedPOPOApplicationRecorder(popo.POPOApplicationRecorder):
     @contextmanager
     def audit_snapshot(self) -> Iterator[AuditSnapshot]:
         with self._database_lock:
-            events = [
-                StoredRow(i, canonical_originator_id(s.originator_id), s.originator_version, s.topic, s.state)
-                for i, s in enumerate(self._stored_events, start=1)
-            ]
+            events = [stored_row(s, i) for i, s in enumerate(self._stored_events, start=1)]
             links = list(self._chain)
             head = self._head
         yield AuditSnapshot(head=head, events=iter(events), links=iter(links))

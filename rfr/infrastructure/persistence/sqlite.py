@@ -22,8 +22,8 @@ from rfr.infrastructure.persistence.chain import (
     ChainHead,
     ChainLink,
     StoredRow,
-    canonical_originator_id,
     extend_chain,
+    stored_row,
 )
 
 CHAIN_TABLE = "rfr_audit_chain"
@@ -97,16 +97,7 @@ class ChainedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
         if found is None:
             raise AuditChainError(f"{HEAD_TABLE} has no row: the audit chain was tampered with")
         head = ChainHead(count=found["count"], hash=found["hash"])
-        rows = [
-            StoredRow(
-                notification_id=nid,
-                originator_id=canonical_originator_id(s.originator_id),
-                originator_version=s.originator_version,
-                topic=s.topic,
-                state=s.state,
-            )
-            for s, nid in zip(stored_events, notification_ids, strict=True)
-        ]
+        rows = [stored_row(s, nid) for s, nid in zip(stored_events, notification_ids, strict=True)]
         links, new_head = extend_chain(head, rows)
         try:
             c.executemany(
