@@ -146,7 +146,6 @@ class Dissemination:
     items: tuple[str, ...] = attrs.field(converter=tuple, default=("match_report",))
 
 
-DISSEMINABLE_ITEMS = frozenset({"match_report", "probe_image", "candidate_image", "case_notes"})
 NEVER_DISSEMINATED = frozenset({"template", "templates", "biometric_template"})
 
 
