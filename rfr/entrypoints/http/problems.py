@@ -122,8 +122,9 @@ _BY_STATUS = {
     403: "forbidden",
     404: "not-found",
     405: "method-not-allowed",
+    409: "conflict",
+    413: "request-too-large",
 }
-_BY_STATUS |= {409: "conflict", 413: "request-too-large"}
 
 
 def problem(
@@ -227,14 +228,10 @@ def _unauthenticated(request: Request[Any, Any, Any], exc: AuthenticationFailed)
 
 def _not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     # Acting users are authenticated before any use case runs, so an unknown user here is
-    # always the subject of the request, not the caller.
-    detail = str(exc) if isinstance(exc, NotFound | UnknownUser) else "no such resource"
+    # always the subject of the request, not the caller. A biometric record erased or
+    # never written is, for the caller, like any missing resource.
+    detail = str(exc) if isinstance(exc, NotFound | UnknownUser | RecordNotFound) else "no such resource"
     return problem(request, "not-found", detail)
-
-
-def _record_not_found(request: Request[Any, Any, Any], exc: RecordNotFound) -> Response[dict[str, Any]]:
-    # A biometric record erased or never written: for the caller, like any missing resource.
-    return problem(request, "not-found", str(exc))
 
 
 def _manifest_refused(request: Request[Any, Any, Any], exc: ManifestError) -> Response[dict[str, Any]]:
@@ -320,7 +317,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConcurrentModification: _conflict,
     AlreadyBootstrapped: _conflict,
     ImageRejected: _image_rejected,
-    RecordNotFound: _record_not_found,
+    RecordNotFound: _not_found,
     ManifestError: _manifest_refused,
     UnicodeDecodeError: _undecodable_form_field,
     Exception: _internal,
