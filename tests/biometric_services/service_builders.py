@@ -55,6 +55,7 @@ USERS = {
     "outsider": ({Role.RFR_USER}, None, {"team-z"}),
     "inspector": ({Role.APPROVING_OFFICER}, Rank.INSPECTOR, {"team-a"}),
     "supt": ({Role.APPROVING_OFFICER}, Rank.SUPERINTENDENT, set()),
+    "sro": ({Role.SRO}, Rank.CHIEF_SUPERINTENDENT, set()),
 }
 
 # Ten LFW identities with at least three single-face photos: two enrolled, one held back.

@@ -3,8 +3,7 @@
 A ``History`` wraps the biometric service tests' ``World`` (real engine, encrypted store and
 usearch indexes over real photos) and adds the governance services over the same store and
 clock, so approvals, libraries, probes, searches, adjudications and the cache are the same
-commands a user would run. Legal holds are placed with the domain's own command, the way
-the erasure tests do, since no service offers them yet.
+commands a user would run, legal holds (R-04) included: the SRO places and lifts them.
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ from service_builders import World, item
 from rfr.application.services.biometric_support import Biometrics, library_image_records
 from rfr.application.services.cache import UnresolvedCrimeCache
 from rfr.application.services.enrolment import EnrolmentReport
+from rfr.application.services.legal_holds import HoldKind, HoldSubject, LegalHolds
 from rfr.application.services.libraries import ReferenceLibraries
 from rfr.application.services.library_approvals import LibraryApprovals
 from rfr.application.services.retention import RetentionSummary, RetentionSweep
@@ -57,6 +57,7 @@ class History:
     libraries: ReferenceLibraries = attrs.field(init=False)
     searches: SearchRequests = attrs.field(init=False)
     cache: UnresolvedCrimeCache = attrs.field(init=False)
+    holds: LegalHolds = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
         app, clock = self.world.app, self.world.clock
@@ -64,6 +65,7 @@ class History:
         self.libraries = ReferenceLibraries(app, clock)
         self.searches = SearchRequests(app, clock)
         self.cache = UnresolvedCrimeCache(app, clock)
+        self.holds = LegalHolds(app, clock)
 
     @property
     def now(self) -> datetime:
@@ -117,14 +119,10 @@ class History:
         return Library(applied.id, library_id, report)
 
     def hold_library(self, library_id: UUID, hold: LegalHold) -> None:
-        library = self.world.app.get(library_id, ReferenceLibrary)
-        library.place_legal_hold(self.world.actor("admin"), self.now, hold)
-        self.world.app.save(library)
+        self.holds.place("sro", HoldSubject.LIBRARY, library_id, HoldKind(hold.kind), hold.reason)
 
     def lift_library_hold(self, library_id: UUID, reason: str) -> None:
-        library = self.world.app.get(library_id, ReferenceLibrary)
-        library.lift_legal_hold(self.world.actor("admin"), self.now, reason)
-        self.world.app.save(library)
+        self.holds.lift("sro", HoldSubject.LIBRARY, library_id, reason)
 
     def image_stored(self, image_id: str) -> bool:
         return any(self.world.bio.store.exists(r) for r in library_image_records(image_id))
@@ -166,9 +164,7 @@ class History:
         self.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "the burglary is still unsolved")
 
     def hold_probe(self, probe_id: str, hold: LegalHold) -> None:
-        probe = self.world.app.get(UUID(probe_id), ProbeImage)
-        probe.place_legal_hold(self.world.actor("admin"), self.now, hold)
-        self.world.app.save(probe)
+        self.holds.place("sro", HoldSubject.PROBE, probe_id, HoldKind(hold.kind), hold.reason)
 
     def probe_stored(self, probe_id: str) -> bool:
         return bool(self.world.bio.store.records(probe_id))
