@@ -57,8 +57,12 @@ class FaceEngine:
     def algorithm_id(self) -> str:
         """Every stage that shapes a template, with versions (T-01)."""
         return "|".join(
-            (self.detector.algorithm_id, self.landmarks.algorithm_id, self.aligner.algorithm_id,
-             self.embedder.algorithm_id)
+            (
+                self.detector.algorithm_id,
+                self.landmarks.algorithm_id,
+                self.aligner.algorithm_id,
+                self.embedder.algorithm_id,
+            )
         )
 
     def detect(self, image: np.ndarray) -> list[AnalysedFace]:
