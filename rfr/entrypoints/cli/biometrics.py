@@ -15,9 +15,8 @@ import numpy as np
 from rfr.application.errors import ImageRejected
 from rfr.application.evaluation import evaluate_identification
 from rfr.application.face_engine import AnalysedFace, FaceEngine, face_nearest_centre
+from rfr.entrypoints.demo.dataset import identity_folders
 from rfr.infrastructure.settings import Settings
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -135,20 +134,10 @@ def _embed(args: argparse.Namespace) -> int:
     return 0
 
 
-def iter_identity_images(dataset: Path) -> list[tuple[str, Path]]:
-    """(identity, path) for every image in folders not starting with `_`, sorted for repeatability."""
-    items = []
-    for folder in sorted(p for p in dataset.iterdir() if p.is_dir() and not p.name.startswith("_")):
-        for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                items.append((folder.name, path))
-    return items
-
-
 def _eval(args: argparse.Namespace) -> int:
     if not args.dataset.is_dir():
         return _fail(f"{args.dataset} is not a folder")
-    items = iter_identity_images(args.dataset)
+    items = [(name, path) for name, photos in identity_folders(args.dataset).items() for path in photos]
     if not items:
         return _fail(f"no identity folders with images in {args.dataset}")
     engine = _engine(args)

@@ -32,6 +32,18 @@ def _photos(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+def identity_folders(root: Path) -> dict[str, list[Path]]:
+    """Identity (folder name) -> its photos, both in name order. ``rfr eval`` reads datasets so too.
+
+    A folder without photos, or whose name starts with ``_`` or ``.``, is not an identity.
+    """
+    return {
+        d.name: photos
+        for d in sorted(root.iterdir())
+        if d.is_dir() and not d.name.startswith(("_", ".")) and (photos := _photos(d))
+    }
+
+
 def choose(root: Path, *, max_identities: int, probe_identity: str | None = None) -> DemoDataset:
     """The first ``max_identities`` identity folders in name order (plus ``probe_identity`` if named).
 
@@ -40,11 +52,7 @@ def choose(root: Path, *, max_identities: int, probe_identity: str | None = None
     """
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
-    folders = {
-        d.name: photos
-        for d in sorted(root.iterdir())
-        if d.is_dir() and not d.name.startswith(("_", ".")) and (photos := _photos(d))
-    }
+    folders = identity_folders(root)
     if not folders:
         raise DatasetError(f"{root} has no identity folders with images (one folder per person)")
     chosen = list(folders)[:max_identities]
