@@ -12,10 +12,10 @@ from uuid import UUID
 import attrs
 
 from rfr.application.services.base import MAX_PAGE, OPERATIONAL_ROLES, Need, Page, UseCase
-from rfr.domain.decisions import Decision
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Actor, Role
+from rfr.domain.people import Role
 from rfr.domain.reference_library import LIBRARY_MANAGERS, EnrolledImage, ReferenceLibrary
+from rfr.domain.rules_search import within_access
 
 MANAGERS = Need(LIBRARY_MANAGERS)
 READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
@@ -164,10 +164,3 @@ class ReferenceLibraries(UseCase):
 
     def _approval(self, library: ReferenceLibrary) -> LibraryApproval:
         return self.load(library.approval_id, LibraryApproval)
-
-
-def within_access(approval: LibraryApproval, actor: Actor) -> Decision:
-    """L-13 for a read: what a library holds is shown only to users its approval admits."""
-    return Decision.check(
-        approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
-    )

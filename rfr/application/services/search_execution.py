@@ -39,13 +39,12 @@ from rfr.application.services.biometric_support import (
     library_subject_record,
     load_analysis,
 )
-from rfr.application.services.libraries import within_access
 from rfr.application.similarity import ensure_same_algorithm
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
-from rfr.domain.rules_search import Candidate
+from rfr.domain.rules_search import Candidate, within_access
 from rfr.domain.search_request import SearchRequest
 
 SEARCHERS = Need((Role.RFR_USER,))
