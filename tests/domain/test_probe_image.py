@@ -261,3 +261,14 @@ def test_U03_cache_review_is_due_per_tier_and_stop_removes_with_deletion_deadlin
     assert not probe.ucc_review_overdue(at(101))
     probe.review_cache_entry(ANALYST_2, at(150), ReviewOutcome.STOP, "resolved by other means", CONFIG)
     assert probe.ucc.removed_at == at(150) and probe.deletion_due(CONFIG) == at(181)
+
+
+def test_L11_a_probes_level_may_be_raised_never_lowered():
+    probe = ready_probe()
+    start = probe.level
+    higher = ImageLevel(int(start) + 1)
+    refused("L-11", lambda: probe.raise_level(ANALYST, at(1), start, "same level"), probe)
+    refused("L-11", lambda: probe.raise_level(ANALYST, at(1), higher, " "), probe)
+    probe.raise_level(ANALYST, at(2), higher, "the source is more sensitive than first thought")
+    assert probe.level == higher
+    refused("L-11", lambda: probe.raise_level(ANALYST, at(3), start, "back down"), probe)
