@@ -16,6 +16,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("RFR_SHARED_DIR", REPO_ROOT.parent / "shared"))
 FACES = SHARED / "datasets" / "faces"
 REFERENCE_JSONL = FACES / "reference" / "dlib-20.0.1.jsonl"
+POLICY_TEXT = SHARED / "spec" / "rfr-policy.txt"
 
 
 def _require(path: Path) -> Path:
@@ -39,3 +40,9 @@ def dlib_reference() -> list[dict]:
     path = _require(REFERENCE_JSONL)
     with path.open(encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def policy_text() -> str:
+    """The policy document, read for verbatim text (S-06)."""
+    return _require(POLICY_TEXT).read_text(encoding="utf-8")
