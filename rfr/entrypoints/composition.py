@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from functools import lru_cache
+from functools import lru_cache, partial
+from pathlib import Path
 
 import attrs
 
+from rfr.adapters.image_decoding import DEFAULT_MAX_PIXELS
 from rfr.application.face_engine import FaceEngine
-from rfr.application.services.biometric_support import Biometrics
+from rfr.application.services.biometric_support import DEFAULT_TOP_K, Biometrics
 from rfr.infrastructure.settings import Settings, positive_int_from_env
 
 
@@ -50,8 +52,8 @@ def cached_face_engine(settings: Settings, upsample: int | None = None) -> FaceE
 
 
 # The decoder's and the search's own defaults, repeated here so reading settings loads no model code.
-DEFAULT_MAX_IMAGE_PIXELS = 40_000_000
-DEFAULT_SEARCH_TOP_K = 20
+DEFAULT_MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
+DEFAULT_SEARCH_TOP_K = DEFAULT_TOP_K
 
 
 @attrs.frozen
@@ -80,9 +82,6 @@ class BiometricOptions:
 
 def build_biometrics(settings: Settings, options: BiometricOptions | None = None) -> Biometrics:
     """The embedded default biometrics (engine, encrypted store, usearch indexes) under RFR_DATA_DIR."""
-    # The assembly loads onnxruntime before usearch (the other order crashes); keep it first.
-    from rfr.adapters.biometric_store.assembly import embedded_biometrics
-
     options = options or BiometricOptions.from_env()
     return embedded_biometrics(
         settings,
@@ -90,4 +89,37 @@ def build_biometrics(settings: Settings, options: BiometricOptions | None = None
         top_k=options.top_k,
         max_pixels=options.max_pixels,
         import_root=settings.import_root,
+    )
+
+
+def embedded_biometrics(
+    settings: Settings,
+    engine: FaceEngine,
+    *,
+    top_k: int = DEFAULT_TOP_K,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    import_root: Path | None = None,
+) -> Biometrics:
+    """Biometrics under the data folder: ``biometrics/`` (the encrypted store), ``keys/`` (its
+    master key) and ``indexes/`` (one usearch index per library and algorithm)."""
+    from rfr.adapters.biometric_store.encrypted_files import EncryptedFileStore
+    from rfr.adapters.biometric_store.thumbnails import encode_jpeg
+    from rfr.adapters.image_decoding import decode_image
+    from rfr.adapters.indexes.registry import IndexRegistry
+    from rfr.adapters.indexes.usearch_index import UsearchIndex
+
+    store = EncryptedFileStore.in_data_dir(settings.data_dir)
+    threads = settings.ort_threads
+
+    def usearch(path: Path, dimension: int, metric: str) -> UsearchIndex:
+        return UsearchIndex(path, dimension, metric, threads=threads)
+
+    return Biometrics(
+        engine=engine,
+        store=store,
+        indexes=IndexRegistry(settings.data_dir / "indexes", usearch, store=store),
+        decode=partial(decode_image, max_pixels=max_pixels),
+        encode_jpeg=encode_jpeg,
+        top_k=top_k,
+        import_root=import_root,
     )

@@ -20,7 +20,6 @@ import attrs
 import numpy as np
 from PIL import Image
 
-from rfr.adapters.biometric_store.assembly import embedded_biometrics
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
 from rfr.application.services.biometric_cache import CacheScreening
@@ -39,6 +38,7 @@ from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.search_request import LibraryChoice, SearchRequest
 from rfr.domain.search_terms import SearchPurpose
 from rfr.domain.user import User
+from rfr.entrypoints.composition import embedded_biometrics
 from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings
 
