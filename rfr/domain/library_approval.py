@@ -26,7 +26,6 @@ from rfr.domain.rules_library import (
     approval_record_complete,
     approving_authority,
     decided_by_other,
-    may_access,
     review_date_within_limit,
     superintendent_or_above,
     urgent_temporary_authority,
@@ -84,6 +83,7 @@ class LibraryApproval(GovernedAggregate):
             agg.urgency = None
             agg.written_rationale_due = None
             agg.awaiting_superintendent = False
+            agg.stopped_under_l10 = False
             agg.ended_at = None
             agg.deletion_due = None
             agg.reviews = []
@@ -156,6 +156,8 @@ class LibraryApproval(GovernedAggregate):
             agg.status = ApprovalStatus.STOPPED
             agg.ended_at = self.timestamp
             agg.deletion_due = self.deletion_due
+            # Stopping an Inspector's urgent approval is the Superintendent's L-10 decision.
+            agg.stopped_under_l10 = agg.awaiting_superintendent
             agg.awaiting_superintendent = False
 
     class Expired(GovernedAggregate.Event):
@@ -409,9 +411,14 @@ class LibraryApproval(GovernedAggregate):
         """L-08: the purpose is within the approved scope."""
         return self.record is not None and purpose in self.record.purposes
 
-    def allows(self, actor: Actor) -> bool:
-        """L-13: the actor is within the approval's access restrictions."""
-        return self.record is not None and may_access(self.record.access, actor)
+    def ended_by(self, t: datetime) -> str | None:
+        """How an approval that was once in force had ended by ``t`` ("was stopped", "expired"); else None."""
+        if self.ended_at is not None and t >= self.ended_at and self.status is not ApprovalStatus.REJECTED:
+            return "was stopped" if self.status is ApprovalStatus.STOPPED else "expired"
+        expires_at = self.record.expires_at if self.record is not None else None
+        if self.status is ApprovalStatus.APPROVED and expires_at is not None and t >= expires_at:
+            return "expired"
+        return None
 
     def flags(self, t: datetime, config: PolicyConfig) -> tuple[Flag, ...]:
         """What the Operational Lead must be shown about this approval at ``t``."""

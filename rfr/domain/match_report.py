@@ -1,6 +1,11 @@
-"""The standard dissemination caveat of policy 8.27, verbatim, and the performance document link (S-06)."""
+"""The Match Report (S-06): its record, the standard dissemination caveat of policy 8.27 verbatim,
+and the performance document link."""
 
 from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
 
 DISSEMINATION_CAVEAT = (
     "This type of identification has come from a Facial Recognition Search (FRS) the FR Operator "
@@ -20,3 +25,15 @@ PERFORMANCE_STATEMENT = (
     "demographic differential considerations in relation to its FR systems here: "
     f"<{PERFORMANCE_DOCUMENT_URL}>"
 )
+
+
+@attrs.frozen
+class MatchReport:
+    """S-06: the saved record of a viable match, with the 8.27 caveat and the performance link."""
+
+    report_id: str
+    candidate_id: str
+    caveat: str
+    performance_statement: str
+    performance_document_url: str
+    issued_at: datetime

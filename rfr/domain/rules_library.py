@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from rfr.domain.calendar import add_months
 from rfr.domain.decisions import Decision, combine
-from rfr.domain.forms import AccessRestriction, ApprovalRecord, LibraryApplication, LibraryKind
+from rfr.domain.forms import ApprovalRecord, LibraryApplication, LibraryKind
 from rfr.domain.people import Actor, Rank, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.rules_access import authorised, different_person
@@ -96,15 +96,6 @@ def approval_record_complete(
             not missing, "L-05", f"the approval is missing: {', '.join(missing)}" if missing else ""
         ),
         review_date_within_limit(kind, record.review_due, at, first=first, config=config),
-    )
-
-
-def may_access(access: AccessRestriction, actor: Actor) -> bool:
-    """L-13: named users, members of named teams, or every RFR User where the approval says so."""
-    return (
-        (access.all_rfr_users and actor.has(Role.RFR_USER))
-        or actor.user_id in access.users
-        or bool(access.teams & actor.teams)
     )
 
 

@@ -11,7 +11,7 @@ from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import NEVER_DISSEMINATED, Dissemination
 from rfr.domain.images import ImageLevel
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Actor
+from rfr.domain.people import Actor, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.search_terms import SearchPurpose, Urgency
 
@@ -32,16 +32,30 @@ class Candidate:
         return f"{self.library_id}#{self.rank}"
 
 
+def approval_in_force(approval: LibraryApproval, at: datetime) -> Decision:
+    """L-01: an approval in force at ``at``. Once it was stopped or has expired, L-12 makes the
+    library unavailable from that moment; where a Superintendent stopped an Inspector's urgent
+    approval, that stop was the L-10 decision, so the refusal names L-10 too."""
+    if approval.in_force_at(at):
+        return Decision.allow("L-01")
+    if not approval.ended_by(at):
+        return Decision.refuse("L-01", "the library has no approval in force")
+    rules = ("L-01", "L-12", "L-10") if approval.stopped_under_l10 else ("L-01", "L-12")
+    return Decision(
+        False, rules, (f"the library's approval {approval.ended_by(at)}: it is unavailable for searching",)
+    )
+
+
 def approval_covers(
     approval: LibraryApproval, purposes: Iterable[SearchPurpose], at: datetime, config: PolicyConfig
 ) -> Decision:
     """L-01/L-12 in force, L-06 not blocked by an overdue review, L-08 every purpose in scope."""
-    in_force = approval.in_force_at(at)
+    in_force = approval_in_force(approval, at)
     outside = sorted(p.value for p in purposes if not approval.permits(p))
     return combine(
-        Decision.check(in_force, "L-01", "the library has no approval in force"),
+        in_force,
         Decision.check(
-            not in_force or not approval.blocks_search(at, config),
+            not in_force.allowed or not approval.blocks_search(at, config),
             "L-06",
             "the library's review is overdue beyond the grace period",
         ),
@@ -49,11 +63,19 @@ def approval_covers(
     )
 
 
-def within_access(approval: LibraryApproval, actor: Actor) -> Decision:
-    """L-13: the person is within the approval's access restrictions."""
-    return Decision.check(
-        approval.allows(actor), "L-13", "the user is outside the library's access restrictions"
+def within_access(approval: LibraryApproval | None, actor: Actor) -> Decision:
+    """L-13, decided here only: the person is within the approval's access restrictions (named
+    users, members of named teams, or every RFR User where the approval says so).
+
+    ``None`` (no approval known for the library) admits nobody.
+    """
+    access = approval.record.access if approval is not None and approval.record is not None else None
+    inside = access is not None and (
+        (access.all_rfr_users and actor.has(Role.RFR_USER))
+        or actor.user_id in access.users
+        or bool(access.teams & actor.teams)
     )
+    return Decision.check(inside, "L-13", "the user is outside the library's access restrictions")
 
 
 def library_searchable(

@@ -8,7 +8,7 @@ levels and rule facts. Candidates arrive as plain data from the biometric engine
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -23,7 +23,12 @@ from rfr.domain.forms import Dissemination, LibraryKind
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel, effective_level
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.match_report import DISSEMINATION_CAVEAT, PERFORMANCE_DOCUMENT_URL, PERFORMANCE_STATEMENT
+from rfr.domain.match_report import (
+    DISSEMINATION_CAVEAT,
+    PERFORMANCE_DOCUMENT_URL,
+    PERFORMANCE_STATEMENT,
+    MatchReport,
+)
 from rfr.domain.people import Actor, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
@@ -37,8 +42,12 @@ from rfr.domain.rules_search import (
     dissemination_allowed,
     library_searchable,
     progressive_order,
+    within_access,
 )
 from rfr.domain.search_terms import SearchPurpose, Urgency
+
+# Who oversees searches and so reads every request (the requester reads their own).
+OVERSIGHT_ROLES = (Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
 
 
 class RequestStatus(enum.StrEnum):
@@ -75,16 +84,6 @@ class Adjudication:
     identity_known: bool | None
     by: str
     at: datetime
-
-
-@attrs.frozen
-class MatchReport:
-    report_id: str
-    candidate_id: str
-    caveat: str
-    performance_statement: str
-    performance_document_url: str
-    issued_at: datetime
 
 
 @attrs.frozen
@@ -279,25 +278,27 @@ class SearchRequest(GovernedAggregate):
             required_approvals=required,
         )
 
-    def approve(self, actor: Actor, at: datetime, rationale: str) -> None:
-        """P-08 (level 4/5 libraries), P-09 (collections): Inspector or above, not the requester (P-12)."""
-        rule = ", ".join(sorted(self.required_approvals)) or "P-12"
+    def approve(
+        self, actor: Actor, at: datetime, rationale: str, approvals: Mapping[str, LibraryApproval]
+    ) -> None:
+        """P-08 (level 4/5 libraries), P-09 (collections): Inspector or above, not the requester (P-12).
+
+        The officer authorises a search of each library, so must be within its access (L-13).
+        """
+        required = sorted(self.required_approvals)
         self._enforce(
             "approve search",
             actor,
             at,
             combine(
                 self._open(),
-                Decision.check(
-                    bool(self.required_approvals), "P-08", "this request needs no individual approval"
-                ),
+                Decision.check(bool(required), "P-08", "this request needs no individual approval"),
                 Decision.check(self.approval is None, "P-12", "already approved"),
-                inspector_or_above(
-                    actor, sorted(self.required_approvals or ["P-08"])[0], f"approval under {rule}"
-                ),
+                *(inspector_or_above(actor, rule, f"approval under {rule}") for rule in required),
                 different_person(actor, self.requester_id, "a search approval"),
                 different_person(actor, self.probe_requester_id, "a search approval"),
                 stated(rationale, "P-12", "the approval rationale"),
+                self._within_access_of_all(actor, approvals),
             ),
         )
         self._record(
@@ -306,10 +307,12 @@ class SearchRequest(GovernedAggregate):
             at,
             rationale,
             approver_rank=rank_of(actor),
-            covers=sorted(self.required_approvals),
+            covers=required,
         )
 
-    def reject(self, actor: Actor, at: datetime, rationale: str) -> None:
+    def reject(
+        self, actor: Actor, at: datetime, rationale: str, approvals: Mapping[str, LibraryApproval]
+    ) -> None:
         self._enforce(
             "reject search",
             actor,
@@ -320,6 +323,7 @@ class SearchRequest(GovernedAggregate):
                 inspector_or_above(actor, "P-12", "a rejection"),
                 different_person(actor, self.requester_id, "a search rejection"),
                 stated(rationale, "P-12", "the rejection rationale"),
+                self._within_access_of_all(actor, approvals),
             ),
         )
         self._record(self.Rejected, actor, at, rationale, approver_rank=rank_of(actor))
@@ -394,9 +398,14 @@ class SearchRequest(GovernedAggregate):
         viable: bool,
         rationale: str,
         *,
+        approvals: Mapping[str, LibraryApproval],
         identity_known: bool | None = None,
     ) -> None:
-        """S-05: the human decision on one potential match; only this makes a viable match."""
+        """S-05: the human decision on one potential match; only this makes a viable match.
+
+        Adjudicating shows the candidate's image, so the person must be within its library's
+        access restrictions (L-13).
+        """
         self._enforce(
             "adjudicate",
             actor,
@@ -405,6 +414,7 @@ class SearchRequest(GovernedAggregate):
                 self._open(),
                 authorised(actor, Role.RFR_USER),
                 Decision.check(candidate_id in self.candidate_list, "S-05", "no such potential match"),
+                self._within_access_of_candidate(actor, candidate_id, approvals),
                 Decision.check(candidate_id not in self.adjudications, "S-05", "already adjudicated"),
                 stated(rationale, "S-05", "the adjudication rationale"),
             ),
@@ -419,8 +429,18 @@ class SearchRequest(GovernedAggregate):
             identity_known=identity_known if viable else None,
         )
 
-    def issue_match_report(self, actor: Actor, at: datetime, candidate_id: str, report_id: str) -> None:
-        """S-06: a viable match's report, with the 8.27 caveat verbatim and the performance link."""
+    def issue_match_report(
+        self,
+        actor: Actor,
+        at: datetime,
+        candidate_id: str,
+        report_id: str,
+        approvals: Mapping[str, LibraryApproval],
+    ) -> None:
+        """S-06: a viable match's report, with the 8.27 caveat verbatim and the performance link.
+
+        The report names the matched image, so its library's access restrictions apply (L-13).
+        """
         adjudication = self.adjudications.get(candidate_id)
         self._enforce(
             "issue match report",
@@ -428,6 +448,7 @@ class SearchRequest(GovernedAggregate):
             at,
             combine(
                 authorised(actor, Role.RFR_USER),
+                self._within_access_of_candidate(actor, candidate_id, approvals),
                 Decision.check(self.status is not RequestStatus.REJECTED, "S-06", "the request was rejected"),
                 Decision.check(
                     adjudication is not None and adjudication.viable,
@@ -451,15 +472,27 @@ class SearchRequest(GovernedAggregate):
         )
 
     def record_dissemination(
-        self, actor: Actor, at: datetime, report_id: str, dissemination: Dissemination
+        self,
+        actor: Actor,
+        at: datetime,
+        report_id: str,
+        dissemination: Dissemination,
+        approvals: Mapping[str, LibraryApproval],
     ) -> None:
-        """S-07: who received what, under which legal basis, bound to equivalent safeguards."""
+        """S-07: who received what, under which legal basis, bound to equivalent safeguards.
+
+        Only someone within the matched library's access restrictions passes its report on (L-13).
+        """
+        report = self.reports.get(report_id)
         self._enforce(
             "record dissemination",
             actor,
             at,
             combine(
                 authorised(actor, Role.RFR_USER),
+                self._within_access_of_candidate(
+                    actor, report.candidate_id if report is not None else "", approvals
+                ),
                 Decision.check(report_id in self.reports, "S-07", "only a match report is disseminated"),
                 dissemination_allowed(dissemination),
             ),
@@ -473,12 +506,19 @@ class SearchRequest(GovernedAggregate):
             dissemination=to_data(dissemination),
         )
 
-    def close(self, actor: Actor, at: datetime, reason: str) -> None:
+    def close(
+        self, actor: Actor, at: datetime, reason: str, approvals: Mapping[str, LibraryApproval]
+    ) -> None:
         self._enforce(
             "close",
             actor,
             at,
-            combine(self._open(), authorised(actor, Role.RFR_USER), stated(reason, "S-01", "the reason")),
+            combine(
+                self._open(),
+                authorised(actor, Role.RFR_USER),
+                stated(reason, "S-01", "the reason"),
+                self._within_access_of_all(actor, approvals),
+            ),
         )
         self._record(self.Closed, actor, at, reason)
 
@@ -511,6 +551,25 @@ class SearchRequest(GovernedAggregate):
 
     def _libraries_with_viable_match(self) -> set[str]:
         return {self.candidate_list[a.candidate_id].library_id for a in self.viable_matches}
+
+    def visible_to(self, actor: Actor, approvals: Mapping[str, LibraryApproval]) -> Decision:
+        """Who reads the request: its requester and the governance roles that oversee searches;
+        any other reader only within the access restrictions of every library of it (L-13)."""
+        if actor.user_id == self.requester_id or any(actor.has(r) for r in OVERSIGHT_ROLES):
+            return Decision.allow("A-05")
+        return self._within_access_of_all(actor, approvals)
+
+    def _within_access_of_all(self, actor: Actor, approvals: Mapping[str, LibraryApproval]) -> Decision:
+        """L-13 for every library of the request; ``approvals`` maps each library id to its approval."""
+        return combine(*(within_access(approvals.get(lib), actor) for lib in self.libraries))
+
+    def _within_access_of_candidate(
+        self, actor: Actor, candidate_id: str, approvals: Mapping[str, LibraryApproval]
+    ) -> Decision:
+        candidate = self.candidate_list.get(candidate_id)
+        if candidate is None:
+            return Decision.allow()  # no such candidate: the command's own check refuses it
+        return within_access(approvals.get(candidate.library_id), actor)
 
     def _open(self) -> Decision:
         return Decision.check(

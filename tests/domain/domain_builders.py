@@ -103,7 +103,18 @@ def searchable_library(
     library = ReferenceLibrary.create(ADMIN, when, name, approval)
     ids = library.enrol_images(ADMIN, when, library_images(prefix=name), approval, CONFIG)
     library.record_templates(ADMIN, when, ALG, {i: f"tpl-{i}" for i in ids})
+    _APPROVALS[str(library.id)] = approval
     return approval, library
+
+
+# The approval of every library built here, by library id: what the application loads to let a
+# search request's commands decide L-13.
+_APPROVALS: dict[str, LibraryApproval] = {}
+
+
+def approvals_of(request: SearchRequest) -> dict[str, LibraryApproval]:
+    """The approvals of a request's libraries, as the application hands them to its commands (L-13)."""
+    return {lib: _APPROVALS[lib] for lib in request.libraries if lib in _APPROVALS}
 
 
 def form3(**overrides) -> Form3:

@@ -10,6 +10,7 @@ from domain_builders import (
     CONFIG,
     INSPECTOR,
     T0,
+    approvals_of,
     at,
     open_request,
     ready_probe,
@@ -34,7 +35,13 @@ def searched(when=T0):
 def test_R02_probe_with_viable_match_is_due_for_deletion_31_days_after_the_search():
     probe, request = searched(at(2))
     request.adjudicate(
-        ANALYST, at(3), request.candidates()[0].candidate_id, True, "match", identity_known=True
+        ANALYST,
+        at(3),
+        request.candidates()[0].candidate_id,
+        True,
+        "match",
+        identity_known=True,
+        approvals=approvals_of(request),
     )
     assert probe.deletion_due(CONFIG, [request]) == at(2) + timedelta(days=31)
 

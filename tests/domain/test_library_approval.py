@@ -28,6 +28,7 @@ from rfr.domain.images import ImageLevel, effective_level
 from rfr.domain.library_approval import ApprovalStatus, LibraryApproval
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.refused_attempt import RefusedAttempt
+from rfr.domain.rules_search import within_access
 from rfr.domain.search_terms import SearchPurpose, Urgency, UrgencyBasis
 
 URGENT = Urgency(UrgencyBasis.RISK_TO_LIFE_OR_HARM, "child missing, sighting in the last hour")
@@ -269,10 +270,12 @@ def test_L01_library_is_created_only_under_an_approval_in_force():
 
 def test_L13_access_restrictions_allow_named_teams_and_users_only():
     approval = approved(access=AccessRestriction(teams={"team-a"}, users={"outsider-2"}))
-    assert approval.allows(ANALYST)
-    assert not approval.allows(OUTSIDER)
+    assert within_access(approval, ANALYST).allowed
+    refusal = within_access(approval, OUTSIDER)
+    assert not refusal.allowed and refusal.rule_ids == ("L-13",)
     everyone = approved(access=AccessRestriction(all_rfr_users=True))
-    assert everyone.allows(OUTSIDER)
+    assert within_access(everyone, OUTSIDER).allowed
+    assert not within_access(None, ANALYST).allowed
 
 
 def test_P12_library_applicant_cannot_approve_their_own_application():

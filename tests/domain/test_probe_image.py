@@ -11,6 +11,7 @@ from domain_builders import (
     INSPECTOR,
     SERGEANT,
     T0,
+    approvals_of,
     at,
     form3,
     open_request,
@@ -227,7 +228,15 @@ def test_U01_refused_without_search_without_inspector_or_with_known_viable_match
         probe,
     )
     candidate = request.candidates()[0]
-    request.adjudicate(ANALYST, at(1), candidate.candidate_id, True, "same person", identity_known=True)
+    request.adjudicate(
+        ANALYST,
+        at(1),
+        candidate.candidate_id,
+        True,
+        "same person",
+        identity_known=True,
+        approvals=approvals_of(request),
+    )
     refused(
         "U-01",
         lambda: probe.add_to_unresolved_cache(
@@ -242,7 +251,13 @@ def test_U01_viable_match_of_unknown_person_still_allows_the_cache():
     request = searched_without_match(probe)
     candidate = request.candidates()[0]
     request.adjudicate(
-        ANALYST, at(1), candidate.candidate_id, True, "same face, identity unknown", identity_known=False
+        ANALYST,
+        at(1),
+        candidate.candidate_id,
+        True,
+        "same face, identity unknown",
+        identity_known=False,
+        approvals=approvals_of(request),
     )
     probe.add_to_unresolved_cache(
         INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "identity open", config=CONFIG

@@ -17,6 +17,7 @@ from domain_builders import (
     SUPERINTENDENT,
     T0,
     application,
+    approvals_of,
     at,
     candidates_for,
     open_request,
@@ -107,7 +108,7 @@ def test_S02_progressive_order_holds_for_any_libraries_and_results(levels, attem
     urgency = Urgency(UrgencyBasis.RISK_TO_LIFE_OR_HARM, "risk to life", search_all=True) if urgent else None
     request = open_request(probe, *pairs, urgency=urgency)
     if request.required_approvals:
-        request.approve(INSPECTOR, T0, "approved for the property test")
+        request.approve(INSPECTOR, T0, "approved for the property test", approvals=approvals_of(request))
     level_of = {str(lib.id): level for (_, lib), level in zip(pairs, levels, strict=True)}
     for index, viable in attempts:
         approval, library = pairs[index % len(pairs)]
@@ -138,7 +139,7 @@ def test_S02_progressive_order_holds_for_any_libraries_and_results(levels, attem
             searched = False
         assert searched == expected
         if searched and viable:
-            request.adjudicate(ANALYST, T0, f"{target}#1", True, "match")
+            request.adjudicate(ANALYST, T0, f"{target}#1", True, "match", approvals=approvals_of(request))
         if searched and not urgent:
             lower = [lib for lib, level in level_of.items() if level < level_of[target]]
             assert all(lib in request.searches for lib in lower)

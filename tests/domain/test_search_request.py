@@ -13,6 +13,7 @@ from domain_builders import (
     SERGEANT,
     SUPERINTENDENT,
     T0,
+    approvals_of,
     at,
     candidates_for,
     open_request,
@@ -42,7 +43,13 @@ def matched_request():
     search(request, probe, pair)
     first = request.candidates()[0]
     request.adjudicate(
-        ANALYST, at(1), first.candidate_id, True, "same scar, same ear shape", identity_known=True
+        ANALYST,
+        at(1),
+        first.candidate_id,
+        True,
+        "same scar, same ear shape",
+        identity_known=True,
+        approvals=approvals_of(request),
     )
     return request, first
 
@@ -126,7 +133,9 @@ def test_S02_viable_match_at_lower_level_stops_progression():
     high = searchable_library(name="appeal", level=ImageLevel.PUBLIC_WOULD_EXPECT)
     request = open_request(probe, low, high)
     search(request, probe, low)
-    request.adjudicate(ANALYST, T0, request.candidates()[0].candidate_id, True, "match")
+    request.adjudicate(
+        ANALYST, T0, request.candidates()[0].candidate_id, True, "match", approvals=approvals_of(request)
+    )
     refused("S-02", lambda: search(request, probe, high), request)
 
 
@@ -186,15 +195,27 @@ def test_S05_adjudication_needs_a_rationale_and_makes_the_viable_match():
     search(request, probe, pair)
     first = request.candidates()[0]
     assert not request.has_viable_match
-    refused("S-05", lambda: request.adjudicate(ANALYST, T0, first.candidate_id, True, ""), request)
-    refused("S-05", lambda: request.adjudicate(ANALYST, T0, "nope#1", True, "x"), request)
-    request.adjudicate(ANALYST, T0, first.candidate_id, True, "ear and scar match")
+    refused(
+        "S-05",
+        lambda: request.adjudicate(
+            ANALYST, T0, first.candidate_id, True, "", approvals=approvals_of(request)
+        ),
+        request,
+    )
+    refused(
+        "S-05",
+        lambda: request.adjudicate(ANALYST, T0, "nope#1", True, "x", approvals=approvals_of(request)),
+        request,
+    )
+    request.adjudicate(
+        ANALYST, T0, first.candidate_id, True, "ear and scar match", approvals=approvals_of(request)
+    )
     assert request.has_viable_match and request.viable_matches[0].by == ANALYST.user_id
 
 
 def test_S06_match_report_carries_the_verbatim_caveat_and_performance_link(policy_text):
     request, first = matched_request()
-    request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1")
+    request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1", approvals=approvals_of(request))
     report = request.reports["MR-1"]
     assert report.caveat == DISSEMINATION_CAVEAT and report.caveat in policy_text
     assert report.performance_statement == PERFORMANCE_STATEMENT and PERFORMANCE_STATEMENT in policy_text
@@ -204,26 +225,56 @@ def test_S06_match_report_carries_the_verbatim_caveat_and_performance_link(polic
 def test_S06_no_match_report_for_an_unadjudicated_or_not_viable_candidate():
     request, _ = matched_request()
     second = request.candidates()[1]
-    refused("S-06", lambda: request.issue_match_report(ANALYST, at(1), second.candidate_id, "MR-2"), request)
-    request.adjudicate(ANALYST, at(1), second.candidate_id, False, "different nose")
-    refused("S-06", lambda: request.issue_match_report(ANALYST, at(1), second.candidate_id, "MR-2"), request)
+    refused(
+        "S-06",
+        lambda: request.issue_match_report(
+            ANALYST, at(1), second.candidate_id, "MR-2", approvals=approvals_of(request)
+        ),
+        request,
+    )
+    request.adjudicate(
+        ANALYST, at(1), second.candidate_id, False, "different nose", approvals=approvals_of(request)
+    )
+    refused(
+        "S-06",
+        lambda: request.issue_match_report(
+            ANALYST, at(1), second.candidate_id, "MR-2", approvals=approvals_of(request)
+        ),
+        request,
+    )
 
 
 def test_S07_dissemination_recorded_with_recipient_legal_basis_and_safeguards():
     request, first = matched_request()
-    request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1")
-    request.record_dissemination(ANALYST, at(2), "MR-1", SHARE)
+    request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1", approvals=approvals_of(request))
+    request.record_dissemination(ANALYST, at(2), "MR-1", SHARE, approvals=approvals_of(request))
     assert request.disseminations[0].dissemination.recipient == "CPS case unit"
 
 
 def test_S07_templates_are_never_disseminated_and_safeguards_must_be_acknowledged():
     request, first = matched_request()
-    request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1")
+    request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1", approvals=approvals_of(request))
     with_template = attrs.evolve(SHARE, items=("match_report", "template"))
-    refused("S-07", lambda: request.record_dissemination(ANALYST, at(2), "MR-1", with_template), request)
+    refused(
+        "S-07",
+        lambda: request.record_dissemination(
+            ANALYST, at(2), "MR-1", with_template, approvals=approvals_of(request)
+        ),
+        request,
+    )
     careless = attrs.evolve(SHARE, safeguards_acknowledged=False)
-    refused("S-07", lambda: request.record_dissemination(ANALYST, at(2), "MR-1", careless), request)
-    refused("S-07", lambda: request.record_dissemination(ANALYST, at(2), "MR-9", SHARE), request)
+    refused(
+        "S-07",
+        lambda: request.record_dissemination(
+            ANALYST, at(2), "MR-1", careless, approvals=approvals_of(request)
+        ),
+        request,
+    )
+    refused(
+        "S-07",
+        lambda: request.record_dissemination(ANALYST, at(2), "MR-9", SHARE, approvals=approvals_of(request)),
+        request,
+    )
 
 
 def test_P08_level_4_library_needs_inspector_approval_before_search():
@@ -231,8 +282,10 @@ def test_P08_level_4_library_needs_inspector_approval_before_search():
     pair = searchable_library(level=ImageLevel.ELEVATED_PRIVACY)
     request = open_request(probe, pair)
     refused("P-08", lambda: search(request, probe, pair), request)
-    refused("P-08", lambda: request.approve(SERGEANT, T0, "ok"), request)
-    request.approve(INSPECTOR, T0, "serious offence; hospital imagery justified")
+    refused("P-08", lambda: request.approve(SERGEANT, T0, "ok", approvals=approvals_of(request)), request)
+    request.approve(
+        INSPECTOR, T0, "serious offence; hospital imagery justified", approvals=approvals_of(request)
+    )
     assert request.pending_events[-1].approver_rank == 2
     search(request, probe, pair)
 
@@ -243,7 +296,9 @@ def test_P09_probe_images_collection_needs_inspector_approval_per_request():
     request = open_request(probe, pair)
     assert request.required_approvals == {"P-09"}
     refused("P-09", lambda: search(request, probe, pair), request)
-    request.approve(INSPECTOR, T0, "collection linked to one series of burglaries")
+    request.approve(
+        INSPECTOR, T0, "collection linked to one series of burglaries", approvals=approvals_of(request)
+    )
     search(request, probe, pair)
 
 
@@ -252,8 +307,13 @@ def test_P12_search_approval_by_someone_other_than_the_requester():
     pair = searchable_library()
     requester = attrs.evolve(INSPECTOR, roles=INSPECTOR.roles | {Role.RFR_USER})
     request = SearchRequest.open(requester, T0, probe, [LibraryChoice(pair[1], pair[0], "r")], CONFIG)
-    refused("P-12", lambda: request.approve(requester, T0, "self"), request)
-    request.reject(attrs.evolve(INSPECTOR, user_id="inspector-2"), T0, "not proportionate")
+    refused("P-12", lambda: request.approve(requester, T0, "self", approvals=approvals_of(request)), request)
+    request.reject(
+        attrs.evolve(INSPECTOR, user_id="inspector-2"),
+        T0,
+        "not proportionate",
+        approvals=approvals_of(request),
+    )
     assert request.status is RequestStatus.REJECTED
     refused("S-01", lambda: search(request, probe, pair), request)
 

@@ -87,7 +87,13 @@ def test_R02_U04_which_rule_deletes_a_probe_and_none_while_it_is_cached_or_never
 
     probe, request = _searched()
     request.adjudicate(
-        b.ANALYST, b.T0, request.candidates()[0].candidate_id, True, "same man", identity_known=True
+        b.ANALYST,
+        b.T0,
+        request.candidates()[0].candidate_id,
+        True,
+        "same man",
+        identity_known=True,
+        approvals=b.approvals_of(request),
     )
     assert probe_due(probe, [request], b.at(31), b.CONFIG).rule_id == "R-02"
 

@@ -38,6 +38,7 @@ from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.rules_search import within_access
 from rfr.domain.search_request import SearchRequest
 
 _PAGE = 500
@@ -248,7 +249,7 @@ class CacheScreening(UseCase):
         views = []
         for match_id, match in sorted(queue.matches.items(), key=lambda kv: (-kv[1].score, kv[0])):
             approval = self.load(queue.library_approvals[match.library_id], LibraryApproval)
-            if not approval.allows(actor):
+            if not within_access(approval, actor).allowed:
                 continue
             adjudication = queue.adjudications.get(match_id)
             views.append(

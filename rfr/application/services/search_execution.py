@@ -140,7 +140,7 @@ class SearchExecution(UseCase):
         allowed = {
             lib.library_id
             for lib in request.libraries.values()
-            if self.load(lib.approval_id, LibraryApproval).allows(actor)
+            if within_access(self.load(lib.approval_id, LibraryApproval), actor).allowed
         }
         return tuple(self._found(c) for c in request.candidates("rank") if c.library_id in allowed)
 

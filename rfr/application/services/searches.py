@@ -17,7 +17,6 @@ from eventsourcing.utils import get_topic
 
 from rfr.application.app import RfrApplication
 from rfr.application.services.base import (
-    GOVERNANCE_ROLES,
     OPERATIONAL_ROLES,
     Act,
     Need,
@@ -26,20 +25,20 @@ from rfr.application.services.base import (
     list_ids,
 )
 from rfr.domain.codec import to_data
-from rfr.domain.decisions import Decision
 from rfr.domain.forms import Dissemination
 from rfr.domain.images import ImageLevel
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Actor, Rank, Role
+from rfr.domain.people import Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_search import Candidate
 from rfr.domain.search_request import LibraryChoice, SearchRequest
 from rfr.domain.search_terms import Urgency
 
+# Who each route admits. The domain decides rank (P-08, P-09, P-12) and access (L-13) itself, so
+# a refusal names the rule the policy names.
 USERS = Need((Role.RFR_USER,))
-APPROVERS = Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, "P-08")
-REJECTERS = Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, "P-12")
+APPROVERS = Need((Role.APPROVING_OFFICER,))
 READERS = Need(OPERATIONAL_ROLES)
 
 CANDIDATE_FIELDS = ("rank", "score", "library_id", "algorithm_id", "image_id", "template_id")
@@ -295,7 +294,7 @@ class SearchRequests(UseCase):
             "approve search",
             request_id,
             APPROVERS,
-            lambda r, a: r.approve(a.actor, a.at, rationale),
+            lambda r, a: r.approve(a.actor, a.at, rationale, self._approvals(r)),
         )
 
     def reject(self, acting_user: str, request_id: UUID | str, rationale: str) -> SearchView:
@@ -303,8 +302,8 @@ class SearchRequests(UseCase):
             acting_user,
             "reject search",
             request_id,
-            REJECTERS,
-            lambda r, a: r.reject(a.actor, a.at, rationale),
+            APPROVERS,
+            lambda r, a: r.reject(a.actor, a.at, rationale, self._approvals(r)),
         )
 
     def record_search(
@@ -357,7 +356,13 @@ class SearchRequests(UseCase):
             request_id,
             USERS,
             lambda r, a: r.adjudicate(
-                a.actor, a.at, candidate_id, viable, rationale, identity_known=identity_known
+                a.actor,
+                a.at,
+                candidate_id,
+                viable,
+                rationale,
+                approvals=self._approvals(r),
+                identity_known=identity_known,
             ),
         )
 
@@ -372,7 +377,7 @@ class SearchRequests(UseCase):
             "issue match report",
             USERS,
             [request],
-            lambda a: request.issue_match_report(a.actor, a.at, candidate_id, rid),
+            lambda a: request.issue_match_report(a.actor, a.at, candidate_id, rid, self._approvals(request)),
         )
         return next(r for r in SearchView.of(request).reports if r.report_id == rid)
 
@@ -385,11 +390,17 @@ class SearchRequests(UseCase):
             "record dissemination",
             request_id,
             USERS,
-            lambda r, a: r.record_dissemination(a.actor, a.at, report_id, dissemination),
+            lambda r, a: r.record_dissemination(a.actor, a.at, report_id, dissemination, self._approvals(r)),
         )
 
     def close(self, acting_user: str, request_id: UUID | str, reason: str) -> SearchView:
-        return self._on(acting_user, "close", request_id, USERS, lambda r, a: r.close(a.actor, a.at, reason))
+        return self._on(
+            acting_user,
+            "close",
+            request_id,
+            USERS,
+            lambda r, a: r.close(a.actor, a.at, reason, self._approvals(r)),
+        )
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -404,7 +415,7 @@ class SearchRequests(UseCase):
             "read search request",
             READERS,
             target=f"SearchRequest {request.id}",
-            decide=lambda actor: self._may_see(actor, request),
+            decide=lambda actor: request.visible_to(actor, self._approvals(request)),
         )
         return SearchView.of(request, order)
 
@@ -413,19 +424,18 @@ class SearchRequests(UseCase):
         actor = self._read(acting_user, "list search requests", READERS)
         ids, next_after = list_ids(self.app, SearchRequest.Opened, after=after, limit=limit)
         requests = (self.load(i, SearchRequest) for i in ids)
-        return Page(tuple(SearchView.of(r) for r in requests if self._may_see(actor, r).allowed), next_after)
+        return Page(
+            tuple(SearchView.of(r) for r in requests if r.visible_to(actor, self._approvals(r)).allowed),
+            next_after,
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 
-    def _may_see(self, actor: Actor, request: SearchRequest) -> Decision:
-        if actor.user_id == request.requester_id or any(actor.has(r) for r in GOVERNANCE_ROLES):
-            return Decision.allow("L-13")
-        approvals = (self.load(lib.approval_id, LibraryApproval) for lib in request.libraries.values())
-        return Decision.check(
-            all(a.allows(actor) for a in approvals),
-            "L-13",
-            "the user is outside the access restrictions of a library of this request",
-        )
+    def _approvals(self, request: SearchRequest) -> dict[str, LibraryApproval]:
+        """The approval each library of the request was opened under: its access restrictions (L-13)."""
+        return {
+            lib.library_id: self.load(lib.approval_id, LibraryApproval) for lib in request.libraries.values()
+        }
 
     def _on(
         self,

@@ -27,7 +27,6 @@ from rfr.application.services.search_execution import SEARCHERS, LibrarySearchRe
 from rfr.application.services.searches import (
     APPROVERS,
     READERS,
-    REJECTERS,
     USERS,
     AdjudicationView,
     LibrarySelection,
@@ -241,7 +240,7 @@ def approve_search(
     sync_to_thread=True,
     status_code=200,
     summary="Reject",
-    **allow(*REJECTERS.roles),
+    **allow(*APPROVERS.roles),
 )
 def reject_search(
     principal: Caller,
