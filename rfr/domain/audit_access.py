@@ -25,7 +25,7 @@ from rfr.domain.rules_access import authorised, stated
 def may_query_audit(actor: Actor, query: str, reason: str) -> Decision:
     """A-03: only an enabled, trained Auditor queries the audit trail, and says why."""
     return combine(
-        authorised(actor, Role.AUDITOR),
+        authorised(actor),
         Decision.check(actor.has(Role.AUDITOR), "A-03", "only an Auditor reads the audit trail"),
         stated(query, "A-03", "the audit query"),
         stated(reason, "A-03", "the reason for the audit query"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from workflow_builders import stored_events
 
 from rfr.domain.people import Role
 from rfr.domain.user import User
@@ -81,3 +82,17 @@ def test_an_untrained_auditor_is_refused_by_the_domain(live_server):
     assert response.status_code == 403
     assert response.json()["type"] == "/problems/policy-refusal"
     assert "A-05" in response.json()["rule_ids"]
+
+
+@pytest.mark.parametrize("role", [Role.RFR_USER, Role.SRO, Role.ADMINISTRATOR])
+def test_A03_anyone_but_an_auditor_is_refused_under_A03_and_the_refusal_recorded(live_server, auditor, role):
+    """A-03: only Auditors read the audit trail; the refusal names A-03 (not the generic A-05)."""
+    reader = live_server.user([role.value], prefix=f"not-auditor-{role.value}")
+    before = stored_events(live_server)
+    for path in ("/audit/head", "/audit/verify", f"/audit/aggregates/{User.id_for('admin')}/events"):
+        response = reader.client.get(path, params={"reason": "curious"})
+        assert response.status_code == 403, response.text
+        assert response.json()["rule_ids"] == ["A-03"] and response.json()["recorded"] is True
+    # Each refusal is in the trail as an attempt of its own (A-01).
+    added = stored_events(live_server)[len(before) :]
+    assert added == ["rfr.domain.refused_attempt:RefusedAttempt.AttemptRefused"] * 3, added

@@ -170,8 +170,9 @@ class AccessService(UseCase):
             token_expires_at=token.expires_at,
         )
 
-    def admit(self, principal: Principal, route: str, roles: Sequence[Role]) -> Actor:
-        """The gate of an HTTP route: enabled, and holding any of ``roles`` (A-05).
+    def admit(self, principal: Principal, route: str, roles: Sequence[Role], rule: str = "A-05") -> Actor:
+        """The gate of an HTTP route: enabled, and holding any of ``roles`` (A-05, or the ``rule``
+        the route is limited by, such as A-03 for the audit trail).
 
         Training is left to each use case (the domain checks it per command), so an untrained
         user can still see their own record and redeem their token.
@@ -181,9 +182,7 @@ class AccessService(UseCase):
         actor = user.actor()
         if not any(actor.has(r) for r in roles):
             names = " or ".join(r.value for r in roles)
-            decision = Decision.refuse(
-                "A-05", f"{principal.user_id} does not hold {names}, needed for {route}"
-            )
+            decision = Decision.refuse(rule, f"{principal.user_id} does not hold {names}, needed for {route}")
             self.app.save(RefusedAttempt.record(f"call {route}", route, actor, at, decision))
             raise AccessDenied(principal.user_id, decision.rule_ids, decision.reason, True)
         return actor

@@ -10,9 +10,10 @@ Declaring a route's access (spread the mapping into the route decorator):
     @post("/tokens/exchange", **allow(*EVERY_ROLE, one_time_token=True))
 
 ``allow`` puts a ``RouteAccess`` under ``opt["rfr_access"]`` (read by the guard) and the
-bearer security requirement into the OpenAPI operation. A route with no declaration is
-refused by ``create_app`` at start-up (``undeclared_routes``), and the guard would answer it
-with 500 rather than let it through: access is denied unless declared.
+bearer security requirement into the OpenAPI operation; the operation also states the roles
+(``access_extension``: ``x-rfr-roles`` and a sentence, written by ``openapi_contract``). A route
+with no declaration is refused by ``create_app`` at start-up (``undeclared_routes``), and the
+guard would answer it with 500 rather than let it through: access is denied unless declared.
 
 What the guard does for a non-public route, in this order:
 1. ``Authorization: Bearer <token>`` must be present and authenticate (else 401);
@@ -53,9 +54,13 @@ class UndeclaredAccess(RuntimeError):
 
 @attrs.frozen
 class RouteAccess:
+    """``rule``: the policy rule that limits the route to ``roles`` (A-05 unless the policy names
+    another, e.g. A-03 for the audit trail), so a refusal at the gate cites it."""
+
     roles: frozenset[Role] = frozenset()
     public: bool = False
     one_time_token: bool = False
+    rule: str = "A-05"
 
     def __attrs_post_init__(self) -> None:
         if self.public and (self.roles or self.one_time_token):
@@ -64,9 +69,10 @@ class RouteAccess:
             raise ValueError("name at least one role, or declare the route public()")
 
 
-def allow(*roles: Role, one_time_token: bool = False) -> dict[str, Any]:
-    """Route decorator keywords: callers holding any of ``roles`` (see the module docstring)."""
-    access = RouteAccess(roles=frozenset(Role(r) for r in roles), one_time_token=one_time_token)
+def allow(*roles: Role, one_time_token: bool = False, rule: str = "A-05") -> dict[str, Any]:
+    """Route decorator keywords: callers holding any of ``roles`` (see the module docstring);
+    ``rule`` is the policy rule a refusal at the gate names."""
+    access = RouteAccess(roles=frozenset(Role(r) for r in roles), one_time_token=one_time_token, rule=rule)
     security: list[SecurityRequirement] = [{SECURITY_SCHEME: []}]
     return {"opt": {ACCESS_KEY: access}, "security": security}
 
@@ -77,6 +83,31 @@ def public() -> dict[str, Any]:
 
 
 _PUBLIC = RouteAccess(public=True)
+
+ROLES_EXTENSION = "x-rfr-roles"
+PUBLIC_EXTENSION = "x-rfr-public"
+ONE_TIME_TOKEN_EXTENSION = "x-rfr-one-time-token"
+
+
+def access_extension(access: RouteAccess) -> tuple[dict[str, Any], str]:
+    """How the OpenAPI operation states ``access``: its ``x-rfr-*`` fields and a sentence.
+
+    ``x-rfr-roles`` lists the roles in name order (empty for a public route); ``x-rfr-public``
+    and ``x-rfr-one-time-token`` say whether a token is needed, and which kind.
+    """
+    roles = sorted(r.value for r in access.roles)
+    extension = {
+        ROLES_EXTENSION: roles,
+        PUBLIC_EXTENSION: access.public,
+        ONE_TIME_TOKEN_EXTENSION: access.one_time_token,
+    }
+    if access.public:
+        sentence = "Access: public, no token needed."
+    elif access.one_time_token:
+        sentence = f"Access: roles {', '.join(roles)}, with a one-time token only (not a bearer token)."
+    else:
+        sentence = f"Access: roles {', '.join(roles)} (any one of them), with a bearer token."
+    return extension, sentence
 
 
 def is_automatic_options(handler: BaseRouteHandler) -> bool:
@@ -140,7 +171,7 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
     if access.one_time_token and not one_time:
         raise AuthenticationFailed("this route takes a one-time token, not a bearer token")
     route = f"{connection.scope['method']} {connection.scope.get('path_template') or connection.url.path}"
-    await to_thread.run_sync(service.admit, principal, route, sorted(access.roles))
+    await to_thread.run_sync(service.admit, principal, route, sorted(access.roles), access.rule)
     connection.state.principal = principal
 
 

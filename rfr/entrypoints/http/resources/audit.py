@@ -29,7 +29,12 @@ def _audit(ctx: HttpContext) -> AuditService:
     return AuditService(ctx.app, ctx.clock, RecorderAuditTrail(ctx.app))
 
 
-@get("/audit/verify", summary="Verify the hash chain (A-02)", sync_to_thread=True, **allow(Role.AUDITOR))
+@get(
+    "/audit/verify",
+    summary="Verify the hash chain (A-02)",
+    sync_to_thread=True,
+    **allow(Role.AUDITOR, rule="A-03"),
+)
 def verify_chain(
     principal: NamedDependency[Principal],
     audit: NamedDependency[AuditService],
@@ -47,7 +52,12 @@ def verify_chain(
     return audit.verify(principal.user_id, reason, anchor=anchor)
 
 
-@get("/audit/head", summary="The chain head, to publish", sync_to_thread=True, **allow(Role.AUDITOR))
+@get(
+    "/audit/head",
+    summary="The chain head, to publish",
+    sync_to_thread=True,
+    **allow(Role.AUDITOR, rule="A-03"),
+)
 def chain_head(
     principal: NamedDependency[Principal], audit: NamedDependency[AuditService], reason: Reason
 ) -> AuditAnswer:
@@ -59,7 +69,7 @@ def chain_head(
     "/audit/aggregates/{aggregate_id:uuid}/events",
     summary="One record's events (A-03)",
     sync_to_thread=True,
-    **allow(Role.AUDITOR),
+    **allow(Role.AUDITOR, rule="A-03"),
 )
 def aggregate_events(
     principal: NamedDependency[Principal],
