@@ -218,7 +218,12 @@ class SearchRequest(GovernedAggregate):
         urgency: Urgency | None = None,
         request_id: UUID | None = None,
     ) -> SearchRequest:
-        """Open a request: each library passes L-01, L-06, L-08, L-13 now (S-01), with a reason (S-03)."""
+        """Open a request: each library passes L-01, L-06, L-08, L-13 now (S-01), with a reason (S-03).
+
+        ``urgency`` is the request's own; without one, the Urgency recorded on the probe's Form 3
+        applies, "search all" included (S-02): the form is where the policy records it.
+        """
+        urgency = urgency if urgency is not None else probe.form.urgency
         purposes = probe.form.purposes
         ids = [str(c.library.id) for c in choices]
         checks = [

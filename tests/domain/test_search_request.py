@@ -152,6 +152,22 @@ def test_S02_urgent_search_all_with_rationale_skips_the_order():
     )
 
 
+def test_S02_urgent_search_all_on_form_3_applies_without_being_repeated_on_the_request():
+    """S-02: Urgency is recorded on Form 3; a request of that probe inherits its "search all"."""
+    urgent = Urgency(UrgencyBasis.RISK_TO_LIFE_OR_HARM, "armed suspect at large", search_all=True)
+    probe = ready_probe(urgency=urgent, pre_rfr_checks=None)
+    low = searchable_library(name="custody", level=ImageLevel.COMPLIANT_POLICE)
+    high = searchable_library(name="appeal", level=ImageLevel.PUBLIC_WOULD_EXPECT)
+    request = open_request(probe, low, high)
+    assert request.urgency == urgent
+    search(request, probe, high)
+    # The request's own urgency, where given, is the one recorded.
+    calm = Urgency(UrgencyBasis.OPPORTUNITY_LOST, "CCTV overwritten tonight")
+    later = open_request(probe, low, high, urgency=calm)
+    assert later.urgency == calm
+    refused("S-02", lambda: search(later, probe, high), later)
+
+
 def test_S03_each_library_needs_a_reason_and_only_requested_libraries_are_searched():
     probe, pair, other = ready_probe(), searchable_library(), searchable_library(name="other")
     refused(

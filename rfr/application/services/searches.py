@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -32,7 +32,7 @@ from rfr.domain.people import Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_search import Candidate
-from rfr.domain.search_request import LibraryChoice, SearchRequest
+from rfr.domain.search_request import LibraryChoice, RequestStatus, SearchRequest
 from rfr.domain.search_terms import Urgency
 
 # Who each route admits. The domain decides rank (P-08, P-09, P-12) and access (L-13) itself, so
@@ -172,6 +172,7 @@ class SearchView:
     urgency: dict[str, Any] | None
     required_approvals: tuple[str, ...]
     approval: SearchApprovalView | None
+    awaiting: tuple[str, ...]
     awaiting_approval: bool
     libraries: tuple[RequestedLibraryView, ...]
     candidates: tuple[CandidateView, ...]
@@ -183,7 +184,15 @@ class SearchView:
     refusals: int
 
     @classmethod
-    def of(cls, request: SearchRequest, order: Literal["rank", "score"] = "rank") -> SearchView:
+    def of(
+        cls,
+        request: SearchRequest,
+        order: Literal["rank", "score"] = "rank",
+        *,
+        missing_endorsements: Collection[str] = (),
+    ) -> SearchView:
+        """``missing_endorsements``: the rules (P-04, P-06, ...) under which the probe still awaits
+        an Inspector's endorsement; the request waits for those as for its own approval."""
         candidates = tuple(
             CandidateView(
                 c.candidate_id,
@@ -198,6 +207,9 @@ class SearchView:
             for c in request.candidates(order)
         )
         approval = request.approval
+        awaiting = tuple(
+            sorted({*missing_endorsements, *(request.required_approvals if approval is None else ())})
+        )
         return cls(
             id=request.id,
             probe_id=request.probe_id,
@@ -209,7 +221,8 @@ class SearchView:
             urgency=to_data(request.urgency) if request.urgency is not None else None,
             required_approvals=tuple(sorted(request.required_approvals)),
             approval=SearchApprovalView(*approval) if approval is not None else None,
-            awaiting_approval=bool(request.required_approvals) and approval is None,
+            awaiting=awaiting,
+            awaiting_approval=bool(awaiting),
             libraries=tuple(
                 RequestedLibraryView(
                     lib.library_id,
@@ -285,7 +298,7 @@ class SearchRequests(UseCase):
             lambda a: a.new(SearchRequest.open(a.actor, a.at, probe, choices, a.config, urgency=urgency)),
             target_name=f"SearchRequest for probe {probe.id}",
         )
-        return SearchView.of(request)
+        return self._view(request)
 
     def approve(self, acting_user: str, request_id: UUID | str, rationale: str) -> SearchView:
         """P-08 (level 4-5 libraries) and P-09 (collections): an Inspector, not the requester (P-12)."""
@@ -337,7 +350,7 @@ class SearchRequests(UseCase):
                 config=a.config,
             ),
         )
-        return SearchView.of(request)
+        return self._view(request)
 
     def adjudicate(
         self,
@@ -379,7 +392,7 @@ class SearchRequests(UseCase):
             [request],
             lambda a: request.issue_match_report(a.actor, a.at, candidate_id, rid, self._approvals(request)),
         )
-        return next(r for r in SearchView.of(request).reports if r.report_id == rid)
+        return next(r for r in self._view(request).reports if r.report_id == rid)
 
     def record_dissemination(
         self, acting_user: str, request_id: UUID | str, report_id: str, dissemination: Dissemination
@@ -417,7 +430,7 @@ class SearchRequests(UseCase):
             target=f"SearchRequest {request.id}",
             decide=lambda actor: request.visible_to(actor, self._approvals(request)),
         )
-        return SearchView.of(request, order)
+        return self._view(request, order)
 
     def list(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[SearchView]:
         """Requests in opening order; requests the user may not see are left out of the page."""
@@ -425,11 +438,16 @@ class SearchRequests(UseCase):
         ids, next_after = list_ids(self.app, SearchRequest.Opened, after=after, limit=limit)
         requests = (self.load(i, SearchRequest) for i in ids)
         return Page(
-            tuple(SearchView.of(r) for r in requests if r.visible_to(actor, self._approvals(r)).allowed),
+            tuple(self._view(r) for r in requests if r.visible_to(actor, self._approvals(r)).allowed),
             next_after,
         )
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _view(self, request: SearchRequest, order: Literal["rank", "score"] = "rank") -> SearchView:
+        probe = self.load(request.probe_id, ProbeImage)
+        missing = probe.missing_endorsements(self.config()) if request.status is RequestStatus.OPEN else ()
+        return SearchView.of(request, order, missing_endorsements=[k.value for k in missing])
 
     def _approvals(self, request: SearchRequest) -> dict[str, LibraryApproval]:
         """The approval each library of the request was opened under: its access restrictions (L-13)."""
@@ -447,4 +465,4 @@ class SearchRequests(UseCase):
     ) -> SearchView:
         request = self.load(request_id, SearchRequest)
         self._act(acting_user, command, need, [request], lambda a: change(request, a))
-        return SearchView.of(request)
+        return self._view(request)
