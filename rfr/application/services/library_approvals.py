@@ -21,15 +21,16 @@ from rfr.application.services.base import (
 from rfr.domain.codec import to_data
 from rfr.domain.forms import ApprovalRecord, LibraryApplication, ReviewOutcome
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Rank, Role
+from rfr.domain.people import Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.search_terms import Urgency
 
 # The domain decides the rank each kind needs (L-02, L-03, L-10); these stop the wrong people early.
 APPLICANTS = Need(OPERATIONAL_ROLES)
 DECIDERS = Need((Role.SRO, Role.APPROVING_OFFICER))
-URGENT_APPROVER = Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, "L-10")
-RATIFIER = Need((Role.SRO, Role.APPROVING_OFFICER), Rank.SUPERINTENDENT, "L-10")
+# Ranks (L-10: Inspector to approve urgently, Superintendent to ratify) are the domain's to decide.
+URGENT_APPROVER = Need((Role.APPROVING_OFFICER,))
+RATIFIER = Need((Role.SRO, Role.APPROVING_OFFICER))
 REVIEWERS = Need(GOVERNANCE_ROLES)
 # Expiry is bookkeeping once the end date passes; whoever watches the approvals may record it.
 EXPIRERS = Need((Role.ADMINISTRATOR, *GOVERNANCE_ROLES))
