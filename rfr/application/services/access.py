@@ -43,6 +43,7 @@ from rfr.domain.audit_access import AuditAccess, may_query_audit
 from rfr.domain.decisions import Decision, PolicyRefusal
 from rfr.domain.people import Actor, Role
 from rfr.domain.refused_attempt import RefusedAttempt
+from rfr.domain.user import User
 
 # A recognisable prefix lets secret scanners and people spot a leaked token; the version
 # digit leaves room for another format without ambiguity.
@@ -88,6 +89,8 @@ class Principal:
     token_id: str
     token_kind: str
     token_expires_at: datetime
+    # The User record as read for this request, so the gate and the use cases need not read it again.
+    user: User = attrs.field(eq=False, repr=False)
 
 
 @attrs.frozen
@@ -168,6 +171,7 @@ class AccessService(UseCase):
             token_id=str(token.id),
             token_kind=token.kind.value,
             token_expires_at=token.expires_at,
+            user=user,
         )
 
     def admit(self, principal: Principal, route: str, roles: Sequence[Role], rule: str = "A-05") -> Actor:
@@ -178,7 +182,7 @@ class AccessService(UseCase):
         user can still see their own record and redeem their token.
         """
         at = self.clock.now()
-        user = self._acting(principal.user_id, f"call {route}", route, at)
+        user = self._enabled(principal.user, f"call {route}", route, at)
         actor = user.actor()
         if not any(actor.has(r) for r in roles):
             names = " or ".join(r.value for r in roles)

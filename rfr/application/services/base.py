@@ -26,6 +26,7 @@ boundary never skips or repeats an aggregate created meanwhile.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -56,6 +57,17 @@ A = TypeVar("A", bound=BaseAggregate[UUID])
 ACTIVITY_RESOLUTION = timedelta(hours=1)
 
 MAX_PAGE = 500
+
+# Who a request acts for, as the gate loaded them: set once per request in that request's own
+# context (contextvars do not leak between requests), so every use case the request runs
+# reuses that one ``User`` instead of rebuilding the aggregate at each step. Unset outside a
+# request (CLI, worker, tests): the user is loaded as usual.
+_ACTING_USER: ContextVar[User | None] = ContextVar("rfr_acting_user", default=None)
+
+
+def act_for_request(user: User) -> None:
+    """The gate names the ``User`` the current request acts for (see ``_ACTING_USER``)."""
+    _ACTING_USER.set(user)
 
 
 @attrs.frozen
@@ -172,6 +184,10 @@ class UseCase:
             raise NotFound(kind.__name__, aggregate_id) from None
 
     def user(self, user_id: str) -> User:
+        """The ``User`` of ``user_id``: the one the request's gate loaded, or else from the store."""
+        acting = _ACTING_USER.get()
+        if acting is not None and acting.user_id == user_id:
+            return acting
         try:
             return self.app.get(User.id_for(user_id), User)
         except (AggregateNotFoundError, TypeError):
@@ -197,7 +213,10 @@ class UseCase:
 
     def _acting(self, acting_user: str, command: str, target: str, at: datetime) -> User:
         """The enabled User behind a request; a disabled one is refused and the refusal stored."""
-        user = self.user(acting_user)
+        return self._enabled(self.user(acting_user), command, target, at)
+
+    def _enabled(self, user: User, command: str, target: str, at: datetime) -> User:
+        acting_user = user.user_id
         if user.disabled:
             decision = Decision.refuse("A-05", f"{acting_user} is disabled")
             self.app.save(RefusedAttempt.record(command, target, user.actor(), at, decision))

@@ -39,6 +39,7 @@ from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import SecurityRequirement
 
 from rfr.application.services.access import AccessService, AuthenticationFailed, Principal
+from rfr.application.services.base import act_for_request
 from rfr.domain.access_token import TokenKind
 from rfr.domain.people import Role
 from rfr.entrypoints.http.context import context_of
@@ -87,27 +88,30 @@ _PUBLIC = RouteAccess(public=True)
 ROLES_EXTENSION = "x-rfr-roles"
 PUBLIC_EXTENSION = "x-rfr-public"
 ONE_TIME_TOKEN_EXTENSION = "x-rfr-one-time-token"
+RULE_EXTENSION = "x-rfr-rule"
 
 
 def access_extension(access: RouteAccess) -> tuple[dict[str, Any], str]:
     """How the OpenAPI operation states ``access``: its ``x-rfr-*`` fields and a sentence.
 
     ``x-rfr-roles`` lists the roles in name order (empty for a public route); ``x-rfr-public``
-    and ``x-rfr-one-time-token`` say whether a token is needed, and which kind.
+    and ``x-rfr-one-time-token`` say whether a token is needed, and which kind; ``x-rfr-rule``
+    names the rule a refusal at the gate cites (guarded routes only).
     """
     roles = sorted(r.value for r in access.roles)
-    extension = {
+    extension: dict[str, Any] = {
         ROLES_EXTENSION: roles,
         PUBLIC_EXTENSION: access.public,
         ONE_TIME_TOKEN_EXTENSION: access.one_time_token,
     }
     if access.public:
-        sentence = "Access: public, no token needed."
-    elif access.one_time_token:
-        sentence = f"Access: roles {', '.join(roles)}, with a one-time token only (not a bearer token)."
-    else:
-        sentence = f"Access: roles {', '.join(roles)} (any one of them), with a bearer token."
-    return extension, sentence
+        return extension, "Access: public, no token needed."
+    extension[RULE_EXTENSION] = access.rule
+    token = "a one-time token only (not a bearer token)" if access.one_time_token else "a bearer token"
+    return extension, (
+        f"Access: roles {', '.join(roles)} (any one of them), with {token}; "
+        f"anyone else is refused under {access.rule}."
+    )
 
 
 def is_automatic_options(handler: BaseRouteHandler) -> bool:
@@ -172,6 +176,8 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
         raise AuthenticationFailed("this route takes a one-time token, not a bearer token")
     route = f"{connection.scope['method']} {connection.scope.get('path_template') or connection.url.path}"
     await to_thread.run_sync(service.admit, principal, route, sorted(access.roles), access.rule)
+    # Set here, in the request's own context, which the handler's thread inherits.
+    act_for_request(principal.user)
     connection.state.principal = principal
 
 
