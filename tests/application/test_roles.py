@@ -12,7 +12,7 @@ from uuid import UUID
 
 import domain_builders as b
 import pytest
-from app_world import ALG, World
+from app_world import World
 
 from rfr.application.services.searches import LibrarySelection
 from rfr.domain.decisions import PolicyRefusal
@@ -253,11 +253,9 @@ ROWS: list[tuple[str, str, Call, str, Callable[[dict[str, Any]], UUID] | None]] 
         key("request"),
     ),
     (
-        "record search",
+        "search library",
         "sro",
-        lambda w, c: w.searches.record_search(
-            "sro", c["request"], library_id=str(c["library"]), algorithm_id=ALG, candidates=[]
-        ),
+        lambda w, c: w.search(c["request"], c["library"], user="sro"),
         "A-05",
         key("request"),
     ),

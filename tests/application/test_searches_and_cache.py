@@ -1,14 +1,20 @@
-"""Search requests (S-01..S-07, P-08, P-12, L-13) and the Unresolved Crime Cache (U-01, U-03, U-04)."""
+"""Search requests (S-01..S-07, P-08, P-12, L-13) and the Unresolved Crime Cache (U-01, U-03, U-04).
+
+Every search runs through ``SearchExecution`` (the fake engine of ``fake_biometrics``): the
+potential matches are what the production search found in the library's index.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import domain_builders as b
 import pytest
 from app_world import ALG, World
+from fake_biometrics import fake_engine
 
-from rfr.application.services.searches import LibrarySelection, candidate_from
+from rfr.application.services.searches import LibrarySelection
 from rfr.domain.calendar import add_months
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.forms import Dissemination, ReviewOutcome
@@ -28,6 +34,7 @@ def test_a_search_from_opening_to_dissemination_and_close_S04_S05_S06_S07(world:
     view = world.searches.get("analyst", request_id)
     assert (view.status, view.probe_id, view.requester_id) == ("open", str(probe_id), "analyst")
     assert [c.candidate_id for c in view.candidates] == [f"{library_id}#1", f"{library_id}#2"]
+    assert [c.image_id for c in view.candidates] == world.image_ids(library_id)[:2]  # nearest first
     assert view.unadjudicated == 2 and not view.has_viable_match
     assert view.libraries[0].algorithm_id == ALG and view.libraries[0].searched_at == world.clock.now()
     first, second = (c.candidate_id for c in view.candidates)
@@ -44,18 +51,24 @@ def test_a_search_from_opening_to_dissemination_and_close_S04_S05_S06_S07(world:
 
 
 def test_candidates_read_by_score_or_rank_S04(world: World) -> None:
-    _, library_id = world.library()
-    request = world.searches.open("analyst", world.probe(), [LibrarySelection(str(library_id), "reason")])
-    found = world.candidates(library_id, 3)
-    for c, score in zip(found, (0.6, 0.9, 0.7), strict=True):
-        c["score"] = score  # out of rank order, so the two orders differ
-    world.searches.record_search(
-        "analyst", request.id, library_id=str(library_id), algorithm_id=ALG, candidates=found
+    # Two libraries searched in turn; the second holds the closer faces, so the orders differ.
+    _, far = world.enrolled_library("far", 2, steps=3)
+    _, near = world.enrolled_library("near", 2, steps=1)
+    request = world.searches.open(
+        "analyst",
+        world.probe(),
+        [LibrarySelection(str(far), "reason"), LibrarySelection(str(near), "reason")],
     )
+    world.search(request.id, far)
+    world.search(request.id, near)
     by_rank = world.searches.get("analyst", request.id, order="rank").candidates
     by_score = world.searches.get("analyst", request.id, order="score").candidates
-    assert [c.rank for c in by_rank] == [1, 2, 3]
-    assert [c.rank for c in by_score] == [2, 3, 1]
+    assert [c.candidate_id for c in by_rank] == [f"{far}#1", f"{near}#1", f"{far}#2", f"{near}#2"]
+    assert [c.candidate_id for c in by_score] == [f"{near}#1", f"{near}#2", f"{far}#1", f"{far}#2"]
+    assert [c.rank for c in by_rank] == [1, 1, 2, 2]
+    assert [c.rank for c in by_score] == [1, 2, 1, 2]
+    scores = [c.score for c in by_score]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0.5 > scores[-1]
 
 
 def test_only_an_adjudicated_viable_match_is_reported_S05_S06(world: World) -> None:
@@ -104,43 +117,40 @@ def test_reading_a_request_needs_l13_for_its_libraries_unless_governing_L13(worl
 
 
 def test_higher_levels_wait_for_lower_levels_S02(world: World) -> None:
-    _, low = world.library("low")
-    _, high = world.library("high", level=ImageLevel.PUBLIC_WOULD_EXPECT)
+    _, low = world.enrolled_library("low")
+    _, high = world.enrolled_library("high", level=ImageLevel.PUBLIC_WOULD_EXPECT)
     probe_id = world.probe()
     request = world.searches.open(
         "analyst",
         probe_id,
-        [LibrarySelection(str(low), "local custody images"), LibrarySelection(str(high), "appeal images")],
+        [LibrarySelection(str(high), "appeal images"), LibrarySelection(str(low), "local custody images")],
     )
     with pytest.raises(PolicyRefusal) as caught:
-        world.searches.record_search(
-            "analyst", request.id, library_id=str(high), algorithm_id=ALG, candidates=world.candidates(high)
-        )
+        world.search(request.id, high)
     assert caught.value.rule_ids == ("S-02",)
-    world.searches.record_search(
-        "analyst", request.id, library_id=str(low), algorithm_id=ALG, candidates=world.candidates(low)
-    )
-    view = world.searches.record_search(
-        "analyst", request.id, library_id=str(high), algorithm_id=ALG, candidates=world.candidates(high)
-    )
+    assert world.app.get(request.id, SearchRequest).refusals[-1].rule_ids == ("S-02",)
+    # The next library is the lowest level left, whatever the order chosen.
+    assert world.execution.search_next("analyst", request.id).library_id == str(low)
+    assert world.execution.search_next("analyst", request.id).library_id == str(high)
+    assert world.execution.search_next("analyst", request.id) is None
+    view = world.searches.get("analyst", request.id)
     assert len(view.candidates) == 4
 
 
 def test_a_level_4_library_needs_an_inspectors_approval_by_another_person_P08_P12(world: World) -> None:
-    _, library_id = world.library("sensitive", level=ImageLevel.ELEVATED_PRIVACY)
+    _, library_id = world.enrolled_library("sensitive", level=ImageLevel.ELEVATED_PRIVACY)
     probe_id = world.probe()
     request = world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "reason")])
     assert request.required_approvals == ("P-08",) and request.awaiting_approval
-    search = {"library_id": str(library_id), "algorithm_id": ALG, "candidates": world.candidates(library_id)}
     with pytest.raises(PolicyRefusal) as caught:
-        world.searches.record_search("analyst", request.id, **search)
+        world.search(request.id, library_id)
     assert "P-08" in caught.value.rule_ids
     with pytest.raises(PolicyRefusal) as caught:
         world.searches.approve("sergeant", request.id, "fine by me")
     assert "P-08" in caught.value.rule_ids
     view = world.searches.approve("inspector", request.id, "necessary: serious offence")
     assert view.approval.by == "inspector" and view.approval.rank == 2 and not view.awaiting_approval
-    assert len(world.searches.record_search("analyst", request.id, **search).candidates) == 2
+    assert len(world.search(request.id, library_id).candidates) == 2
 
 
 def test_a_search_is_rejected_before_it_runs_P12(world: World) -> None:
@@ -149,36 +159,22 @@ def test_a_search_is_rejected_before_it_runs_P12(world: World) -> None:
     assert world.searches.reject("inspector", request.id, "not proportionate").status == "rejected"
 
 
-def test_candidates_of_another_algorithm_are_refused_T01(world: World) -> None:
-    _, library_id = world.library()
-    request = world.searches.open("analyst", world.probe(), [LibrarySelection(str(library_id), "reason")])
-    wrong = [dict(c, algorithm_id="other-model") for c in world.candidates(library_id)]
+def test_templates_of_another_algorithm_are_never_compared_T01_T02_P11(world: World) -> None:
+    # The same world with an engine of another algorithm, over the same events, store and indexes.
+    elsewhere = attrs.evolve(world, bio=attrs.evolve(world.bio, engine=fake_engine(version="2")))
+    assert elsewhere.bio.algorithm_id != ALG
+    _, theirs = elsewhere.enrolled_library("their library")
+    request = world.searches.open("analyst", world.probe(), [LibrarySelection(str(theirs), "reason")])
     with pytest.raises(PolicyRefusal) as caught:
-        world.searches.record_search(
-            "analyst", request.id, library_id=str(library_id), algorithm_id=ALG, candidates=wrong
-        )
-    assert caught.value.rule_ids == ("T-01",)
+        world.search(request.id, theirs)
+    assert caught.value.rule_ids == ("T-02",)
+    _, ours = world.enrolled_library("our library")
+    request = world.searches.open("analyst", elsewhere.probe(), [LibrarySelection(str(ours), "reason")])
     with pytest.raises(PolicyRefusal) as caught:
-        world.searches.record_search(
-            "analyst", request.id, library_id=str(library_id), algorithm_id="other-model", candidates=wrong
-        )
-    assert "T-02" in caught.value.rule_ids
-
-
-def test_candidates_as_plain_data_must_have_exactly_the_fields() -> None:
-    data = {
-        "rank": 1,
-        "score": 0.7,
-        "library_id": "L",
-        "algorithm_id": "A",
-        "image_id": "i",
-        "template_id": "t",
-    }
-    assert candidate_from(data).candidate_id == "L#1"
-    with pytest.raises(ValueError, match="missing"):
-        candidate_from({k: v for k, v in data.items() if k != "score"})
-    with pytest.raises(ValueError, match="unexpected"):
-        candidate_from({**data, "vector": [0.1]})
+        world.search(request.id, ours)
+    assert caught.value.rule_ids == ("P-11",)
+    stored = world.app.get(request.id, SearchRequest)
+    assert stored.searches == {} and stored.refusals[-1].rule_ids == ("P-11",)
 
 
 # -- Unresolved Crime Cache ------------------------------------------------------------------

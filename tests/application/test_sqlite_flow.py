@@ -6,7 +6,8 @@ from pathlib import Path
 
 import domain_builders as b
 import pytest
-from app_world import ALG, FixedClock, World, sqlite_app
+from app_world import FixedClock, World, sqlite_app
+from fake_biometrics import fake_biometrics
 
 from rfr.application.app import ConcurrentModification
 from rfr.application.services.searches import LibrarySelection
@@ -21,19 +22,12 @@ from rfr.infrastructure.audit.verification import verify
 def test_approval_to_dissemination_on_sqlite_survives_a_restart_S04_S05_S06_S07(
     tmp_path: Path, clock: FixedClock
 ) -> None:
-    world = World(sqlite_app(tmp_path), clock).populate()
-    # Applied, approved and created through the services; enrolment and templates are the
-    # biometric services' work, done here by the domain commands they end in.
-    approval_id, library_id = world.library("custody")
+    world = World(sqlite_app(tmp_path), clock, fake_biometrics(tmp_path)).populate()
+    # Applied, approved, created, enrolled, templated and searched through the services.
+    approval_id, library_id = world.enrolled_library("custody")
     probe_id = world.probe()
     request = world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "custody images")])
-    world.searches.record_search(
-        "analyst",
-        request.id,
-        library_id=str(library_id),
-        algorithm_id=ALG,
-        candidates=world.candidates(library_id),
-    )
+    assert len(world.search(request.id, library_id).candidates) == 2
     candidate = f"{library_id}#1"
     world.searches.adjudicate("analyst", request.id, candidate, True, "strong likeness", identity_known=True)
     report = world.searches.issue_match_report("analyst", request.id, candidate)
@@ -44,7 +38,7 @@ def test_approval_to_dissemination_on_sqlite_survives_a_restart_S04_S05_S06_S07(
         world.searches.close("auditor", request.id, "not theirs to close")
     world.searches.close("analyst", request.id, "suspect charged")
 
-    restarted = World(sqlite_app(tmp_path), FixedClock(clock.now()))
+    restarted = World(sqlite_app(tmp_path), FixedClock(clock.now()), fake_biometrics(tmp_path))
     view = restarted.searches.get("sergeant", request.id)
     assert view.status == "closed" and view.has_viable_match
     assert view.reports[0].caveat == DISSEMINATION_CAVEAT
@@ -52,6 +46,12 @@ def test_approval_to_dissemination_on_sqlite_survives_a_restart_S04_S05_S06_S07(
     assert restarted.approvals.get("analyst", approval_id).status == "approved"
     assert restarted.app.get(request.id).refusals[-1].actor.user_id == "auditor"
     assert verify(restarted.app.recorder).ok
+    # The potential matches still name the subjects enrolled, read back from the encrypted store.
+    found = restarted.execution.candidates("sergeant", request.id)
+    assert [(c.candidate_id, c.subject) for c in found] == [
+        (candidate, "custody-0"),
+        (f"{library_id}#2", "custody-1"),
+    ]
 
 
 def test_two_writers_on_one_file_the_second_saves_nothing_A01(tmp_path: Path, clock: FixedClock) -> None:

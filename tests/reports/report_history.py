@@ -17,13 +17,13 @@ day 40
   - library approval B granted (review due day 70), library "lib-b";
   - the urgent approval stopped;
   - request 4 (analyst) on lib-b searched; request 5 (analyst) on lib-b, closed unsearched;
-  - probe of request 1 purged (one template) and image lib-a-0 purged (one template).
+  - probe of request 1 purged (one template) and the first image of lib-a purged (one template).
 
 Then the clock stands at day 100, when approvals A and B and the UCC entry are overdue.
 
-The biometric erasure and enrolment services need the biometric store; as in
-``app_world``, the purges and the enrolment are the domain commands those services end in,
-saved in the same store, which is all a usage report reads.
+Probes, enrolments, searches and purges run through the biometric services of
+``app_world`` (its fake face engine over the real store and index), so every potential match
+counted was found by the production search.
 """
 
 from __future__ import annotations
@@ -33,14 +33,12 @@ from uuid import UUID
 
 import attrs
 import domain_builders as b
-from app_world import ALG, T0, World
+from app_world import T0, World
 
 from rfr.application.services.searches import LibrarySelection
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.forms import Dissemination
 from rfr.domain.images import ImageLevel
-from rfr.domain.probe_image import ProbeImage
-from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.search_terms import SearchGround, SearchPurpose, Urgency, UrgencyBasis
 
 DAY_1 = T0 + timedelta(days=1)
@@ -63,18 +61,12 @@ def _open(world: World, user: str, probe_id: UUID, library_id: UUID) -> UUID:
 
 
 def _search(world: World, user: str, request_id: UUID, library_id: UUID) -> None:
-    world.searches.record_search(
-        user,
-        request_id,
-        library_id=str(library_id),
-        algorithm_id=ALG,
-        candidates=world.candidates(library_id),
-    )
+    assert len(world.search(request_id, library_id, user=user).candidates) == 2
 
 
 def build_history(world: World) -> History:
     assert world.clock.now() == T0
-    approval_a, library_a = world.library("lib-a")
+    approval_a, library_a = world.enrolled_library("lib-a")
     rejected = world.approvals.apply("analyst", b.application())
     world.approvals.reject("supt", rejected.id, "not necessary")
     urgent = world.approvals.apply("analyst", b.application())
@@ -123,19 +115,19 @@ def build_history(world: World) -> History:
         raise AssertionError("the outsider may not search lib-a (L-13)")
 
     world.clock.advance(days=40)
-    approval_b, library_b = world.library("lib-b")
+    approval_b, library_b = world.enrolled_library("lib-b")
     world.approvals.stop("supt", urgent.id, "the child was found")
     request_4 = _open(world, "analyst", world.probe(), library_b)
     _search(world, "analyst", request_4, library_b)
     request_5 = _open(world, "analyst", world.probe(), library_b)
     world.searches.close("analyst", request_5, "suspect identified by other means")
 
-    at, op_lead = world.clock.now(), world.actor("op-lead")
-    probe = world.app.get(probe_1, ProbeImage)
-    probe.purge(op_lead, at, "viable match reported; R-02")
-    library = world.app.get(library_a, ReferenceLibrary)
-    library.purge_images(op_lead, at, ["lib-a-0"], "image withdrawn by its owner")
-    world.app.save(probe, library)
+    assert len(world.erasure.purge_probe("op-lead", probe_1, "viable match reported; R-02")) == 3
+    first_image = world.image_ids(library_a)[0]
+    purged = world.erasure.purge_library_images(
+        "op-lead", library_a, [first_image], "image withdrawn by its owner"
+    )
+    assert len(purged) == 1  # its one template
 
     world.clock.advance(days=60)
     return History(approval_a, approval_b, library_a, library_b, urgent.id, probe_2)

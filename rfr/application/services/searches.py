@@ -1,13 +1,14 @@
 """Search requests from opening to close (S-01..S-07, P-08, P-09, P-12), and their read model.
 
-``record_search`` takes the potential matches as plain data from whatever ran the search
-(the biometric search execution): the request checks every rule again at that moment
-(L-01, L-06, L-08, L-13, S-02, T-01, T-02, R-01) before the candidates are recorded.
+Libraries are searched by ``SearchExecution`` (search_execution.py), which runs the
+biometric search and hands its potential matches to the request: the request checks every
+rule again at that moment (L-01, L-06, L-08, L-13, S-02, T-01, T-02, R-01) before the
+candidates are recorded.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
@@ -31,7 +32,6 @@ from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
-from rfr.domain.rules_search import Candidate
 from rfr.domain.search_request import LibraryChoice, RequestStatus, SearchRequest
 from rfr.domain.search_terms import Urgency
 
@@ -41,8 +41,6 @@ USERS = Need((Role.RFR_USER,))
 APPROVERS = Need((Role.APPROVING_OFFICER,))
 READERS = Need(OPERATIONAL_ROLES)
 
-CANDIDATE_FIELDS = ("rank", "score", "library_id", "algorithm_id", "image_id", "template_id")
-
 
 @attrs.frozen
 class LibrarySelection:
@@ -51,26 +49,6 @@ class LibrarySelection:
     library_id: str
     relevance: str
     raised_level: ImageLevel | None = None
-
-
-def candidate_from(data: Candidate | Mapping[str, Any]) -> Candidate:
-    """A potential match from plain data; a missing or extra field is an error, not a guess."""
-    if isinstance(data, Candidate):
-        return data
-    keys, expected = set(data), set(CANDIDATE_FIELDS)
-    if keys != expected:
-        raise ValueError(
-            f"a candidate has exactly {', '.join(CANDIDATE_FIELDS)}; "
-            f"missing {sorted(expected - keys)}, unexpected {sorted(keys - expected)}"
-        )
-    return Candidate(
-        rank=int(data["rank"]),
-        score=float(data["score"]),
-        library_id=str(data["library_id"]),
-        algorithm_id=str(data["algorithm_id"]),
-        image_id=str(data["image_id"]),
-        template_id=str(data["template_id"]),
-    )
 
 
 def requests_for_probe(app: RfrApplication, probe_id: UUID | str) -> list[SearchRequest]:
@@ -318,39 +296,6 @@ class SearchRequests(UseCase):
             APPROVERS,
             lambda r, a: r.reject(a.actor, a.at, rationale, self._approvals(r)),
         )
-
-    def record_search(
-        self,
-        acting_user: str,
-        request_id: UUID | str,
-        *,
-        library_id: str,
-        algorithm_id: str,
-        candidates: Sequence[Candidate | Mapping[str, Any]],
-    ) -> SearchView:
-        """Records one library's search with its potential matches (S-04), if every rule allows it now."""
-        found = [candidate_from(c) for c in candidates]
-        request = self.load(request_id, SearchRequest)
-        probe = self.load(request.probe_id, ProbeImage)
-        library = self.load(library_id, ReferenceLibrary)
-        approval = self.load(library.approval_id, LibraryApproval)
-        self._act(
-            acting_user,
-            f"search library {library_id}",
-            USERS,
-            [request],
-            lambda a: request.search_library(
-                a.actor,
-                a.at,
-                probe=probe,
-                library=library,
-                approval=approval,
-                algorithm_id=algorithm_id,
-                candidates=found,
-                config=a.config,
-            ),
-        )
-        return self._view(request)
 
     def adjudicate(
         self,
