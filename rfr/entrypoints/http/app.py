@@ -7,7 +7,9 @@ in front of every route (``access_control``) and turns every error into a proble
 (``problems``). Start it with ``rfr serve``.
 
 Documentation: ``/schema`` is a plain HTML reference that needs no network (every UI Litestar
-bundles loads its scripts from a CDN); ``/schema/openapi.json`` is the OpenAPI document.
+bundles loads its scripts from a CDN); ``/schema/openapi.json`` is the OpenAPI document, with
+every body a named schema whose fields are described and every operation's roles
+(``openapi_contract``).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from rfr.entrypoints.http.access_control import (
 )
 from rfr.entrypoints.http.config import BOOTSTRAP_TOKEN_FILE, HttpSettings
 from rfr.entrypoints.http.context import STATE_KEY, HttpContext
+from rfr.entrypoints.http.openapi_contract import FieldDocs, document_operations
 from rfr.entrypoints.http.openapi_page import OfflineReferencePlugin
 from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
 from rfr.entrypoints.http.swagger_ui import console_assets, console_plugin
@@ -123,6 +126,8 @@ def create_app(
         dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         openapi_config=openapi,
+        # Each body and view type's fields are described from its docstring (openapi_contract).
+        plugins=[FieldDocs()],
         request_max_body_size=http.max_request_bytes,
         state=None,
         # A store passed in belongs to the caller, who closes it.
@@ -132,4 +137,6 @@ def create_app(
     missing = undeclared_routes(api)
     if missing:
         raise UndeclaredAccess(f"routes without allow() or public(): {', '.join(missing)}")
+    # Each operation states its roles, read from the same declaration the guard reads.
+    document_operations(api)
     return api

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar, get_type_hints
 from uuid import UUID
@@ -219,24 +218,6 @@ def decode_json_part(text: str, kind: type[T], field: str) -> T:
         raise invalid(field + path.rstrip("`"), message) from None
     except msgspec.DecodeError as e:
         raise invalid(field, f"not valid JSON: {e}") from None
-
-
-def inline_schema(kind: type[Any]) -> dict[str, Any]:
-    """JSON Schema of ``kind`` with its definitions inlined, to describe a JSON part in OpenAPI."""
-    schema = msgspec.json.schema(kind)
-    defs: Mapping[str, Any] = schema.pop("$defs", {})
-
-    def resolve(node: Any) -> Any:
-        if isinstance(node, dict):
-            ref = node.get("$ref")
-            if isinstance(ref, str) and ref.startswith("#/$defs/"):
-                return resolve(defs[ref.removeprefix("#/$defs/")])
-            return {k: resolve(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [resolve(v) for v in node]
-        return node
-
-    return resolve(schema)
 
 
 def example_json(value: Any) -> str:

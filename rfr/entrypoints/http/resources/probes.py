@@ -2,10 +2,11 @@
 endorsements (P-04, P-06, P-08) and technical advice.
 
 The upload is ``multipart/form-data`` with two parts: ``image`` (the file) and ``form3`` (Form 3
-as a JSON document, schema in the OpenAPI ``contentSchema``). JSON rather than one form field
-per answer because Form 3 nests (pre-RFR checks, urgency, the 8.3(g) case) and its lists
-(purposes, grounds) would otherwise need a convention of their own. The image is decoded
-before anything is recorded: a bad one is refused (413/415/422) and nothing is kept.
+as a JSON document, its schema the component ``Form3Body`` named by the part's ``contentSchema``).
+JSON rather than one form field per answer because Form 3 nests (pre-RFR checks, urgency, the
+8.3(g) case) and its lists (purposes, grounds) would otherwise need a convention of their own.
+The image is decoded before anything is recorded: a bad one is refused (413/415/422) and nothing
+is kept.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from rfr.entrypoints.http.resources._workflow import (
     domain_value,
     example_json,
     image_bytes,
-    inline_schema,
     invalid,
 )
 
@@ -126,7 +126,8 @@ class ProbeUpload:
         Body(
             description="Form 3 as a JSON document (send the part as application/json)",
             examples=[Example(value=example_json(FORM3_EXAMPLE))],
-            schema_extra={"contentMediaType": "application/json", "contentSchema": inline_schema(Form3Body)},
+            # The part's type: a component of its own in OpenAPI (openapi_contract.FieldDocs).
+            schema_extra={"contentMediaType": "application/json", "contentSchema": Form3Body},
         ),
     ]
 
