@@ -95,7 +95,20 @@ class Principal:
 
 @attrs.frozen
 class TokenView:
-    """A token as anyone may see it: never the secret, never its hash."""
+    """A token as anyone may see it: never the secret, never its hash.
+
+    Attributes:
+        token_id: The token's id (not its secret): name it to revoke the token.
+        user_id: The user the token authenticates.
+        kind: ``bearer`` (used on every request) or ``one_time`` (only exchanged for a bearer token).
+        label: The free text given when the token was issued, e.g. the device it is for.
+        issued_at: When the token was issued.
+        issued_by: The user id of whoever issued it (the user themself for an exchanged token).
+        expires_at: When the token stops being accepted.
+        revoked_at: When it was revoked, or null.
+        redeemed_at: When a one-time token was exchanged for a bearer token, or null.
+        status: ``valid``, ``expired``, ``revoked`` or ``redeemed``, as of the answer.
+    """
 
     token_id: str
     user_id: str
@@ -134,7 +147,13 @@ class TokenView:
 
 @attrs.frozen
 class IssuedToken:
-    """A token just issued: ``secret`` is shown this once and stored nowhere."""
+    """A token just issued: ``secret`` is shown this once and stored nowhere.
+
+    Attributes:
+        secret: The token itself, for ``Authorization: Bearer <secret>``; shown only in this
+            answer (the server keeps a hash).
+        token: The token's public record.
+    """
 
     secret: str
     token: TokenView
@@ -319,7 +338,15 @@ class AccessService(UseCase):
 
 @attrs.frozen
 class AuditAnswer:
-    """What an audit query returns, with the id of the ``AuditAccess`` that recorded it."""
+    """What an audit query returns, with the id of the ``AuditAccess`` that recorded it.
+
+    Attributes:
+        access_id: The id of the ``AuditAccess`` record of this query (A-03): the query is
+            itself in the audit trail.
+        query: The query answered: ``verify``, ``head`` or ``history``.
+        result: The answer: the chain's verification report (``verify``), its head
+            (``head``) or the aggregate's events, oldest first (``history``).
+    """
 
     access_id: str
     query: str

@@ -83,7 +83,18 @@ class EnrolmentItem:
 @attrs.frozen
 class EnrolmentResult:
     """What became of one item. ``code`` says why not: an ``ImageRejected`` code, ``"R-01"``,
-    ``"no_face"``, ``"several_faces"``, ``"duplicate"`` or ``"manifest"``."""
+    ``"no_face"``, ``"several_faces"``, ``"duplicate"`` or ``"manifest"``.
+
+    Attributes:
+        name: The item: the file name as uploaded or as the manifest gives it.
+        enrolled: Whether it was enrolled.
+        reason: What happened, in words: why it was not enrolled, or that it was.
+        code: Why it was not enrolled, as a code (see above), or null.
+        rule_ids: The policy rules that refused it, e.g. ``["R-01"]``.
+        image_id: The enrolled image's id, or null.
+        template_id: The template made of it, or null.
+        content_hash: ``sha256:`` and the hex SHA-256 of its bytes, when they were read.
+    """
 
     name: str
     enrolled: bool

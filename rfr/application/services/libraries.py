@@ -23,7 +23,23 @@ READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
 
 @attrs.frozen
 class LibraryView:
-    """What any operational user may know of a library: no image is named here."""
+    """What any operational user may know of a library: no image is named here.
+
+    Attributes:
+        id: The library's id.
+        name: The library's name.
+        approval_id: The id of the library approval it exists under.
+        kind: ``substantive`` or ``temporary``, as approved.
+        approved_level: The most intrusive Image Matrix level it may be searched with (1-5).
+        created_at: When the library was created.
+        images_enrolled: How many images were ever enrolled, searchable or not.
+        images_searchable: How many images may be searched now (within retention, not purged).
+        algorithms: The algorithms that hold templates of its images.
+        searchable_with: The algorithms that template every searchable image, the only ones it
+            can be searched with (T-02).
+        approval_in_force: Whether its approval is in force now (L-01).
+        legal_hold: Whether a legal hold keeps its images from deletion.
+    """
 
     id: UUID
     name: str
@@ -59,6 +75,23 @@ class LibraryView:
 
 @attrs.frozen
 class LibraryImageView:
+    """One enrolled image of a library, as those with access to the library see it (L-13).
+
+    Attributes:
+        image_id: The image's id within the library.
+        content_hash: ``sha256:`` and the hex SHA-256 of the bytes as uploaded.
+        captured_on: The date of capture.
+        age_at_capture: The perceived age band of the person at capture.
+        mopi_group: The MOPI group of the record (1, 2 or 3), which sets retention (R-01).
+        retention_until: The last day the image may be kept and searched (R-01).
+        enrolled_at: When it was enrolled.
+        searchable: Whether it may be searched now: within retention, not expired or purged.
+        expired_at: When its retention expired and it stopped being searchable, or null.
+        deletion_due: When it must be deleted by, once expired, or null.
+        purged_at: When the image and its templates were erased, or null.
+        templates: Its templates, each a pair ``[algorithm_id, template_id]``.
+    """
+
     image_id: str
     content_hash: str
     captured_on: date
@@ -99,7 +132,13 @@ class LibraryImageView:
 
 @attrs.frozen
 class LibraryContents:
-    """One page of a library's images in enrolment order; ``next_offset`` is None on the last page."""
+    """One page of a library's images in enrolment order; ``next_offset`` is None on the last page.
+
+    Attributes:
+        library: The library.
+        images: The images on this page, in enrolment order.
+        next_offset: The ``offset`` of the next page, or null on the last page.
+    """
 
     library: LibraryView
     images: tuple[LibraryImageView, ...]

@@ -39,12 +39,29 @@ READERS = Need(OPERATIONAL_ROLES)
 
 @attrs.frozen
 class FlagView:
+    """Something the Operational Lead must see about an approval (L-06, L-09, L-10).
+
+    Attributes:
+        rule_id: The rule the flag is raised under: ``L-06``, ``L-09`` or ``L-10``.
+        message: What needs attention, e.g. when the overdue review was due.
+    """
+
     rule_id: str
     message: str
 
 
 @attrs.frozen
 class ReviewView:
+    """One review of an approval (L-07).
+
+    Attributes:
+        at: When the review was recorded.
+        reviewer_id: The user id of the reviewer.
+        outcome: ``continue``, ``vary`` or ``stop``.
+        rationale: The reviewer's reasons.
+        next_review_due: When the next review is due, or null if the approval stopped.
+    """
+
     at: datetime
     reviewer_id: str
     outcome: str
@@ -54,7 +71,45 @@ class ReviewView:
 
 @attrs.frozen
 class ApprovalView:
-    """An approval as an API client needs it; ``flags`` are L-06, L-09 and L-10 at read time."""
+    """An approval as an API client needs it; ``flags`` are L-06, L-09 and L-10 at read time.
+
+    Attributes:
+        id: The approval's id.
+        kind: ``substantive`` or ``temporary``.
+        form: The form applied with: ``Form 1`` (substantive) or ``Form 2`` (temporary).
+        library_name: The name of the library applied for.
+        status: ``applied``, ``approved``, ``rejected``, ``stopped`` or ``expired``.
+        application: Every part of the Form 1/2 application, as submitted.
+        applicant_id: The user id of the applicant.
+        applied_at: When the application was made.
+        approver_id: The user id of whoever approved it, or null.
+        approved_at: When it was approved, or null.
+        approved_level: The most intrusive Image Matrix level approved (1-5), or null.
+        purposes: The search purposes approved (policy 8.2), in name order.
+        access_teams: The teams that may search and list the library (L-13).
+        access_users: The user ids that may search and list the library (L-13).
+        access_all_rfr_users: Whether every RFR user may search and list it.
+        conditions: The conditions of the approval, or null before approval.
+        rationale: The approver's rationale, or null before approval.
+        review_due: When the next review is due (L-06), or null before approval.
+        expires_at: When the approval ends of itself, or null.
+        in_force: Whether the approval is in force now: approved, and neither stopped nor
+            expired (L-01, L-12).
+        review_overdue: Whether the review date has passed while in force (L-06).
+        blocks_search: Whether the library may not be searched now: not in force, or its
+            review overdue past the configured grace (L-01, L-06).
+        urgent: Whether it was approved in urgency (L-09, L-10).
+        written_rationale_due: When the written rationale of a verbal urgent approval is due,
+            while outstanding (L-09); else null.
+        awaiting_superintendent: Whether an Inspector's urgent approval awaits a
+            Superintendent's decision (L-10).
+        ended_at: When it stopped or expired, or null.
+        deletion_due: When the library's data must be deleted by, once the approval ended
+            (policy retention), or null.
+        reviews: Every review, oldest first.
+        flags: What the Operational Lead must see now (L-06, L-09, L-10).
+        refusals: How many commands on this approval were refused and recorded (A-01).
+    """
 
     id: UUID
     kind: str

@@ -53,7 +53,18 @@ READERS = Need(OPERATIONAL_ROLES)
 
 @attrs.frozen
 class FoundCandidate:
-    """A potential match as its searcher sees it: ``subject`` is the enrolled reference, if any."""
+    """A potential match as its searcher sees it: ``subject`` is the enrolled reference, if any.
+
+    Attributes:
+        candidate_id: The candidate's id, ``<library_id>#<rank>``.
+        rank: Its rank within this library's search, 1 the most similar.
+        score: Its similarity score, from 0 to 1 (0.5 at the algorithm's threshold).
+        library_id: The library searched.
+        image_id: The library image found.
+        algorithm_id: The algorithm that found it.
+        subject: The reference of the person shown, as enrolled (e.g. a custody record
+            number), or null.
+    """
 
     candidate_id: str
     rank: int
@@ -66,6 +77,16 @@ class FoundCandidate:
 
 @attrs.frozen
 class LibrarySearchResult:
+    """One library searched for a request (S-01..S-04), and the candidates found.
+
+    Attributes:
+        request_id: The search request.
+        library_id: The library searched.
+        algorithm_id: The algorithm searched with (T-01).
+        searched_at: When the search ran.
+        candidates: The potential matches found, by rank.
+    """
+
     request_id: str
     library_id: str
     algorithm_id: str

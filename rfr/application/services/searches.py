@@ -78,6 +78,19 @@ def requests_for_probe(app: RfrApplication, probe_id: UUID | str) -> list[Search
 
 @attrs.frozen
 class RequestedLibraryView:
+    """A library a search request asked for (S-03), and whether it has been searched.
+
+    Attributes:
+        library_id: The library's id.
+        approval_id: The id of the library's approval.
+        kind: ``substantive`` or ``temporary``.
+        approved_level: The most intrusive Image Matrix level its approval allows (1-5).
+        level: The level this request searches it at: the approved level or a raised one (L-11).
+        relevance: Why the requester says the library is relevant (S-03).
+        searched_at: When it was searched for this request, or null (not yet).
+        algorithm_id: The algorithm it was searched with, or null (not yet).
+    """
+
     library_id: str
     approval_id: str
     kind: str
@@ -90,6 +103,17 @@ class RequestedLibraryView:
 
 @attrs.frozen
 class AdjudicationView:
+    """A person's judgement of a potential match (S-05).
+
+    Attributes:
+        viable: Whether the adjudicator judged it a viable match.
+        rationale: The adjudicator's reasons.
+        identity_known: Whether the person matched is known (null: not said); a viable match
+            of an unknown person leaves the purpose unmet (U-01, 6.1(b)).
+        by: The user id of the adjudicator.
+        at: When the adjudication was recorded.
+    """
+
     viable: bool
     rationale: str
     identity_known: bool | None
@@ -99,6 +123,20 @@ class AdjudicationView:
 
 @attrs.frozen
 class CandidateView:
+    """A potential match found by a search (S-04).
+
+    Attributes:
+        candidate_id: The candidate's id, ``<library_id>#<rank>``.
+        rank: Its rank within its library's search, 1 the most similar.
+        score: Its similarity score, from 0 to 1 (0.5 at the algorithm's threshold); comparable
+            only between candidates of the same algorithm.
+        library_id: The library it was found in.
+        algorithm_id: The algorithm that found it.
+        image_id: The library image it is.
+        template_id: The template of that image that matched.
+        adjudication: Its adjudication (S-05), or null while not adjudicated.
+    """
+
     candidate_id: str
     rank: int
     score: float
@@ -111,6 +149,17 @@ class CandidateView:
 
 @attrs.frozen
 class MatchReportView:
+    """A match report issued for a viable match (S-06).
+
+    Attributes:
+        report_id: The report's id.
+        candidate_id: The candidate it reports, ``<library_id>#<rank>``.
+        caveat: The policy's caveat, word for word: a match is intelligence, not identification.
+        performance_statement: The statement of the algorithm's performance the report carries.
+        performance_document_url: Where the full performance document is published.
+        issued_at: When the report was issued.
+    """
+
     report_id: str
     candidate_id: str
     caveat: str
@@ -121,6 +170,18 @@ class MatchReportView:
 
 @attrs.frozen
 class DisseminationView:
+    """A record of sharing a match report outside the system (S-07).
+
+    Attributes:
+        report_id: The match report shared.
+        recipient: Who received it.
+        legal_basis: The legal basis of the sharing.
+        safeguards_acknowledged: Whether the recipient applies equivalent safeguards, as stated.
+        items: What was shared, e.g. ``match_report``; never templates.
+        by: The user id of whoever shared it.
+        at: When the sharing was recorded.
+    """
+
     report_id: str
     recipient: str
     legal_basis: str
@@ -132,6 +193,15 @@ class DisseminationView:
 
 @attrs.frozen
 class SearchApprovalView:
+    """The approval of a search request by an Inspector or above (P-08, P-09).
+
+    Attributes:
+        by: The user id of the approving officer.
+        rank: The officer's rank when approving (1 sergeant to 5 chief superintendent), or null.
+        rationale: The officer's reasons.
+        at: When the approval was recorded.
+    """
+
     by: str
     rank: int | None
     rationale: str
@@ -140,6 +210,35 @@ class SearchApprovalView:
 
 @attrs.frozen
 class SearchView:
+    """A search request (S-01..S-07): its libraries, approval, candidates and what came of them.
+
+    Attributes:
+        id: The request's id.
+        probe_id: The probe searched.
+        requester_id: The user id of the requester.
+        status: ``open``, ``rejected`` or ``closed``.
+        purposes: The search purposes of the probe's Form 3 (policy 8.2), in name order.
+        probe_level: The probe's Image Matrix level (1-5).
+        collection_id: The collection the probe belongs to, or null; a collection needs
+            approval (P-09).
+        urgency: The request's urgency, its own or its probe's Form 3's (``basis``, ``rationale``,
+            ``search_all``), or null.
+        required_approvals: The rules under which an Inspector must approve the request before
+            searching: ``P-08`` (a level 4 or 5 library) and ``P-09`` (a collection).
+        approval: The approval given, or null.
+        awaiting: The rules whose approval or endorsement the request still waits for
+            (the probe's missing endorsements included); empty when it may be searched.
+        awaiting_approval: Whether ``awaiting`` names anything.
+        libraries: The libraries requested, in the order chosen.
+        candidates: The potential matches found so far, by rank within each library.
+        unadjudicated: How many candidates are not adjudicated yet.
+        has_viable_match: Whether any candidate was adjudicated a viable match.
+        reports: The match reports issued (S-06).
+        disseminations: The records of sharing match reports (S-07).
+        last_searched_at: When a library was last searched for it, or null.
+        refusals: How many commands on the request were refused and recorded (A-01).
+    """
+
     id: UUID
     probe_id: str
     requester_id: str

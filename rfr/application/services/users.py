@@ -22,6 +22,23 @@ USER_READERS = Need((Role.ADMINISTRATOR, Role.OPERATIONAL_LEAD, Role.SRO))
 
 @attrs.frozen
 class UserView:
+    """A user's access record (A-05).
+
+    Attributes:
+        id: The record's id.
+        user_id: The user's name in the force's directory, as they log in.
+        roles: The roles held, in name order.
+        rank: The police rank (``sergeant`` to ``chief_superintendent``) or the rank a staff grade
+            maps to, or null if none is recorded.
+        teams: The teams the user belongs to; library approvals can grant access by team.
+        trained: Whether the user's RFR training is recorded: untrained users are refused
+            every governed action (A-05).
+        disabled: Whether the account is disabled: a disabled user is refused everything.
+        last_activity: When the user last did something recorded.
+        inactive: Flagged for removal: no activity for the configured period (A-05).
+        registered_at: When the user was registered.
+    """
+
     id: UUID
     user_id: str
     roles: tuple[str, ...]

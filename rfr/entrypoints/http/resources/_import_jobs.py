@@ -31,7 +31,16 @@ KEEP_FINISHED = 200
 
 @attrs.frozen
 class JobError:
-    """Why a job stopped: a policy refusal (``rule_ids``, recorded), a bad manifest, or an incident."""
+    """Why a job stopped: a policy refusal (``rule_ids``, recorded), a bad manifest, or an incident.
+
+    Attributes:
+        kind: ``policy-refusal`` (recorded, A-01), ``refused`` (e.g. a bad manifest or folder)
+            or ``internal`` (an unexpected failure).
+        detail: What went wrong, written for the caller.
+        rule_ids: The policy rules that refused the import, for ``policy-refusal``.
+        incident: The id to quote to the operators, for ``internal``; the server log holds
+            the details under it.
+    """
 
     kind: str
     detail: str
@@ -41,7 +50,27 @@ class JobError:
 
 @attrs.frozen
 class ImportJobView:
-    """A bulk enrolment as the client polls it. ``results`` (one per manifest row) come at the end."""
+    """A bulk enrolment as the client polls it. ``results`` (one per manifest row) come at the end.
+
+    Attributes:
+        job_id: The job's id, to poll it by.
+        library_id: The library enrolled into.
+        folder: The folder read, as given.
+        manifest: The manifest's file name in the folder.
+        started_by: The user id of whoever started the import.
+        status: ``queued``, ``running``, ``finished`` or ``failed``.
+        done: How many manifest rows have been handled so far.
+        total: How many rows the manifest has, once it has been read; else null.
+        created_at: When the job was started.
+        finished_at: When it finished or failed, or null.
+        enrolled: How many images were enrolled, once finished; else null.
+        not_enrolled: How many rows were not enrolled, once finished; else null.
+        results: What became of each manifest row, in order, once finished (empty before).
+        cache_probes_screened: How many unresolved-crime-cache probes were searched against the
+            new images (U-02), once finished; else null.
+        cache_matches_queued: How many potential matches that found, once finished; else null.
+        error: Why the job failed, or null.
+    """
 
     job_id: str
     library_id: str

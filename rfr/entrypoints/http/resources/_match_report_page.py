@@ -32,7 +32,20 @@ th { width: 14em; background: #f2f2f2; }
 
 @attrs.frozen
 class MatchReportDocument:
-    """A match report with what it reports on: the request, the probe's case and the candidate."""
+    """A match report with what it reports on: the request, the probe's case and the candidate.
+
+    Attributes:
+        report_id: The report's id.
+        request_id: The search request it belongs to.
+        probe_id: The probe searched.
+        case_reference: The case reference of the probe's Form 3.
+        requester_id: The user id of the requester.
+        candidate: The viable match reported.
+        caveat: The policy's caveat, word for word: a match is intelligence, not identification.
+        performance_statement: The statement of the algorithm's performance.
+        performance_document_url: Where the full performance document is published.
+        issued_at: When the report was issued.
+    """
 
     report_id: str
     request_id: str

@@ -54,7 +54,15 @@ IMAGE_PART_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "applicat
 
 
 class UrgencyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Urgency (policy 3.1) with its rationale; ``search_all`` asks to skip the progressive order (S-02)."""
+    """Urgency (policy 3.1) with its rationale; ``search_all`` asks to skip the progressive order (S-02).
+
+    Attributes:
+        basis: Which limb of the policy's definition of Urgency (3.1) applies: a risk to life
+            or of harm, or an opportunity that would be lost.
+        rationale: Why the matter is urgent, in the requester's words; judged by the policy.
+        search_all: Search every requested library at once instead of in progressive order
+            (S-02, 5.17); only with a stated urgency.
+    """
 
     basis: UrgencyBasis
     rationale: Statement
@@ -62,14 +70,36 @@ class UrgencyBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
+    """Why the caller takes the action.
+
+    Attributes:
+        reason: Why, in the caller's words; recorded with the action in the audit trail.
+    """
+
     reason: Reason
 
 
 class RationaleBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The rationale of a decision, which the policy requires.
+
+    Attributes:
+        rationale: The reasons for the decision, in the decider's words; an empty one is
+            refused by the policy rule that requires it, and the refusal recorded.
+    """
+
     rationale: Statement
 
 
 class FieldError(msgspec.Struct, kw_only=True):
+    """One invalid input of a validation problem.
+
+    Attributes:
+        field: The input's full path, down to a missing or unknown field (``record.access``,
+            ``libraries[0].library_id``).
+        source: Where the input is: ``body``, ``query``, ``path`` or ``header``.
+        message: What is wrong with it.
+    """
+
     field: str | None = None
     source: str | None = None
     message: str | None = None
@@ -78,7 +108,24 @@ class FieldError(msgspec.Struct, kw_only=True):
 class Problem(msgspec.Struct, kw_only=True):
     """An RFC 9457 problem (``application/problem+json``); each type's extensions are listed at
     ``/problems``: ``rule_ids``/``reason``/``recorded`` for refusals, ``errors`` for validation,
-    ``code`` for image rejections, ``max_bytes`` for 413, ``incident`` for 500."""
+    ``code`` for image rejections, ``max_bytes`` for 413, ``incident`` for 500.
+
+    Attributes:
+        type: The problem type, a relative URI (``/problems/<slug>``) the API describes itself.
+        title: The type's fixed, short title.
+        status: The HTTP status code, repeated.
+        detail: What went wrong this time, written for the caller.
+        instance: The path of the request that failed.
+        rule_ids: The policy rules that refused the command (403), e.g. ``["L-13"]``.
+        reason: Why the policy refused it (403 ``policy-refusal``).
+        recorded: Whether the refusal is recorded in the audit trail (A-01).
+        errors: Each invalid input of a validation problem (400).
+        code: Why an image was rejected, e.g. ``unsupported_type``, ``undecodable``,
+            ``too_many_pixels``.
+        max_bytes: The body size limit, in bytes (413).
+        incident: The id of an unexpected failure (500), to quote to the operators: the server
+            log holds the details under it.
+    """
 
     type: str
     title: str

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import attrs
 from litestar import Response, get
 from litestar.datastructures import State
@@ -20,7 +18,31 @@ from rfr.infrastructure.persistence.chain import ChainedRecorder
 
 @attrs.frozen
 class Health:
+    """Whether the service can read its event store.
+
+    Attributes:
+        status: ``ok`` (status 200) or ``unavailable`` (status 503).
+    """
+
     status: str
+
+
+@attrs.frozen
+class ProblemTypeView:
+    """One problem type of RFC 9457, as its ``type`` URI names it.
+
+    Attributes:
+        type: The type's URI, relative to the API: ``/problems/<slug>``, as problems carry it.
+        title: The type's fixed title, as problems of the type carry it.
+        status: The HTTP status problems of this type are sent with (image rejections vary:
+            see ``meaning``).
+        meaning: When the API answers with this type, and what its extensions say.
+    """
+
+    type: str
+    title: str
+    status: int
+    meaning: str
 
 
 @get(
@@ -42,13 +64,13 @@ def health(state: State) -> Response[Health]:
 
 
 @get("/problems", summary="Every problem type", tags=["service"], sync_to_thread=False, **public())
-def problem_types() -> list[dict[str, Any]]:
+def problem_types() -> list[ProblemTypeView]:
     """Every problem ``type`` this API returns, with its status and meaning (RFC 9457)."""
     return [_describe(p) for p in PROBLEM_TYPES.values()]
 
 
 @get("/problems/{slug:str}", summary="One problem type", tags=["service"], sync_to_thread=False, **public())
-def problem_type(slug: FromPath[str]) -> dict[str, Any]:
+def problem_type(slug: FromPath[str]) -> ProblemTypeView:
     """What one problem ``type`` URI means."""
     kind = PROBLEM_TYPES.get(slug)
     if kind is None:
@@ -56,8 +78,8 @@ def problem_type(slug: FromPath[str]) -> dict[str, Any]:
     return _describe(kind)
 
 
-def _describe(kind: ProblemType) -> dict[str, Any]:
-    return {"type": kind.uri, "title": kind.title, "status": kind.status, "meaning": kind.meaning}
+def _describe(kind: ProblemType) -> ProblemTypeView:
+    return ProblemTypeView(type=kind.uri, title=kind.title, status=kind.status, meaning=kind.meaning)
 
 
 ROUTES = documented([health, problem_types, problem_type], only_applicable=True)

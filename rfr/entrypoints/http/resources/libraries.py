@@ -67,14 +67,26 @@ Caller = NamedDependency[Principal]
 
 
 class CreateLibraryBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A library exists only under an approval in force (L-01), at the approved level (L-11)."""
+    """A library exists only under an approval in force (L-01), at the approved level (L-11).
+
+    Attributes:
+        name: The library's name.
+        approval_id: The id of the library approval in force it is created under.
+    """
 
     name: Name
     approval_id: UUID
 
 
 class ImportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A folder inside the server's import root (relative to it, or absolute) and its CSV manifest."""
+    """A folder inside the server's import root (relative to it, or absolute) and its CSV manifest.
+
+    Attributes:
+        folder: The folder of images on the server, inside ``RFR_IMPORT_ROOT`` (relative to
+            it, or absolute).
+        manifest: The CSV manifest's file name in the folder.
+        batch_size: How many images are enrolled per recorded batch.
+    """
 
     folder: Annotated[str, msgspec.Meta(min_length=1, max_length=1000)]
     manifest: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] = "manifest.csv"
@@ -100,7 +112,18 @@ class EnrolmentUpload:
 
 @attrs.frozen
 class EnrolmentReportView:
-    """What became of each file, in the order sent; and the cache probes re-searched after it (U-02)."""
+    """What became of each file, in the order sent; and the cache probes re-searched after it (U-02).
+
+    Attributes:
+        library_id: The library enrolled into.
+        algorithm_id: The algorithm that made the templates.
+        enrolled: How many files were enrolled.
+        not_enrolled: How many were not (each says why in ``results``).
+        results: What became of each file, in the order sent.
+        cache_probes_screened: How many unresolved-crime-cache probes were searched against the
+            new images (U-02).
+        cache_matches_queued: How many potential matches that found, queued for adjudication.
+    """
 
     library_id: str
     algorithm_id: str
@@ -125,6 +148,13 @@ class EnrolmentReportView:
 
 @attrs.frozen
 class LibraryPage:
+    """One page of libraries; pass ``next_after`` as ``after`` for the next (null: last page).
+
+    Attributes:
+        items: The libraries on this page, oldest first.
+        next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
+    """
+
     items: list[LibraryView]
     next_after: int | None
 

@@ -46,7 +46,23 @@ from rfr.entrypoints.http.resources._workflow import (
 
 
 class ApplicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Form 1 (``substantive``) or Form 2 (``temporary``): every part of policy 5.7(a)-(e) (L-04)."""
+    """Form 1 (``substantive``) or Form 2 (``temporary``): every part of policy 5.7(a)-(e) (L-04).
+
+    Attributes:
+        kind: ``substantive`` (Form 1, a standing library) or ``temporary`` (Form 2, for one
+            investigation or operation).
+        library_name: The name of the reference library applied for.
+        legal_basis: The legal basis for holding and searching the images (5.7(a)).
+        how_obtained_and_privacy_expectations: How the images were obtained and what privacy
+            the people shown could expect (5.7(b)).
+        composition_quality_and_suitability: What the library holds, the images' quality and
+            their suitability for facial recognition (5.7(c)).
+        elevated_privacy_or_human_rights: Any elevated privacy or human-rights concern the
+            library raises, and how it is addressed (5.7(d)).
+        necessity_and_proportionality: Why searching the library is necessary and proportionate
+            (5.7(e)).
+        monitoring_and_assurance: How the library's use will be monitored and assured.
+    """
 
     kind: LibraryKind
     library_name: Statement
@@ -59,7 +75,14 @@ class ApplicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class AccessBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Who may search and list the library (L-13); open access must be said with ``all_rfr_users``."""
+    """Who may search and list the library (L-13); open access must be said with ``all_rfr_users``.
+
+    Attributes:
+        teams: The teams whose members may search and list it.
+        users: The user ids of people who may search and list it, beside the teams.
+        all_rfr_users: Every RFR user may search and list it; open access is said this way,
+            never implied by empty lists.
+    """
 
     teams: list[Name] = msgspec.field(default_factory=list)
     users: list[Name] = msgspec.field(default_factory=list)
@@ -67,7 +90,19 @@ class AccessBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class ApprovalRecordBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """What an approval records (policy 5.7(f), L-05)."""
+    """What an approval records (policy 5.7(f), L-05).
+
+    Attributes:
+        rationale: Why the library is approved, in the approver's words (L-05).
+        access: Who may search and list the library (L-13).
+        image_level: The most intrusive level of the Annex A Image Matrix the library may be
+            searched with (1 least intrusive, 5 most).
+        conditions: The conditions of the approval, e.g. who searches and how it is logged.
+        purposes: The search purposes (policy 8.2 (a)-(d)) the library may be searched for.
+        review_due: When the approval must next be reviewed (L-06).
+        expires_at: When the approval ends of itself, or null (a temporary library should
+            have one).
+    """
 
     rationale: Statement
     access: AccessBody
@@ -79,21 +114,41 @@ class ApprovalRecordBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
 
 
 class ApproveBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The decision's record; with ``urgency`` it is a verbal approval whose rationale follows (L-09)."""
+    """The decision's record; with ``urgency`` it is a verbal approval whose rationale follows (L-09).
+
+    Attributes:
+        record: What the approval records.
+        urgency: For a verbal approval in urgency (L-09): its basis and rationale; the written
+            rationale is then due later (POST .../written-rationale).
+    """
 
     record: ApprovalRecordBody
     urgency: UrgencyBody | None = None
 
 
 class UrgentApproveBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """L-10: an Inspector approves a temporary library in urgency, pending a Superintendent."""
+    """L-10: an Inspector approves a temporary library in urgency, pending a Superintendent.
+
+    Attributes:
+        record: What the approval records.
+        urgency: The urgency (policy 3.1) that justifies an Inspector's approval.
+    """
 
     record: ApprovalRecordBody
     urgency: UrgencyBody
 
 
 class ReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """L-07: the review's outcome; ``varied_record`` with ``vary``; ``next_review_due`` sets L-06's date."""
+    """L-07: the review's outcome; ``varied_record`` with ``vary``; ``next_review_due`` sets L-06's date.
+
+    Attributes:
+        outcome: ``continue``, ``vary`` (give ``varied_record``) or ``stop`` (the approval
+            ends and its library can no longer be searched).
+        rationale: Why, in the reviewer's words (L-07).
+        next_review_due: When the approval must be reviewed next (L-06); required with
+            ``continue`` (a varied record carries its own ``review_due``).
+        varied_record: The approval's new record, with ``vary`` only.
+    """
 
     outcome: ReviewOutcome
     rationale: Statement
@@ -102,13 +157,25 @@ class ReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class VaryBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A variation of an approval in force, outside a review.
+
+    Attributes:
+        record: The approval's new record, replacing the current one.
+        rationale: Why it is varied, in the approver's words.
+    """
+
     record: ApprovalRecordBody
     rationale: Statement
 
 
 @attrs.frozen
 class ApprovalPage:
-    """One page of approvals; pass ``next_after`` as ``after`` for the next (null: last page)."""
+    """One page of approvals; pass ``next_after`` as ``after`` for the next (null: last page).
+
+    Attributes:
+        items: The approvals on this page, in order of application.
+        next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
+    """
 
     items: list[ApprovalView]
     next_after: int | None

@@ -64,7 +64,14 @@ HTML = "text/html"
 
 
 class LibrarySelectionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A library to search and why it is relevant (S-03); ``raised_level`` for this search (L-11)."""
+    """A library to search and why it is relevant (S-03); ``raised_level`` for this search (L-11).
+
+    Attributes:
+        library_id: The library's id; the requester must be within its access (L-13).
+        relevance: Why the library is relevant to this search (S-03).
+        raised_level: A level above the library's approved level for this search only (L-11),
+            which then needs the approvals of that level.
+    """
 
     library_id: UUID
     relevance: Statement
@@ -72,20 +79,43 @@ class LibrarySelectionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=T
 
 
 class OpenSearchBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A search request for a probe ready for search, naming the libraries to search (S-01, S-03).
+
+    Attributes:
+        probe_id: The probe to search with: the requester's, with faces selected and templated.
+        libraries: The libraries to search, each with its relevance; searched in progressive
+            order, lowest level first (S-02).
+        urgency: The request's own urgency; omitted: the urgency on the probe's Form 3, if any.
+    """
+
     probe_id: UUID
     libraries: Annotated[list[LibrarySelectionBody], msgspec.Meta(min_length=1)]
     urgency: UrgencyBody | None = None
 
 
 class RunBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Omit ``library_id`` to search the next library in progressive order (S-02)."""
+    """Omit ``library_id`` to search the next library in progressive order (S-02).
+
+    Attributes:
+        library_id: The requested library to search now; refused if it would skip the
+            progressive order (S-02). Omitted: the next one.
+        top_k: How many nearest candidates to keep (default: the server's setting).
+    """
 
     library_id: UUID | None = None
     top_k: Annotated[int, msgspec.Meta(ge=1, le=500)] | None = None
 
 
 class AdjudicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """S-05: a person's judgement; only this makes a viable match."""
+    """S-05: a person's judgement; only this makes a viable match.
+
+    Attributes:
+        candidate_id: The candidate judged.
+        viable: Whether the candidate is a viable match, in the adjudicator's judgement.
+        rationale: The reasons for the judgement, e.g. the features compared (S-05).
+        identity_known: Whether the person matched is known; a viable match of an unknown
+            person leaves the purpose unmet (U-01).
+    """
 
     candidate_id: CandidateId
     viable: bool
@@ -94,11 +124,26 @@ class AdjudicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 
 class ReportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The viable match to issue a match report for (S-06).
+
+    Attributes:
+        candidate_id: The candidate, adjudicated viable.
+    """
+
     candidate_id: CandidateId
 
 
 class DisseminationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """S-07: who receives what, on which legal basis, and that they apply equivalent safeguards."""
+    """S-07: who receives what, on which legal basis, and that they apply equivalent safeguards.
+
+    Attributes:
+        report_id: The match report shared.
+        recipient: Who receives it (person and organisation).
+        legal_basis: The legal basis for sharing it.
+        safeguards_acknowledged: That the recipient applies safeguards equivalent to this
+            policy's; required to be true (S-07).
+        items: What is shared; templates never are.
+    """
 
     report_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     recipient: Statement
@@ -112,7 +157,21 @@ class DisseminationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
 @attrs.frozen
 class CandidateListing:
     """A potential match (S-04). ``subject`` and ``thumbnail_url`` only for users the library's
-    approval allows (L-13); null otherwise."""
+    approval allows (L-13); null otherwise.
+
+    Attributes:
+        candidate_id: The candidate's id, ``<library_id>#<rank>``.
+        rank: Its rank within its library's search, 1 the most similar.
+        score: Its similarity score, from 0 to 1 (0.5 at the algorithm's threshold).
+        library_id: The library it was found in.
+        algorithm_id: The algorithm that found it.
+        image_id: The library image it is.
+        adjudication: Its adjudication (S-05), or null while not adjudicated.
+        subject: The reference of the person shown, as enrolled, for users within the
+            library's access (L-13); else null.
+        thumbnail_url: Where to fetch its thumbnail, for users within the library's access
+            (L-13); else null.
+    """
 
     candidate_id: str
     rank: int
@@ -127,6 +186,15 @@ class CandidateListing:
 
 @attrs.frozen
 class CandidateList:
+    """The potential matches of a search request, in the order asked for (S-04).
+
+    Attributes:
+        request_id: The search request.
+        order: ``rank`` (by rank within each library, libraries in search order) or ``score``
+            (highest first).
+        candidates: The candidates, in that order.
+    """
+
     request_id: str
     order: str
     candidates: tuple[CandidateListing, ...]
@@ -134,6 +202,13 @@ class CandidateList:
 
 @attrs.frozen
 class SearchPage:
+    """One page of search requests; pass ``next_after`` as ``after`` for the next (null: last page).
+
+    Attributes:
+        items: The requests on this page, oldest first.
+        next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
+    """
+
     items: list[SearchView]
     next_after: int | None
 

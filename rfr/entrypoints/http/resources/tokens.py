@@ -25,17 +25,41 @@ MAX_TTL_DAYS = 366
 
 
 class IssueToken(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A token to issue to a user.
+
+    Attributes:
+        kind: ``bearer`` (default) or ``one_time``, which its holder exchanges for a bearer
+            token of their own (POST /tokens/exchange).
+        label: Free text to recognise the token by later, e.g. the device it is for.
+        ttl_days: Days until the token expires; default: the server's bearer lifetime
+            (``RFR_TOKEN_TTL_DAYS``, 30) or 7 days for a one-time token.
+    """
+
     kind: TokenKind = TokenKind.BEARER
     label: Annotated[str, msgspec.Meta(max_length=200)] = ""
     ttl_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_DAYS)] | None = None
 
 
 class ExchangeToken(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The bearer token wanted in exchange for the one-time token presented.
+
+    Attributes:
+        label: Free text to recognise the new token by later, e.g. the device it is for.
+        ttl_days: Days until the new token expires; default: the server's bearer lifetime
+            (``RFR_TOKEN_TTL_DAYS``, 30).
+    """
+
     label: Annotated[str, msgspec.Meta(max_length=200)] = ""
     ttl_days: Annotated[int, msgspec.Meta(ge=1, le=MAX_TTL_DAYS)] | None = None
 
 
 class Reason(msgspec.Struct, forbid_unknown_fields=True):
+    """Why the token is revoked.
+
+    Attributes:
+        reason: Why, in the caller's words; recorded with the revocation.
+    """
+
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 

@@ -28,6 +28,16 @@ UserId = Annotated[str, PathParameter(min_length=1, max_length=200)]
 
 
 class Registration(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A person to register; they stay untrained, so refused every governed action, until
+    training is recorded.
+
+    Attributes:
+        user_id: The person's name in the force's directory, as they log in; unique.
+        roles: The roles to grant, at least one in practice.
+        rank: Their police rank, if any (a staff grade is set later through PUT .../rank).
+        teams: The teams they belong to; library approvals can grant access by team.
+    """
+
     user_id: Name
     roles: list[Role]
     rank: RankName | None = None  # type: ignore[valid-type]
@@ -35,12 +45,26 @@ class Registration(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class RoleChange(msgspec.Struct, forbid_unknown_fields=True):
+    """One role to grant or revoke.
+
+    Attributes:
+        role: The role.
+        reason: Why, in the administrator's words; recorded with the change.
+    """
+
     role: Role
     reason: Text
 
 
 class RankChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Give ``rank`` (a police rank) or ``staff_grade`` (mapped by the configured equivalents)."""
+    """Give ``rank`` (a police rank) or ``staff_grade`` (mapped by the configured equivalents).
+
+    Attributes:
+        reason: Why, in the administrator's words; recorded with the change.
+        rank: The police rank.
+        staff_grade: A police staff grade, mapped to a rank by the policy settings' staff-grade
+            equivalents; refused if the settings do not name it.
+    """
 
     reason: Text
     rank: RankName | None = None  # type: ignore[valid-type]
@@ -48,22 +72,48 @@ class RankChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class TeamsChange(msgspec.Struct, forbid_unknown_fields=True):
+    """The user's teams, all of them: the list replaces the current one.
+
+    Attributes:
+        teams: Every team the user belongs to (empty: none).
+        reason: Why, in the administrator's words; recorded with the change.
+    """
+
     teams: list[Name]
     reason: Text
 
 
 class TrainingChange(msgspec.Struct, forbid_unknown_fields=True):
+    """Whether the user has completed RFR training (A-05).
+
+    Attributes:
+        trained: True once trained; false withdraws it, and the user is refused governed
+            actions again.
+        reason: Why, in the administrator's words (e.g. the course and date); recorded.
+    """
+
     trained: bool
     reason: Text
 
 
 class Reason(msgspec.Struct, forbid_unknown_fields=True):
+    """Why a user is disabled or enabled.
+
+    Attributes:
+        reason: Why, in the administrator's words; recorded with the change.
+    """
+
     reason: Text
 
 
 @attrs.frozen
 class UserPage:
-    """One page of users; pass ``next_after`` as ``after`` for the next (null: last page)."""
+    """One page of users; pass ``next_after`` as ``after`` for the next (null: last page).
+
+    Attributes:
+        items: The users on this page, in registration order.
+        next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
+    """
 
     items: list[UserView]
     next_after: int | None
