@@ -67,6 +67,17 @@ class ScreeningReport:
 
 @attrs.frozen
 class QueuedMatchView:
+    """A potential match found for a cached probe in new library material (U-02).
+
+    Attributes:
+        match_id: The match's id within the probe's queue.
+        library_id: The library of the image found.
+        image_id: The library image found.
+        score: Its similarity score, from 0 to 1 (0.5 at the algorithm's threshold).
+        adjudicated: Whether a person has adjudicated it.
+        viable: The adjudication: viable or not; null while not adjudicated.
+    """
+
     match_id: str
     library_id: str
     image_id: str
@@ -77,6 +88,13 @@ class QueuedMatchView:
 
 @attrs.frozen
 class CacheQueueView:
+    """The potential matches queued for a cached probe, highest score first (U-02).
+
+    Attributes:
+        probe_id: The cached probe.
+        matches: Its queued matches, adjudicated or not, highest score first.
+    """
+
     probe_id: str
     matches: tuple[QueuedMatchView, ...]
 

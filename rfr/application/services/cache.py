@@ -34,6 +34,23 @@ def adder(config_needs_inspector: bool) -> Need:
 
 @attrs.frozen
 class CacheEntryView:
+    """A probe held in the unresolved crime cache (U-01..U-04).
+
+    Attributes:
+        probe_id: The probe held (an entry is keyed by its probe).
+        case_reference: The case reference of the probe's Form 3.
+        requester_id: The user id of whoever submitted the probe.
+        added_at: When the probe entered the cache.
+        approved_by: The user id of the approving officer who added it or approved its addition.
+        grounds: The grounds (policy 8.3) that still apply, in name order.
+        crime_tier: The Annex C crime tier (1, 2 or 3) of the offence, which sets the review
+            period.
+        review_due: When the entry must next be reviewed (U-03).
+        review_overdue: Whether that date has passed (U-03).
+        removed_at: When the entry was removed, or null.
+        deletion_due: When the probe's data must be deleted by, once removed (U-04), or null.
+    """
+
     probe_id: UUID
     case_reference: str
     requester_id: str

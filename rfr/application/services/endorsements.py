@@ -25,6 +25,16 @@ def endorser(kind: EndorsementKind) -> Need:
 
 @attrs.frozen
 class EndorsementView:
+    """An Inspector's endorsement of a probe.
+
+    Attributes:
+        kind: The rule it answers: ``P-04``, ``P-06`` or ``P-08``.
+        by: The user id of the endorsing officer.
+        rank: The officer's rank when endorsing (1 sergeant to 5 chief superintendent), or null.
+        rationale: The officer's reasons.
+        at: When the endorsement was recorded.
+    """
+
     kind: str
     by: str
     rank: int | None
@@ -34,7 +44,26 @@ class EndorsementView:
 
 @attrs.frozen
 class ProbeGovernanceView:
-    """The governance facts of a probe: what it needs before a search, and what it has."""
+    """The governance facts of a probe: what it needs before a search, and what it has.
+
+    Attributes:
+        id: The probe's id.
+        case_reference: The case reference of its Form 3.
+        requester_id: The user id of whoever submitted it.
+        submitted_at: When it was submitted.
+        perceived_age: The perceived age band of the person shown.
+        level: Its level in the Annex A Image Matrix (1-5).
+        crime_tier: The Annex C crime tier (1, 2 or 3) of its Form 3 offence; no offence, or
+            ``other``, is tier 3 (C-01).
+        purposes: The search purposes of its Form 3 (policy 8.2), in name order.
+        grounds: The grounds of its Form 3 (policy 8.3), in name order.
+        required_endorsements: The endorsements it needs: ``P-04``, ``P-06``, ``P-08``.
+        missing_endorsements: Those not given yet.
+        endorsements: The endorsements given, by rule.
+        technical_advice: The technical advice recorded (P-06), or null.
+        in_unresolved_cache: Whether it is held in the unresolved crime cache.
+        purged: Whether the image and its templates were erased.
+    """
 
     id: UUID
     case_reference: str

@@ -19,6 +19,21 @@ READERS = Need(OPERATIONAL_ROLES)
 
 @attrs.frozen
 class PolicyExceptionView:
+    """A decision outside the policy, recorded and cited to the SRO (A-06, policy 12.3).
+
+    Attributes:
+        id: The exception's id.
+        decision: The decision taken outside the policy.
+        rationale: Its detailed rationale.
+        legal_advice: The legal advice it rests on.
+        related_ids: The ids of the records it concerns.
+        recorded_by: The user id of whoever recorded it.
+        recorded_at: When it was recorded.
+        status: ``queued_for_sro``, ``endorsed`` or ``not_endorsed``.
+        awaiting_sro: Whether it still awaits the SRO's review.
+        sro_notes: The SRO's notes, once reviewed; else null.
+    """
+
     id: UUID
     decision: str
     rationale: str

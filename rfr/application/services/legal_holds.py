@@ -58,7 +58,17 @@ _AGGREGATES: dict[HoldSubject, type[LegallyHoldable]] = {
 
 @attrs.frozen
 class LegalHoldView:
-    """The hold in place on a probe or library; ``held`` false with no other field: none."""
+    """The hold in place on a probe or library; ``held`` false with no other field: none.
+
+    Attributes:
+        subject: What is held: ``probe`` or ``library``.
+        subject_id: The probe's or library's id.
+        held: Whether a legal hold is in place: nothing of it is deleted until lifted (R-04).
+        kind: The matter that keeps the data (``disclosure``, ``complaint``,
+            ``conduct_investigation``), or null with no hold.
+        reason: The case, complaint or investigation named when the hold was placed, or null.
+        placed_on: The date the hold was placed, or null.
+    """
 
     subject: str
     subject_id: UUID

@@ -20,13 +20,27 @@ SETTINGS_READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
 
 @attrs.frozen
 class ConfigChangeView:
+    """One change of the policy values.
+
+    Attributes:
+        at: When the values were changed.
+        by: The user id of the SRO who changed them.
+    """
+
     at: datetime
     by: str
 
 
 @attrs.frozen
 class PolicySettingsView:
-    """``config`` is ``PolicyConfig.to_data()``; ``established`` is false while defaults apply."""
+    """``config`` is ``PolicyConfig.to_data()``; ``established`` is false while defaults apply.
+
+    Attributes:
+        established: Whether the SRO has set the values; false while the defaults apply.
+        config: Every policy value in force, by name (review periods, retention, the levels
+            that need an Inspector, staff-grade equivalents...).
+        changes: Every change of the values, oldest first.
+    """
 
     established: bool
     config: dict[str, Any]

@@ -49,7 +49,22 @@ PROBE_READERS = Need(OPERATIONAL_ROLES)
 
 @attrs.frozen
 class FaceView:
-    """One face of a probe: where it is, how good it is (P-10), whether chosen and templated (P-11)."""
+    """One face of a probe: where it is, how good it is (P-10), whether chosen and templated (P-11).
+
+    Attributes:
+        face_id: The face's id within the probe, e.g. ``face-1``.
+        left: The box's left edge, in image pixels.
+        top: The box's top edge, in image pixels.
+        right: The box's right edge, in image pixels.
+        bottom: The box's bottom edge, in image pixels.
+        score: The detector's confidence, or null for a drawn box.
+        drawn: Whether the user drew the box (P-11) rather than the detector finding it.
+        selected: Whether the user selected the face for search (P-11).
+        templated: Whether a template of the face exists for the current algorithm (T-01).
+        measures: The quality measures of the face by name, e.g. sharpness and pose (P-10);
+            empty once the probe is purged.
+        flags: The quality flags raised by those measures (P-10).
+    """
 
     face_id: str
     left: int
@@ -66,6 +81,27 @@ class FaceView:
 
 @attrs.frozen
 class ProbeView:
+    """A probe image: its detected faces, their quality, selection and templates (P-10, P-11).
+
+    Attributes:
+        probe_id: The probe's id.
+        content_hash: ``sha256:`` and the hex SHA-256 of the image as uploaded.
+        requester_id: The user id of whoever submitted it.
+        submitted_at: When it was submitted.
+        image_level: Its level in the Annex A Image Matrix (1-5), from its Form 3.
+        perceived_age: The perceived age band of the person shown, from its Form 3.
+        detector_algorithm_id: The face detector that found its faces, or null.
+        faces: The detected and drawn faces.
+        quality_flags: The quality flags of the selected faces (P-10).
+        quality_decision: The user's decision to go on despite the flags (P-10), or null.
+        algorithm_id: The algorithm the server searches with (T-01).
+        template_count: How many templates of its selected faces exist for that algorithm.
+        missing_endorsements: The endorsements still needed: ``P-04``, ``P-06``, ``P-08``.
+        ready_for_search: Whether the probe itself allows a search now.
+        not_ready_because: Why not, each reason naming its rule; empty when ready.
+        purged: Whether the image and its templates were erased.
+    """
+
     probe_id: str
     content_hash: str
     requester_id: str

@@ -511,6 +511,19 @@ class UsageReports(UseCase):
 
 @attrs.frozen
 class DeliveryView:
+    """One scheduled report delivered (A-04).
+
+    Attributes:
+        period: The period's label: ``2025-03-01T13`` (hourly), ``2025-03-01`` (daily) or
+            ``2025-03`` (monthly).
+        period_start: The start of the period, inclusive.
+        period_end: The end of the period, exclusive.
+        recipients: The user ids of the administrators it was delivered to.
+        location: Where the report was written for them.
+        digest: ``sha256:`` and the hex SHA-256 of the report delivered.
+        delivered_at: When it was delivered.
+    """
+
     period: str
     period_start: datetime
     period_end: datetime
@@ -522,6 +535,21 @@ class DeliveryView:
 
 @attrs.frozen
 class ScheduleView:
+    """A usage report schedule (A-04).
+
+    Attributes:
+        id: The schedule's id.
+        name: Its name.
+        frequency: ``hourly``, ``daily`` or ``monthly``.
+        recipients: The user ids of the administrators who receive its reports.
+        status: ``active`` or ``cancelled``.
+        created_by: The user id of the administrator who created it.
+        next_period: The label of the next period to deliver, or null once cancelled.
+        next_due_at: When that period ends and its report falls due, or null once cancelled.
+        last_delivery: The latest delivery, or null before the first.
+        deliveries: How many periods have been delivered.
+    """
+
     id: UUID
     name: str
     frequency: str

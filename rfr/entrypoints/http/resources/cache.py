@@ -39,7 +39,14 @@ ADDERS = (Role.APPROVING_OFFICER, Role.RFR_USER)
 
 
 class AddBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """U-01: the grounds (8.3) that still apply, and why the probe should stay searchable."""
+    """U-01: the grounds (8.3) that still apply, and why the probe should stay searchable.
+
+    Attributes:
+        probe_id: The probe to keep in the cache; its search found no viable match.
+        grounds: The grounds of its Form 3 (policy 8.3) that still apply.
+        rationale: Why the probe should be searched again as new library material arrives,
+            in the approving officer's words (U-01).
+    """
 
     probe_id: UUID
     grounds: list[SearchGround]
@@ -47,13 +54,28 @@ class AddBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class CacheReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """U-03: ``continue`` sets the next review date; ``stop`` removes the entry (U-04)."""
+    """U-03: ``continue`` sets the next review date; ``stop`` removes the entry (U-04).
+
+    Attributes:
+        outcome: ``stop`` removes the entry, and its probe's data is deleted in due course
+            (U-04); any other outcome keeps it, to be reviewed again after the period its crime
+            tier sets.
+        reason: Why, in the reviewer's words; recorded (U-03).
+    """
 
     outcome: ReviewOutcome
     reason: Reason
 
 
 class MatchAdjudicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A person's judgement of a potential match the cache found in new library material (U-02).
+
+    Attributes:
+        viable: Whether the match is viable, in the adjudicator's judgement.
+        rationale: The reasons for the judgement, e.g. the features compared.
+        identity_known: Whether the person matched is known (U-01).
+    """
+
     viable: bool
     rationale: Statement
     identity_known: bool | None = None
@@ -61,6 +83,13 @@ class MatchAdjudicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=
 
 @attrs.frozen
 class CachePage:
+    """One page of cache entries; pass ``next_after`` as ``after`` for the next (null: last page).
+
+    Attributes:
+        items: The entries on this page, in the order they were added.
+        next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
+    """
+
     items: list[CacheEntryView]
     next_after: int | None
 

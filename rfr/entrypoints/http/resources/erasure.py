@@ -42,13 +42,27 @@ ImageId = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 
 
 class ImagePurgeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Library images to erase for good (R-05).
+
+    Attributes:
+        image_ids: The ids of the library's images to erase, with their face analyses and
+            templates.
+        reason: Why they are erased, in the caller's words; recorded in the audit trail.
+    """
+
     image_ids: Annotated[list[ImageId], msgspec.Meta(min_length=1, max_length=500)]
     reason: Reason
 
 
 @attrs.frozen
 class ImagesPurged:
-    """What was erased: the images named, and how many templates went with them."""
+    """What was erased: the images named, and how many templates went with them.
+
+    Attributes:
+        library_id: The library the images were in.
+        image_ids: The images erased.
+        templates_erased: How many templates of them were erased from the store and every index.
+    """
 
     library_id: UUID
     image_ids: list[str]
@@ -57,7 +71,13 @@ class ImagesPurged:
 
 @attrs.frozen
 class ProbePurged:
-    """How many records of the probe (image, face analyses, templates) were erased."""
+    """How many records of the probe (image, face analyses, templates) were erased.
+
+    Attributes:
+        probe_id: The probe erased.
+        records_erased: How many stored records of it were erased: the image, its face
+            analyses and its templates.
+    """
 
     probe_id: UUID
     records_erased: int

@@ -39,7 +39,13 @@ Holds = NamedDependency[LegalHolds]
 
 
 class HoldBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """R-04: which matter of policy 7.1(a) keeps the data, and the reason (case, complaint, reference)."""
+    """R-04: which matter of policy 7.1(a) keeps the data, and the reason (case, complaint, reference).
+
+    Attributes:
+        kind: The matter that keeps the data: ``disclosure`` (CPIA 1996), ``complaint`` or
+            ``conduct_investigation``.
+        reason: The case, complaint or investigation, by name or reference; recorded.
+    """
 
     kind: HoldKind
     reason: Reason

@@ -19,7 +19,13 @@ from rfr.entrypoints.http.resources._workflow import documented
 
 
 class SettingsChange(msgspec.Struct, forbid_unknown_fields=True):
-    """``config`` names only the values to change, in the form ``GET`` shows them."""
+    """``config`` names only the values to change, in the form ``GET`` shows them.
+
+    Attributes:
+        config: The policy values to change, by name, as GET /policy/settings shows them
+            under ``config``; every other value keeps its setting. An unknown name is refused.
+        reason: Why the values change, in the SRO's words; recorded.
+    """
 
     config: dict[str, Any]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]

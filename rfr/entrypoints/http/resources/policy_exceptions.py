@@ -29,7 +29,14 @@ Exceptions = NamedDependency[PolicyExceptions]
 
 class ExceptionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A-06: the decision, its detailed rationale and the legal advice behind it; ``related_ids``
-    name the records it concerns (search requests, probes, libraries)."""
+    name the records it concerns (search requests, probes, libraries).
+
+    Attributes:
+        decision: The decision taken outside the policy.
+        rationale: The detailed rationale for it (A-06).
+        legal_advice: The legal advice the decision rests on.
+        related_ids: The ids of the records it concerns: search requests, probes, libraries.
+    """
 
     decision: Statement
     rationale: Statement
@@ -38,13 +45,25 @@ class ExceptionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class SroReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The SRO's review of a policy exception (A-06, policy 12.3).
+
+    Attributes:
+        endorsed: Whether the SRO endorses the decision.
+        notes: The SRO's notes on it, recorded with the review.
+    """
+
     endorsed: bool
     notes: Statement
 
 
 @attrs.frozen
 class PolicyExceptionPage:
-    """One page of exceptions; pass ``next_after`` as ``after`` for the next (null: last page)."""
+    """One page of exceptions; pass ``next_after`` as ``after`` for the next (null: last page).
+
+    Attributes:
+        items: The exceptions on this page, in the order they were recorded.
+        next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
+    """
 
     items: list[PolicyExceptionView]
     next_after: int | None

@@ -54,21 +54,44 @@ JPEG = "image/jpeg"
 
 
 class VulnerabilityBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Policy 4.7 safeguards beyond age (P-06)."""
+    """Policy 4.7 safeguards beyond age (P-06).
+
+    Attributes:
+        suspected_relevant_disability: The person shown may have a disability relevant to facial
+            recognition; the search then needs technical advice and an Inspector's endorsement
+            (P-06).
+        suspected_predates_gender_reassignment: The image may predate the person's gender
+            reassignment; the search then needs technical advice and an Inspector's endorsement
+            (P-06).
+    """
 
     suspected_relevant_disability: bool = False
     suspected_predates_gender_reassignment: bool = False
 
 
 class PreRfrChecksBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """P-02: the less intrusive options tried (8.16) and why they did not suffice."""
+    """P-02: the less intrusive options tried (8.16) and why they did not suffice.
+
+    Attributes:
+        tried: The less intrusive options tried (policy 8.16).
+        why_insufficient: Why they did not identify the person.
+    """
 
     tried: list[PreRfrOption]
     why_insufficient: Statement
 
 
 class GroundGBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """P-07: the case for searching a victim, witness or associate (8.11, 8.12)."""
+    """P-07: the case for searching a victim, witness or associate (8.11, 8.12).
+
+    Attributes:
+        why_necessary: Why searching for this person is necessary.
+        how_match_advances_investigation: How a match would advance the investigation.
+        less_intrusive_methods: The less intrusive methods considered and why they do not serve.
+        importance_against_threat_harm_risk: How the importance of identifying the person weighs
+            against the threat, harm or risk involved.
+        privacy_expectations: What privacy the person could reasonably expect.
+    """
 
     why_necessary: Statement
     how_match_advances_investigation: Statement
@@ -79,7 +102,31 @@ class GroundGBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class Form3Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Form 3, the search request form for one probe image (P-01). ``pre_rfr_checks`` or
-    ``urgency`` is required (P-02); ``offence_code`` (Annex C) where a ground is an offence."""
+    ``urgency`` is required (P-02); ``offence_code`` (Annex C) where a ground is an offence.
+
+    Attributes:
+        case_reference: The case or crime reference the search serves.
+        purposes: The purposes of the search (policy 8.2 (a)-(d)); at least one.
+        grounds: The grounds for the search (policy 8.3 (a)-(g)); at least one.
+        image_level: The probe's level in the Annex A Image Matrix, from 1 (least intrusive)
+            to 5; a level the policy settings name (4 and 5 by default) needs an Inspector's
+            endorsement (P-08).
+        necessity_and_proportionality: Why the search is necessary and proportionate.
+        image_source: Where the probe image comes from, e.g. CCTV at an address.
+        source_sensitivity: Anything sensitive about the source, or "None".
+        most_current_image_confirmed: That this is the most current image of the person
+            available.
+        perceived_age: The perceived age of the person shown at the time of the search; under
+            16 needs an endorsement (P-04), under 13 is refused.
+        vulnerability: Safeguards beyond age (policy 4.7, P-06); default: none suspected.
+        pre_rfr_checks: The less intrusive options tried and why they did not suffice; required
+            unless ``urgency`` is given (P-02).
+        urgency: The urgency (policy 3.1) that excuses the pre-RFR checks (P-02).
+        ground_g_rationale: The case for searching a victim, witness or associate; required
+            with ground ``g_victim_witness_associate`` (P-07).
+        collection_id: The collection the probe belongs to, when several probes are searched
+            together; a collection needs an Inspector's approval (P-09).
+    """
 
     case_reference: Statement
     purposes: list[SearchPurpose]
@@ -133,7 +180,12 @@ class ProbeUpload:
 
 
 class SelectionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """P-11: the faces to search; only these are templated."""
+    """P-11: the faces to search; only these are templated.
+
+    Attributes:
+        face_ids: The ids of the detected or drawn faces to search, e.g. ``face-1``.
+        reason: Why these faces, in the user's words; recorded (P-11).
+    """
 
     face_ids: Annotated[
         list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(min_length=1)
@@ -145,7 +197,15 @@ Coordinate = Annotated[int, msgspec.Meta(ge=0, le=100_000)]
 
 
 class DrawnFaceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A face box drawn by the user, in image pixels, inclusive (P-11)."""
+    """A face box drawn by the user, in image pixels, inclusive (P-11).
+
+    Attributes:
+        left: The box's left edge, in pixels from the image's left.
+        top: The box's top edge, in pixels from the image's top.
+        right: The box's right edge, greater than ``left``.
+        bottom: The box's bottom edge, greater than ``top``.
+        reason: Why the box is drawn, e.g. the detector missed the face; recorded (P-11).
+    """
 
     left: Coordinate
     top: Coordinate
@@ -155,21 +215,36 @@ class DrawnFaceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class QualityDecisionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """P-10: go on despite the flags shown, or not."""
+    """P-10: go on despite the flags shown, or not.
+
+    Attributes:
+        proceed: Whether to search despite the quality flags of the selected faces.
+        reason: Why, in the user's words; recorded (P-10).
+    """
 
     proceed: bool
     reason: Reason
 
 
 class EndorsementBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """An Inspector's endorsement, named by the rule asking for it: P-04, P-06 or P-08."""
+    """An Inspector's endorsement, named by the rule asking for it: P-04, P-06 or P-08.
+
+    Attributes:
+        kind: The rule that asks for the endorsement: ``P-04`` (under 16), ``P-06``
+            (vulnerability) or ``P-08`` (a high image level).
+        rationale: Why the endorser supports the search, in their words.
+    """
 
     kind: EndorsementKind
     rationale: Statement
 
 
 class AdviceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """P-06: the technical advice that must precede a vulnerability endorsement."""
+    """P-06: the technical advice that must precede a vulnerability endorsement.
+
+    Attributes:
+        advice: The advice on how the vulnerability may affect the algorithm's accuracy.
+    """
 
     advice: Statement
 
