@@ -1,17 +1,55 @@
-"""The composition root: the one place that chooses adapters and wires them to the ports."""
+"""The composition root: the one place that chooses adapters and wires them to the ports.
+
+``Services`` is what every entrypoint runs on: the HTTP API (``HttpContext.services``), the
+worker and the CLI commands each build one from ``Settings`` and take from it the one
+``RfrApplication``, the clock, the biometrics and every use case, so none of them wires an
+application, a clock or an adapter of its own (ADR 0009). A developer swapping a matcher, a
+store or an index changes ``build_face_engine`` or ``embedded_biometrics`` here, and every
+entrypoint gets it.
+
+    with Services(settings) as services:
+        page = services.searches.list(user_id)
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from functools import lru_cache, partial
 from pathlib import Path
+from types import TracebackType
+from typing import Self
 
 import attrs
 
+from rfr.adapters.clock import SystemClock
 from rfr.adapters.image_decoding import DEFAULT_MAX_PIXELS
+from rfr.adapters.report_delivery.files import FileReportSink
+from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
+from rfr.application.ports import Clock
+from rfr.application.services.access import DEFAULT_BEARER_TTL, AccessService, AuditService
+from rfr.application.services.biometric_cache import CacheScreening
+from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import DEFAULT_TOP_K, Biometrics
+from rfr.application.services.cache import UnresolvedCrimeCache
+from rfr.application.services.endorsements import ProbeEndorsements
+from rfr.application.services.enrolment import Enrolment
+from rfr.application.services.exceptions import PolicyExceptions
+from rfr.application.services.legal_holds import LegalHolds
+from rfr.application.services.libraries import ReferenceLibraries
+from rfr.application.services.library_approvals import LibraryApprovals
+from rfr.application.services.policy import PolicySettingsService
+from rfr.application.services.probes import Probes
+from rfr.application.services.retention import RetentionSweep
+from rfr.application.services.search_execution import SearchExecution
+from rfr.application.services.searches import SearchRequests
+from rfr.application.services.usage_reports import ReportSchedules, ScheduledReportDelivery, UsageReports
+from rfr.application.services.users import UserAdministration
+from rfr.infrastructure.audit.trail import RecorderAuditTrail
+from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings, positive_int_from_env
 
 
@@ -123,3 +161,164 @@ def embedded_biometrics(
         top_k=top_k,
         import_root=import_root,
     )
+
+
+class Services:
+    """One installation's application, clock, biometrics and use cases, built from ``Settings``.
+
+    - ``app``: the one ``RfrApplication``, opened on the configured store when this is built.
+      It belongs to whoever built this ``Services`` (``close()``, or use it as a context
+      manager), unless ``application`` was passed in: then its caller closes it.
+    - ``clock``: ``SystemClock()`` unless ``clock`` is passed in (tests).
+    - ``biometrics``: the face engine, encrypted store and indexes, built on first use, once per
+      ``Services`` (opening the models takes seconds; a process that needs none opens none),
+      thread-safe. ``biometrics`` may be passed as a factory (tests); ``biometric_options``
+      are read from the environment when the biometrics are built unless given.
+    - every use case: a property that builds it over this application and clock (and the
+      biometrics where it needs them) on each access. Use cases are cheap; ``access()`` is a
+      method because the API chooses its bearer token lifetime.
+
+    ``create_tables=False`` opens an existing store without changing it (audit, reports).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        application: RfrApplication | None = None,
+        clock: Clock | None = None,
+        biometrics: Callable[[], Biometrics] | None = None,
+        biometric_options: BiometricOptions | None = None,
+        create_tables: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.owns_app = application is None
+        self.app = (
+            application
+            if application is not None
+            else RfrApplication(env=application_env(settings, create_tables=create_tables))
+        )
+        self.biometric_options = biometric_options
+        self._build_biometrics = biometrics
+        self._biometrics: Biometrics | None = None
+        self._lock = threading.Lock()
+
+    # -- lifetime ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the application if this ``Services`` opened it."""
+        if self.owns_app:
+            self.app.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- biometrics ----------------------------------------------------------------------------
+
+    @property
+    def biometrics(self) -> Biometrics:
+        """The biometrics, built on the first call from any thread and kept."""
+        built = self._biometrics
+        if built is None:
+            with self._lock:
+                if self._biometrics is None:
+                    self._biometrics = (
+                        self._build_biometrics()
+                        if self._build_biometrics is not None
+                        else build_biometrics(self.settings, self.biometric_options)
+                    )
+                built = self._biometrics
+        return built
+
+    def open_biometrics(self) -> Biometrics:
+        """``biometrics`` as a callable, for a use case that opens them only when it must."""
+        return self.biometrics
+
+    # -- use cases -----------------------------------------------------------------------------
+
+    def access(self, *, bearer_ttl: timedelta = DEFAULT_BEARER_TTL) -> AccessService:
+        return AccessService(self.app, self.clock, bearer_ttl=bearer_ttl)
+
+    @property
+    def audit(self) -> AuditService:
+        return AuditService(self.app, self.clock, RecorderAuditTrail(self.app))
+
+    @property
+    def users(self) -> UserAdministration:
+        return UserAdministration(self.app, self.clock)
+
+    @property
+    def policy_settings(self) -> PolicySettingsService:
+        return PolicySettingsService(self.app, self.clock)
+
+    @property
+    def policy_exceptions(self) -> PolicyExceptions:
+        return PolicyExceptions(self.app, self.clock)
+
+    @property
+    def legal_holds(self) -> LegalHolds:
+        return LegalHolds(self.app, self.clock)
+
+    @property
+    def libraries(self) -> ReferenceLibraries:
+        return ReferenceLibraries(self.app, self.clock)
+
+    @property
+    def library_approvals(self) -> LibraryApprovals:
+        return LibraryApprovals(self.app, self.clock)
+
+    @property
+    def enrolment(self) -> Enrolment:
+        return Enrolment(self.app, self.clock, self.biometrics)
+
+    @property
+    def probes(self) -> Probes:
+        return Probes(self.app, self.clock, self.biometrics)
+
+    @property
+    def endorsements(self) -> ProbeEndorsements:
+        return ProbeEndorsements(self.app, self.clock)
+
+    @property
+    def searches(self) -> SearchRequests:
+        return SearchRequests(self.app, self.clock)
+
+    @property
+    def search_execution(self) -> SearchExecution:
+        return SearchExecution(self.app, self.clock, self.biometrics)
+
+    @property
+    def cache(self) -> UnresolvedCrimeCache:
+        return UnresolvedCrimeCache(self.app, self.clock)
+
+    @property
+    def cache_screening(self) -> CacheScreening:
+        return CacheScreening(self.app, self.clock, self.biometrics)
+
+    @property
+    def erasure(self) -> BiometricErasure:
+        return BiometricErasure(self.app, self.clock, self.biometrics)
+
+    @property
+    def usage_reports(self) -> UsageReports:
+        return UsageReports(self.app, self.clock)
+
+    @property
+    def report_schedules(self) -> ReportSchedules:
+        return ReportSchedules(self.app, self.clock)
+
+    @property
+    def report_delivery(self) -> ScheduledReportDelivery:
+        """Scheduled reports written under ``$RFR_DATA_DIR/reports`` (the worker)."""
+        return ScheduledReportDelivery(self.app, self.clock, FileReportSink(self.settings.data_dir))
+
+    @property
+    def retention_sweep(self) -> RetentionSweep:
+        """One round of scheduled deletion (the worker); opens the biometrics only to erase."""
+        return RetentionSweep(self.app, self.clock, self.open_biometrics)

@@ -16,7 +16,16 @@ from rfr.adapters.indexes.usearch_index import UsearchIndex
 from rfr.application.errors import DuplicateTemplateId, IndexCorrupted, InvalidVector
 from rfr.application.ports import VectorIndex
 
-ADAPTERS = [UsearchIndex, ExactNumpyIndex]
+
+class UsearchGraphOnly(UsearchIndex):
+    """usearch searched through its HNSW graph at every size: the default searches small
+    indexes exhaustively (``exact_search_limit``), which would leave the graph walk untested here."""
+
+    def __init__(self, path: Path, dimension: int, metric: str) -> None:
+        super().__init__(path, dimension, metric, exact_search_limit=0)
+
+
+ADAPTERS = [UsearchIndex, UsearchGraphOnly, ExactNumpyIndex]
 METRICS = ["euclidean", "cosine"]
 DIM = 8
 
@@ -312,7 +321,13 @@ def _clustered(draw_seed: int, clusters: int, per_cluster: int, dim: int, metric
     return centres * scale, points.astype(np.float32), labels
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Derandomized: the same examples on every run, so a failure is reproduced by running again.
+@settings(
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     seed=st.integers(0, 2**32 - 1),
     clusters=st.integers(2, 24),
@@ -331,12 +346,14 @@ def test_usearch_top1_agrees_with_exact_search_on_separated_data(
     approx.add(names, points)
     exact.add(names, points)
     rng = np.random.default_rng(seed + 1)
-    for centre in centres[: min(len(centres), 6)]:
+    for centre in centres:
         query = (centre + rng.normal(scale=0.005 * np.linalg.norm(centre), size=dim)).astype(np.float32)
         got, want = approx.search(query, 1)[0], exact.search(query, 1)[0]
-        # HNSW is approximate: among a cluster's near-identical members it may pick another one
-        # than exact search does (seen in CI), so agreement is at the level the data separates.
+        # A graph built by two threads once left cluster 5 unreachable ('c12' == 'c5'): indexes
+        # this small are searched exhaustively, so the very template agrees, unless two members
+        # are equally near at float32 precision.
         assert got.template_id.split("-")[0] == want.template_id.split("-")[0]
+        assert got.template_id == want.template_id or got.distance == pytest.approx(want.distance, rel=1e-5)
 
 
 # ---- usearch specifics: what the adapter promises beyond the port -------------------------

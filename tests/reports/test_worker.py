@@ -19,6 +19,7 @@ from rfr.application.services.usage_reports import ReportSchedules, compute_usag
 from rfr.domain.people import Role
 from rfr.domain.report_schedule import ReportSchedule
 from rfr.entrypoints.cli.worker import run_round
+from rfr.entrypoints.composition import Services
 from rfr.infrastructure.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -28,15 +29,20 @@ def _settings(data_dir: Path) -> Settings:
     return Settings(data_dir=data_dir, persistence="sqlite")
 
 
+def _services(world: World, clock: FixedClock, data_dir: Path) -> Services:
+    """The worker's composition root over the test's application and clock."""
+    return Services(_settings(data_dir), application=world.app, clock=clock)
+
+
 def test_A04_worker_writes_the_due_report_and_records_its_delivery(
     world: World, clock: FixedClock, tmp_path: Path
 ) -> None:
     view = ReportSchedules(world.app, clock).create("admin", "daily usage", "daily", ["admin2", "admin"])
     world.approved()  # something to count on the first day
-    assert run_round(world.app, clock, _settings(tmp_path)) == ()  # 2024-03-01 has not ended
+    assert run_round(_services(world, clock, tmp_path)) == ()  # 2024-03-01 has not ended
 
     clock.advance(hours=16)  # 2024-03-02 01:00
-    (outcome,) = run_round(world.app, clock, _settings(tmp_path))
+    (outcome,) = run_round(_services(world, clock, tmp_path))
     location = f"reports/{view.id}/2024-03-01.json"
     assert (outcome.period, outcome.delivered, outcome.recipients, outcome.location) == (
         "2024-03-01",
@@ -63,12 +69,12 @@ def test_A04_worker_writes_the_due_report_and_records_its_delivery(
     (delivery,) = schedule.deliveries
     assert (delivery.recipients, delivery.location) == (("admin2", "admin"), location)
     assert delivery.digest == "sha256:" + hashlib.sha256(content).hexdigest()
-    assert run_round(world.app, clock, _settings(tmp_path)) == ()  # delivered once only
+    assert run_round(_services(world, clock, tmp_path)) == ()  # delivered once only
 
     # The next day admin2 is no longer an administrator: the report goes to admin alone.
     world.users.revoke_role("admin", "admin2", Role.ADMINISTRATOR, "moved to another unit")
     clock.advance(days=1)
-    (outcome,) = run_round(world.app, clock, _settings(tmp_path))
+    (outcome,) = run_round(_services(world, clock, tmp_path))
     assert (outcome.period, outcome.recipients) == ("2024-03-02", ("admin",))
     delivered = world.app.get(view.id, ReportSchedule)
     assert delivered.deliveries[-1].recipients == ("admin",)
@@ -85,7 +91,7 @@ def test_A04_a_period_nobody_may_receive_is_withheld_and_no_file_is_written(
     view = ReportSchedules(world.app, clock).create("admin", "hourly usage", "hourly", ["admin2"])
     world.users.disable("admin", "admin2", "left the force")
     clock.advance(hours=1)
-    (outcome,) = run_round(world.app, clock, _settings(tmp_path))
+    (outcome,) = run_round(_services(world, clock, tmp_path))
     assert (outcome.period, outcome.delivered, outcome.location) == ("2024-03-01T09", False, None)
     assert not (tmp_path / "reports").exists()
     schedule = world.app.get(view.id, ReportSchedule)

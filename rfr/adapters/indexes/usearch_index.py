@@ -63,6 +63,15 @@ class UsearchIndex:
     ``expansion_search`` defaults to 256, not usearch's 64: a missed true match costs an
     investigation more than a millisecond does. Measured on 50,000 dlib-like descriptors
     (reference faces plus noise): recall@10 0.90 at 64, 0.97 at 256, under 1 ms a query.
+
+    An index of at most ``exact_search_limit`` templates is searched exhaustively instead of
+    through the graph. A graph built by several threads at once can leave a group of tightly
+    clustered vectors unreachable, and no ``expansion_search`` finds what the walk cannot
+    reach: on 20,000 random sets of 2-24 separated clusters (up to 288 vectors), the graph
+    missed a whole cluster's top-1 in 12-15 sets a run (also at expansion_search 100,000),
+    exhaustive search in none; built by one thread, the graph missed none either. Below
+    about 4,096 128-d vectors the exhaustive scan is also no slower than the graph walk
+    (0.49 vs 0.50 ms at 4,096; 0.05 vs 0.24 ms at 1,000), so small libraries lose nothing.
     """
 
     def __init__(
@@ -75,14 +84,18 @@ class UsearchIndex:
         connectivity: int = 16,
         expansion_add: int = 128,
         expansion_search: int = 256,
+        exact_search_limit: int = 4096,
     ) -> None:
         check_opening(dimension, metric)
         if threads < 1:
             raise ValueError("threads must be at least 1")
+        if exact_search_limit < 0:
+            raise ValueError("exact_search_limit must not be negative")
         self.path = Path(path)
         self.dimension = int(dimension)
         self.metric = metric
         self._threads = threads
+        self._exact_search_limit = exact_search_limit
         self._options = {
             "connectivity": connectivity,
             "expansion_add": expansion_add,
@@ -171,7 +184,8 @@ class UsearchIndex:
         query = check_query(vector, k, self.dimension, self.metric)
         if not self._keys:
             return []
-        matches = self._index.search(query, min(int(k), len(self._keys)), threads=1)
+        exact = len(self._keys) <= self._exact_search_limit
+        matches = self._index.search(query, min(int(k), len(self._keys)), threads=1, exact=exact)
         hits = []
         for key, distance in zip(matches.keys.tolist(), matches.distances.tolist(), strict=True):
             template_id = self._ids_by_key.get(int(key))

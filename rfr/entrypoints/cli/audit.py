@@ -17,8 +17,8 @@ from uuid import UUID
 from eventsourcing.persistence import PersistenceError
 
 from rfr.application.app import AggregateNotFoundError, RfrApplication
+from rfr.entrypoints.composition import Services
 from rfr.infrastructure.audit import replay, verify
-from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.persistence.chain import ChainedRecorder, ChainHead
 from rfr.infrastructure.settings import Settings
 
@@ -85,8 +85,8 @@ def _store() -> Iterator[RfrApplication]:
         # is worse than an error.
         raise _Refused(f"no event store at {settings.event_store_path} (check RFR_DATA_DIR)")
     try:
-        with RfrApplication(env=application_env(settings, create_tables=False)) as app:
-            yield app
+        with Services(settings, create_tables=False) as services:
+            yield services.app
     except PersistenceError as e:
         raise _Refused(f"{settings.event_store_path} is not a readable rfr event store: {e}") from e
 

@@ -15,12 +15,10 @@ from pathlib import Path
 
 from eventsourcing.persistence import PersistenceError
 
-from rfr.adapters.clock import SystemClock
-from rfr.application.app import RfrApplication
 from rfr.application.errors import AccessDenied, UnknownUser
-from rfr.application.services.usage_reports import FORMATS, UsageReports
+from rfr.application.services.usage_reports import FORMATS
 from rfr.domain.decisions import PolicyRefusal
-from rfr.infrastructure.persistence import application_env
+from rfr.entrypoints.composition import Services
 from rfr.infrastructure.settings import Settings
 
 EXIT_USAGE = 2
@@ -73,8 +71,8 @@ def _usage(args: argparse.Namespace) -> int:
         print(f"rfr report usage: no event store at {settings.event_store_path}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        with RfrApplication(env=application_env(settings, create_tables=False)) as app:
-            report = UsageReports(app, SystemClock()).run(
+        with Services(settings, create_tables=False) as services:
+            report = services.usage_reports.run(
                 args.user, start=start, end=end, fmt=args.format, reason=args.reason
             )
     except (PolicyRefusal, AccessDenied, UnknownUser) as e:

@@ -23,24 +23,16 @@ failure by the other.
 from __future__ import annotations
 
 import argparse
-import functools
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from types import FrameType
 
 from eventsourcing.persistence import PersistenceError
 
-from rfr.adapters.clock import SystemClock
-from rfr.adapters.report_delivery.files import FileReportSink
-from rfr.application.app import RfrApplication
-from rfr.application.ports import Clock
-from rfr.application.services.biometric_support import Biometrics
-from rfr.application.services.retention import IMAGE_RULES, HeldItem, RetentionSummary, RetentionSweep
-from rfr.application.services.usage_reports import DeliveryOutcome, ScheduledReportDelivery
-from rfr.entrypoints.composition import BiometricOptions, build_biometrics
-from rfr.infrastructure.persistence import application_env
+from rfr.application.services.retention import IMAGE_RULES, HeldItem, RetentionSummary
+from rfr.application.services.usage_reports import DeliveryOutcome
+from rfr.entrypoints.composition import BiometricOptions, Services
 from rfr.infrastructure.settings import Settings
 
 DEFAULT_INTERVAL_S = 60.0
@@ -66,17 +58,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker.set_defaults(handler=_worker)
 
 
-def run_round(app: RfrApplication, clock: Clock, settings: Settings) -> tuple[DeliveryOutcome, ...]:
-    """One round of the worker over ``app``: every due scheduled report delivered."""
-    delivery = ScheduledReportDelivery(app, clock, FileReportSink(settings.data_dir))
-    return delivery.run_due()
+def run_round(services: Services) -> tuple[DeliveryOutcome, ...]:
+    """One round of the worker: every due scheduled report delivered."""
+    return services.report_delivery.run_due()
 
 
-def run_retention_round(
-    app: RfrApplication, clock: Clock, open_biometrics: Callable[[], Biometrics]
-) -> RetentionSummary:
-    """One retention sweep over ``app``; ``open_biometrics`` is called only if something must be erased."""
-    return RetentionSweep(app, clock, open_biometrics).run()
+def run_retention_round(services: Services) -> RetentionSummary:
+    """One retention sweep; the biometrics are opened only if something must be erased."""
+    return services.retention_sweep.run()
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -92,16 +81,15 @@ def _worker(args: argparse.Namespace) -> int:
     stop = threading.Event()
     if not args.once:
         _stop_on_signals(stop)
-    # Opened once, on the first erasure: a worker with nothing to delete loads no model.
-    open_biometrics = functools.cache(functools.partial(build_biometrics, settings, options))
     held: tuple[HeldItem, ...] = ()
     try:
-        with RfrApplication(env=application_env(settings)) as app:
-            clock = SystemClock()
+        # The biometrics are opened once, on the first erasure: a worker with nothing to delete
+        # loads no model.
+        with Services(settings, biometric_options=options) as services:
             while True:
-                for outcome in run_round(app, clock, settings):
+                for outcome in run_round(services):
                     _report(outcome)
-                summary = run_retention_round(app, clock, open_biometrics)
+                summary = run_retention_round(services)
                 _report_retention(summary, show_held=summary.held != held)
                 held = summary.held
                 if args.once or stop.wait(args.interval):
