@@ -117,7 +117,12 @@ class GroundGRationale:
 
 @attrs.frozen
 class Form3:
-    """The search request form for one probe image (P-01), with P-02, P-06, P-07 content."""
+    """The search request form for one probe image (P-01), with P-02, P-06, P-07 content.
+
+    ``offence_code`` is a code of ``offences.OFFENCES`` (C-01); ``other`` names an offence not
+    listed in Annex C, which ``offence_description`` then describes. The description is for
+    people: no rule reads a tier, "recordable" or MOPI group from it (C-02).
+    """
 
     case_reference: str
     purposes: frozenset[SearchPurpose] = attrs.field(converter=frozenset)
@@ -129,6 +134,7 @@ class Form3:
     most_current_image_confirmed: bool
     perceived_age: PerceivedAgeBand
     offence_code: str | None = None
+    offence_description: str | None = None
     vulnerability: VulnerabilityFlags = attrs.field(factory=VulnerabilityFlags)
     pre_rfr_checks: PreRfrChecks | None = None
     urgency: Urgency | None = None

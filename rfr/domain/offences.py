@@ -4,8 +4,15 @@ Annex C lines that name several offences ("Assault - Blackmail / Threats to Kill
 Police") are split into one entry each, so a rule can read the attributes of the exact
 offence; ``annex_c_line`` keeps the wording they came from. ``recordable`` (PACE 1984) and
 ``mopi_group_1_public_protection`` are the project's reading of PACE and MOPI, to be checked
-by the force's records manager; the tiers are the policy's. An offence not listed is Tier 3
-and is not assumed recordable: the rule that needs it must see it in the table (C-02).
+by the force's records manager; the tiers are the policy's.
+
+The codes are published (``GET /policy/offences``, and the enum of ``offence_code`` in the
+Form 3 schema): a Form 3 names one of ``OFFENCES``, and any other code is refused under C-01
+(``rules_probe.offence_known``) rather than guessed at, so a typo never becomes Tier 3
+unnoticed. C-01's "any offence not listed is Tier 3" is kept by the explicit code ``other``
+(``OTHER_OFFENCE``): the offence is then described in free text beside it, and the entry is
+Tier 3, not recordable and not MOPI Group 1 whatever the text says, as a rule that needs
+those attributes must see them in the table (C-02).
 """
 
 from __future__ import annotations
@@ -147,25 +154,61 @@ ANNEX_C: tuple[OffenceType, ...] = tuple(
     ]
 )
 
-_BY_CODE = {o.code: o for o in ANNEX_C}
-assert len(_BY_CODE) == len(ANNEX_C), "offence codes must be unique"
+OTHER_CODE = "other"
+
+# C-01: "any offence not listed is Tier 3". Never recordable nor MOPI Group 1: those are read
+# from this table, and an offence described only in free text is not in it (C-02).
+OTHER_OFFENCE = OffenceType(
+    code=OTHER_CODE,
+    name="Other offence, not listed in Annex C (described in the Form 3)",
+    tier=CrimeTier.TIER_3,
+    recordable=False,
+    mopi_group_1_public_protection=False,
+    annex_c_line="Other offence-types not covered in Tiers 1 and 2",
+    listed=False,
+)
+
+# Every code a Form 3 may name: the Annex C entries, then ``other``.
+OFFENCES: tuple[OffenceType, ...] = (*ANNEX_C, OTHER_OFFENCE)
+OFFENCE_CODES: tuple[str, ...] = tuple(o.code for o in OFFENCES)
+
+_BY_CODE = {o.code: o for o in OFFENCES}
+assert len(_BY_CODE) == len(OFFENCES), "offence codes must be unique"
+
+
+class UnknownOffence(KeyError):
+    """A code that is neither in Annex C nor ``other``."""
+
+
+def find_offence(code: str | None) -> OffenceType | None:
+    """The entry for ``code`` (case and surrounding spaces ignored), or None if there is none."""
+    return _BY_CODE.get(code.strip().lower()) if code else None
 
 
 def offence(code: str) -> OffenceType:
-    """The Annex C entry for ``code``; an unlisted offence is Tier 3 and not assumed recordable (C-01)."""
-    found = _BY_CODE.get(code.strip().lower())
-    if found is not None:
-        return found
-    return OffenceType(
-        code=code,
-        name=code,
-        tier=CrimeTier.TIER_3,
-        recordable=False,
-        mopi_group_1_public_protection=False,
-        annex_c_line="Other offence-types not covered in Tiers 1 and 2",
-        listed=False,
-    )
+    """The entry for ``code``; an unknown code raises ``UnknownOffence`` instead of being guessed (C-01)."""
+    found = find_offence(code)
+    if found is None:
+        raise UnknownOffence(code)
+    return found
+
+
+def is_known(code: str | None) -> bool:
+    """A code a Form 3 may name: listed in Annex C, or ``other``."""
+    return find_offence(code) is not None
 
 
 def is_listed(code: str) -> bool:
-    return code.strip().lower() in _BY_CODE
+    """Listed in Annex C itself (``other`` is known, not listed)."""
+    found = find_offence(code)
+    return found is not None and found.listed
+
+
+def tier_of(code: str | None) -> CrimeTier:
+    """C-01: the tier of an offence; no offence, ``other`` or an unlisted code is Tier 3.
+
+    An unknown code is refused when a Form 3 is submitted; it can only be met here in a probe
+    recorded before codes were checked, and C-01 still makes that Tier 3.
+    """
+    found = find_offence(code)
+    return found.tier if found is not None else CrimeTier.TIER_3

@@ -26,7 +26,7 @@ from rfr.domain.forms import Form3, ReviewOutcome
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.domain.legal_holds import LegallyHoldable
-from rfr.domain.offences import CrimeTier, offence
+from rfr.domain.offences import CrimeTier, tier_of
 from rfr.domain.people import Actor, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
@@ -90,8 +90,14 @@ class UccEntry:
 
 class ProbeImage(LegallyHoldable):
     class Submitted(GovernedAggregate.Event, Aggregate.Created):
+        # v2: Form 3 gained ``offence_description`` (C-01: the offence ``other`` is described).
+        class_version = 2
         form: dict[str, Any]
         image_hash: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["form"] = {"offence_description": None, **state["form"]}
 
         def apply(self, agg: ProbeImage) -> None:
             agg.form = from_data(Form3, self.form)
@@ -226,7 +232,7 @@ class ProbeImage(LegallyHoldable):
     def submit(
         cls, actor: Actor, at: datetime, form: Form3, image_hash: str, *, probe_id: UUID | None = None
     ) -> ProbeImage:
-        """A probe enters only with an acceptable Form 3 (P-01, P-02, P-03, P-04, P-07)."""
+        """A probe enters only with an acceptable Form 3 (P-01, P-02, P-03, P-04, P-05, P-07, C-01)."""
         decision = combine(
             authorised(actor, Role.RFR_USER),
             stated(image_hash, "P-01", "the image's content hash"),
@@ -539,8 +545,8 @@ class ProbeImage(LegallyHoldable):
 
     @property
     def crime_tier(self) -> CrimeTier:
-        """C-01: the tier of the Form 3 offence; no or unknown offence is Tier 3."""
-        return offence(self.form.offence_code).tier if self.form.offence_code else CrimeTier.TIER_3
+        """C-01: the tier of the Form 3 offence; no offence, or ``other``, is Tier 3."""
+        return tier_of(self.form.offence_code)
 
     @property
     def quality_flags(self) -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Rules on a probe image and its Form 3 (P-01..P-08). Pure functions."""
+"""Rules on a probe image and its Form 3 (P-01..P-08, C-01). Pure functions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import enum
 from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import Form3
 from rfr.domain.images import ImageLevel, PerceivedAgeBand, VulnerabilityFlags
-from rfr.domain.offences import offence
+from rfr.domain.offences import OTHER_CODE, find_offence
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.search_terms import SearchGround
 
@@ -63,14 +63,41 @@ def age_allows_search(age: PerceivedAgeBand) -> Decision:
     )
 
 
+def offence_known(form: Form3) -> Decision:
+    """C-01: the offence is named by a published code, never guessed; ``other`` is described.
+
+    A code that is not in ``offences.OFFENCES`` (a typo, a local name) is refused rather than
+    taken as Tier 3. An offence not listed in Annex C is ``other``, Tier 3, with the offence
+    described in ``offence_description``; the description is never read for its attributes (C-02).
+    """
+    code = (form.offence_code or "").strip()
+    if not code:
+        return Decision.allow()  # whether an offence is needed at all is P-01's question
+    found = find_offence(code)
+    if found is None:
+        return Decision.refuse(
+            "C-01",
+            f"{form.offence_code!r} is not an offence code of Annex C: name a listed offence "
+            f"(GET /policy/offences), or {OTHER_CODE!r} with the offence described",
+        )
+    if found.code == OTHER_CODE:
+        return Decision.check(
+            bool((form.offence_description or "").strip()),
+            "C-01",
+            f"an offence not listed in Annex C ({OTHER_CODE!r}) must be described in offence_description",
+        )
+    return Decision.allow("C-01")
+
+
 def offence_limit(form: Form3, age: PerceivedAgeBand) -> Decision:
     """P-04: under 16, a suspected offence must be recordable (read from Annex C, C-02); P-05: 16-17 any."""
     if age in UNDER_16_BANDS and form.offence_code:
-        found = offence(form.offence_code)
+        found = find_offence(form.offence_code)
+        name = found.name if found is not None else form.offence_code
         return Decision.check(
-            found.recordable,
+            found is not None and found.recordable,
             "P-04",
-            f"under 16 the offence must be recordable; {found.name!r} is not known to be",
+            f"under 16 the offence must be recordable; {name!r} is not known to be",
         )
     if age is PerceivedAgeBand.AGE_16_17:
         return Decision.check(
@@ -97,6 +124,7 @@ def form3_acceptable(form: Form3) -> Decision:
     return combine(
         form3_complete(form),
         pre_rfr_checks_or_urgency(form),
+        offence_known(form),
         age_allows_search(form.perceived_age),
         offence_limit(form, form.perceived_age),
         ground_g_case(form),

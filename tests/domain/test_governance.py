@@ -30,7 +30,7 @@ from eventsourcing.application import Application
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, PolicyRefusal, combine
 from rfr.domain.images import MopiGroup, PerceivedAgeBand
-from rfr.domain.offences import ANNEX_C, CrimeTier, is_listed, offence
+from rfr.domain.offences import ANNEX_C, CrimeTier, UnknownOffence, find_offence, is_listed, offence, tier_of
 from rfr.domain.people import Actor, Rank, Role, rank_for_staff_grade
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.policy_exception import ExceptionStatus, PolicyException
@@ -134,8 +134,13 @@ def test_C01_annex_c_tiers_and_unlisted_offences_are_tier_3():
     assert offence("murder").tier is CrimeTier.TIER_1
     assert offence("Burglary").tier is CrimeTier.TIER_2
     assert offence("common_assault").tier is CrimeTier.TIER_3
-    unknown = offence("littering")
-    assert unknown.tier is CrimeTier.TIER_3 and not unknown.listed and not is_listed("littering")
+    # An offence not listed is named ``other`` (Tier 3); an unknown code is not guessed at.
+    other = offence("other")
+    assert other.tier is CrimeTier.TIER_3 and not other.listed and not is_listed("other")
+    assert tier_of("other") is tier_of(None) is CrimeTier.TIER_3
+    with pytest.raises(UnknownOffence):
+        offence("littering")
+    assert find_offence("littering") is None and not is_listed("littering")
     assert {o.tier for o in ANNEX_C} == set(CrimeTier)
 
 
@@ -145,7 +150,8 @@ def test_C02_recordable_and_mopi_group_1_come_from_the_table_not_free_text():
         offence("drugs_possession").recordable
         and not offence("drugs_possession").mopi_group_1_public_protection
     )
-    assert not offence("murder (recordable)").recordable
+    assert find_offence("murder (recordable)") is None
+    assert not offence("other").recordable and not offence("other").mopi_group_1_public_protection
 
 
 def test_R01_enrolment_follows_the_age_and_mopi_retention_table():

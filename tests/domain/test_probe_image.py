@@ -95,7 +95,9 @@ def test_P04_unknown_perceived_age_is_handled_like_under_16():
 
 
 def test_P05_16_17_any_offence_with_necessity_recorded():
-    probe = submit(perceived_age=PerceivedAgeBand.AGE_16_17, offence_code="unlisted_bylaw")
+    probe = submit(
+        perceived_age=PerceivedAgeBand.AGE_16_17, offence_code="other", offence_description="bylaw breach"
+    )
     assert probe.required_endorsements(CONFIG) == frozenset()
     refused(
         "P-05", lambda: submit(perceived_age=PerceivedAgeBand.AGE_16_17, necessity_and_proportionality="")

@@ -1,4 +1,5 @@
-"""The policy values in force (PolicyConfig): read by the roles that apply them, changed by the SRO."""
+"""The policy values in force (PolicyConfig): read by the roles that apply them, changed by the SRO;
+and the Annex C offence codes a Form 3 names (C-01, C-02), read by the same roles."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from litestar.exceptions import ValidationException
 from litestar.params import JSONBody
 
 from rfr.application.services.access import Principal
+from rfr.application.services.offences import OFFENCE_READERS, OffenceCodes, OffenceView
 from rfr.application.services.policy import SETTINGS_READERS, SRO, PolicySettingsService, PolicySettingsView
 from rfr.domain.policy_config import PolicyConfig
 from rfr.entrypoints.http.access_control import allow
@@ -66,6 +68,26 @@ def change_settings(
     return policy.change(principal.user_id, config, data.reason)
 
 
+@get(
+    "/policy/offences",
+    summary="Offence codes of Annex C (C-01, C-02)",
+    sync_to_thread=True,
+    **allow(*OFFENCE_READERS.roles),
+)
+def list_offences(
+    principal: NamedDependency[Principal], offences: NamedDependency[OffenceCodes]
+) -> list[OffenceView]:
+    """Every code a Form 3 may give as ``offence_code``: code, label, Crime Tier, recordable,
+    MOPI Group 1. ``other`` names an offence not listed, described in ``offence_description``:
+    Tier 3, not recordable, not MOPI Group 1, whatever the description says (C-02). Any other
+    code is refused under C-01."""
+    return list(offences.list(principal.user_id))
+
+
+def _offences(ctx: HttpContext) -> OffenceCodes:
+    return OffenceCodes(ctx.app, ctx.clock)
+
+
 def _invalid(fields: list[str], message: str) -> ValidationException:
     return ValidationException(
         message, extra=[{"key": f, "source": "body", "message": message} for f in fields]
@@ -75,8 +97,8 @@ def _invalid(fields: list[str], message: str) -> ValidationException:
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented([read_settings, change_settings], only_applicable=True),
-        dependencies={"policy": use_case(_policy)},
+        route_handlers=documented([read_settings, change_settings, list_offences], only_applicable=True),
+        dependencies={"policy": use_case(_policy), "offences": use_case(_offences)},
         tags=["policy"],
     )
 ]

@@ -30,6 +30,7 @@ from rfr.application.services.endorsements import READERS as GOVERNANCE_READERS
 from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, ProbeView
 from rfr.domain.forms import Form3
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
+from rfr.domain.offences import OFFENCE_CODES
 from rfr.domain.people import Role
 from rfr.domain.rules_probe import EndorsementKind
 from rfr.domain.search_terms import PreRfrOption, SearchGround, SearchPurpose
@@ -100,6 +101,18 @@ class GroundGBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     privacy_expectations: Statement
 
 
+# C-01: the published codes (GET /policy/offences) are the field's enum in the schema, but any
+# text is taken, so that a code outside them reaches the domain, which refuses it naming C-01
+# and records the refusal (A-01), where a schema error would record nothing.
+OffenceCode = Annotated[
+    str | None,
+    msgspec.Meta(
+        description="an Annex C offence code (GET /policy/offences), or 'other' with offence_description",
+        extra_json_schema={"extra": {"enum": [*OFFENCE_CODES, None]}},
+    ),
+]
+
+
 class Form3Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Form 3, the search request form for one probe image (P-01). ``pre_rfr_checks`` or
     ``urgency`` is required (P-02); ``offence_code`` (Annex C) where a ground is an offence.
@@ -118,6 +131,8 @@ class Form3Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             available.
         perceived_age: The perceived age of the person shown at the time of the search; under
             16 needs an endorsement (P-04), under 13 is refused.
+        offence_description: The offence in words, with ``offence_code`` ``other`` (an offence
+            Annex C does not list); for people only, no rule reads it (C-02).
         vulnerability: Safeguards beyond age (policy 4.7, P-06); default: none suspected.
         pre_rfr_checks: The less intrusive options tried and why they did not suffice; required
             unless ``urgency`` is given (P-02).
@@ -137,7 +152,8 @@ class Form3Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     source_sensitivity: Statement
     most_current_image_confirmed: bool
     perceived_age: PerceivedAgeBand
-    offence_code: str | None = None
+    offence_code: OffenceCode = None
+    offence_description: Statement | None = None
     vulnerability: VulnerabilityBody = msgspec.field(default_factory=VulnerabilityBody)
     pre_rfr_checks: PreRfrChecksBody | None = None
     urgency: UrgencyBody | None = None
