@@ -27,12 +27,18 @@ from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.domain.legal_holds import LegallyHoldable
 from rfr.domain.offences import CrimeTier, tier_of
-from rfr.domain.people import Actor, Role, rank_of
+from rfr.domain.people import Actor, Rank, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.retention import deletion_deadline
 from rfr.domain.rules_access import authorised, different_person, inspector_or_above, stated
-from rfr.domain.rules_probe import EndorsementKind, age_allows_search, form3_acceptable, required_endorsements
+from rfr.domain.rules_probe import (
+    EndorsementKind,
+    age_allows_search,
+    form3_acceptable,
+    required_endorsements,
+    under_16_safeguards,
+)
 from rfr.domain.search_terms import SearchGround
 
 if TYPE_CHECKING:
@@ -250,7 +256,13 @@ class ProbeImage(LegallyHoldable):
         )
 
     def reassess_perceived_age(self, actor: Actor, at: datetime, age: PerceivedAgeBand, reason: str) -> None:
-        """A better view of the face may change the perceived age; the safeguards follow it (P-03/P-04)."""
+        """A better view of the face may change the perceived age; the safeguards follow it (P-03/P-04).
+
+        The new age is recorded whatever it is: refusing it would leave the probe searchable
+        under the wrong one. P-03 and P-04 (``under_16_safeguards``) are asked with the age the
+        probe has now by every later command: a probe reassessed as 13-15 needs an Inspector's
+        endorsement and a recordable offence before it is searched, exactly as if submitted so.
+        """
         self._enforce(
             "reassess perceived age",
             actor,
@@ -421,9 +433,14 @@ class ProbeImage(LegallyHoldable):
     ) -> None:
         """P-04/P-06/P-08: an Inspector or above, not the requester (P-12), with a rationale."""
         rule = kind.value
+        if kind is EndorsementKind.UNDER_16:
+            # P-04 decides the endorser's rank, and refuses an endorsement it would not let search.
+            rank = [authorised(actor, Role.APPROVING_OFFICER), self._under_16(endorser_rank=actor.rank)]
+        else:
+            rank = [inspector_or_above(actor, rule, "this endorsement")]
         checks = [
             self._live(),
-            inspector_or_above(actor, rule, "this endorsement"),
+            *rank,
             different_person(actor, self.requester_id, "an endorsement"),
             stated(rationale, "P-12", "the endorsement rationale"),
             Decision.check(kind in self.required_endorsements(config), rule, "this probe does not need it"),
@@ -561,14 +578,24 @@ class ProbeImage(LegallyHoldable):
     def template_ids(self, algorithm_id: str) -> tuple[str, ...]:
         return tuple(t.template_id for t in self.templates if t.algorithm_id == algorithm_id)
 
+    def age_safeguards(self) -> Decision:
+        """P-03 and P-04 as they stand for the probe's current perceived age, without P-04's
+        endorsement, which may still be given before the search: for opening a request."""
+        return combine(age_allows_search(self.perceived_age), self._under_16())
+
     def ready_for_search(self, algorithm_id: str, config: PolicyConfig) -> Decision:
-        """Everything the probe itself must satisfy before any library is searched with it."""
-        missing = self.missing_endorsements(config)
+        """Everything the probe itself must satisfy before any library is searched with it.
+
+        P-04 is asked of ``under_16_safeguards`` with the current perceived age and offence, so
+        a probe reassessed as 13-15 with an offence that is not recordable is refused here.
+        """
+        missing = self.missing_endorsements(config) - {EndorsementKind.UNDER_16}
         unassessed = sorted(self.selected - set(self.quality))
         templated = {t.face_id for t in self.templates if t.algorithm_id == algorithm_id}
         return combine(
             self._live(),
             age_allows_search(self.perceived_age),
+            self._under_16(endorser_rank=self._under_16_endorser_rank, endorsement_due=True),
             *(
                 Decision.refuse(k.value, f"the probe needs an Inspector's endorsement under {k.value}")
                 for k in sorted(missing)
@@ -617,6 +644,19 @@ class ProbeImage(LegallyHoldable):
         return Decision.check(
             self.ucc is not None and self.ucc.removed_at is None, "U-03", "the probe is not in the cache"
         )
+
+    def _under_16(self, *, endorser_rank: Rank | None = None, endorsement_due: bool = False) -> Decision:
+        return under_16_safeguards(
+            self.perceived_age,
+            self.form.offence_code,
+            endorser_rank=endorser_rank,
+            endorsement_due=endorsement_due,
+        )
+
+    @property
+    def _under_16_endorser_rank(self) -> Rank | None:
+        given = self.endorsements.get(EndorsementKind.UNDER_16)
+        return Rank(given.rank) if given is not None and given.rank is not None else None
 
     def _removed(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
         self._record(self.RemovedFromCache, actor, at, reason, deletion_due=deletion_deadline(at, config))

@@ -1,4 +1,9 @@
-"""Rules on a probe image and its Form 3 (P-01..P-08, C-01). Pure functions."""
+"""Rules on a probe image and its Form 3 (P-01..P-08, C-01). Pure functions.
+
+P-04 is decided by ``under_16_safeguards`` alone: the submission of a Form 3, the endorsement
+a probe needs and the giving of it, and the probe's readiness for a search all ask it, with
+the perceived age the probe has now, so a reassessed age meets the same rule as a submitted one.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import Form3
 from rfr.domain.images import ImageLevel, PerceivedAgeBand, VulnerabilityFlags
 from rfr.domain.offences import OTHER_CODE, find_offence
+from rfr.domain.people import Rank
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.search_terms import SearchGround
 
@@ -89,16 +95,55 @@ def offence_known(form: Form3) -> Decision:
     return Decision.allow("C-01")
 
 
-def offence_limit(form: Form3, age: PerceivedAgeBand) -> Decision:
-    """P-04: under 16, a suspected offence must be recordable (read from Annex C, C-02); P-05: 16-17 any."""
-    if age in UNDER_16_BANDS and form.offence_code:
-        found = find_offence(form.offence_code)
-        name = found.name if found is not None else form.offence_code
-        return Decision.check(
-            found is not None and found.recordable,
-            "P-04",
-            f"under 16 the offence must be recordable; {name!r} is not known to be",
+def under_16_safeguards(
+    age: PerceivedAgeBand,
+    offence_code: str | None,
+    *,
+    endorser_rank: Rank | None = None,
+    endorsement_due: bool = False,
+) -> Decision:
+    """P-04, decided here and nowhere else: a subject perceived 13-15 (or of unknown age, handled
+    as under 16, Annex A para 2) is searched only for a recordable offence, with an Inspector's
+    endorsement [4.7, 8.6, 8.22].
+
+    The answer names P-04 whenever P-04 governs the probe, allowed or refused, and no rule when
+    it does not (16 and over; under 13 is P-03's). Its two halves:
+
+    - the offence, where the search is about one, must be recordable, read from Annex C (C-02):
+      ``other`` and an unknown code are not;
+    - the endorsement, by an officer of Inspector rank or above: ``endorser_rank`` is the rank of
+      whoever endorsed or is endorsing (None: nobody). It is demanded with ``endorsement_due``
+      (giving the endorsement, and before any search), not when a Form 3 is submitted, since
+      nobody can have endorsed a probe that does not exist yet.
+    """
+    if age not in UNDER_16_BANDS:
+        return Decision.allow()
+    checks = [Decision.allow("P-04")]
+    code = (offence_code or "").strip()
+    if code:
+        found = find_offence(code)
+        name = found.name if found is not None else code
+        checks.append(
+            Decision.check(
+                found is not None and found.recordable,
+                "P-04",
+                f"under 16 the offence must be a recordable offence in Annex C; {name!r} is not",
+            )
         )
+    if endorsement_due or endorser_rank is not None:
+        checks.append(
+            Decision.check(
+                endorser_rank is not None and endorser_rank >= Rank.INSPECTOR,
+                "P-04",
+                "a subject perceived to be under 16 needs the endorsement of an officer of Inspector "
+                "rank or above",
+            )
+        )
+    return combine(*checks)
+
+
+def age_16_17_case(form: Form3, age: PerceivedAgeBand) -> Decision:
+    """P-05: 16-17, any offence, with the necessity case recorded."""
     if age is PerceivedAgeBand.AGE_16_17:
         return Decision.check(
             bool(form.necessity_and_proportionality.strip()),
@@ -126,7 +171,8 @@ def form3_acceptable(form: Form3) -> Decision:
         pre_rfr_checks_or_urgency(form),
         offence_known(form),
         age_allows_search(form.perceived_age),
-        offence_limit(form, form.perceived_age),
+        under_16_safeguards(form.perceived_age, form.offence_code),
+        age_16_17_case(form, form.perceived_age),
         ground_g_case(form),
     )
 
@@ -136,7 +182,7 @@ def required_endorsements(
 ) -> frozenset[EndorsementKind]:
     """Which Inspector endorsements the probe needs before it is searched (P-04, P-06, P-08)."""
     needed = set()
-    if age in UNDER_16_BANDS:
+    if not under_16_safeguards(age, None, endorsement_due=True).allowed:
         needed.add(EndorsementKind.UNDER_16)
     if vulnerability.any:
         needed.add(EndorsementKind.VULNERABILITY)

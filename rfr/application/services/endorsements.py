@@ -8,7 +8,7 @@ from uuid import UUID
 import attrs
 
 from rfr.application.services.base import OPERATIONAL_ROLES, Need, UseCase
-from rfr.domain.people import Rank, Role
+from rfr.domain.people import Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.rules_probe import EndorsementKind
@@ -18,9 +18,10 @@ ADVISERS = Need((Role.RFR_USER, Role.OPERATIONAL_LEAD))
 READERS = Need(OPERATIONAL_ROLES)
 
 
-def endorser(kind: EndorsementKind) -> Need:
-    """An approving officer of Inspector rank or above, refused under the endorsement's own rule."""
-    return Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, kind.value)
+# An approving officer. The rank is the domain's to decide, under the endorsement's own rule:
+# P-04 in ``rules_probe.under_16_safeguards`` (which also refuses to endorse a search P-04
+# forbids), P-06 and P-08 in ``inspector_or_above``.
+ENDORSERS = Need((Role.APPROVING_OFFICER,))
 
 
 @attrs.frozen
@@ -114,7 +115,7 @@ class ProbeEndorsements(UseCase):
         self._act(
             acting_user,
             f"endorse ({kind.value})",
-            endorser(kind),
+            ENDORSERS,
             [probe],
             lambda a: probe.endorse(a.actor, a.at, kind, rationale, a.config),
         )
