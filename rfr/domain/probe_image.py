@@ -7,10 +7,23 @@ never the image or a template vector.
 The UCC entry lives on the probe (``AddedToUnresolvedCache``, ``CacheReviewed``,
 ``RemovedFromCache``) because an entry is nothing but the probe's continued retention and
 re-searching; keeping it here keeps one history per image.
+
+A probe enters the UCC in one of two ways, both under U-01 with P-08's Inspector approval:
+
+- the probe's requester (an RFR User) asks for it with a rationale
+  (``request_unresolved_cache_addition``, U-01 checked then), and an approving officer of
+  Inspector rank or above who is not the requester (P-12) approves it, when U-01 is checked
+  again and the probe enters the cache, or declines it with a rationale;
+- an Inspector adds it on their own decision (``add_to_unresolved_cache``). This is kept:
+  P-08 asks for an Inspector's individual approval of every addition, and the Inspector's
+  own addition is that approval, by someone who is not the probe's requester (P-12), with
+  their rank and rationale recorded. While a requester's request awaits a decision, the
+  Inspector decides that request instead, so it is never left open beside an entry.
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -37,6 +50,7 @@ from rfr.domain.rules_probe import (
     age_allows_search,
     form3_acceptable,
     required_endorsements,
+    ucc_addition_allowed,
     under_16_safeguards,
 )
 from rfr.domain.search_terms import SearchGround
@@ -83,6 +97,42 @@ class TemplateRef:
     algorithm_id: str
 
 
+class UccRequestStatus(enum.StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+@attrs.frozen
+class UccRequest:
+    """An RFR User's request to add the probe to the UCC (U-01), and the Inspector's decision (P-08, P-12)."""
+
+    requested_by: str
+    requested_at: datetime
+    grounds: frozenset[SearchGround]
+    rationale: str
+    status: UccRequestStatus = UccRequestStatus.PENDING
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decider_rank: int | None = None
+    decision_rationale: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self.status is UccRequestStatus.PENDING
+
+    def decided(self, status: UccRequestStatus, event: Any) -> UccRequest:
+        """The request as decided by ``event`` (approved or declined: who, when, rank, rationale)."""
+        return attrs.evolve(
+            self,
+            status=status,
+            decided_by=event.acting.user_id,
+            decided_at=event.timestamp,
+            decider_rank=event.approver_rank,
+            decision_rationale=event.reason,
+        )
+
+
 @attrs.frozen
 class UccEntry:
     added_at: datetime
@@ -121,6 +171,7 @@ class ProbeImage(LegallyHoldable):
             agg.endorsements = {}
             agg.templates = []
             agg.ucc = None
+            agg.ucc_request = None
             agg.purged_at = None
             agg.legal_hold = None
 
@@ -210,6 +261,36 @@ class ProbeImage(LegallyHoldable):
                 self.crime_tier,
                 self.review_due,
             )
+
+    class UccAdditionRequested(GovernedAggregate.Event):
+        """U-01: the probe's requester asks for its addition; ``reason`` is their rationale."""
+
+        grounds: list[str]
+        search_request_ids: list[str]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.ucc_request = UccRequest(
+                self.acting.user_id,
+                self.timestamp,
+                frozenset(SearchGround(g) for g in self.grounds),
+                self.reason,
+            )
+
+    class UccAdditionApproved(GovernedAggregate.Event):
+        """P-08, P-12: an Inspector approves the request; ``AddedToUnresolvedCache`` follows."""
+
+        approver_rank: int | None
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.ucc_request = agg.ucc_request.decided(UccRequestStatus.APPROVED, self)
+
+    class UccAdditionDeclined(GovernedAggregate.Event):
+        """P-08, P-12: an Inspector declines the request, with the rationale in ``reason``."""
+
+        approver_rank: int | None
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.ucc_request = agg.ucc_request.decided(UccRequestStatus.DECLINED, self)
 
     class CacheReviewed(GovernedAggregate.Event):
         outcome: str
@@ -469,44 +550,102 @@ class ProbeImage(LegallyHoldable):
         *,
         config: PolicyConfig,
     ) -> None:
-        """U-01: no useful viable match, a ground still applies, an Inspector approves (P-08)."""
-        mine = [s for s in searches if s.probe_id == str(self.id)]
-        searched = [s for s in mine if s.searched_library_ids]
-        useful_match = any(s.has_viable_match_of_known_person for s in mine)
-        grounds = set(grounds_still_applying)
+        """U-01: no useful viable match, a ground still applies; an Inspector adds it on their own
+        decision, which is P-08's individual approval (see the module docstring)."""
         checks = [
             self._live(),
+            self._ucc_eligible(searches, grounds_still_applying),
             Decision.check(
-                self.ucc is None or self.ucc.removed_at is not None, "U-01", "already in the cache"
-            ),
-            Decision.check(bool(searched), "U-01", "the probe has not been searched yet"),
-            Decision.check(
-                not useful_match, "U-01", "a viable match of a known person was found, so the purpose is met"
-            ),
-            Decision.check(
-                bool(grounds) and grounds <= set(self.form.grounds),
+                self.ucc_request is None or not self.ucc_request.pending,
                 "U-01",
-                "name the Form 3 ground(s) that still apply",
+                "the requester's request for this addition awaits a decision: approve or decline it",
             ),
-            age_allows_search(self.perceived_age),
             stated(rationale, "U-01", "the rationale"),
             different_person(actor, self.requester_id, "a UCC addition"),
+            self._ucc_approver(actor, config),
         ]
-        if config.ucc_addition_needs_inspector:
-            checks.append(inspector_or_above(actor, "P-08", "an addition to the Unresolved Crime Cache"))
         self._enforce("add to unresolved crime cache", actor, at, combine(*checks))
-        tier = self.crime_tier
+        self._added(actor, at, rationale, searches=searches, grounds=grounds_still_applying, config=config)
+
+    def request_unresolved_cache_addition(
+        self,
+        actor: Actor,
+        at: datetime,
+        searches: Sequence[SearchRequest],
+        grounds_still_applying: Sequence[SearchGround],
+        rationale: str,
+    ) -> None:
+        """U-01: the probe's requester asks for its addition, with a rationale; U-01 is checked now."""
+        pending = self.ucc_request is not None and self.ucc_request.pending
+        self._enforce(
+            "request addition to unresolved crime cache",
+            actor,
+            at,
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER),
+                Decision.check(
+                    actor.user_id == self.requester_id,
+                    "U-01",
+                    "only the RFR User who submitted the probe asks for its addition to the cache",
+                ),
+                Decision.check(not pending, "U-01", "a request for this addition already awaits a decision"),
+                self._ucc_eligible(searches, grounds_still_applying),
+                stated(rationale, "U-01", "the rationale"),
+            ),
+        )
         self._record(
-            self.AddedToUnresolvedCache,
+            self.UccAdditionRequested,
             actor,
             at,
             rationale,
-            grounds=sorted(g.value for g in grounds),
-            crime_tier=int(tier),
-            review_due=add_months(at, config.ucc_review_months[tier]),
-            approver_rank=rank_of(actor),
-            search_request_ids=[str(s.id) for s in mine],
+            grounds=sorted({g.value for g in grounds_still_applying}),
+            search_request_ids=self._search_ids(searches),
         )
+
+    def approve_unresolved_cache_addition(
+        self,
+        actor: Actor,
+        at: datetime,
+        searches: Sequence[SearchRequest],
+        rationale: str,
+        *,
+        config: PolicyConfig,
+    ) -> None:
+        """P-08: an Inspector or above, not the requester (P-12), approves; U-01 is checked again
+        (a search may have found a known person since) and the probe enters the cache."""
+        request = self._pending_ucc_request()
+        grounds = sorted(request.grounds) if request is not None else []
+        self._enforce(
+            "approve addition to unresolved crime cache",
+            actor,
+            at,
+            combine(
+                self._live(),
+                self._decidable(actor, request, config),
+                stated(rationale, "P-12", "the approval rationale"),
+                self._ucc_eligible(searches, grounds),
+            ),
+        )
+        self._record(self.UccAdditionApproved, actor, at, rationale, approver_rank=rank_of(actor))
+        self._added(actor, at, rationale, searches=searches, grounds=grounds, config=config)
+
+    def decline_unresolved_cache_addition(
+        self, actor: Actor, at: datetime, rationale: str, *, config: PolicyConfig
+    ) -> None:
+        """P-08: an Inspector or above, not the requester (P-12), declines, with a rationale."""
+        request = self._pending_ucc_request()
+        self._enforce(
+            "decline addition to unresolved crime cache",
+            actor,
+            at,
+            combine(
+                self._live(),
+                self._decidable(actor, request, config),
+                stated(rationale, "P-12", "the rationale for declining"),
+            ),
+        )
+        self._record(self.UccAdditionDeclined, actor, at, rationale, approver_rank=rank_of(actor))
 
     def review_cache_entry(
         self, actor: Actor, at: datetime, outcome: ReviewOutcome, reason: str, config: PolicyConfig
@@ -657,6 +796,72 @@ class ProbeImage(LegallyHoldable):
     def _under_16_endorser_rank(self) -> Rank | None:
         given = self.endorsements.get(EndorsementKind.UNDER_16)
         return Rank(given.rank) if given is not None and given.rank is not None else None
+
+    def _search_ids(self, searches: Sequence[SearchRequest]) -> list[str]:
+        return [str(s.id) for s in searches if s.probe_id == str(self.id)]
+
+    def _ucc_eligible(self, searches: Sequence[SearchRequest], grounds: Sequence[SearchGround]) -> Decision:
+        """U-01 over every search of the probe, with the age safeguards a search would need (P-03,
+        P-04 with its endorsement): the cache exists to search the probe again (6.2)."""
+        mine = [s for s in searches if s.probe_id == str(self.id)]
+        return combine(
+            ucc_addition_allowed(
+                in_cache=self.ucc is not None and self.ucc.removed_at is None,
+                searched=any(s.searched_library_ids for s in mine),
+                viable_match_of_known_person=any(s.has_viable_match_of_known_person for s in mine),
+                grounds_still_applying=grounds,
+                form_grounds=self.form.grounds,
+            ),
+            age_allows_search(self.perceived_age),
+            self._under_16(endorser_rank=self._under_16_endorser_rank, endorsement_due=True),
+        )
+
+    def _ucc_approver(self, actor: Actor, config: PolicyConfig) -> Decision:
+        """P-08: every addition is approved by an Inspector or above (configurable)."""
+        if config.ucc_addition_needs_inspector:
+            return inspector_or_above(actor, "P-08", "an addition to the Unresolved Crime Cache")
+        return authorised(actor, Role.APPROVING_OFFICER, Role.RFR_USER)
+
+    def _pending_ucc_request(self) -> UccRequest | None:
+        return self.ucc_request if self.ucc_request is not None and self.ucc_request.pending else None
+
+    def _decidable(self, actor: Actor, request: UccRequest | None, config: PolicyConfig) -> Decision:
+        """A pending request, and an approver (P-08) who neither asked for it nor submitted the probe."""
+        if request is None:
+            return Decision.refuse("U-01", "no request for an addition to the cache awaits a decision")
+        approver = (
+            inspector_or_above(actor, "P-08", "deciding an addition to the Unresolved Crime Cache")
+            if config.ucc_addition_needs_inspector
+            else authorised(actor, Role.APPROVING_OFFICER)
+        )
+        return combine(
+            approver,
+            different_person(actor, request.requested_by, "a UCC addition"),
+            different_person(actor, self.requester_id, "a UCC addition"),
+        )
+
+    def _added(
+        self,
+        actor: Actor,
+        at: datetime,
+        rationale: str,
+        *,
+        searches: Sequence[SearchRequest],
+        grounds: Sequence[SearchGround],
+        config: PolicyConfig,
+    ) -> None:
+        tier = self.crime_tier
+        self._record(
+            self.AddedToUnresolvedCache,
+            actor,
+            at,
+            rationale,
+            grounds=sorted({g.value for g in grounds}),
+            crime_tier=int(tier),
+            review_due=add_months(at, config.ucc_review_months[tier]),
+            approver_rank=rank_of(actor),
+            search_request_ids=self._search_ids(searches),
+        )
 
     def _removed(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
         self._record(self.RemovedFromCache, actor, at, reason, deletion_due=deletion_deadline(at, config))

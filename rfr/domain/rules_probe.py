@@ -1,4 +1,4 @@
-"""Rules on a probe image and its Form 3 (P-01..P-08, C-01). Pure functions.
+"""Rules on a probe image and its Form 3 (P-01..P-08, C-01), and on its UCC addition (U-01). Pure functions.
 
 P-04 is decided by ``under_16_safeguards`` alone: the submission of a Form 3, the endorsement
 a probe needs and the giving of it, and the probe's readiness for a search all ask it, with
@@ -8,6 +8,7 @@ the perceived age the probe has now, so a reassessed age meets the same rule as 
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 
 from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import Form3
@@ -189,3 +190,34 @@ def required_endorsements(
     if level in config.inspector_approval_levels:
         needed.add(EndorsementKind.HIGH_IMAGE_LEVEL)
     return frozenset(needed)
+
+
+def ucc_addition_allowed(
+    *,
+    in_cache: bool,
+    searched: bool,
+    viable_match_of_known_person: bool,
+    grounds_still_applying: Collection[SearchGround],
+    form_grounds: Collection[SearchGround],
+) -> Decision:
+    """U-01 [6.1, 6.2]: what the probe itself must satisfy to enter the Unresolved Crime Cache.
+
+    Not in the cache already; searched; no search of it found a viable match of a known person
+    (a match of an unknown person leaves the purpose unmet); and at least one of its Form 3
+    grounds (8.3) still applies. Who approves the addition is P-08's question, asked apart.
+    """
+    grounds = set(grounds_still_applying)
+    return combine(
+        Decision.check(not in_cache, "U-01", "already in the cache"),
+        Decision.check(searched, "U-01", "the probe has not been searched yet"),
+        Decision.check(
+            not viable_match_of_known_person,
+            "U-01",
+            "a viable match of a known person was found, so the purpose is met",
+        ),
+        Decision.check(
+            bool(grounds) and grounds <= set(form_grounds),
+            "U-01",
+            "name the Form 3 ground(s) that still apply",
+        ),
+    )

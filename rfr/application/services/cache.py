@@ -3,6 +3,11 @@
 The entry lives on the probe, so these use cases act on ``ProbeImage``. U-01 is decided
 over EVERY search request of the probe, found from the store rather than taken from the
 caller, so a request with a useful viable match cannot be left out.
+
+Additions (U-01 with P-08), two ways, as ``ProbeImage`` explains: the probe's requester asks
+(``request_addition``) and an Inspector or above who is not the requester (P-12) approves or
+declines (``approve_addition``, ``decline_addition``); or an Inspector adds the probe on
+their own decision (``add``), which is itself the individual approval P-08 asks for.
 """
 
 from __future__ import annotations
@@ -17,10 +22,15 @@ from rfr.application.services.base import OPERATIONAL_ROLES, Need, Page, UseCase
 from rfr.application.services.searches import requests_for_probe
 from rfr.domain.forms import ReviewOutcome
 from rfr.domain.people import Rank, Role
-from rfr.domain.probe_image import ProbeImage
+from rfr.domain.probe_image import ProbeImage, UccRequest
 from rfr.domain.search_terms import SearchGround
 
 REVIEWERS = Need((Role.RFR_USER, Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD))
+# U-01: the probe's requester (the domain checks it is them) asks for the addition.
+REQUESTERS = Need((Role.RFR_USER,))
+# P-08: an approving officer decides a request; the domain decides the rank (Inspector or
+# above where the policy settings say so) and that they are not the requester (P-12).
+DECIDERS = Need((Role.APPROVING_OFFICER,))
 REMOVERS = Need(OPERATIONAL_ROLES)
 READERS = Need(OPERATIONAL_ROLES)
 
@@ -81,6 +91,57 @@ class CacheEntryView:
         )
 
 
+@attrs.frozen
+class CacheRequestView:
+    """An RFR User's request to add a probe to the cache (U-01) and the decision on it (P-08, P-12).
+
+    Attributes:
+        probe_id: The probe asked for (the cache entry, once approved, has the same id).
+        case_reference: The case reference of the probe's Form 3.
+        requested_by: The RFR User who submitted the probe and asked.
+        requested_at: When they asked.
+        grounds: The Form 3 grounds (8.3) they say still apply.
+        rationale: Why the probe should be searched again as new material arrives.
+        status: pending, approved (the probe then entered the cache) or declined.
+        decided_by: The approving officer who approved or declined it.
+        decided_at: When they decided.
+        decider_rank: Their rank (2 is Inspector), recorded with the decision (P-12).
+        decision_rationale: Why they approved or declined it.
+        in_unresolved_cache: Whether the probe is in the cache now.
+    """
+
+    probe_id: UUID
+    case_reference: str
+    requested_by: str
+    requested_at: datetime
+    grounds: tuple[str, ...]
+    rationale: str
+    status: str
+    decided_by: str | None
+    decided_at: datetime | None
+    decider_rank: int | None
+    decision_rationale: str | None
+    in_unresolved_cache: bool
+
+    @classmethod
+    def of(cls, probe: ProbeImage) -> CacheRequestView:
+        request: UccRequest = probe.ucc_request
+        return cls(
+            probe_id=probe.id,
+            case_reference=probe.form.case_reference,
+            requested_by=request.requested_by,
+            requested_at=request.requested_at,
+            grounds=tuple(sorted(g.value for g in request.grounds)),
+            rationale=request.rationale,
+            status=request.status.value,
+            decided_by=request.decided_by,
+            decided_at=request.decided_at,
+            decider_rank=request.decider_rank,
+            decision_rationale=request.decision_rationale,
+            in_unresolved_cache=probe.ucc is not None and probe.ucc.removed_at is None,
+        )
+
+
 class UnresolvedCrimeCache(UseCase):
     def add(
         self,
@@ -103,6 +164,53 @@ class UnresolvedCrimeCache(UseCase):
             ),
         )
         return CacheEntryView.of(probe, self.clock.now())
+
+    def request_addition(
+        self,
+        acting_user: str,
+        probe_id: UUID | str,
+        grounds_still_applying: Iterable[SearchGround],
+        rationale: str,
+    ) -> CacheRequestView:
+        """U-01: the probe's requester asks for its addition; U-01 is checked now and on approval."""
+        grounds = tuple(grounds_still_applying)
+        probe = self.load(probe_id, ProbeImage)
+        searches = requests_for_probe(self.app, probe.id)
+        self._act(
+            acting_user,
+            "request addition to unresolved crime cache",
+            REQUESTERS,
+            [probe],
+            lambda a: probe.request_unresolved_cache_addition(a.actor, a.at, searches, grounds, rationale),
+        )
+        return CacheRequestView.of(probe)
+
+    def approve_addition(self, acting_user: str, probe_id: UUID | str, rationale: str) -> CacheRequestView:
+        """P-08: an Inspector or above, not the requester (P-12); the probe enters the cache."""
+        probe = self.load(probe_id, ProbeImage)
+        searches = requests_for_probe(self.app, probe.id)
+        self._act(
+            acting_user,
+            "approve addition to unresolved crime cache",
+            DECIDERS,
+            [probe],
+            lambda a: probe.approve_unresolved_cache_addition(
+                a.actor, a.at, searches, rationale, config=a.config
+            ),
+        )
+        return CacheRequestView.of(probe)
+
+    def decline_addition(self, acting_user: str, probe_id: UUID | str, rationale: str) -> CacheRequestView:
+        """P-08: an Inspector or above, not the requester (P-12), declines with a rationale."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            "decline addition to unresolved crime cache",
+            DECIDERS,
+            [probe],
+            lambda a: probe.decline_unresolved_cache_addition(a.actor, a.at, rationale, config=a.config),
+        )
+        return CacheRequestView.of(probe)
 
     def review(
         self, acting_user: str, probe_id: UUID | str, outcome: ReviewOutcome, reason: str
@@ -137,6 +245,27 @@ class UnresolvedCrimeCache(UseCase):
         self._read(acting_user, "read cache entry", READERS, target=f"ProbeImage {probe_id}")
         probe = self.load(probe_id, ProbeImage)
         return CacheEntryView.of(probe, self.clock.now()) if probe.ucc is not None else None
+
+    def addition_request(self, acting_user: str, probe_id: UUID | str) -> CacheRequestView | None:
+        """The probe's latest request for an addition, or None if none was ever made."""
+        self._read(acting_user, "read cache addition request", READERS, target=f"ProbeImage {probe_id}")
+        probe = self.load(probe_id, ProbeImage)
+        return CacheRequestView.of(probe) if probe.ucc_request is not None else None
+
+    def addition_requests(
+        self, acting_user: str, *, after: int = 0, limit: int = 50, include_decided: bool = False
+    ) -> Page[CacheRequestView]:
+        """Requests in the order they were made, listed from the "requested" events: by default
+        only those awaiting a decision, for the Inspectors who decide them. A probe asked for
+        again after a decline is listed at each request, always with its latest one."""
+        self._read(acting_user, "list cache addition requests", READERS)
+        ids, next_after = list_ids(self.app, ProbeImage.UccAdditionRequested, after=after, limit=limit)
+        views = []
+        for probe_id in dict.fromkeys(ids):
+            view = CacheRequestView.of(self.load(probe_id, ProbeImage))
+            if include_decided or view.status == "pending":
+                views.append(view)
+        return Page(tuple(views), next_after)
 
     def entries(
         self, acting_user: str, *, after: int = 0, limit: int = 50, include_removed: bool = False

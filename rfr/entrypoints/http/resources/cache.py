@@ -1,5 +1,16 @@
 """The Unresolved Crime Cache (U-01..U-04): additions with Inspector approval, reviews, removals,
-and the potential matches queued when new library material arrives (U-02)."""
+and the potential matches queued when new library material arrives (U-02).
+
+A probe enters the cache (U-01, with an Inspector's approval under P-08) in one of two ways:
+
+- its requester, an RFR User, asks with ``POST /cache/requests``; an approving officer of
+  Inspector rank or above who is not the requester (P-12) approves it
+  (``POST /cache/requests/{probe_id}/approval``: the probe enters the cache) or declines it
+  (``POST /cache/requests/{probe_id}/decline``), each with a rationale;
+- an Inspector adds it on their own decision with ``POST /cache/entries``, which is itself the
+  individual approval P-08 asks for; while a request for the probe awaits a decision, the
+  Inspector decides that request instead.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +27,16 @@ from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.services.access import Principal
 from rfr.application.services.biometric_cache import CacheQueueView, CacheScreening
-from rfr.application.services.cache import READERS, REMOVERS, REVIEWERS, CacheEntryView, UnresolvedCrimeCache
+from rfr.application.services.cache import (
+    DECIDERS,
+    READERS,
+    REMOVERS,
+    REQUESTERS,
+    REVIEWERS,
+    CacheEntryView,
+    CacheRequestView,
+    UnresolvedCrimeCache,
+)
 from rfr.domain.forms import ReviewOutcome
 from rfr.domain.people import Role
 from rfr.domain.search_terms import SearchGround
@@ -25,6 +45,7 @@ from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
     Cursor,
     PageSize,
+    RationaleBody,
     Reason,
     ReasonBody,
     Statement,
@@ -94,6 +115,19 @@ class CachePage:
     next_after: int | None
 
 
+@attrs.frozen
+class CacheRequestPage:
+    """One page of requests to add a probe to the cache.
+
+    Attributes:
+        items: The requests, in the order they were made.
+        next_after: The cursor of the next page (``after``); null on the last page.
+    """
+
+    items: list[CacheRequestView]
+    next_after: int | None
+
+
 def _cache(ctx: HttpContext) -> UnresolvedCrimeCache:
     return UnresolvedCrimeCache(ctx.app, ctx.clock)
 
@@ -124,9 +158,112 @@ def add_entry(
         ),
     ],
 ) -> CacheEntryView:
-    """Only when no search of the probe found a viable match of a known person (U-01), and with
-    the approval of an Inspector or above (P-08)."""
+    """An Inspector's own addition, itself the approval P-08 asks for: only when no search of the
+    probe found a viable match of a known person and a ground still applies (U-01), by an
+    Inspector or above who did not submit the probe (P-08, P-12). An RFR User asks instead
+    (``POST /cache/requests``)."""
     return cache.add(principal.user_id, data.probe_id, data.grounds, data.rationale)
+
+
+UCC_REQUEST_EXAMPLE = {
+    "probe_id": "5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88",
+    "grounds": ["b_offence"],
+    "rationale": "Burglar still unidentified; new custody images arrive weekly",
+}
+
+
+@post(
+    "/cache/requests",
+    sync_to_thread=True,
+    summary="Ask for a probe to be added to the cache (U-01)",
+    **allow(*REQUESTERS.roles),
+)
+def request_addition(
+    principal: Caller,
+    cache: Cache,
+    data: Annotated[AddBody, Body(examples=[Example(value=UCC_REQUEST_EXAMPLE)])],
+) -> CacheRequestView:
+    """By the RFR User who submitted the probe. U-01 is checked now (no viable match of a known
+    person in any search of the probe, a Form 3 ground still applies) and again on approval."""
+    return cache.request_addition(principal.user_id, data.probe_id, data.grounds, data.rationale)
+
+
+@get(
+    "/cache/requests",
+    sync_to_thread=True,
+    summary="Requests to add probes to the cache",
+    **allow(*READERS.roles),
+)
+def list_requests(
+    principal: Caller,
+    cache: Cache,
+    after: Cursor = 0,
+    limit: PageSize = 50,
+    include_decided: Annotated[
+        bool, QueryParameter(description="list approved and declined requests too")
+    ] = False,
+) -> CacheRequestPage:
+    """Those awaiting an Inspector's decision, unless ``include_decided``."""
+    page = cache.addition_requests(
+        principal.user_id, after=after, limit=limit, include_decided=include_decided
+    )
+    return CacheRequestPage(list(page.items), page.next_after)
+
+
+@get(
+    "/cache/requests/{probe_id:uuid}",
+    sync_to_thread=True,
+    summary="A probe's request to enter the cache",
+    **allow(*READERS.roles),
+)
+def get_request(principal: Caller, cache: Cache, probe_id: FromPath[ProbeId]) -> CacheRequestView:
+    """The probe's latest request and the decision on it, if any."""
+    request = cache.addition_request(principal.user_id, probe_id)
+    if request is None:
+        raise NotFoundException(f"no addition to the cache was ever asked for probe {probe_id}")
+    return request
+
+
+@post(
+    "/cache/requests/{probe_id:uuid}/approval",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Approve a request to add a probe to the cache (P-08)",
+    **allow(*DECIDERS.roles),
+)
+def approve_request(
+    principal: Caller,
+    cache: Cache,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        RationaleBody,
+        Body(examples=[Example(value={"rationale": "Serious offence, offender at large; proportionate"})]),
+    ],
+) -> CacheRequestView:
+    """By an approving officer of Inspector rank or above (P-08) who is not the requester (P-12).
+    U-01 is checked again; the probe then enters the cache (``GET /cache/entries/{probe_id}``)."""
+    return cache.approve_addition(principal.user_id, probe_id, data.rationale)
+
+
+@post(
+    "/cache/requests/{probe_id:uuid}/decline",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Decline a request to add a probe to the cache (P-08)",
+    **allow(*DECIDERS.roles),
+)
+def decline_request(
+    principal: Caller,
+    cache: Cache,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        RationaleBody,
+        Body(examples=[Example(value={"rationale": "Low-value theft; continued retention not justified"})]),
+    ],
+) -> CacheRequestView:
+    """By an approving officer of Inspector rank or above (P-08) who is not the requester (P-12),
+    with a rationale. The requester may ask again later."""
+    return cache.decline_addition(principal.user_id, probe_id, data.rationale)
 
 
 @get("/cache/entries", sync_to_thread=True, summary="List cache entries", **allow(*READERS.roles))
@@ -245,6 +382,11 @@ ROUTES = [
         route_handlers=documented(
             [
                 add_entry,
+                request_addition,
+                list_requests,
+                get_request,
+                approve_request,
+                decline_request,
                 list_entries,
                 overdue_entries,
                 get_entry,
