@@ -54,10 +54,14 @@ from rfr.infrastructure.settings import Settings, positive_int_from_env
 
 
 def build_face_engine(settings: Settings, *, upsample: int | None = None) -> FaceEngine:
-    """The embedded default engine: dlib's CC0 models, converted by our own code, on onnxruntime."""
+    """The embedded default engine: dlib's CC0 models, converted by our own code, on onnxruntime.
+
+    RFR_DETECTION_MAX_PIXELS (default 4194304 = 2048 x 2048): the most pixels the face
+    detector is given; a larger image is detected on a resized copy (``MmodFaceDetector``).
+    """
     # Imported here so that commands which need no biometrics (audit, users) start fast.
     from rfr.adapters.alignment.dlib_chip import DlibChipAligner
-    from rfr.adapters.detection.dlib_mmod import MmodFaceDetector
+    from rfr.adapters.detection.dlib_mmod import DEFAULT_DETECTION_MAX_PIXELS, MmodFaceDetector
     from rfr.adapters.embedding.dlib_resnet import DlibResnetEmbedder
     from rfr.adapters.landmarks.dlib_shape_predictor import ShapePredictorLocator
     from rfr.adapters.quality.opencv_quality import OpenCvQualityAssessor, QualityThresholds
@@ -66,8 +70,13 @@ def build_face_engine(settings: Settings, *, upsample: int | None = None) -> Fac
 
     store = ModelStore(settings.models_dir)
     landmarks = ShapePredictorLocator(ShapePredictorModel.load_npz(store.path("shape_predictor_5.npz")))
+    max_pixels = positive_int_from_env(os.environ, "RFR_DETECTION_MAX_PIXELS", DEFAULT_DETECTION_MAX_PIXELS)
     detector = MmodFaceDetector(
-        store.path("mmod_human_face.onnx"), landmarks, upsample=upsample, threads=settings.ort_threads
+        store.path("mmod_human_face.onnx"),
+        landmarks,
+        upsample=upsample,
+        threads=settings.ort_threads,
+        max_pixels=max_pixels,
     )
     embedder = DlibResnetEmbedder(store.path("dlib_resnet_v1.onnx"), threads=settings.ort_threads)
     return FaceEngine(

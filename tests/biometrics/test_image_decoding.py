@@ -156,6 +156,42 @@ def test_cmyk_jpeg_is_converted_to_rgb():
     assert np.abs(out[4, 4].astype(int) - (0, 255, 255)).max() <= 3
 
 
+# ---- large images are converted a strip of rows at a time, with the same result ------------
+
+BIG = np.random.default_rng(11).integers(0, 256, size=(1300, 1000, 4), dtype=np.uint8)  # 1.3 Mpx
+
+
+def test_a_large_rgba_image_is_composited_over_white_exactly_as_a_whole():
+    image = Image.fromarray(BIG, mode="RGBA")
+    whole = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image)
+    np.testing.assert_array_equal(decode_image(encode(image, "PNG")), np.asarray(whole.convert("RGB")))
+
+
+def test_a_large_transparent_palette_image_is_converted_exactly_as_a_whole():
+    image = Image.fromarray(BIG[:, :, :3]).quantize(colors=64)
+    data = encode(image, "PNG", transparency=3)
+    with Image.open(io.BytesIO(data)) as opened:
+        rgba = opened.convert("RGBA")
+    whole = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    np.testing.assert_array_equal(decode_image(data), np.asarray(whole.convert("RGB")))
+
+
+def test_a_large_sixteen_bit_image_is_scaled_exactly_as_a_whole():
+    samples = np.random.default_rng(12).integers(0, 65536, size=(1300, 1000), dtype=np.uint16)
+    out = decode_image(encode(Image.fromarray(samples), "PNG"))
+    expected = ((samples.astype(np.int64) * 255 + 32767) // 65535).astype(np.uint8)
+    np.testing.assert_array_equal(out, np.repeat(expected[:, :, None], 3, axis=2))
+
+
+@pytest.mark.parametrize("orientation", [1, 6, 7])
+def test_a_large_image_is_turned_as_its_exif_says(orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    rgb = BIG[:, :, :3]
+    data = encode(Image.fromarray(rgb), "PNG", exif=exif)
+    np.testing.assert_array_equal(decode_image(data), ORIENTED[orientation](rgb))
+
+
 # ---- EXIF orientation ---------------------------------------------------------------------
 
 ORIENTED = {
@@ -237,6 +273,45 @@ def test_a_decompression_bomb_is_refused_from_its_header_before_any_pixel_is_dec
     assert "30000x1500" in error.reason
     assert IMAGE_REJECTION_HTTP_STATUS["too_many_pixels"] == 413
     assert rejected(bomb, max_pixels=50_000_000).code == "undecodable"
+
+
+def jpeg_announcing(width: int, height: int) -> bytes:
+    """A 16x16 JPEG whose frame header (SOF0) is rewritten to announce ``width`` x ``height``."""
+    data = bytearray(encode(Image.fromarray(PIXELS[:16, :16]), "JPEG"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def webp_announcing(width: int, height: int) -> bytes:
+    """A WebP whose extended header (VP8X) announces a ``width`` x ``height`` canvas."""
+    data = bytearray(encode(Image.fromarray(PIXELS), "WEBP", lossless=True, exif=Image.Exif()))
+    assert data[12:16] == b"VP8X"  # an EXIF chunk needs the extended format
+    data[24:27] = (width - 1).to_bytes(3, "little")
+    data[27:30] = (height - 1).to_bytes(3, "little")
+    return bytes(data)
+
+
+@pytest.mark.parametrize("announcing", [png_header_only, jpeg_announcing, webp_announcing])
+def test_every_format_is_refused_from_its_header_when_it_announces_too_many_pixels(announcing):
+    # 9000 x 5000 = 45 Mpx: over the default 40 Mpx, under Pillow's own limits. None of these
+    # files holds that many pixels, so a "too_many_pixels" answer shows the header was read
+    # and nothing was decoded (WebP's canvas is checked before libwebp reserves it).
+    bomb = announcing(9_000, 5_000)
+    start = time.perf_counter()
+    error = rejected(bomb)
+    assert time.perf_counter() - start < 0.5
+    assert error.code == "too_many_pixels"
+    assert "9000x5000" in error.reason
+
+
+def test_a_tiny_jpeg_announcing_a_large_frame_decodes_to_that_size_within_the_limit():
+    # libjpeg fills what the data does not cover: a few hundred bytes give a full image. The
+    # pixel limit is what bounds it (tests/biometrics/test_bounded_cost.py for the cost).
+    data = jpeg_announcing(640, 480)
+    assert len(data) < 2_000
+    assert decode_image(data).shape == (480, 640, 3)
+    assert rejected(data, max_pixels=640 * 480 - 1).code == "too_many_pixels"
 
 
 def test_pillows_own_bomb_limit_is_a_second_guard_with_the_same_answer():
