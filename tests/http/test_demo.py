@@ -2,6 +2,11 @@
 
 The slice of LFW is the first identities in name order; the probe is the last photo of the
 first of them with two photos (adam_sandler), whose other photos are enrolled.
+
+The demo must work on any folder-per-identity set, not only on the LFW it was written
+against, so some tests run it on sets generated here from LFW photos (in a temporary folder):
+one whose first held-back photo shows a larger bystander beside the centred person, and one
+where no person held back has a photo in the library.
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 from http_harness import REPO_ROOT, start_server
 
@@ -177,3 +184,131 @@ def test_bad_arguments_are_refused_before_anything_starts(shared_faces, args, me
     result = _rfr("demo", "--images", str(shared_faces / "lfw"), *args, timeout=60)
     assert result.returncode == 2, _explain(result)
     assert message in result.stderr
+
+
+# -- generated sets ----------------------------------------------------------------------------
+
+GENERATED_PEOPLE = 4
+PHOTOS_EACH = 3
+# The bystander's face, pasted beside the person, is this much wider than the person's: the
+# largest face in the frame is not the one the folder is named for.
+BYSTANDER_SCALE = 2.0
+GREY = 128
+
+
+def _one_face_photos(reference: list[dict]) -> dict[str, list[dict]]:
+    """LFW identity -> its photos in which dlib finds exactly one face, in name order."""
+    found: dict[str, list[dict]] = {}
+    for record in sorted(reference, key=lambda r: r["path"]):
+        parts = record["path"].split("/")
+        if parts[0] == "lfw" and len(record["faces"]) == 1:
+            found.setdefault(parts[1], []).append(record)
+    return found
+
+
+def _with_bystander(person: np.ndarray, person_box, bystander: np.ndarray, bystander_box) -> np.ndarray:
+    """``person``'s photo centred on a wider grey canvas, and to its left a bystander's face,
+    larger than the person's, as in a crowded still centred on the person of interest."""
+    left, top, right, bottom = bystander_box
+    margin = (right - left) // 2
+    crop = bystander[max(top - margin, 0) : bottom + margin, max(left - margin, 0) : right + margin]
+    scale = BYSTANDER_SCALE * (person_box[2] - person_box[0]) / (right - left)
+    crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    h, w = person.shape[:2]
+    ch, cw = crop.shape[:2]
+    side = cw + 10
+    canvas = np.full((max(h, ch), w + 2 * side, 3), GREY, np.uint8)
+    y = (canvas.shape[0] - h) // 2
+    canvas[y : y + h, side : side + w] = person
+    y = (canvas.shape[0] - ch) // 2
+    canvas[y : y + ch, :cw] = crop
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def crowded_first_set(shared_faces: Path, dlib_reference: list[dict], tmp_path_factory) -> Path:
+    """Four people with three one-face photos each, the first person's last photo replaced by
+    that photo with a larger stranger beside it: the first photo the demo holds back has two faces."""
+    photos = _one_face_photos(dlib_reference)
+    people = [name for name, records in photos.items() if len(records) >= PHOTOS_EACH]
+    *chosen, stranger = people[: GENERATED_PEOPLE + 1]
+    root = tmp_path_factory.mktemp("generated") / "faces"
+    for name in chosen:
+        folder = root / name
+        folder.mkdir(parents=True)
+        for n, record in enumerate(photos[name][:PHOTOS_EACH], start=1):
+            (folder / f"{n}.jpg").write_bytes((shared_faces / record["path"]).read_bytes())
+    first = photos[chosen[0]][PHOTOS_EACH - 1]
+    other = photos[stranger][0]
+    crowded = _with_bystander(
+        cv2.imread(str(shared_faces / first["path"])),
+        first["faces"][0]["box_ltrb"],
+        cv2.imread(str(shared_faces / other["path"])),
+        other["faces"][0]["box_ltrb"],
+    )
+    assert cv2.imwrite(str(root / chosen[0] / f"{PHOTOS_EACH}.jpg"), crowded)
+    return root
+
+
+def _faces_shown(out: str) -> dict[str, int]:
+    """face id -> box area, from the demo's "Shown: face-N: box (l, t)-(r, b)" lines."""
+    boxes = re.findall(r"(face-\d+): box \((-?\d+), (-?\d+)\)-\((-?\d+), (-?\d+)\)", out)
+    return {face: (int(r) - int(left)) * (int(b) - int(t)) for face, left, t, r, b in boxes}
+
+
+def test_a_first_held_back_photo_with_two_faces_gives_way_to_one_with_a_single_face(
+    crowded_first_set, tmp_path
+):
+    first, second = sorted(p.name for p in crowded_first_set.iterdir())[:2]
+    result = _rfr("demo", "--images", str(crowded_first_set), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 0, _explain(result)
+    out = result.stdout
+    assert f"probe held back: {first}/{PHOTOS_EACH}.jpg (and {GENERATED_PEOPLE - 1} more" in out
+    assert "2 face(s) detected" in out, _explain(result)
+    assert "set aside, 2 faces: a held-back photo with one face is looked for first" in out
+    assert f"Correct identity first: yes ({second} at rank 1)" in out, _explain(result)
+    assert "audit trail intact" in out
+
+
+def test_a_probe_with_several_faces_is_searched_with_the_face_at_the_centre_not_the_largest(
+    crowded_first_set, tmp_path
+):
+    # Named, the first person's crowded photo is the only one held back: the demo must search it.
+    first = sorted(p.name for p in crowded_first_set.iterdir())[0]
+    result = _rfr(
+        "demo", "--images", str(crowded_first_set), "--probe-identity", first,
+        "--data-dir", str(tmp_path / "data"),
+    )  # fmt: skip
+    assert result.returncode == 0, _explain(result)
+    out = result.stdout
+    areas = _faces_shown(out)
+    selected = re.search(r"(face-\d+) selected;", out).group(1)
+    assert len(areas) == 2, _explain(result)
+    assert areas[selected] < max(areas.values())  # the larger face is the stranger's
+    assert f"why {selected}: the face nearest the centre of the frame" in out
+    assert "the 1 other face(s) are never templated" in out
+    assert f"Correct identity first: yes ({first} at rank 1)" in out, _explain(result)
+
+
+@pytest.fixture
+def nobody_to_search_set(shared_faces: Path, dlib_reference: list[dict], tmp_path: Path) -> Path:
+    """Two people; the only one with two photos has, besides the one held back, a photo
+    without a face, which is not enrolled: no person can be both searched for and found."""
+    photos = _one_face_photos(dlib_reference)
+    first, second = list(photos)[:2]
+    root = tmp_path / "faces"
+    (root / first).mkdir(parents=True)
+    (root / second).mkdir()
+    assert cv2.imwrite(str(root / first / "1.jpg"), np.full((150, 150, 3), GREY, np.uint8))
+    (root / first / "2.jpg").write_bytes((shared_faces / photos[first][0]["path"]).read_bytes())
+    (root / second / "1.jpg").write_bytes((shared_faces / photos[second][0]["path"]).read_bytes())
+    return root
+
+
+def test_a_set_with_nobody_both_held_back_and_enrolled_stops_the_demo_saying_so(
+    nobody_to_search_set, tmp_path
+):
+    result = _rfr("demo", "--images", str(nobody_to_search_set), "--data-dir", str(tmp_path / "data"))
+    assert result.returncode == 1, _explain(result)
+    assert "1 no_face" in result.stdout
+    assert "no person held back for the probe is in the library" in result.stderr, _explain(result)

@@ -14,6 +14,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rfr.entrypoints.demo.dataset import DemoDataset
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -44,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument(
         "--probe-identity",
         metavar="NAME",
-        help="the person whose last photo is held back as the probe (default: the first with two photos)",
+        help="the person whose last photo is held back as the probe (default: the last photo of everyone "
+        "with two or more is held back, and the first of an enrolled person showing one face is the probe)",
     )
     demo.add_argument("--server", metavar="URL", help="use this running server instead of starting one")
     demo.add_argument(
@@ -109,11 +114,7 @@ def _demo(args: argparse.Namespace) -> int:
     began = time.monotonic()
     try:
         print(f"rfr demo: {STEPS} steps against {base_url} (API reference: {base_url}/schema)")
-        print(
-            f"Photos: {dataset.identities} people from {args.images}, {len(dataset.enrol)} to enrol; "
-            f"probe held back: {dataset.probe.identity}/{dataset.probe.path.name}",
-            flush=True,
-        )
+        print(f"Photos: {dataset.identities} people from {args.images}, {_held_back(dataset)}", flush=True)
         admin = api.administrator(token_file)
         outcome = run(api, admin, dataset, output, sys.stdout)
     except (ApiError, DemoStopped) as e:
@@ -136,6 +137,13 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"rfr demo FAILED: {outcome.audit_summary}", file=sys.stderr)
         return EXIT_FAILED
     return 0
+
+
+def _held_back(dataset: DemoDataset) -> str:
+    first, more = dataset.held_back[0], len(dataset.held_back) - 1
+    return f"{len(dataset.enrol)} to enrol; probe held back: {first.identity}/{first.path.name}" + (
+        f" (and {more} more, each the last photo of another person, in case it will not do)" if more else ""
+    )
 
 
 def _usage(message: str) -> int:

@@ -1,12 +1,22 @@
-"""The demo's photos: a folder per identity, some enrolled, one image of one person held back as the probe."""
+"""The demo's photos: a folder per identity, some enrolled, the last photo of each person with
+others held back as a possible probe.
+
+Which held-back photo becomes the probe is only known once the server has enrolled the rest
+(the person must be in the library) and detected the faces in it (one face is clearest), so
+``choose`` offers them in order and the walkthrough picks one (``walkthrough._submit_probe``).
+"""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import attrs
+from PIL import Image
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp"})
+EXIF_ORIENTATION = 0x0112
+QUARTER_TURNS = frozenset({5, 6, 7, 8})  # EXIF orientations that swap width and height
 
 
 class DatasetError(ValueError):
@@ -21,10 +31,11 @@ class Photo:
 
 @attrs.frozen
 class DemoDataset:
-    """``enrol`` holds every chosen photo except ``probe``, whose identity also has photos in ``enrol``."""
+    """``enrol`` holds every chosen photo except those ``held_back``, each the last photo of a
+    person whose other photos are in ``enrol``; the probe will be one of them, the first that works."""
 
     enrol: tuple[Photo, ...]
-    probe: Photo
+    held_back: tuple[Photo, ...]
     identities: int
 
 
@@ -47,8 +58,10 @@ def identity_folders(root: Path) -> dict[str, list[Path]]:
 def choose(root: Path, *, max_identities: int, probe_identity: str | None = None) -> DemoDataset:
     """The first ``max_identities`` identity folders in name order (plus ``probe_identity`` if named).
 
-    The probe is the last photo of ``probe_identity``, or of the first chosen identity with
-    at least two photos, so the person it shows is in the library under another photo.
+    Held back: the last photo of ``probe_identity``, or else of every chosen identity with at
+    least two photos, so that whoever the probe shows is in the library under another photo.
+    The others are held back too, not enrolled, because the first may not do: its person may
+    have no photo the server enrols, or it may show several faces.
     """
     if not root.is_dir():
         raise DatasetError(f"{root} is not a folder")
@@ -64,12 +77,24 @@ def choose(root: Path, *, max_identities: int, probe_identity: str | None = None
         candidates = [probe_identity]
     else:
         candidates = chosen
-    probe_of = next((name for name in candidates if len(folders[name]) >= 2), None)
-    if probe_of is None:
+    held_back = tuple(Photo(name, folders[name][-1]) for name in candidates if len(folders[name]) >= 2)
+    if not held_back:
         raise DatasetError(
             "the probe needs a person with at least two images (one held back, one enrolled); "
             + (f"{probe_identity!r} has one" if probe_identity else "raise --max-identities")
         )
-    probe = Photo(probe_of, folders[probe_of][-1])
-    enrol = tuple(Photo(name, path) for name in chosen for path in folders[name] if path != probe.path)
-    return DemoDataset(enrol=enrol, probe=probe, identities=len(chosen))
+    kept = {photo.path for photo in held_back}
+    enrol = tuple(Photo(name, path) for name in chosen for path in folders[name] if path not in kept)
+    return DemoDataset(enrol=enrol, held_back=held_back, identities=len(chosen))
+
+
+def upright_size(path: Path) -> tuple[int, int]:
+    """(width, height) of the photo as the server sees it: turned upright by its EXIF
+    orientation, as the server does before detecting faces, so boxes and size agree."""
+    with Image.open(path) as image:
+        width, height = image.size
+        orientation = None
+        # Unreadable EXIF: the server keeps the pixels as stored, and so does this.
+        with contextlib.suppress(Exception):
+            orientation = image.getexif().get(EXIF_ORIENTATION)
+    return (height, width) if orientation in QUARTER_TURNS else (width, height)

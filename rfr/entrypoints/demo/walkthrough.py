@@ -19,13 +19,16 @@ from typing import Any, TextIO
 import attrs
 
 from rfr.entrypoints.demo.api import Api, ApiError, Caller
-from rfr.entrypoints.demo.dataset import DemoDataset, Photo
+from rfr.entrypoints.demo.dataset import DemoDataset, Photo, upright_size
 
 STEPS = 12
 TEAM = "fr-team"
 ENROL_BATCH = 16
 PROGRESS_EVERY = 4 * ENROL_BATCH
 CANDIDATES_SHOWN = 5
+# Held-back photos showing several faces tried before the first of them is searched anyway:
+# a one-face still is the clearer lesson, but each try is a probe on the record.
+CROWDED_TRIES = 5
 # LFW gives no capture date: the demo treats its photos as custody images taken a year ago,
 # well inside every R-01 retention period for adults.
 CAPTURE_AGE = timedelta(days=365)
@@ -97,16 +100,16 @@ def run(api: Api, admin: Caller, dataset: DemoDataset, output_dir: Path, out: Te
     cast = _register_cast(api, admin, say)
     approval_id = _approve_library(cast, say)
     library_id = _create_library(cast, approval_id, say)
-    _enrol(cast, library_id, dataset.enrol, say)
-    probe = _submit_probe(cast, dataset.probe, say)
-    probe = _select_face(cast, probe, say)
+    in_library = _enrol(cast, library_id, dataset.enrol, say)
+    photo, probe = _submit_probe(cast, dataset.held_back, in_library, say)
+    probe = _select_face(cast, photo, probe, say)
     request = _open_search(cast, probe["probe_id"], library_id, say)
     candidates = _run_search(cast, request["id"], say)
-    chosen, rank = _adjudicate(cast, request["id"], candidates, dataset.probe.identity, say)
+    chosen, rank = _adjudicate(cast, request["id"], candidates, photo.identity, say)
     report_path, report_id = _issue_report(cast, request["id"], chosen, output_dir, say)
     _disseminate(cast, request["id"], report_id, say)
     ok, summary = _verify_audit(cast, say)
-    return Outcome(dataset.probe.identity, rank, report_path, ok, summary)
+    return Outcome(photo.identity, rank, report_path, ok, summary)
 
 
 # -- the steps ----------------------------------------------------------------------------------
@@ -199,7 +202,8 @@ def _create_library(cast: Cast, approval_id: str, say: Narrator) -> str:
     return str(library["id"])
 
 
-def _enrol(cast: Cast, library_id: str, photos: Sequence[Photo], say: Narrator) -> None:
+def _enrol(cast: Cast, library_id: str, photos: Sequence[Photo], say: Narrator) -> frozenset[str]:
+    """Enrols ``photos``; returns the identities with at least one photo enrolled."""
     say.lesson(
         "Enrolment",
         "R-01, T-01",
@@ -231,6 +235,8 @@ def _enrol(cast: Cast, library_id: str, photos: Sequence[Photo], say: Narrator) 
     )
     if enrolled == 0:
         raise DemoStopped("no image was enrolled")
+    # The API reports each batch's results in the order its files were sent.
+    return frozenset(p.identity for p, r in zip(photos, results, strict=True) if r["enrolled"])
 
 
 def _upload(
@@ -248,13 +254,52 @@ def _upload(
     return _upload(lead, library_id, batch[:half], facts) + _upload(lead, library_id, batch[half:], facts)
 
 
-def _submit_probe(cast: Cast, probe: Photo, say: Narrator) -> dict[str, Any]:
+def _submit_probe(
+    cast: Cast, held_back: Sequence[Photo], in_library: frozenset[str], say: Narrator
+) -> tuple[Photo, dict[str, Any]]:
+    """The probe: the first held-back photo, of a person the library holds, in which the
+    detector finds one face; failing that, the first in which it finds several."""
     say.lesson(
         "The probe image and its Form 3",
         "P-01, P-02, P-10, P-11",
         "a search needs a Form 3 (purpose, ground, offence, Image Level, necessity, source) and "
         "the less intrusive checks tried first; faces are only detected, never templated yet.",
     )
+    usable = [photo for photo in held_back if photo.identity in in_library]
+    if not usable:
+        names = ", ".join(sorted({photo.identity for photo in held_back}))
+        raise DemoStopped(
+            f"no person held back for the probe is in the library (none of the other photos of {names} "
+            "was enrolled): the set needs a person with one photo to search and another enrolled"
+        )
+    crowded: list[tuple[Photo, dict[str, Any]]] = []
+    for photo in held_back:
+        if photo.identity not in in_library:
+            say.shown(f"{photo.identity}/{photo.path.name} set aside: no other photo of theirs was enrolled")
+            continue
+        view = _submit_one(cast, photo, say)
+        count = len(view["faces"])
+        if count == 1:
+            return photo, view
+        if count > 1:
+            crowded.append((photo, view))
+            if len(crowded) == CROWDED_TRIES:
+                break
+        say.shown(
+            f"set aside, {count} faces: a held-back photo with one face is looked for first"
+            if count
+            else "set aside, no face (a user would draw a box, P-11)"
+        )
+    if crowded:
+        photo, view = crowded[0]
+        say.shown(f"no held-back photo tried has one face: the probe is {photo.identity}/{photo.path.name}")
+        return photo, view
+    raise DemoStopped(
+        f"no face was detected in any held-back photo ({len(usable)} tried); a user would draw a box (P-11)"
+    )
+
+
+def _submit_one(cast: Cast, photo: Photo, say: Narrator) -> dict[str, Any]:
     form3 = {
         "case_reference": "DEMO/2025/0001",
         "purposes": ["a_identify"],
@@ -272,13 +317,13 @@ def _submit_probe(cast: Cast, probe: Photo, say: Narrator) -> dict[str, Any]:
         },
     }
     files = {
-        "image": (probe.path.name, probe.path.read_bytes(), _media_type(probe.path)),
+        "image": (photo.path.name, photo.path.read_bytes(), _media_type(photo.path)),
         "form3": (None, json.dumps(form3), "application/json"),
     }
     view = cast.analyst.post("/probes", files=files)
     faces = view["faces"]
     say.recorded(
-        f"probe {view['probe_id']} submitted by {cast.analyst.user_id} ({probe.path.name})\n"
+        f"probe {view['probe_id']} submitted by {cast.analyst.user_id} ({photo.identity}/{photo.path.name})\n"
         f"{len(faces)} face(s) detected by {view['detector_algorithm_id']}; "
         f"templates made: {view['template_count']}"
     )
@@ -288,33 +333,45 @@ def _submit_probe(cast: Cast, probe: Photo, say: Narrator) -> dict[str, Any]:
             f"{face['face_id']}: box ({face['left']}, {face['top']})-({face['right']}, {face['bottom']}), "
             f"quality flags: {flags}"
         )
-    if not faces:
-        raise DemoStopped(f"no face was detected in {probe.path}; a user would draw a box (P-11)")
     return view
 
 
-def _select_face(cast: Cast, probe: dict[str, Any], say: Narrator) -> dict[str, Any]:
+def _subject_face(photo: Photo, faces: Sequence[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """The face to search and why: the only one, or the one nearest the centre of the frame.
+
+    Not the largest: a folder-per-identity set centres the person it is named for (LFW does),
+    and a bystander nearer the camera can be larger."""
+    if len(faces) == 1:
+        return faces[0], "the only face in the frame"
+    width, height = upright_size(photo.path)
+
+    def off_centre(face: dict[str, Any]) -> float:
+        x = (face["left"] + face["right"]) / 2 - width / 2
+        y = (face["top"] + face["bottom"]) / 2 - height / 2
+        return x * x + y * y
+
+    return min(faces, key=off_centre), "the face nearest the centre of the frame"
+
+
+def _select_face(cast: Cast, photo: Photo, probe: dict[str, Any], say: Narrator) -> dict[str, Any]:
     say.lesson(
         "Choosing the face to search",
         "P-10, P-11",
         "the user selects the face; only it is templated. Quality flags are shown first and the "
         "user's decision to go on despite them is recorded.",
     )
-
-    def area(face: dict[str, Any]) -> int:
-        return (face["right"] - face["left"]) * (face["bottom"] - face["top"])
-
-    face = max(probe["faces"], key=area)
+    face, why = _subject_face(photo, probe["faces"])
     probe_id = probe["probe_id"]
     view = cast.analyst.post(
-        f"/probes/{probe_id}/selection",
-        {"face_ids": [face["face_id"]], "reason": "The suspect, the largest face in the frame"},
+        f"/probes/{probe_id}/selection", {"face_ids": [face["face_id"]], "reason": f"The suspect, {why}"}
     )
     others = len(probe["faces"]) - 1
     say.recorded(
         f"{face['face_id']} selected; templates now: {view['template_count']} ({view['algorithm_id']})"
         + (f"; the {others} other face(s) are never templated" if others else "")
     )
+    if others:
+        say.shown(f"why {face['face_id']}: {why}, where this set puts the person it is named for")
     if view["quality_flags"]:
         view = cast.analyst.post(
             f"/probes/{probe_id}/quality-decision",
