@@ -35,7 +35,6 @@ from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_access import authorised, stated
-from rfr.domain.rules_probe import age_allows_search
 from rfr.domain.rules_search import approval_covers, within_access
 
 _QUEUES = uuid5(NAMESPACE_URL, "urn:rfr:ucc-match-queues")
@@ -80,7 +79,7 @@ def may_queue(
     return combine(
         Decision.check(probe.purged_at is None, "R-05", "the probe has been deleted"),
         Decision.check(in_cache, "U-02", "the probe is not in the Unresolved Crime Cache"),
-        age_allows_search(probe.perceived_age),
+        probe.age_safeguards(),
         Decision.check(str(approval.id) == library.approval_id, "L-01", "not the library's approval"),
         approval_covers(approval, probe.form.purposes, at, config),
         Decision.check(

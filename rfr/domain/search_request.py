@@ -35,7 +35,6 @@ from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.rules_access import authorised, different_person, inspector_or_above, stated
-from rfr.domain.rules_probe import age_allows_search
 from rfr.domain.rules_search import (
     Candidate,
     candidates_valid,
@@ -229,7 +228,7 @@ class SearchRequest(GovernedAggregate):
         checks = [
             authorised(actor, Role.RFR_USER),
             Decision.check(probe.purged_at is None, "R-05", "the probe has been deleted"),
-            age_allows_search(probe.perceived_age),
+            probe.age_safeguards(),
             Decision.check(bool(choices), "S-01", "choose at least one library"),
             Decision.check(len(set(ids)) == len(ids), "S-03", "each library is chosen once"),
             Decision.check(

@@ -54,7 +54,7 @@ def _fill(path: str) -> str:
     )
 
 
-def _guarded_routes(tmp_path: Path) -> list[tuple[str, str, frozenset[Role], bool]]:
+def _guarded_routes(tmp_path: Path) -> list[tuple[str, str, frozenset[Role], str]]:
     app = _app(tmp_path)
     routes = []
     for path, handler in http_handlers(app):
@@ -62,7 +62,7 @@ def _guarded_routes(tmp_path: Path) -> list[tuple[str, str, frozenset[Role], boo
         if access.public:
             continue
         for method in sorted(handler.http_methods):
-            routes.append((method, path, access.roles, access.one_time_token))
+            routes.append((method, path, access.roles, access.rule))
     return routes
 
 
@@ -91,13 +91,14 @@ def test_allow_refuses_an_empty_role_set():
 
 
 def test_every_guarded_route_answers_401_without_a_token_and_403_to_every_other_role(tmp_path, live_server):
-    """A-05: for every route and every role it does not allow, the holder of only that role is refused."""
+    """A-05: for every route and every role it does not allow, the holder of only that role is refused,
+    under A-05 or the rule the route declares (A-03 for the audit trail)."""
     routes = _guarded_routes(tmp_path)
     assert len(routes) >= 15
     holders = {role: live_server.user([role.value], prefix=f"rbac-{role.value}") for role in Role}
     anonymous = live_server.anonymous()
     checked = 0
-    for method, path, roles, _one_time in routes:
+    for method, path, roles, rule in routes:
         url = _fill(path)
         response = anonymous.request(method, url)
         assert response.status_code == 401, (method, path, response.text)
@@ -110,14 +111,16 @@ def test_every_guarded_route_answers_401_without_a_token_and_403_to_every_other_
             assert response.status_code == 403, (method, path, role, response.text)
             problem = response.json()
             assert problem["type"] == "/problems/forbidden"
-            assert problem["rule_ids"] == ["A-05"]
+            assert problem["rule_ids"] == [rule]
             assert problem["recorded"] is True
             checked += 1
     assert checked > 50
+    assert {rule for *_, rule in routes} == {"A-05", "A-03"}
+    assert all(rule == "A-03" for _, path, _, rule in routes if path.startswith("/audit"))
 
 
 def test_a_refusal_at_the_gate_is_recorded_as_an_event(tmp_path):
-    """A-01/A-05: the refused call leaves a RefusedAttempt naming the caller and the route."""
+    """A-01/A-03: the refused call leaves a RefusedAttempt naming the caller, the route and the rule."""
     app = _app(tmp_path)
     store = context_of(app).app
     token = (tmp_path / "bootstrap-admin.token").read_text().strip()
@@ -131,7 +134,7 @@ def test_a_refusal_at_the_gate_is_recorded_as_an_event(tmp_path):
     assert len(gate) == 1
     (refusal,) = gate[0].refusals
     assert refusal.actor.user_id == "admin"
-    assert refusal.rule_ids == ("A-05",)
+    assert refusal.rule_ids == ("A-03",)
     assert "auditor" in refusal.reason
 
 
