@@ -118,7 +118,9 @@ def create_app(
         ],
         # A handler's docstring is its operation's description: written once, for readers of both.
         use_handler_docstrings=True,
-        openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], **public()),
+        # The documentation's own routes are public and left out of the document, as Litestar
+        # leaves them by default: they describe the API, they are not part of its contract.
+        openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], include_in_schema=False, **public()),
     )
     api = Litestar(
         route_handlers=[*resource_routes(), console_assets(), *extra_routes],

@@ -7,8 +7,10 @@ Three things Litestar does not do on its own, done here once for every route and
   its docstring; ``FieldDocs`` copies each entry onto the property of the type's component
   schema, and the text above the section becomes the component's description. A description
   already on a field (``msgspec.Meta`` on a shared type such as ``AwareDateTime``) is kept,
-  after the field's own. Naming a field the type does not have is an error, so the docs cannot
-  drift from the fields; ``tests/http/test_openapi_contract.py`` checks that none is missing.
+  after the field's own. ``tests/http/test_openapi_contract.py`` checks that no field lacks a
+  description and that no entry names a field its type does not have (``FieldDocs.stale``), so
+  the docs cannot drift from the fields; the server itself only logs such an entry, since a
+  slip in documentation must not take the schema down.
   The application and domain layers need no HTTP import for this: a docstring is enough.
 
       @attrs.frozen
@@ -37,12 +39,12 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import msgspec
-from litestar.exceptions import ImproperlyConfiguredException
 from litestar.openapi.spec import Operation, Reference, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
@@ -52,6 +54,8 @@ from rfr.entrypoints.http.access_control import RouteAccess, access_extension, h
 if TYPE_CHECKING:
     from litestar import Litestar
     from litestar._openapi.schema_generation import SchemaCreator
+
+log = logging.getLogger("rfr.http")
 
 _SECTION = "Attributes:"
 _ENTRY = re.compile(r"^(?P<name>\w+)(?:\s*\([^)]*\))?:\s*(?P<text>.*)$")
@@ -106,7 +110,11 @@ class FieldDocs(OpenAPISchemaPlugin):
     """Describes the properties of struct, attrs and dataclass components from their docstrings.
 
     It runs in front of Litestar's own plugin for the type, which still builds the schema.
+    ``stale`` collects the ``Attributes:`` entries that name no field of their type.
     """
+
+    def __init__(self) -> None:
+        self.stale: dict[str, tuple[str, ...]] = {}
 
     def is_plugin_supported_field(self, field_definition: FieldDefinition) -> bool:
         return not field_definition.is_union and _documented_class(field_definition.type_)
@@ -121,12 +129,11 @@ class FieldDocs(OpenAPISchemaPlugin):
         kind = field_definition.type_
         summary, docs = field_docs(kind)
         properties = dict(schema.properties or {})
-        unknown = sorted(set(docs) - set(properties))
+        unknown = tuple(sorted(set(docs) - set(properties)))
         if unknown:
             name = f"{kind.__module__}.{kind.__qualname__}"
-            raise ImproperlyConfiguredException(
-                f"{name} documents fields it does not have: {', '.join(unknown)}"
-            )
+            self.stale[name] = unknown
+            log.warning("%s documents fields it does not have: %s", name, ", ".join(unknown))
         for name, prop in properties.items():
             if isinstance(prop, Schema) and inspect.isclass(prop.content_schema):
                 part = FieldDefinition.from_annotation(prop.content_schema)
@@ -173,9 +180,9 @@ def named_request_body(operation: dict[str, Any]) -> None:
     for content in body.get("content", {}).values():
         schema = content.get("schema") or {}
         ref, optional = _wrapped_reference(schema)
-        if ref is None or schema == {"$ref": ref}:
-            continue
         extra = {k: v for k, v in schema.items() if k not in ("$ref", "allOf", "oneOf")}
+        if ref is None or schema == {"$ref": ref} or set(extra) - {"examples", "title", "description"}:
+            continue  # nothing to do, or not a wrapper this knows: left as it is
         content["schema"] = {"$ref": ref}
         examples = extra.pop("examples", None)
         if examples and "examples" not in content:
@@ -188,8 +195,6 @@ def named_request_body(operation: dict[str, Any]) -> None:
             body["description"] = text
         if optional:
             body["required"] = False
-        if extra:
-            raise ImproperlyConfiguredException(f"request body keeps keywords of its own: {sorted(extra)}")
 
 
 def operation_class(base: type[Operation], access: RouteAccess) -> type[Operation]:

@@ -13,6 +13,7 @@ nested type (Form 3 in a probe upload) is a link away. The machine-readable sche
 
 from __future__ import annotations
 
+import re
 from html import escape
 from typing import Any
 
@@ -23,6 +24,7 @@ from rfr.entrypoints.http.access_control import ONE_TIME_TOKEN_EXTENSION, PUBLIC
 
 _METHODS = ("get", "put", "post", "delete", "patch")
 _COMPONENT = "#/components/schemas/"
+_LITERAL = re.compile(r"``(.+?)``")
 # Limits shown beside a field, by their JSON Schema keyword.
 _LIMITS = {
     "minLength": "min length",
@@ -49,6 +51,11 @@ th,td{border:1px solid #ddd;padding:.15rem .4rem;text-align:left;vertical-align:
 th{background:#f6f6f6}
 .schema{margin:1rem 0;padding:.3rem 1rem;border-left:4px solid #8a6}
 </style>"""
+
+
+def prose(text: str) -> str:
+    """A description as HTML: escaped, with its reStructuredText ````literals```` as code."""
+    return _LITERAL.sub(r"<code>\1</code>", escape(text))
 
 
 def _roles(op: dict[str, Any]) -> str:
@@ -149,7 +156,7 @@ class _Schemas:
             rows.append(
                 f"<tr><td><code>{escape(name)}</code></td><td>{self.type_of(prop)}</td>"
                 f"<td>{'yes' if name in required else 'no'}</td>"
-                f"<td>{escape(prop.get('description', ''))}</td><td>{self.values_of(prop)}</td></tr>"
+                f"<td>{prose(prop.get('description', ''))}</td><td>{self.values_of(prop)}</td></tr>"
             )
         rows.append("</table>")
         return "".join(rows)
@@ -158,7 +165,7 @@ class _Schemas:
         schema = self.components[name]
         parts = [f"<div class='schema' id='schema-{escape(name)}'><h3>{escape(name)}</h3>"]
         if schema.get("description"):
-            parts.append(f"<p>{escape(schema['description'])}</p>")
+            parts.append(f"<p>{prose(schema['description'])}</p>")
         if "enum" in schema:
             parts.append(f"<div>{self.type_of(schema)}: {self.values_of(schema)}</div>")
         parts.append(self.fields_table(schema))
@@ -207,7 +214,7 @@ class OfflineReferencePlugin(OpenAPIRenderPlugin):
             f"<div class='roles'>Roles: {escape(_roles(op))}</div>",
         ]
         if op.get("description"):
-            rows.append(f"<p>{escape(op['description'])}</p>")
+            rows.append(f"<p>{prose(op['description'])}</p>")
         params = op.get("parameters") or []
         if params:
             listed = ", ".join(
@@ -222,7 +229,7 @@ class OfflineReferencePlugin(OpenAPIRenderPlugin):
             optional = "" if body.get("required", False) else ", optional"
             rows.append(f"<div>Body ({escape(media)}{optional}): {schemas.type_of(schema)}")
             if body.get("description"):
-                rows.append(f" &mdash; {escape(body['description'])}")
+                rows.append(f" &mdash; {prose(body['description'])}")
             rows.append(f"</div>{schemas.fields_table(schema)}")
         statuses = []
         for status, response in sorted(op.get("responses", {}).items()):
