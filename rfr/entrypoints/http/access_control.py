@@ -38,7 +38,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers import BaseRouteHandler, HTTPRouteHandler
 from litestar.openapi.spec import SecurityRequirement
 
-from rfr.application.services.access import AccessService, AuthenticationFailed, Principal
+from rfr.application.services.access import AuthenticationFailed, Principal
 from rfr.application.services.base import act_for_request
 from rfr.domain.access_token import TokenKind
 from rfr.domain.people import Role
@@ -166,7 +166,7 @@ async def access_guard(connection: ASGIConnection[Any, Any, Any, Any], handler: 
         return
     secret = bearer_token(connection)
     ctx = context_of(connection.app)
-    service = AccessService(ctx.app, ctx.clock)
+    service = ctx.services.access()
     # Blocking store reads: off the event loop, like every handler that touches the store.
     principal = await to_thread.run_sync(service.authenticate, secret)
     one_time = principal.token_kind == TokenKind.ONE_TIME.value

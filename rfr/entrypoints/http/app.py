@@ -1,10 +1,12 @@
 """The HTTP API, composed in one place: ``create_app(settings)``.
 
-It opens the one ``RfrApplication`` on the configured store, bootstraps an empty store
-(first administrator and a one-time token written to ``$RFR_DATA_DIR/bootstrap-admin.token``,
-mode 0600), mounts every module of ``rfr.entrypoints.http.resources``, puts the access guard
-in front of every route (``access_control``) and turns every error into a problem
-(``problems``). Start it with ``rfr serve``.
+It builds the composition root's ``Services`` (``rfr.entrypoints.composition``: the one
+``RfrApplication`` on the configured store, the clock, the biometrics, every use case),
+bootstraps an empty store (first administrator and a one-time token written to
+``$RFR_DATA_DIR/bootstrap-admin.token``, mode 0600), mounts every module of
+``rfr.entrypoints.http.resources``, puts the access guard in front of every route
+(``access_control``) and turns every error into a problem (``problems``). Start it with
+``rfr serve``.
 
 Documentation: ``/schema`` is a plain HTML reference that needs no network (every UI Litestar
 bundles loads its scripts from a CDN); ``/schema/openapi.json`` is the OpenAPI document, with
@@ -28,10 +30,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
-from rfr.adapters.clock import SystemClock
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
-from rfr.application.services.access import AccessService, IssuedToken
+from rfr.application.services.access import IssuedToken
+from rfr.entrypoints.composition import Services
 from rfr.entrypoints.http import resources
 from rfr.entrypoints.http.access_control import (
     SECURITY_SCHEME,
@@ -47,7 +49,6 @@ from rfr.entrypoints.http.openapi_contract import FieldDocs, document_operations
 from rfr.entrypoints.http.openapi_page import OfflineReferencePlugin
 from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
 from rfr.entrypoints.http.swagger_ui import console_assets, console_plugin
-from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings
 
 SCHEMA_PATH = "/schema"
@@ -86,20 +87,26 @@ def create_app(
     http: HttpSettings | None = None,
     clock: Clock | None = None,
     application: RfrApplication | None = None,
+    services: Services | None = None,
     extra_routes: Sequence[Any] = (),
     bootstrap: bool = True,
 ) -> Litestar:
-    """The API over ``settings``' store; ``application`` and ``clock`` may be given (tests).
+    """The API over ``settings``' store, run on the composition root's ``Services``.
 
+    They are built here, over ``application`` and ``clock`` if given (tests), unless ``services``
+    is given (then built by the caller over the same settings, and closed by the caller).
     ``extra_routes`` are mounted beside the resources (they must declare access too).
     With ``bootstrap``, an empty store gets its first administrator and token file.
     """
     http = http or HttpSettings.from_env()
-    clock = clock or SystemClock()
-    app = application or RfrApplication(env=application_env(settings))
-    context = HttpContext(settings=settings, http=http, app=app, clock=clock)
+    owns_services = services is None
+    if services is None:
+        services = Services(settings, application=application, clock=clock)
+    elif application is not None or clock is not None or services.settings != settings:
+        raise ValueError("give either services built over these settings, or an application and a clock")
+    context = HttpContext(services=services, http=http)
     if bootstrap:
-        issued = AccessService(app, clock).bootstrap(http.bootstrap_admin, ttl=http.bootstrap_token_ttl)
+        issued = services.access().bootstrap(http.bootstrap_admin, ttl=http.bootstrap_token_ttl)
         if issued is not None:
             context.bootstrap_token_file = write_bootstrap_token(settings.data_dir, issued)
             log.info("bootstrapped administrator %r", http.bootstrap_admin)
@@ -132,8 +139,8 @@ def create_app(
         plugins=[FieldDocs()],
         request_max_body_size=http.max_request_bytes,
         state=None,
-        # A store passed in belongs to the caller, who closes it.
-        on_shutdown=[] if application is not None else [app.close],
+        # Services (or a store) passed in belong to the caller, who closes them.
+        on_shutdown=[services.close] if owns_services else [],
     )
     api.state[STATE_KEY] = context
     missing = undeclared_routes(api)

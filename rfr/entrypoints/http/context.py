@@ -1,12 +1,14 @@
-"""What every request handler shares: the one application, the clock and the settings.
+"""What every request handler shares: the composition root's one ``Services`` and the HTTP settings.
 
-``create_app`` builds one ``HttpContext`` and keeps it in the Litestar app's state; handlers
-get their use cases through ``use_case``, a dependency that builds the use case on each
-request from the context (use cases are cheap: they hold the application and the clock).
-Anything expensive (a face engine, a biometric store) is built once per process with
-``HttpContext.component(name, build)``.
+``create_app`` builds one ``HttpContext`` around the ``Services`` of
+``rfr.entrypoints.composition`` (the application, the clock, the biometrics and every use
+case, the same object the worker and the CLI build) and keeps it in the Litestar app's
+state. Handlers get their use cases through ``use_case``, a dependency that takes the use case
+from ``context.services`` on each request (use cases are cheap: they hold the application and
+the clock; the biometrics are built once per process by ``Services``). Anything else the API
+alone keeps per process (the import jobs) is built once with ``HttpContext.component(name, build)``.
 
-    dependencies={"users": use_case(lambda ctx: UserAdministration(ctx.app, ctx.clock))}
+    dependencies={"users": use_case(lambda ctx: ctx.services.users)}
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from litestar.di import Provide
 
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
+from rfr.entrypoints.composition import Services
 from rfr.entrypoints.http.config import HttpSettings
 from rfr.infrastructure.settings import Settings
 
@@ -32,14 +35,25 @@ STATE_KEY = "rfr"
 
 @attrs.define(eq=False)
 class HttpContext:
-    settings: Settings
+    services: Services
     http: HttpSettings
-    app: RfrApplication
-    clock: Clock
     # Set when this start bootstrapped an empty store: where the first token was written.
     bootstrap_token_file: Path | None = None
     _components: dict[str, Any] = attrs.field(factory=dict, init=False)
     _lock: threading.Lock = attrs.field(factory=threading.Lock, init=False)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
+
+    @property
+    def app(self) -> RfrApplication:
+        """The one application (``services.app``)."""
+        return self.services.app
+
+    @property
+    def clock(self) -> Clock:
+        return self.services.clock
 
     def component(self, name: str, build: Callable[[HttpContext], T]) -> T:
         """The process-wide instance named ``name``, built by ``build(self)`` on first use."""

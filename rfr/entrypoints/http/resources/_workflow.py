@@ -1,4 +1,4 @@
-"""What the workflow resources share: request types, domain values from bodies, biometrics, uploads.
+"""What the workflow resources share: request types, domain values from bodies, uploads.
 
 Bodies are msgspec structs named like the domain values they carry, so a validated body
 becomes a domain value through ``codec.from_data`` with no field copied by hand. Where the
@@ -24,12 +24,9 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
 from rfr.application.errors import ImageRejected
-from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.codec import from_data
 from rfr.domain.search_terms import UrgencyBasis
-from rfr.entrypoints.composition import build_biometrics
 from rfr.entrypoints.http.access_control import route_access
-from rfr.entrypoints.http.context import HttpContext
 from rfr.entrypoints.http.problems import PROBLEM_JSON
 
 T = TypeVar("T")
@@ -238,11 +235,6 @@ def plausible(field: str, moment: datetime | None) -> datetime | None:
 def invalid(field: str, message: str, *, source: str = "body") -> ValidationException:
     """A 400 naming ``field``, like the schema's own validation errors."""
     return ValidationException(message, extra=[{"key": field, "source": source, "message": message}])
-
-
-def biometrics(ctx: HttpContext) -> Biometrics:
-    """The process's biometrics (engine, store, indexes), built on first use: opening models takes seconds."""
-    return ctx.component("biometrics", lambda c: build_biometrics(c.settings))
 
 
 def image_bytes(upload: UploadFile, field: str) -> bytes:

@@ -19,14 +19,13 @@ from rfr.domain.people import Role
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import documented
-from rfr.infrastructure.audit.trail import RecorderAuditTrail
 from rfr.infrastructure.persistence.chain import ChainHead
 
 Reason = Annotated[str, Parameter(min_length=1, max_length=2000, description="why this query is made")]
 
 
 def _audit(ctx: HttpContext) -> AuditService:
-    return AuditService(ctx.app, ctx.clock, RecorderAuditTrail(ctx.app))
+    return ctx.services.audit
 
 
 @get(

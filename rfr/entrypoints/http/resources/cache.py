@@ -49,7 +49,6 @@ from rfr.entrypoints.http.resources._workflow import (
     Reason,
     ReasonBody,
     Statement,
-    biometrics,
     documented,
 )
 
@@ -129,11 +128,11 @@ class CacheRequestPage:
 
 
 def _cache(ctx: HttpContext) -> UnresolvedCrimeCache:
-    return UnresolvedCrimeCache(ctx.app, ctx.clock)
+    return ctx.services.cache
 
 
 def _screening(ctx: HttpContext) -> CacheScreening:
-    return CacheScreening(ctx.app, ctx.clock, biometrics(ctx))
+    return ctx.services.cache_screening
 
 
 Cache = NamedDependency[UnresolvedCrimeCache]

@@ -31,7 +31,7 @@ from rfr.domain.people import Role
 from rfr.domain.reference_library import LIBRARY_MANAGERS
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody, biometrics, documented
+from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody, documented
 
 ProbeId = Annotated[UUID, PathParameter(description="the probe's id")]
 LibraryId = Annotated[UUID, PathParameter(description="the library's id")]
@@ -84,7 +84,7 @@ class ProbePurged:
 
 
 def _erasure(ctx: HttpContext) -> BiometricErasure:
-    return BiometricErasure(ctx.app, ctx.clock, biometrics(ctx))
+    return ctx.services.erasure
 
 
 @post(

@@ -58,7 +58,7 @@ LIFT_EXAMPLE = Example(value={"reason": "Trial concluded; no appeal lodged"})
 
 
 def _holds(ctx: HttpContext) -> LegalHolds:
-    return LegalHolds(ctx.app, ctx.clock)
+    return ctx.services.legal_holds
 
 
 @get(

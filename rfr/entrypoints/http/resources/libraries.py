@@ -54,7 +54,6 @@ from rfr.entrypoints.http.resources._workflow import (
     Cursor,
     Name,
     PageSize,
-    biometrics,
     documented,
     image_bytes,
     invalid,
@@ -160,11 +159,11 @@ class LibraryPage:
 
 
 def _libraries(ctx: HttpContext) -> ReferenceLibraries:
-    return ReferenceLibraries(ctx.app, ctx.clock)
+    return ctx.services.libraries
 
 
 def _enrolment(ctx: HttpContext) -> Enrolment:
-    return Enrolment(ctx.app, ctx.clock, biometrics(ctx))
+    return ctx.services.enrolment
 
 
 def _jobs(ctx: HttpContext) -> ImportJobs:

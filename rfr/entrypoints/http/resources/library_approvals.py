@@ -272,7 +272,7 @@ def _record(body: ApprovalRecordBody | None, field: str) -> ApprovalRecord | Non
 
 
 def _approvals(ctx: HttpContext) -> LibraryApprovals:
-    return LibraryApprovals(ctx.app, ctx.clock)
+    return ctx.services.library_approvals
 
 
 Approvals = NamedDependency[LibraryApprovals]

@@ -34,7 +34,7 @@ class SettingsChange(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _policy(ctx: HttpContext) -> PolicySettingsService:
-    return PolicySettingsService(ctx.app, ctx.clock)
+    return ctx.services.policy_settings
 
 
 @get(

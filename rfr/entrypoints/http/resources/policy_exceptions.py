@@ -70,7 +70,7 @@ class PolicyExceptionPage:
 
 
 def _exceptions(ctx: HttpContext) -> PolicyExceptions:
-    return PolicyExceptions(ctx.app, ctx.clock)
+    return ctx.services.policy_exceptions
 
 
 @post(

@@ -40,7 +40,6 @@ from rfr.entrypoints.http.resources._workflow import (
     Reason,
     Statement,
     UrgencyBody,
-    biometrics,
     decode_json_part,
     documented,
     domain_value,
@@ -266,11 +265,11 @@ class AdviceBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 def _probes(ctx: HttpContext) -> Probes:
-    return Probes(ctx.app, ctx.clock, biometrics(ctx))
+    return ctx.services.probes
 
 
 def _endorsements(ctx: HttpContext) -> ProbeEndorsements:
-    return ProbeEndorsements(ctx.app, ctx.clock)
+    return ctx.services.endorsements
 
 
 ProbesDep = NamedDependency[Probes]

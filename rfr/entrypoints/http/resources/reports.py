@@ -102,11 +102,11 @@ class SchedulePage:
 
 
 def _reports(ctx: HttpContext) -> UsageReports:
-    return UsageReports(ctx.app, ctx.clock)
+    return ctx.services.usage_reports
 
 
 def _schedules(ctx: HttpContext) -> ReportSchedules:
-    return ReportSchedules(ctx.app, ctx.clock)
+    return ctx.services.report_schedules
 
 
 def _utc(moment: datetime | None) -> datetime | None:

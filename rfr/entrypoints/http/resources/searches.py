@@ -51,7 +51,6 @@ from rfr.entrypoints.http.resources._workflow import (
     ReasonBody,
     Statement,
     UrgencyBody,
-    biometrics,
     documented,
     domain_value,
 )
@@ -214,15 +213,15 @@ class SearchPage:
 
 
 def _searches(ctx: HttpContext) -> SearchRequests:
-    return SearchRequests(ctx.app, ctx.clock)
+    return ctx.services.searches
 
 
 def _execution(ctx: HttpContext) -> SearchExecution:
-    return SearchExecution(ctx.app, ctx.clock, biometrics(ctx))
+    return ctx.services.search_execution
 
 
 def _endorsements(ctx: HttpContext) -> ProbeEndorsements:
-    return ProbeEndorsements(ctx.app, ctx.clock)
+    return ctx.services.endorsements
 
 
 Searches = NamedDependency[SearchRequests]

@@ -64,7 +64,7 @@ class Reason(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _access(ctx: HttpContext) -> AccessService:
-    return AccessService(ctx.app, ctx.clock, bearer_ttl=ctx.http.token_ttl)
+    return ctx.services.access(bearer_ttl=ctx.http.token_ttl)
 
 
 def _ttl(days: int | None) -> timedelta | None:

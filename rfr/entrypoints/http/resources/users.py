@@ -124,7 +124,7 @@ def _rank(name: str | None) -> Rank | None:
 
 
 def _users(ctx: HttpContext) -> UserAdministration:
-    return UserAdministration(ctx.app, ctx.clock)
+    return ctx.services.users
 
 
 ADMIN = ADMINISTRATOR.roles
