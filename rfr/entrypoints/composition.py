@@ -41,6 +41,7 @@ from rfr.application.services.exceptions import PolicyExceptions
 from rfr.application.services.legal_holds import LegalHolds
 from rfr.application.services.libraries import ReferenceLibraries
 from rfr.application.services.library_approvals import LibraryApprovals
+from rfr.application.services.offences import OffenceCodes
 from rfr.application.services.policy import PolicySettingsService
 from rfr.application.services.probes import Probes
 from rfr.application.services.retention import RetentionSweep
@@ -269,6 +270,10 @@ class Services:
     @property
     def policy_exceptions(self) -> PolicyExceptions:
         return PolicyExceptions(self.app, self.clock)
+
+    @property
+    def offences(self) -> OffenceCodes:
+        return OffenceCodes(self.app, self.clock)
 
     @property
     def legal_holds(self) -> LegalHolds:

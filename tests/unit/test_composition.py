@@ -35,6 +35,7 @@ USE_CASES = (
     "users",
     "policy_settings",
     "policy_exceptions",
+    "offences",
     "legal_holds",
     "libraries",
     "library_approvals",

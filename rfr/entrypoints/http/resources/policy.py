@@ -85,7 +85,7 @@ def list_offences(
 
 
 def _offences(ctx: HttpContext) -> OffenceCodes:
-    return OffenceCodes(ctx.app, ctx.clock)
+    return ctx.services.offences
 
 
 def _invalid(fields: list[str], message: str) -> ValidationException:
