@@ -22,7 +22,8 @@ def refused_attempts(world: World) -> list[RefusedAttempt]:
     return [world.app.get(i, RefusedAttempt) for i in ids]
 
 
-def test_first_administrator_is_created_only_while_no_user_exists_A05(clock: FixedClock) -> None:
+def test_A05_first_administrator_is_created_only_while_no_user_exists(clock: FixedClock) -> None:
+    """A-05: first administrator is created only while no user exists."""
     app = memory_app()
     user_id = bootstrap_administrator(app, clock, "admin")
     admin = app.get(user_id, User)
@@ -36,7 +37,8 @@ def test_first_administrator_is_created_only_while_no_user_exists_A05(clock: Fix
         app_users.get("someone-else", "someone-else")
 
 
-def test_bootstrap_is_shut_once_users_exist_even_without_the_marker_A05(clock: FixedClock) -> None:
+def test_A05_bootstrap_is_shut_once_users_exist_even_without_the_marker(clock: FixedClock) -> None:
+    """A-05: bootstrap is shut once users exist even without the marker."""
     world = World(memory_app(), clock).populate()
     with pytest.raises(AlreadyBootstrapped):
         bootstrap_administrator(world.app, clock, "intruder")
@@ -64,7 +66,8 @@ def test_an_unknown_user_is_not_served() -> None:
         world.approvals.list("nobody")
 
 
-def test_a_disabled_user_is_refused_and_the_attempt_recorded_A05_A01(world: World) -> None:
+def test_A05_A01_a_disabled_user_is_refused_and_the_attempt_recorded(world: World) -> None:
+    """A-01: a disabled user is refused and the attempt recorded."""
     world.users.disable("admin", "analyst", "left the unit")
     with pytest.raises(AccessDenied) as caught:
         world.approvals.list("analyst")
@@ -74,7 +77,8 @@ def test_a_disabled_user_is_refused_and_the_attempt_recorded_A05_A01(world: Worl
     assert attempt.refusals[0].rule_ids == ("A-05",)
 
 
-def test_a_wrong_role_for_a_factory_command_is_recorded_as_a_refused_attempt_A01(world: World) -> None:
+def test_A01_a_wrong_role_for_a_factory_command_is_recorded_as_a_refused_attempt(world: World) -> None:
+    """A-01: a wrong role for a factory command is recorded as a refused attempt."""
     before = len(refused_attempts(world))
     with pytest.raises(PolicyRefusal) as caught:
         world.users.register("analyst", "new-person", {Role.RFR_USER})
@@ -85,7 +89,8 @@ def test_a_wrong_role_for_a_factory_command_is_recorded_as_a_refused_attempt_A01
     assert len(refused_attempts(world)) == before + 1
 
 
-def test_activity_is_recorded_when_a_user_acts_at_most_hourly_A05(world: World) -> None:
+def test_A05_activity_is_recorded_when_a_user_acts_at_most_hourly(world: World) -> None:
+    """A-05: activity is recorded when a user acts at most hourly."""
     first = world.app.get(User.id_for("analyst"), User)
     world.clock.advance(hours=2)
     world.approvals.apply("analyst", b.application())

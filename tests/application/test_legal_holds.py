@@ -22,7 +22,8 @@ def holds(world: World) -> LegalHolds:
     return LegalHolds(world.app, world.clock)
 
 
-def test_the_operational_lead_holds_a_probe_and_the_sro_lifts_it_R04(world: World, holds: LegalHolds) -> None:
+def test_R04_the_operational_lead_holds_a_probe_and_the_sro_lifts_it(world: World, holds: LegalHolds) -> None:
+    """R-04: the operational lead holds a probe and the sro lifts it."""
     probe_id = world.probe()
     assert not holds.get("analyst", HoldSubject.PROBE, probe_id).held
 
@@ -40,7 +41,8 @@ def test_the_operational_lead_holds_a_probe_and_the_sro_lifts_it_R04(world: Worl
     assert events[-1].reason == "trial concluded"
 
 
-def test_a_library_hold_is_read_by_its_managers_R04(world: World, holds: LegalHolds) -> None:
+def test_R04_a_library_hold_is_read_by_its_managers(world: World, holds: LegalHolds) -> None:
+    """R-04: a library hold is read by its managers."""
     _, library_id = world.library()
     placed = holds.place("sro", HoldSubject.LIBRARY, library_id, HoldKind.CONDUCT_INVESTIGATION, "PSD ref 42")
     assert placed.subject == "library" and placed.subject_id == library_id
@@ -49,9 +51,10 @@ def test_a_library_hold_is_read_by_its_managers_R04(world: World, holds: LegalHo
 
 
 @pytest.mark.parametrize("who", ["analyst", "inspector", "admin2"])
-def test_only_the_operational_lead_or_sro_place_a_hold_and_the_refusal_stays_on_the_probe_R04_A05_A01(
+def test_R04_A05_A01_only_the_operational_lead_or_sro_place_a_hold_and_the_refusal_stays_on_the_probe(
     world: World, holds: LegalHolds, who: str
 ) -> None:
+    """R-04, A-01: only the operational lead or sro place a hold and the refusal stays on the probe."""
     probe_id = world.probe()
     with pytest.raises(PolicyRefusal) as caught:
         holds.place(who, HoldSubject.PROBE, probe_id, HoldKind.COMPLAINT, "complaint received")
@@ -61,9 +64,10 @@ def test_only_the_operational_lead_or_sro_place_a_hold_and_the_refusal_stays_on_
     assert probe.refusals[-1].actor.user_id == who and probe.refusals[-1].command == "place legal hold"
 
 
-def test_a_second_hold_and_a_lift_without_a_hold_are_refused_and_kept_R04_A01(
+def test_R04_A01_a_second_hold_and_a_lift_without_a_hold_are_refused_and_kept(
     world: World, holds: LegalHolds
 ) -> None:
+    """A-01: a second hold and a lift without a hold are refused and kept."""
     probe_id = world.probe()
     with pytest.raises(PolicyRefusal) as caught:
         holds.lift("op-lead", HoldSubject.PROBE, probe_id, "nothing to lift")
@@ -80,7 +84,8 @@ def test_a_second_hold_and_a_lift_without_a_hold_are_refused_and_kept_R04_A01(
     assert [r.rule_ids for r in probe.refusals] == [("R-04",), ("R-04",), ("R-04",)]
 
 
-def test_a_held_probe_is_not_purged_until_the_hold_is_lifted_R04_R05(world: World, holds: LegalHolds) -> None:
+def test_R04_R05_a_held_probe_is_not_purged_until_the_hold_is_lifted(world: World, holds: LegalHolds) -> None:
+    """R-05: a held probe is not purged until the hold is lifted."""
     probe_id = world.probe()
     holds.place("op-lead", HoldSubject.PROBE, probe_id, HoldKind.DISCLOSURE, "R v Smith")
     probe = world.app.get(probe_id, ProbeImage)
@@ -93,9 +98,10 @@ def test_a_held_probe_is_not_purged_until_the_hold_is_lifted_R04_R05(world: Worl
     assert probe.purged_at == world.clock.now()
 
 
-def test_auditors_do_not_read_holds_and_the_refusal_is_an_attempt_A05_A03(
+def test_A05_A03_auditors_do_not_read_holds_and_the_refusal_is_an_attempt(
     world: World, holds: LegalHolds
 ) -> None:
+    """A-05, A-03: auditors do not read holds and the refusal is an attempt."""
     probe_id = world.probe()
     with pytest.raises(PolicyRefusal):
         holds.get("auditor", HoldSubject.PROBE, probe_id)

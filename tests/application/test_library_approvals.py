@@ -18,7 +18,8 @@ from rfr.domain.search_terms import SearchPurpose, Urgency, UrgencyBasis
 URGENCY = Urgency(UrgencyBasis.RISK_TO_LIFE_OR_HARM, "a child is missing")
 
 
-def test_a_temporary_library_is_applied_for_and_approved_L03(world: World) -> None:
+def test_L03_a_temporary_library_is_applied_for_and_approved(world: World) -> None:
+    """L-03: a temporary library is applied for and approved."""
     applied = world.approvals.apply("analyst", b.application())
     assert (applied.status, applied.form, applied.in_force) == ("applied", "Form 2", False)
     assert applied.application["legal_basis"].startswith("common law")
@@ -31,7 +32,8 @@ def test_a_temporary_library_is_applied_for_and_approved_L03(world: World) -> No
     assert world.approvals.get("analyst", applied.id) == view
 
 
-def test_a_substantive_library_is_approved_only_by_the_sro_refusal_kept_L02_A01(world: World) -> None:
+def test_L02_A01_a_substantive_library_is_approved_only_by_the_sro_refusal_kept(world: World) -> None:
+    """A-01: a substantive library is approved only by the sro refusal kept."""
     applied = world.approvals.apply("analyst", b.application(LibraryKind.SUBSTANTIVE))
     record = b.record(world.clock.now())
     with pytest.raises(PolicyRefusal) as caught:
@@ -44,7 +46,8 @@ def test_a_substantive_library_is_approved_only_by_the_sro_refusal_kept_L02_A01(
     assert world.approvals.approve("sro", applied.id, record).status == "approved"
 
 
-def test_an_incomplete_form_is_refused_into_a_stored_attempt_L04_A01(world: World) -> None:
+def test_L04_A01_an_incomplete_form_is_refused_into_a_stored_attempt(world: World) -> None:
+    """A-01: an incomplete form is refused into a stored attempt."""
     with pytest.raises(PolicyRefusal) as caught:
         world.approvals.apply("analyst", b.application(legal_basis=" "))
     assert caught.value.rule_ids == ("L-04",)
@@ -52,21 +55,22 @@ def test_an_incomplete_form_is_refused_into_a_stored_attempt_L04_A01(world: Worl
     assert stored.refusals[0].rule_ids == ("L-04",)
 
 
-def test_nobody_approves_their_own_application_P12(world: World) -> None:
+def test_P12_nobody_approves_their_own_application(world: World) -> None:
     applied = world.approvals.apply("supt", b.application())
     with pytest.raises(PolicyRefusal) as caught:
         world.approvals.approve("supt", applied.id, b.record(world.clock.now()))
     assert "P-12" in caught.value.rule_ids
 
 
-def test_reject_records_the_rationale_P12(world: World) -> None:
+def test_P12_reject_records_the_rationale(world: World) -> None:
+    """P-12: reject records the rationale."""
     applied = world.approvals.apply("analyst", b.application())
     view = world.approvals.reject("supt", applied.id, "not necessary")
     assert view.status == "rejected" and view.ended_at == world.clock.now()
     assert world.approvals.list("analyst", status="rejected").items == (view,)
 
 
-def test_verbal_approval_is_flagged_until_the_written_rationale_L09(world: World) -> None:
+def test_L09_verbal_approval_is_flagged_until_the_written_rationale(world: World) -> None:
     applied = world.approvals.apply("analyst", b.application())
     record = b.record(world.clock.now(), rationale="")
     view = world.approvals.approve("supt", applied.id, record, urgency=URGENCY)
@@ -81,14 +85,15 @@ def test_verbal_approval_is_flagged_until_the_written_rationale_L09(world: World
     assert world.approvals.flagged("op-lead") == ()
 
 
-def test_the_written_rationale_due_date_follows_the_policy_settings_L09(world: World) -> None:
+def test_L09_the_written_rationale_due_date_follows_the_policy_settings(world: World) -> None:
+    """L-09: the written rationale due date follows the policy settings."""
     world.policy.change("sro", PolicyConfig(urgent_written_rationale_due_days=1), "tighter")
     applied = world.approvals.apply("analyst", b.application())
     view = world.approvals.approve("supt", applied.id, b.record(world.clock.now()), urgency=URGENCY)
     assert view.written_rationale_due == world.clock.now() + timedelta(days=1)
 
 
-def test_an_inspectors_urgent_approval_awaits_a_superintendent_L10(world: World) -> None:
+def test_L10_an_inspectors_urgent_approval_awaits_a_superintendent(world: World) -> None:
     applied = world.approvals.apply("analyst", b.application())
     view = world.approvals.approve_urgently("inspector", applied.id, b.record(world.clock.now()), URGENCY)
     assert view.awaiting_superintendent and view.in_force
@@ -100,7 +105,8 @@ def test_an_inspectors_urgent_approval_awaits_a_superintendent_L10(world: World)
     assert not view.awaiting_superintendent and view.flags == ()
 
 
-def test_review_continue_sets_the_next_date_and_an_overdue_review_is_flagged_L06_L07(world: World) -> None:
+def test_L06_L07_review_continue_sets_the_next_date_and_an_overdue_review_is_flagged(world: World) -> None:
+    """L-07: review continue sets the next date and an overdue review is flagged."""
     approval_id = world.approved()
     world.clock.advance(days=31)
     view = world.approvals.get("op-lead", approval_id)
@@ -116,7 +122,8 @@ def test_review_continue_sets_the_next_date_and_an_overdue_review_is_flagged_L06
     assert [(r.reviewer_id, r.outcome) for r in view.reviews] == [("op-lead", "continue")]
 
 
-def test_review_vary_and_stop_L07_L12(world: World) -> None:
+def test_L07_L12_review_vary_and_stop(world: World) -> None:
+    """L-07, L-12: review vary and stop."""
     approval_id = world.approved()
     varied = b.record(world.clock.now(), purposes=frozenset({SearchPurpose.IDENTIFY}))
     view = world.approvals.review("supt", approval_id, ReviewOutcome.VARY, "narrowed", varied_record=varied)
@@ -126,14 +133,15 @@ def test_review_vary_and_stop_L07_L12(world: World) -> None:
     assert view.deletion_due == world.clock.now() + timedelta(days=31)
 
 
-def test_vary_adds_a_further_purpose_L08(world: World) -> None:
+def test_L08_vary_adds_a_further_purpose(world: World) -> None:
+    """L-08: vary adds a further purpose."""
     approval_id = world.approved(purposes=frozenset({SearchPurpose.IDENTIFY}))
     record = b.record(world.clock.now())
     view = world.approvals.vary("supt", approval_id, record, "conduct confirmation needed too")
     assert "d_confirm_conduct" in view.purposes
 
 
-def test_stop_makes_the_library_unsearchable_at_once_L12(world: World) -> None:
+def test_L12_stop_makes_the_library_unsearchable_at_once(world: World) -> None:
     approval_id = world.approved()
     view = world.approvals.stop("supt", approval_id, "operation ended")
     assert (view.status, view.in_force, view.blocks_search) == ("stopped", False, True)
@@ -142,7 +150,7 @@ def test_stop_makes_the_library_unsearchable_at_once_L12(world: World) -> None:
     assert "L-12" in caught.value.rule_ids
 
 
-def test_expire_only_after_the_end_date_L12(world: World) -> None:
+def test_L12_expire_only_after_the_end_date(world: World) -> None:
     approval_id = world.approved(expires_at=world.clock.now() + timedelta(days=10))
     with pytest.raises(PolicyRefusal) as caught:
         world.approvals.expire("op-lead", approval_id)

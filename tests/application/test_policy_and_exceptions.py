@@ -24,7 +24,8 @@ def test_defaults_apply_until_the_sro_establishes_then_changes_the_settings(worl
     assert [c.at for c in view.changes] == [world.clock.now() - timedelta(days=1), world.clock.now()]
 
 
-def test_only_the_sro_changes_settings_and_the_refusal_is_kept_A01(world: World) -> None:
+def test_A01_only_the_sro_changes_settings_and_the_refusal_is_kept(world: World) -> None:
+    """A-01: only the sro changes settings and the refusal is kept."""
     with pytest.raises(PolicyRefusal) as caught:
         world.policy.change("supt", PolicyConfig(inactivity_days=1), "mine now")
     assert caught.value.rule_ids == ("A-05",)
@@ -36,7 +37,8 @@ def test_only_the_sro_changes_settings_and_the_refusal_is_kept_A01(world: World)
     assert settings.config == PolicyConfig() and settings.refusals[-1].actor.user_id == "admin"
 
 
-def test_a_policy_exception_is_recorded_and_queued_for_the_sro_A06(world: World) -> None:
+def test_A06_a_policy_exception_is_recorded_and_queued_for_the_sro(world: World) -> None:
+    """A-06: a policy exception is recorded and queued for the sro."""
     view = world.exceptions.record(
         "supt",
         "searched a level 5 library without the usual wait",
@@ -52,14 +54,15 @@ def test_a_policy_exception_is_recorded_and_queued_for_the_sro_A06(world: World)
     assert world.exceptions.get("analyst", view.id) == reviewed
 
 
-def test_an_exception_without_legal_advice_is_refused_A06(world: World) -> None:
+def test_A06_an_exception_without_legal_advice_is_refused(world: World) -> None:
     with pytest.raises(PolicyRefusal) as caught:
         world.exceptions.record("supt", "decision", "rationale", " ")
     assert caught.value.rule_ids == ("A-06",)
     assert world.app.get(caught.value.record.id).command == "record policy exception"
 
 
-def test_only_the_sro_reviews_an_exception_refusal_kept_A06_A01(world: World) -> None:
+def test_A06_A01_only_the_sro_reviews_an_exception_refusal_kept(world: World) -> None:
+    """A-06, A-01: only the sro reviews an exception refusal kept."""
     view = world.exceptions.record("supt", "decision", "rationale", "advice")
     with pytest.raises(PolicyRefusal):
         world.exceptions.review("supt", view.id, True, "self-endorsed")

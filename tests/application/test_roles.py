@@ -332,9 +332,10 @@ ROWS: list[tuple[str, str, Call, str, Callable[[dict[str, Any]], UUID] | None]] 
 
 
 @pytest.mark.parametrize(("acting", "call", "rule", "where"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS])
-def test_the_wrong_person_is_refused_and_the_refusal_stored_A05_A01(
+def test_A05_A01_the_wrong_person_is_refused_and_the_refusal_stored(
     ctx: dict[str, Any], acting: str, call: Call, rule: str, where: Callable[[dict[str, Any]], UUID] | None
 ) -> None:
+    """A-05, A-01: the wrong person is refused and the refusal stored."""
     world: World = ctx["world"]
     target_id = where(ctx) if where is not None else None
     before = world.app.get(target_id).version if target_id is not None else None
@@ -351,7 +352,8 @@ def test_the_wrong_person_is_refused_and_the_refusal_stored_A05_A01(
     assert stored.refusals[-1].rule_ids == caught.value.rule_ids
 
 
-def test_a_disabled_users_command_is_denied_before_any_rule_A05(ctx: dict[str, Any]) -> None:
+def test_A05_a_disabled_users_command_is_denied_before_any_rule(ctx: dict[str, Any]) -> None:
+    """A-05: a disabled users command is denied before any rule."""
     from rfr.application.errors import AccessDenied
 
     world: World = ctx["world"]

@@ -29,7 +29,8 @@ from rfr.domain.search_terms import SearchGround
 SHARED = Dissemination("CPS", "DPA 2018 s.35", True)
 
 
-def test_a_search_from_opening_to_dissemination_and_close_S04_S05_S06_S07(world: World) -> None:
+def test_S04_S05_S06_S07_a_search_from_opening_to_dissemination_and_close(world: World) -> None:
+    """S-04, S-05, S-06, S-07: a search from opening to dissemination and close."""
     request_id, probe_id, library_id = world.searched()
     view = world.searches.get("analyst", request_id)
     assert (view.status, view.probe_id, view.requester_id) == ("open", str(probe_id), "analyst")
@@ -50,8 +51,9 @@ def test_a_search_from_opening_to_dissemination_and_close_S04_S05_S06_S07(world:
     assert world.searches.close("analyst", request_id, "suspect identified").status == "closed"
 
 
-def test_candidates_read_by_score_or_rank_S04(world: World) -> None:
+def test_S04_candidates_read_by_score_or_rank(world: World) -> None:
     # Two libraries searched in turn; the second holds the closer faces, so the orders differ.
+    """S-04: candidates read by score or rank."""
     _, far = world.enrolled_library("far", 2, steps=3)
     _, near = world.enrolled_library("near", 2, steps=1)
     request = world.searches.open(
@@ -71,7 +73,8 @@ def test_candidates_read_by_score_or_rank_S04(world: World) -> None:
     assert scores == sorted(scores, reverse=True) and scores[0] > 0.5 > scores[-1]
 
 
-def test_only_an_adjudicated_viable_match_is_reported_S05_S06(world: World) -> None:
+def test_S05_S06_only_an_adjudicated_viable_match_is_reported(world: World) -> None:
+    """S-05: only an adjudicated viable match is reported."""
     request_id, _, library_id = world.searched()
     with pytest.raises(PolicyRefusal) as caught:
         world.searches.issue_match_report("analyst", request_id, f"{library_id}#1")
@@ -79,7 +82,8 @@ def test_only_an_adjudicated_viable_match_is_reported_S05_S06(world: World) -> N
     assert world.app.get(request_id, SearchRequest).refusals[-1].command == "issue match report"
 
 
-def test_templates_are_never_disseminated_and_the_refusal_is_kept_S07_A01(world: World) -> None:
+def test_S07_A01_templates_are_never_disseminated_and_the_refusal_is_kept(world: World) -> None:
+    """A-01: templates are never disseminated and the refusal is kept."""
     request_id, _, library_id = world.searched()
     world.searches.adjudicate("analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=True)
     report = world.searches.issue_match_report("analyst", request_id, f"{library_id}#1", report_id="R-1")
@@ -92,7 +96,8 @@ def test_templates_are_never_disseminated_and_the_refusal_is_kept_S07_A01(world:
     assert stored.disseminations == [] and stored.refusals[-1].rule_ids == ("S-07",)
 
 
-def test_opening_is_refused_outside_the_library_access_into_a_stored_attempt_L13_A01(world: World) -> None:
+def test_L13_A01_opening_is_refused_outside_the_library_access_into_a_stored_attempt(world: World) -> None:
+    """A-01: opening is refused outside the library access into a stored attempt."""
     _, library_id = world.library()
     probe_id = world.probe()
     at, outsider = world.clock.now(), world.actor("outsider")
@@ -105,7 +110,7 @@ def test_opening_is_refused_outside_the_library_access_into_a_stored_attempt_L13
     assert world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "may hold them")])
 
 
-def test_reading_a_request_needs_l13_for_its_libraries_unless_governing_L13(world: World) -> None:
+def test_L13_reading_a_request_needs_for_its_libraries_unless_governing(world: World) -> None:
     request_id, _, _ = world.searched()
     assert world.searches.get("analyst-2", request_id).id == request_id
     assert world.searches.get("sergeant", request_id).id == request_id
@@ -116,7 +121,7 @@ def test_reading_a_request_needs_l13_for_its_libraries_unless_governing_L13(worl
     assert [v.id for v in world.searches.list("analyst-2").items] == [request_id]
 
 
-def test_higher_levels_wait_for_lower_levels_S02(world: World) -> None:
+def test_S02_higher_levels_wait_for_lower_levels(world: World) -> None:
     _, low = world.enrolled_library("low")
     _, high = world.enrolled_library("high", level=ImageLevel.PUBLIC_WOULD_EXPECT)
     probe_id = world.probe()
@@ -137,7 +142,8 @@ def test_higher_levels_wait_for_lower_levels_S02(world: World) -> None:
     assert len(view.candidates) == 4
 
 
-def test_a_level_4_library_needs_an_inspectors_approval_by_another_person_P08_P12(world: World) -> None:
+def test_P08_P12_a_level_4_library_needs_an_inspectors_approval_by_another_person(world: World) -> None:
+    """P-12: a level 4 library needs an inspectors approval by another person."""
     _, library_id = world.enrolled_library("sensitive", level=ImageLevel.ELEVATED_PRIVACY)
     probe_id = world.probe()
     request = world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "reason")])
@@ -153,14 +159,16 @@ def test_a_level_4_library_needs_an_inspectors_approval_by_another_person_P08_P1
     assert len(world.search(request.id, library_id).candidates) == 2
 
 
-def test_a_search_is_rejected_before_it_runs_P12(world: World) -> None:
+def test_P12_a_search_is_rejected_before_it_runs(world: World) -> None:
+    """P-12: a search is rejected before it runs."""
     _, library_id = world.library()
     request = world.searches.open("analyst", world.probe(), [LibrarySelection(str(library_id), "reason")])
     assert world.searches.reject("inspector", request.id, "not proportionate").status == "rejected"
 
 
-def test_templates_of_another_algorithm_are_never_compared_T01_T02_P11(world: World) -> None:
+def test_T01_T02_P11_templates_of_another_algorithm_are_never_compared(world: World) -> None:
     # The same world with an engine of another algorithm, over the same events, store and indexes.
+    """T-01: templates of another algorithm are never compared."""
     elsewhere = attrs.evolve(world, bio=attrs.evolve(world.bio, engine=fake_engine(version="2")))
     assert elsewhere.bio.algorithm_id != ALG
     _, theirs = elsewhere.enrolled_library("their library")
@@ -187,9 +195,10 @@ def _no_viable_match(world: World) -> tuple:
     return request_id, probe_id, library_id
 
 
-def test_a_probe_without_a_viable_match_enters_the_cache_with_an_inspectors_approval_U01_U03(
+def test_U01_U03_a_probe_without_a_viable_match_enters_the_cache_with_an_inspectors_approval(
     world: World,
 ) -> None:
+    """U-01, U-03: a probe without a viable match enters the cache with an inspectors approval."""
     _, probe_id, _ = _no_viable_match(world)
     entry = world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "offender still at large")
     assert entry.crime_tier == int(CrimeTier.TIER_2) and entry.approved_by == "inspector"
@@ -200,7 +209,7 @@ def test_a_probe_without_a_viable_match_enters_the_cache_with_an_inspectors_appr
     assert world.endorsements.get("analyst", probe_id).in_unresolved_cache
 
 
-def test_a_viable_match_of_a_known_person_in_any_search_keeps_the_probe_out_U01(world: World) -> None:
+def test_U01_a_viable_match_of_a_known_person_in_any_search_keeps_the_probe_out(world: World) -> None:
     request_id, probe_id, library_id = world.searched()
     world.searches.adjudicate("analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=True)
     world.searches.close("analyst", request_id, "identified")
@@ -213,7 +222,8 @@ def test_a_viable_match_of_a_known_person_in_any_search_keeps_the_probe_out_U01(
     assert world.app.get(probe_id, ProbeImage).refusals[-1].rule_ids == ("U-01",)
 
 
-def test_a_viable_match_of_an_unknown_person_still_allows_the_cache_U01(world: World) -> None:
+def test_U01_a_viable_match_of_an_unknown_person_still_allows_the_cache(world: World) -> None:
+    """U-01: a viable match of an unknown person still allows the cache."""
     request_id, probe_id, library_id = world.searched()
     world.searches.adjudicate(
         "analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=False
@@ -223,7 +233,8 @@ def test_a_viable_match_of_an_unknown_person_still_allows_the_cache_U01(world: W
     )
 
 
-def test_cache_review_continue_stop_and_removal_U03_U04(world: World) -> None:
+def test_U03_U04_cache_review_continue_stop_and_removal(world: World) -> None:
+    """U-03, U-04: cache review continue stop and removal."""
     _, probe_id, _ = _no_viable_match(world)
     world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
     world.clock.advance(days=200)
@@ -237,7 +248,8 @@ def test_cache_review_continue_stop_and_removal_U03_U04(world: World) -> None:
     assert world.cache.entries("analyst", include_removed=True).items == (entry,)
 
 
-def test_removal_when_resolved_by_other_means_U04(world: World) -> None:
+def test_U04_removal_when_resolved_by_other_means(world: World) -> None:
+    """U-04: removal when resolved by other means."""
     _, probe_id, _ = _no_viable_match(world)
     world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
     assert world.cache.remove("analyst", probe_id, "charged after a confession").removed_at is not None

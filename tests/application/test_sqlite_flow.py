@@ -19,9 +19,10 @@ from rfr.domain.user import User
 from rfr.infrastructure.audit.verification import verify
 
 
-def test_approval_to_dissemination_on_sqlite_survives_a_restart_S04_S05_S06_S07(
+def test_S04_S05_S06_S07_approval_to_dissemination_on_sqlite_survives_a_restart(
     tmp_path: Path, clock: FixedClock
 ) -> None:
+    """S-04, S-05, S-06, S-07: approval to dissemination on sqlite survives a restart."""
     world = World(sqlite_app(tmp_path), clock, fake_biometrics(tmp_path)).populate()
     # Applied, approved, created, enrolled, templated and searched through the services.
     approval_id, library_id = world.enrolled_library("custody")
@@ -54,7 +55,8 @@ def test_approval_to_dissemination_on_sqlite_survives_a_restart_S04_S05_S06_S07(
     ]
 
 
-def test_two_writers_on_one_file_the_second_saves_nothing_A01(tmp_path: Path, clock: FixedClock) -> None:
+def test_A01_two_writers_on_one_file_the_second_saves_nothing(tmp_path: Path, clock: FixedClock) -> None:
+    """A-01: two writers on one file the second saves nothing."""
     first = World(sqlite_app(tmp_path), FixedClock(clock.now())).populate()
     approval_id = first.approvals.apply("analyst", b.application()).id
     second_clock = FixedClock(clock.now())
@@ -81,9 +83,10 @@ def test_two_writers_on_one_file_the_second_saves_nothing_A01(tmp_path: Path, cl
     [("analyst", "A-05"), ("inspector", "L-03")],
     ids=["refused by the service", "refused by the domain"],
 )
-def test_a_refusal_racing_another_writer_is_still_stored_A01(
+def test_A01_a_refusal_racing_another_writer_is_still_stored(
     tmp_path: Path, clock: FixedClock, acting: str, rule: str
 ) -> None:
+    """A-01: a refusal racing another writer is still stored."""
     first = World(sqlite_app(tmp_path), FixedClock(clock.now())).populate()
     approval_id = first.approvals.apply("analyst", b.application()).id
     second_clock = FixedClock(clock.now())

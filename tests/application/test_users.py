@@ -14,7 +14,8 @@ from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.user import User
 
 
-def test_an_administrator_manages_a_user_through_every_command_A05(world: World) -> None:
+def test_A05_an_administrator_manages_a_user_through_every_command(world: World) -> None:
+    """A-05: an administrator manages a user through every command."""
     users = world.users
     view = users.register("admin", "new-analyst", {Role.RFR_USER}, teams={"team-b"})
     assert (view.roles, view.trained, view.disabled, view.teams) == (("rfr_user",), False, False, ("team-b",))
@@ -35,9 +36,10 @@ def test_an_administrator_manages_a_user_through_every_command_A05(world: World)
     assert reloaded.actor().at_least(Rank.CHIEF_INSPECTOR) and reloaded.teams == {"team-c"}
 
 
-def test_an_administrator_cannot_change_their_own_access_and_the_refusal_is_kept_A05_A01(
+def test_A05_A01_an_administrator_cannot_change_their_own_access_and_the_refusal_is_kept(
     world: World,
 ) -> None:
+    """A-01: an administrator cannot change their own access and the refusal is kept."""
     with pytest.raises(PolicyRefusal) as caught:
         world.users.grant_role("admin2", "admin2", Role.SRO, "self-service")
     assert "A-05" in caught.value.rule_ids
@@ -47,7 +49,7 @@ def test_an_administrator_cannot_change_their_own_access_and_the_refusal_is_kept
     assert stored.refusals[-1].actor.user_id == "admin2"
 
 
-def test_an_unmapped_staff_grade_is_refused_on_the_record_A05(world: World) -> None:
+def test_A05_an_unmapped_staff_grade_is_refused_on_the_record(world: World) -> None:
     with pytest.raises(PolicyRefusal):
         world.users.set_rank("admin", "analyst", "new post", staff_grade="Band Z")
     assert world.app.get(User.id_for("analyst"), User).refusals[-1].rule_ids == ("A-05",)
@@ -63,7 +65,8 @@ def test_commands_on_an_unknown_user_are_not_found(world: World) -> None:
         world.users.disable("admin", "ghost", "never existed")
 
 
-def test_a_disabled_user_cannot_act_until_enabled_A05(world: World) -> None:
+def test_A05_a_disabled_user_cannot_act_until_enabled(world: World) -> None:
+    """A-05: a disabled user cannot act until enabled."""
     world.users.disable("admin", "sro", "suspended")
     with pytest.raises(AccessDenied):
         world.exceptions.list("sro")
@@ -71,7 +74,8 @@ def test_a_disabled_user_cannot_act_until_enabled_A05(world: World) -> None:
     assert world.exceptions.list("sro").items == ()
 
 
-def test_inactive_users_are_flagged_after_the_configured_period_A05(world: World) -> None:
+def test_A05_inactive_users_are_flagged_after_the_configured_period(world: World) -> None:
+    """A-05: inactive users are flagged after the configured period."""
     days = PolicyConfig().inactivity_days
     world.clock.advance(days=days - 1)
     world.approvals.apply("analyst", b.application())
@@ -85,13 +89,14 @@ def test_inactive_users_are_flagged_after_the_configured_period_A05(world: World
     assert "auditor" not in {u.user_id for u in world.users.inactive("admin")}
 
 
-def test_the_inactivity_period_follows_the_policy_settings_A05(world: World) -> None:
+def test_A05_the_inactivity_period_follows_the_policy_settings(world: World) -> None:
+    """A-05: the inactivity period follows the policy settings."""
     world.policy.change("sro", PolicyConfig(inactivity_days=10), "shorter inactivity period")
     world.clock.advance(days=11)
     assert "inspector" in {u.user_id for u in world.users.inactive("admin")}
 
 
-def test_people_read_their_own_record_but_not_others_A05(world: World) -> None:
+def test_A05_people_read_their_own_record_but_not_others(world: World) -> None:
     assert world.users.get("analyst", "analyst").user_id == "analyst"
     with pytest.raises(PolicyRefusal) as caught:
         world.users.get("analyst", "sro")

@@ -55,7 +55,8 @@ def store(data_dir: Path) -> Case:
     return case
 
 
-def test_a02_verify_passes_on_an_intact_store_and_head_anchors_it(data_dir: Path, store: Case) -> None:
+def test_A02_verify_passes_on_an_intact_store_and_head_anchors_it(data_dir: Path, store: Case) -> None:
+    """A-02: verify passes on an intact store and head anchors it."""
     verified = rfr(data_dir, "verify")
     assert verified.returncode == 0, verified.stderr
     assert verified.stdout.count("\n") == 1
@@ -76,7 +77,8 @@ def test_a02_verify_passes_on_an_intact_store_and_head_anchors_it(data_dir: Path
 @pytest.mark.skipif(
     SQLITE3 is None and os.environ.get("CI") != "true", reason="sqlite3 command-line tool absent"
 )
-def test_a02_verify_names_the_row_altered_with_the_sqlite3_tool(data_dir: Path, store: Case) -> None:
+def test_A02_verify_names_the_row_altered_with_the_sqlite3_tool(data_dir: Path, store: Case) -> None:
+    """A-02: verify names the row altered with the sqlite3 tool."""
     assert SQLITE3 is not None, "CI must have the sqlite3 command-line tool (apt-get install sqlite3)"
     assert rfr(data_dir, "verify").returncode == 0
     # What an insider with file access would do: drop the guard, rewrite one decision.
@@ -97,7 +99,8 @@ def test_a02_verify_names_the_row_altered_with_the_sqlite3_tool(data_dir: Path, 
     assert broken.stdout == ""
 
 
-def test_a02_verify_reports_events_removed_from_the_end(data_dir: Path, store: Case) -> None:
+def test_A02_verify_reports_events_removed_from_the_end(data_dir: Path, store: Case) -> None:
+    """A-02: verify reports events removed from the end."""
     with sqlite3.connect(data_dir / "events.sqlite3") as db:
         db.executescript(
             "DROP TRIGGER stored_events_no_delete; DROP TRIGGER rfr_audit_chain_no_delete;"

@@ -23,9 +23,10 @@ HERE = Path(__file__).resolve().parent
 
 
 @pytest.mark.parametrize("persistence", ["sqlite", "memory"])
-def test_a02_concurrent_edits_of_one_aggregate_raise_and_store_nothing(
+def test_A02_concurrent_edits_of_one_aggregate_raise_and_store_nothing(
     data_dir: Path, persistence: str
 ) -> None:
+    """A-02: concurrent edits of one aggregate raise and store nothing."""
     app = open_app(data_dir, persistence)
     writer_a = app
     # On SQLite the second writer is a separate application (its own connections), as the
@@ -61,7 +62,8 @@ def test_a02_concurrent_edits_of_one_aggregate_raise_and_store_nothing(
     app.close()
 
 
-def test_a02_parallel_writers_on_one_file_extend_a_single_chain(data_dir: Path) -> None:
+def test_A02_parallel_writers_on_one_file_extend_a_single_chain(data_dir: Path) -> None:
+    """A-02: parallel writers on one file extend a single chain."""
     writers, saves_each = 4, 12
     open_app(data_dir).close()  # create the tables once, as deployment would
     errors: list[BaseException] = []
@@ -110,7 +112,8 @@ app.close()
 """
 
 
-def test_a02_writer_processes_on_one_file_extend_a_single_chain(data_dir: Path, tmp_path: Path) -> None:
+def test_A02_writer_processes_on_one_file_extend_a_single_chain(data_dir: Path, tmp_path: Path) -> None:
+    """A-02: writer processes on one file extend a single chain."""
     open_app(data_dir).close()
     go = tmp_path / "go"
     env = {

@@ -21,7 +21,8 @@ def _links(path: Path) -> list[tuple]:
         return db.execute("SELECT * FROM rfr_audit_chain ORDER BY position").fetchall()
 
 
-def test_a02_events_survive_reopen_and_the_chain_continues(data_dir: Path) -> None:
+def test_A02_events_survive_reopen_and_the_chain_continues(data_dir: Path) -> None:
+    """A-02: events survive reopen and the chain continues."""
     app = open_app(data_dir)
     case = Case("C-1", "Smith", "DS")
     case.add_note("first")
@@ -56,12 +57,14 @@ def test_a02_events_survive_reopen_and_the_chain_continues(data_dir: Path) -> No
     assert links_after[3][2] == head_before.hash
 
 
-def test_a02_empty_store_verifies_with_the_genesis_head(sqlite_app: RfrApplication) -> None:
+def test_A02_empty_store_verifies_with_the_genesis_head(sqlite_app: RfrApplication) -> None:
+    """A-02: empty store verifies with the genesis head."""
     result = verify(sqlite_app.recorder)
     assert result.ok and result.checked == 0 and result.head == EMPTY_HEAD
 
 
-def test_a02_memory_store_keeps_the_same_chain(tmp_path: Path) -> None:
+def test_A02_memory_store_keeps_the_same_chain(tmp_path: Path) -> None:
+    """A-02: memory store keeps the same chain."""
     app = open_app(tmp_path, persistence="memory")
     case = Case("C-9", "Patel", "DI")
     case.tag("urgent")
@@ -72,7 +75,8 @@ def test_a02_memory_store_keeps_the_same_chain(tmp_path: Path) -> None:
     assert not list(tmp_path.iterdir()), "memory persistence must not touch the data dir"
 
 
-def test_a02_memory_store_detects_an_altered_event(tmp_path: Path) -> None:
+def test_A02_memory_store_detects_an_altered_event(tmp_path: Path) -> None:
+    """A-02: memory store detects an altered event."""
     app = open_app(tmp_path, persistence="memory")
     case = Case("C-9", "Patel", "DI")
     case.add_note("kept")
@@ -85,9 +89,10 @@ def test_a02_memory_store_detects_an_altered_event(tmp_path: Path) -> None:
     assert not result.ok and result.first_bad_position == 2 and result.checked == 1
 
 
-def test_a01_database_refuses_updates_and_deletes_of_history(
+def test_A01_database_refuses_updates_and_deletes_of_history(
     sqlite_app: RfrApplication, data_dir: Path
 ) -> None:
+    """A-01: database refuses updates and deletes of history."""
     sqlite_app.save(Case("C-1", "Smith", "DS"))
     with sqlite3.connect(data_dir / "events.sqlite3") as db:
         for statement in (
@@ -124,9 +129,10 @@ def test_get_checks_the_aggregate_type(sqlite_app: RfrApplication) -> None:
         sqlite_app.get(Case("C-2", "x", "y").id)
 
 
-def test_a02_a_store_whose_head_was_deleted_refuses_to_extend_the_chain(
+def test_A02_a_store_whose_head_was_deleted_refuses_to_extend_the_chain(
     sqlite_app: RfrApplication, data_dir: Path
 ) -> None:
+    """A-02: a store whose head was deleted refuses to extend the chain."""
     sqlite_app.save(Case("C-1", "Smith", "DS"))
     with sqlite3.connect(data_dir / "events.sqlite3") as db:
         db.execute("DROP TRIGGER rfr_audit_head_no_delete")

@@ -136,9 +136,10 @@ def _tamper(db: sqlite3.Connection, kind: str, n: int, data: st.DataObject) -> i
 @pytest.mark.parametrize("kind", TAMPERINGS)
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=histories, data=st.data())
-def test_a02_any_single_tampering_is_detected_at_its_position(
+def test_A02_any_single_tampering_is_detected_at_its_position(
     kind: str, history: list[list[tuple[int, str]]], data: st.DataObject
 ) -> None:
+    """A-02: any single tampering is detected at its position."""
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         n = _write_history(data_dir, history)

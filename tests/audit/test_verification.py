@@ -20,7 +20,8 @@ def _history(n: int) -> tuple[list[StoredRow], list, ChainHead]:
     return rows, links, head
 
 
-def test_a02_intact_rows_verify_and_the_hash_is_pinned() -> None:
+def test_A02_intact_rows_verify_and_the_hash_is_pinned() -> None:
+    """A-02: intact rows verify and the hash is pinned."""
     rows, links, head = _history(3)
     result = verify_rows(rows, links, head)
     assert result.ok and result.checked == 3 and result.head == head
@@ -33,13 +34,15 @@ def test_a02_intact_rows_verify_and_the_hash_is_pinned() -> None:
     )
 
 
-def test_a02_field_boundaries_are_unambiguous() -> None:
+def test_A02_field_boundaries_are_unambiguous() -> None:
+    """A-02: field boundaries are unambiguous."""
     a = link_hash(EMPTY_HEAD.hash, 1, StoredRow(1, "ab", 1, "c", b""))
     b = link_hash(EMPTY_HEAD.hash, 1, StoredRow(1, "a", 1, "bc", b""))
     assert a != b
 
 
-def test_a02_head_tampering_is_named() -> None:
+def test_A02_head_tampering_is_named() -> None:
+    """A-02: head tampering is named."""
     rows, links, _ = _history(3)
     missing = verify_rows(rows, links, None)
     assert (missing.ok, missing.first_bad_position, missing.reason) == (
@@ -53,7 +56,8 @@ def test_a02_head_tampering_is_named() -> None:
     assert (wrong_hash.first_bad_position, "does not match the last link" in wrong_hash.reason) == (3, True)
 
 
-def test_a02_link_tampering_is_named() -> None:
+def test_A02_link_tampering_is_named() -> None:
+    """A-02: link tampering is named."""
     rows, links, head = _history(4)
     renumbered = [*links[:2], *links[3:]]
     assert verify_rows(rows, renumbered, head).first_bad_position == 3
@@ -63,7 +67,8 @@ def test_a02_link_tampering_is_named() -> None:
     assert result.first_bad_position == 2 and "chain link altered" in result.reason
 
 
-def test_a02_anchor_catches_a_rewritten_chain() -> None:
+def test_A02_anchor_catches_a_rewritten_chain() -> None:
+    """A-02: anchor catches a rewritten chain."""
     rows, links, head = _history(4)
     published = ChainHead(2, links[1].hash)
     assert verify_rows(rows, links, head, anchor=published).ok
@@ -95,9 +100,10 @@ def test_anchor_text_round_trips() -> None:
         ("UPDATE stored_events SET originator_id = upper(originator_id) WHERE rowid = 2", "event altered"),
     ],
 )
-def test_a02_representation_changes_are_detected(
+def test_A02_representation_changes_are_detected(
     sqlite_app: RfrApplication, data_dir: Path, statement: str, why: str
 ) -> None:
+    """A-02: representation changes are detected."""
     case = Case("C-1", "Smith", "DS")
     case.add_note("n")
     sqlite_app.save(case)

@@ -88,7 +88,7 @@ def test_a_record_is_never_overwritten(store):
     assert len(_blob_files(store)) == 1
 
 
-def test_erasure_destroys_key_and_bytes_irrecoverably_R05(store, tmp_path):
+def test_R05_erasure_destroys_key_and_bytes_irrecoverably(store, tmp_path):
     """R-05: after erasure no file of the store holds the record's key or ciphertext."""
     store.put("keep", RecordKind.IMAGE, b"other person", owner="lib-1")
     store.put("img-1", RecordKind.IMAGE, os.urandom(2048), owner="lib-1")

@@ -38,7 +38,7 @@ def _cached_probe(world: World, image: bytes, *libraries) -> str:
     return view.probe_id
 
 
-def test_new_images_are_searched_with_relevant_cached_probes_and_queued_U02(world: World, photos):
+def test_U02_new_images_are_searched_with_relevant_cached_probes_and_queued(world: World, photos):
     """U-02: only probes whose searches chose the library are re-searched, and only new material."""
     _, custody = world.library("custody images")
     _, other = world.library("appeal images")
@@ -64,7 +64,7 @@ def test_new_images_are_searched_with_relevant_cached_probes_and_queued_U02(worl
         world.app.get(CacheMatchQueue.id_for(elsewhere), CacheMatchQueue)
 
 
-def test_queued_matches_are_adjudicated_within_access_only_L13(world: World, photos):
+def test_L13_queued_matches_are_adjudicated_within_access_only(world: World, photos):
     _, custody = world.library("custody images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
     probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
@@ -84,7 +84,8 @@ def test_queued_matches_are_adjudicated_within_access_only_L13(world: World, pho
     assert stored.adjudications[match.match_id].by == "analyst"
 
 
-def test_probes_out_of_the_cache_are_not_searched_U02(world: World, photos):
+def test_U02_probes_out_of_the_cache_are_not_searched(world: World, photos):
+    """U-02: probes out of the cache are not searched."""
     _, custody = world.library("custody images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
     probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
@@ -99,7 +100,7 @@ def test_probes_out_of_the_cache_are_not_searched_U02(world: World, photos):
     assert report.screening.probes_screened == 0 and report.screening.matches_queued == 0
 
 
-def test_the_queue_refuses_probes_out_of_the_cache_and_repeats_U02(world: World, photos):
+def test_U02_the_queue_refuses_probes_out_of_the_cache_and_repeats(world: World, photos):
     """U-02 in the domain: a removed probe is not re-searched, and a match is never queued twice."""
     approval, custody = world.library("custody images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
@@ -131,8 +132,9 @@ def test_the_queue_refuses_probes_out_of_the_cache_and_repeats_U02(world: World,
     assert [r.command for r in queue.refusals] == [f"queue cache matches from {custody.id}"] * 2
 
 
-def test_a_template_erased_before_screening_is_skipped_not_an_error_U02_R05(world: World, photos):
-    """A purge may land between enrolment and screening; the erased template is simply not screened."""
+def test_U02_R05_a_template_erased_before_screening_is_skipped_not_an_error(world: World, photos):
+    """U-02, R-05:
+    A purge may land between enrolment and screening; the erased template is simply not screened."""
     _, custody = world.library("custody images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
     # Enrolled while no probe is cached, so its own screening queues nothing.

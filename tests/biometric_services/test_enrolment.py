@@ -38,7 +38,7 @@ def huge_png(width: int = 60_000, height: int = 60_000) -> bytes:
     )
 
 
-def test_each_item_is_enrolled_or_told_why_not_R01(world: World, photos, shared_faces: Path):
+def test_R01_each_item_is_enrolled_or_told_why_not(world: World, photos, shared_faces: Path):
     """R-01 refusals are the domain's (in the event); no face, bad bytes and duplicates are reported."""
     _, library = world.library()
     good = photos["adam_sandler"][0]

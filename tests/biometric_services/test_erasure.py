@@ -28,7 +28,7 @@ def _key_rows(world: World) -> int:
         return db.execute("SELECT count(*) FROM biometric_records").fetchone()[0]
 
 
-def test_purging_a_library_image_erases_it_everywhere_R05(world: World, photos):
+def test_R05_purging_a_library_image_erases_it_everywhere(world: World, photos):
     """R-05: image, face, subject and template records, key rows and files, and the index entry go."""
     _, library = world.library()
     report = world.enrolment.enrol(
@@ -60,7 +60,7 @@ def test_purging_a_library_image_erases_it_everywhere_R05(world: World, photos):
         world.bio.store.get(victim.image_id)
 
 
-def test_a_legal_hold_stops_erasure_R04(world: World, photos):
+def test_R04_a_legal_hold_stops_erasure(world: World, photos):
     """R-04: the domain refuses first, so nothing is destroyed while a hold is in place."""
     _, library = world.library()
     report = world.enrolment.enrol("admin", str(library.id), gallery_items(photos, ["adam_sandler"]))
@@ -77,7 +77,8 @@ def test_a_legal_hold_stops_erasure_R04(world: World, photos):
     assert report.results[0].template_id in world.bio.index(str(library.id))
 
 
-def test_purging_a_probe_erases_its_image_faces_and_templates_R05(world: World, photos):
+def test_R05_purging_a_probe_erases_its_image_faces_and_templates(world: World, photos):
+    """R-05: purging a probe erases its image faces and templates."""
     view = world.probes.submit("analyst", form3(), photos["carlos_moya"][2].read_bytes())
     world.probes.select_faces("analyst", view.probe_id, [view.faces[0].face_id], "the suspect")
     owned = world.bio.store.records(view.probe_id)

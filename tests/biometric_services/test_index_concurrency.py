@@ -219,7 +219,7 @@ def test_without_the_lock_a_stale_copy_brings_an_erased_template_back(tmp_path, 
 
 
 @pytest.mark.parametrize("api_writes", ["add", "write_add"])
-def test_a_writer_with_a_stale_copy_cannot_bring_an_erased_template_back_R05(
+def test_R05_a_writer_with_a_stale_copy_cannot_bring_an_erased_template_back(
     tmp_path, processes, kind, api_writes
 ):
     """R-05: API opens (stamp T1), worker erases and saves (T2), API adds and saves.
@@ -356,7 +356,7 @@ def test_a_failed_write_saves_nothing_and_its_index_cannot_be_used_later(tmp_pat
     assert _files_holding(tmp_path, victim)
 
 
-def test_enrolment_does_not_index_a_template_a_concurrent_purge_erased_R05(world: World, photos, tmp_path):
+def test_R05_enrolment_does_not_index_a_template_a_concurrent_purge_erased(world: World, photos, tmp_path):
     """R-05: enrolment indexes after its save; a purge may erase the template in between.
 
     Another process holds the index lock, so the enrolment waits in its index update after

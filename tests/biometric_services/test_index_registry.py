@@ -84,7 +84,7 @@ def test_another_process_saving_is_seen_on_the_next_open(tmp_path, factory):
     assert len(reader.open("lib-1", "alg", DIM, "euclidean")) == 2
 
 
-def test_rebuild_holds_exactly_the_stores_templates_of_that_algorithm_T01(tmp_path, store, factory):
+def test_T01_rebuild_holds_exactly_the_stores_templates_of_that_algorithm(tmp_path, store, factory):
     """T-01: templates of another algorithm never enter the index, even of the same library."""
     rng = np.random.default_rng(3)
     ours = _fill(store, "lib-1", "alg-a", _unit(rng, 6), "a")
@@ -118,7 +118,7 @@ def test_without_a_store_damage_is_reported(tmp_path, factory):
         IndexRegistry(tmp_path, factory).open("lib-1", "alg", DIM, "euclidean")
 
 
-def test_a_rebuild_forgets_erased_templates_R05(tmp_path, store, factory):
+def test_R05_a_rebuild_forgets_erased_templates(tmp_path, store, factory):
     """R-05: erased from the store means gone from the rebuilt index too."""
     rng = np.random.default_rng(6)
     ids = _fill(store, "lib-1", "alg-a", _unit(rng, 3), "a")

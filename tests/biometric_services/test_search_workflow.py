@@ -40,7 +40,7 @@ def enrolled(world: World, photos):
 
 
 @pytest.mark.parametrize("identity", ["adam_sandler", "bill_simon", "carlos_moya"])
-def test_held_back_photo_finds_its_identity_at_rank_1_S04(world: World, photos, enrolled, identity):
+def test_S04_held_back_photo_finds_its_identity_at_rank_1(world: World, photos, enrolled, identity):
     """S-04: ranked candidates with scores, the right person first, all from the searched library."""
     probe_id, _ = _ready_probe(world, photos[identity][2].read_bytes())
     request = world.open_request(probe_id, enrolled)
@@ -60,7 +60,7 @@ def test_held_back_photo_finds_its_identity_at_rank_1_S04(world: World, photos, 
     assert world.search.search_next("analyst", request.id) is None
 
 
-def test_unselected_faces_are_never_templated_P11(world: World, photos, enrolled):
+def test_P11_unselected_faces_are_never_templated(world: World, photos, enrolled):
     """P-11: detection makes boxes only; a template exists only for the face the user selected."""
     image = side_by_side(photos["clare_short"][0], photos["bob_graham"][2])
     view = world.probes.submit("analyst", form3(), image)
@@ -84,7 +84,7 @@ def test_unselected_faces_are_never_templated_P11(world: World, photos, enrolled
     assert result.candidates[0].subject == "bob_graham"
 
 
-def test_a_drawn_box_is_templated_and_searched_P11(world: World, photos, enrolled):
+def test_P11_a_drawn_box_is_templated_and_searched(world: World, photos, enrolled):
     """P-11: when the detector misses the face, the user's box is the face searched."""
     image = side_by_side(photos["andy_roddick"][2], photos["clare_short"][0])
     view = world.probes.submit("analyst", form3(), image)
@@ -112,7 +112,7 @@ def test_thumbnails_of_a_probe_only_for_its_submitter(world: World, photos):
     assert isinstance(refused.value.record, RefusedAttempt)
 
 
-def test_candidates_and_their_thumbnails_only_within_access_L13(world: World, photos, enrolled):
+def test_L13_candidates_and_their_thumbnails_only_within_access(world: World, photos, enrolled):
     """L-13: a user outside the library's restrictions sees neither its candidates nor their faces."""
     probe_id, _ = _ready_probe(world, photos["barbara_walters"][2].read_bytes())
     request = world.open_request(probe_id, enrolled)
@@ -127,7 +127,7 @@ def test_candidates_and_their_thumbnails_only_within_access_L13(world: World, ph
     assert refused.value.rule_ids == ("L-13",)
 
 
-def test_libraries_are_searched_lowest_level_first_S02(world: World, photos, enrolled):
+def test_S02_libraries_are_searched_lowest_level_first(world: World, photos, enrolled):
     """S-02: the next library is the lowest level; a higher one first is refused and recorded."""
     _, higher = world.library("public appeal images", ImageLevel.PUBLIC_WOULD_EXPECT)
     world.enrolment.enrol("admin", str(higher.id), gallery_items(photos, ["colin_powell"]))
@@ -156,7 +156,7 @@ def test_an_index_lost_after_enrolment_is_rebuilt_from_the_store(world: World, p
     assert len(world.bio.index(str(enrolled.id))) == 2 * len(IDENTITIES)
 
 
-def test_templates_of_another_algorithm_are_never_compared_T01_T02(world: World, photos, enrolled):
+def test_T01_T02_templates_of_another_algorithm_are_never_compared(world: World, photos, enrolled):
     """T-01/T-02: another aligner makes another algorithm; nothing the first made is searched."""
     probe_id, _ = _ready_probe(world, photos["bill_simon"][2].read_bytes())
     request = world.open_request(probe_id, enrolled)

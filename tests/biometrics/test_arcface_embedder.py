@@ -135,6 +135,7 @@ def test_bad_chips_are_refused(tmp_path, weights, bad):
 
 
 def test_T01_algorithm_id_names_model_version_and_chip_geometry(tmp_path, weights):
+    """T-01: algorithm id names model version and chip geometry."""
     model = build_tiny_embedder(tmp_path / "m.onnx", weights, SIZE)
     embedder = OnnxArcFaceEmbedder(model, config(algorithm="arcface-r100", version="2"))
     assert isinstance(embedder, FaceEmbedder)

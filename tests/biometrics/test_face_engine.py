@@ -50,6 +50,7 @@ def _group_photo(shared_faces) -> np.ndarray:
 
 
 def test_P11_detection_makes_no_template_and_only_selected_faces_are_templated(engine, shared_faces):
+    """P-11: detection makes no template and only selected faces are templated."""
     counting = CountingEmbedder(engine.embedder)
     spy = FaceEngine(engine.detector, engine.landmarks, engine.aligner, counting, engine.quality)
     image = _group_photo(shared_faces)
@@ -65,6 +66,7 @@ def test_P11_detection_makes_no_template_and_only_selected_faces_are_templated(e
 
 
 def test_P11_a_drawn_box_gets_landmarks_and_quality_but_no_detector_score(engine, shared_faces):
+    """P-11: a drawn box gets landmarks and quality but no detector score."""
     image = _group_photo(shared_faces)
     detected = engine.detect(image)[0].face
     drawn = engine.face_from_box(image, detected.box)
@@ -82,6 +84,7 @@ def test_a_drawn_box_outside_the_image_or_inverted_is_refused(engine, shared_fac
 
 
 def test_T01_the_algorithm_names_every_stage_with_its_version(engine):
+    """T-01: the algorithm names every stage with its version."""
     parts = engine.algorithm_id.split("|")
     assert parts == [engine.detector.algorithm_id, engine.landmarks.algorithm_id,
                      engine.aligner.algorithm_id, engine.embedder.algorithm_id]

@@ -40,12 +40,14 @@ def good(shared_faces, dlib_reference) -> tuple[np.ndarray, DetectedFace]:
     )
 
 
-def test_p10_is_a_quality_assessor(assessor):
+def test_P10_is_a_quality_assessor(assessor):
+    """P-10: is a quality assessor."""
     assert isinstance(assessor, QualityAssessor)
 
 
 @pytest.mark.dataset
-def test_p10_good_photos_raise_no_flag(assessor, shared_faces, dlib_reference):
+def test_P10_good_photos_raise_no_flag(assessor, shared_faces, dlib_reference):
+    """P-10: good photos raise no flag."""
     records = [r for r in dlib_reference if r["source"] == "face_recognition" and r["faces"]]
     assert len(records) >= 5
     for record in records:
@@ -69,7 +71,8 @@ def test_p10_good_photos_raise_no_flag(assessor, shared_faces, dlib_reference):
 
 
 @pytest.mark.dataset
-def test_p10_gaussian_blur_is_flagged_blurred(assessor, good):
+def test_P10_gaussian_blur_is_flagged_blurred(assessor, good):
+    """P-10: gaussian blur is flagged blurred."""
     image, face = good
     before = assessor.assess(image, face)
     blurred = cv2.GaussianBlur(image, (0, 0), 4 * face.box.width / 128)
@@ -79,7 +82,8 @@ def test_p10_gaussian_blur_is_flagged_blurred(assessor, good):
 
 
 @pytest.mark.dataset
-def test_p10_darkened_photo_is_flagged_under_exposed(assessor, good):
+def test_P10_darkened_photo_is_flagged_under_exposed(assessor, good):
+    """P-10: darkened photo is flagged under exposed."""
     image, face = good
     report = assessor.assess((image * 0.2).astype(np.uint8), face)
     assert "under_exposed" in report.flags
@@ -87,7 +91,8 @@ def test_p10_darkened_photo_is_flagged_under_exposed(assessor, good):
 
 
 @pytest.mark.dataset
-def test_p10_burnt_out_photo_is_flagged_over_exposed(assessor, good):
+def test_P10_burnt_out_photo_is_flagged_over_exposed(assessor, good):
+    """P-10: burnt out photo is flagged over exposed."""
     image, face = good
     burnt = np.clip(image.astype(np.int32) * 2.5 + 60, 0, 255).astype(np.uint8)
     report = assessor.assess(burnt, face)
@@ -96,7 +101,8 @@ def test_p10_burnt_out_photo_is_flagged_over_exposed(assessor, good):
 
 
 @pytest.mark.dataset
-def test_p10_rotated_face_is_flagged_pose_roll(assessor, good):
+def test_P10_rotated_face_is_flagged_pose_roll(assessor, good):
+    """P-10: rotated face is flagged pose roll."""
     image, face = good
     centre = ((face.box.left + face.box.right) / 2, (face.box.top + face.box.bottom) / 2)
     turn = cv2.getRotationMatrix2D(centre, 35, 1.0)  # counter-clockwise on screen
@@ -110,7 +116,8 @@ def test_p10_rotated_face_is_flagged_pose_roll(assessor, good):
 
 
 @pytest.mark.dataset
-def test_p10_shrunk_photo_is_flagged_small_face(assessor, good, model_store):
+def test_P10_shrunk_photo_is_flagged_small_face(assessor, good, model_store):
+    """P-10: shrunk photo is flagged small face."""
     image, face = good
     locator = ShapePredictorLocator(ShapePredictorModel.load_npz(model_store.path(SHAPE_PREDICTOR_5)))
     factor = 8
@@ -128,7 +135,8 @@ def test_p10_shrunk_photo_is_flagged_small_face(assessor, good, model_store):
     )
 
 
-def test_p10_turned_head_is_flagged_pose_yaw(assessor):
+def test_P10_turned_head_is_flagged_pose_yaw(assessor):
+    """P-10: turned head is flagged pose yaw."""
     image = np.full((200, 200, 3), 128, dtype=np.uint8)
     image[::4] = 90  # some texture, so only pose is in question
     eyes = ((130, 80), (110, 80), (70, 80), (90, 80))
@@ -140,7 +148,8 @@ def test_p10_turned_head_is_flagged_pose_yaw(assessor):
     assert report.measures["yaw"] == pytest.approx(25 / 40)
 
 
-def test_p10_detector_score_is_flagged_when_low_and_absent_for_a_drawn_box(assessor):
+def test_P10_detector_score_is_flagged_when_low_and_absent_for_a_drawn_box(assessor):
+    """P-10: detector score is flagged when low and absent for a drawn box."""
     image = np.random.default_rng(1).integers(0, 256, (120, 120, 3), dtype=np.uint8)
     landmarks = ((85, 50), (70, 50), (35, 50), (50, 50), (60, 75))
     weak = assessor.assess(image, DetectedFace(FaceBox(20, 20, 100, 100), 0.05, landmarks))
@@ -151,7 +160,8 @@ def test_p10_detector_score_is_flagged_when_low_and_absent_for_a_drawn_box(asses
 
 
 @pytest.mark.dataset
-def test_p10_thresholds_are_configurable(good):
+def test_P10_thresholds_are_configurable(good):
+    """P-10: thresholds are configurable."""
     image, face = good
     strict = OpenCvQualityAssessor(QualityThresholds(min_inter_eye_px=500, min_sharpness=10_000))
     assert strict.assess(image, face).flags == ("small_face", "blurred")
@@ -174,6 +184,7 @@ def test_box_outside_the_image_is_refused(assessor):
 
 
 def test_P10_thresholds_come_from_a_configuration_file(tmp_path):
+    """P-10: thresholds come from a configuration file."""
     from rfr.adapters.quality.opencv_quality import QualityThresholds
 
     config = tmp_path / "quality.toml"
@@ -194,7 +205,7 @@ def test_P10_thresholds_come_from_a_configuration_file(tmp_path):
 
 
 def test_P10_the_composed_engine_uses_the_configured_thresholds(tmp_path, model_store, shared_faces):
-    """RFR_QUALITY_THRESHOLDS reaches the engine: a strict inter-eye minimum flags every LFW face."""
+    """P-10: RFR_QUALITY_THRESHOLDS reaches the engine: a strict inter-eye minimum flags every LFW face."""
     import numpy as np
     from PIL import Image
 

@@ -22,6 +22,7 @@ SCALES = [
 
 @pytest.mark.parametrize("scale", SCALES, ids=repr)
 def test_S04_the_threshold_scores_one_half_and_the_ends_are_one_and_zero(scale):
+    """S-04: the threshold scores one half and the ends are one and zero."""
     assert scale.score(scale.threshold) == 0.5
     assert scale.score(0.0) == 1.0
     assert scale.score(math.inf) == 0.0
@@ -29,7 +30,7 @@ def test_S04_the_threshold_scores_one_half_and_the_ends_are_one_and_zero(scale):
 
 
 def test_S04_the_default_scale_reads_well_on_dlib_distances():
-    """k = 6: dlib's median genuine (0.44) and impostor (0.83) distances land far apart."""
+    """S-04: k = 6: dlib's median genuine (0.44) and impostor (0.83) distances land far apart."""
     scale = SimilarityScale("euclidean", 0.6)
     assert scale.steepness == 6.0
     assert scale.score(0.44) == pytest.approx(1 / (1 + (0.44 / 0.6) ** 6))
@@ -50,6 +51,7 @@ def test_is_match_is_the_threshold_decision(scale):
     scale=st.sampled_from(SCALES),
 )
 def test_S04_score_is_bounded_and_decreasing_in_distance(a, b, scale):
+    """S-04: score is bounded and decreasing in distance."""
     sa, sb = scale.score(a), scale.score(b)
     assert 0.0 <= sa <= 1.0
     if a < b:
@@ -119,6 +121,7 @@ def test_scale_comes_from_the_embedder_that_made_the_templates():
 
 
 def test_T01_templates_of_the_same_algorithm_may_be_compared():
+    """T-01: templates of the same algorithm may be compared."""
     ensure_same_algorithm("dlib-resnet-v1/chip150-pad0.25", "dlib-resnet-v1/chip150-pad0.25")
 
 

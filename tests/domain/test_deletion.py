@@ -33,6 +33,7 @@ def searched(when=T0):
 
 
 def test_R02_probe_with_viable_match_is_due_for_deletion_31_days_after_the_search():
+    """R-02: probe with viable match is due for deletion 31 days after the search."""
     probe, request = searched(at(2))
     request.adjudicate(
         ANALYST,
@@ -47,6 +48,7 @@ def test_R02_probe_with_viable_match_is_due_for_deletion_31_days_after_the_searc
 
 
 def test_R03_probe_without_match_and_not_in_the_cache_is_due_31_days_after_the_search():
+    """R-03: probe without match and not in the cache is due 31 days after the search."""
     probe, request = searched(at(2))
     assert probe.deletion_due(CONFIG, [request]) == at(33)
     probe.add_to_unresolved_cache(

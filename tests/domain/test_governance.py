@@ -42,6 +42,7 @@ from rfr.domain.user import User
 
 
 def test_A01_every_event_names_person_roles_time_and_reason():
+    """A-01: every event names person roles time and reason."""
     probe, pair = ready_probe(), searchable_library()
     request = open_request(probe, pair, when=at(1))
     search(request, probe, pair, when=at(2))
@@ -55,6 +56,7 @@ def test_A01_every_event_names_person_roles_time_and_reason():
 
 
 def test_A01_refusal_is_recorded_on_the_aggregate_before_the_error_is_raised():
+    """A-01: refusal is recorded on the aggregate before the error is raised."""
     approval = approved()
     with pytest.raises(PolicyRefusal) as caught:
         approval.stop(ANALYST, at(1), "not mine to stop", CONFIG)
@@ -66,11 +68,13 @@ def test_A01_refusal_is_recorded_on_the_aggregate_before_the_error_is_raised():
 
 
 def test_A01_event_times_must_be_timezone_aware():
+    """A-01: event times must be timezone aware."""
     with pytest.raises(ValueError, match="timezone"):
         approved(when=T0.replace(tzinfo=None))
 
 
 def test_A01_saved_aggregates_reconstruct_to_equal_state_and_hold_no_biometric_bytes():
+    """A-01: saved aggregates reconstruct to equal state and hold no biometric bytes."""
     app = Application(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     probe, pair = ready_probe(), searchable_library()
     request = open_request(probe, pair)
@@ -131,6 +135,7 @@ def test_A06_policy_exception_needs_rationale_and_legal_advice_and_waits_for_the
 
 
 def test_C01_annex_c_tiers_and_unlisted_offences_are_tier_3():
+    """C-01: annex c tiers and unlisted offences are tier 3."""
     assert offence("murder").tier is CrimeTier.TIER_1
     assert offence("Burglary").tier is CrimeTier.TIER_2
     assert offence("common_assault").tier is CrimeTier.TIER_3
@@ -145,6 +150,7 @@ def test_C01_annex_c_tiers_and_unlisted_offences_are_tier_3():
 
 
 def test_C02_recordable_and_mopi_group_1_come_from_the_table_not_free_text():
+    """C-02: recordable and mopi group 1 come from the table not free text."""
     assert offence("robbery").recordable and offence("robbery").mopi_group_1_public_protection
     assert (
         offence("drugs_possession").recordable
@@ -155,6 +161,7 @@ def test_C02_recordable_and_mopi_group_1_come_from_the_table_not_free_text():
 
 
 def test_R01_enrolment_follows_the_age_and_mopi_retention_table():
+    """R-01: enrolment follows the age and mopi retention table."""
     approval = approved()
     library = ReferenceLibrary.create(ADMIN, T0, "custody", approval)
     images = [
@@ -213,6 +220,7 @@ def test_decisions_combine_to_the_refusing_rules_only():
 
 
 def test_R01_an_image_captured_in_the_future_is_not_enrolled():
+    """R-01: an image captured in the future is not enrolled."""
     approval = approved()
     library = ReferenceLibrary.create(ADMIN, T0, "custody", approval)
     tomorrow = (T0 + timedelta(days=1)).date()

@@ -39,6 +39,7 @@ def applied(kind: LibraryKind = LibraryKind.TEMPORARY) -> LibraryApproval:
 
 
 def test_L04_complete_application_is_accepted_as_form_2():
+    """L-04: complete application is accepted as form 2."""
     approval = applied()
     assert approval.status is ApprovalStatus.APPLIED
     assert approval.application.kind.form == "Form 2"
@@ -53,6 +54,7 @@ def test_L04_missing_part_is_refused_into_a_refused_attempt():
 
 
 def test_L02_substantive_library_approved_by_the_sro():
+    """L-02: substantive library approved by the sro."""
     approval = applied(LibraryKind.SUBSTANTIVE)
     approval.approve(SRO, T0, record(review_days=300), CONFIG)
     assert approval.in_force_at(T0)
@@ -64,6 +66,7 @@ def test_L02_substantive_library_refused_to_a_superintendent():
 
 
 def test_L03_temporary_library_approved_by_superintendent_and_notified_to_operational_lead():
+    """L-03: temporary library approved by superintendent and notified to operational lead."""
     approval = applied()
     approval.approve(SUPERINTENDENT, T0, record(), CONFIG)
     event = approval.pending_events[-1]
@@ -77,6 +80,7 @@ def test_L03_temporary_library_needs_superintendent():
 
 
 def test_L05_approval_records_rationale_access_level_conditions_purposes_review():
+    """L-05: approval records rationale access level conditions purposes review."""
     approval = approved(level=ImageLevel.PUBLIC_WOULD_EXPECT)
     assert approval.approved_level is ImageLevel.PUBLIC_WOULD_EXPECT
     assert approval.record.conditions and approval.record.purposes and approval.review_due
@@ -90,6 +94,7 @@ def test_L05_approval_without_access_or_purposes_is_refused():
 
 
 def test_L06_temporary_first_review_within_31_days_is_accepted():
+    """L-06: temporary first review within 31 days is accepted."""
     approval = applied()
     approval.approve(SUPERINTENDENT, T0, record(review_days=31), CONFIG)
     assert approval.review_due == T0 + timedelta(days=31)
@@ -116,6 +121,7 @@ def test_L06_overdue_review_is_flagged_then_blocks_searches_after_the_grace():
 
 
 def test_L07_review_with_outcome_is_recorded_and_reported_to_operational_lead():
+    """L-07: review with outcome is recorded and reported to operational lead."""
     approval = approved(review_days=30)
     approval.review(OP_LEAD, at(29), ReviewOutcome.CONTINUE, "still needed", CONFIG, next_review_due=at(200))
     event = approval.pending_events[-1]
@@ -146,12 +152,14 @@ def test_L06_later_temporary_review_beyond_six_months_is_refused():
 
 
 def test_L07_review_outcome_stop_ends_the_approval():
+    """L-07: review outcome stop ends the approval."""
     approval = approved()
     approval.review(SUPERINTENDENT, at(10), ReviewOutcome.STOP, "operation over", CONFIG)
     assert approval.status is ApprovalStatus.STOPPED and not approval.in_force_at(at(10))
 
 
 def test_L08_purpose_outside_scope_is_not_permitted_until_varied():
+    """L-08: purpose outside scope is not permitted until varied."""
     approval = approved(purposes=frozenset({SearchPurpose.IDENTIFY}))
     assert approval.permits(SearchPurpose.IDENTIFY)
     assert not approval.permits(SearchPurpose.ASSOCIATION)
@@ -161,6 +169,7 @@ def test_L08_purpose_outside_scope_is_not_permitted_until_varied():
 
 
 def test_L08_further_purpose_needs_the_approving_authority():
+    """L-08: further purpose needs the approving authority."""
     approval = approved(purposes=frozenset({SearchPurpose.IDENTIFY}))
     wider = record(at(1), purposes=frozenset(SearchPurpose))
     refused("L-03", lambda: approval.vary(INSPECTOR, at(1), wider, "wider", CONFIG), approval)
@@ -223,6 +232,7 @@ def test_L10_urgent_route_refused_for_substantive_library_and_below_inspector():
 
 
 def test_L11_level_may_be_raised_for_a_search_never_lowered():
+    """L-11: level may be raised for a search never lowered."""
     assert (
         effective_level(ImageLevel.PUBLIC_WOULD_EXPECT, ImageLevel.ELEVATED_PRIVACY)
         is ImageLevel.ELEVATED_PRIVACY

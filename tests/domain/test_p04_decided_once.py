@@ -39,7 +39,7 @@ def submit(**overrides) -> ProbeImage:
     return ProbeImage.submit(ANALYST, T0, form3(**overrides), "sha256:p")
 
 
-def test_P04_one_function_decides_both_halves_and_names_P04_only_where_it_governs():
+def test_P04_one_function_decides_both_halves_and_names_only_where_it_governs():
     """P-04: the recordable offence (C-02) and the Inspector's endorsement, in one function."""
     assert under_16_safeguards(PerceivedAgeBand.ADULT, OTHER_CODE, endorsement_due=True) == Decision.allow()
     assert under_16_safeguards(PerceivedAgeBand.AGE_16_17, None, endorsement_due=True).rule_ids == ()

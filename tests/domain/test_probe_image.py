@@ -49,6 +49,7 @@ def detected(probe: ProbeImage, n: int = 2) -> ProbeImage:
 
 
 def test_P01_complete_form_3_is_accepted():
+    """P-01: complete form 3 is accepted."""
     probe = submit()
     assert probe.requester_id == ANALYST.user_id and probe.level is ImageLevel.PUBLIC_WOULD_EXPECT
 
@@ -90,6 +91,7 @@ def test_P04_13_to_15_needs_inspector_endorsement_and_a_recordable_offence():
 
 
 def test_P04_unknown_perceived_age_is_handled_like_under_16():
+    """P-04: unknown perceived age is handled like under 16."""
     probe = submit(perceived_age=PerceivedAgeBand.UNKNOWN)
     assert EndorsementKind.UNDER_16 in probe.required_endorsements(CONFIG)
 
@@ -199,6 +201,7 @@ def searched_without_match(probe: ProbeImage):
 
 
 def test_U01_probe_without_viable_match_is_added_with_inspector_approval():
+    """U-01: probe without viable match is added with inspector approval."""
     probe = ready_probe(offence_code="robbery")
     request = searched_without_match(probe)
     probe.add_to_unresolved_cache(
@@ -249,6 +252,7 @@ def test_U01_refused_without_search_without_inspector_or_with_known_viable_match
 
 
 def test_U01_viable_match_of_unknown_person_still_allows_the_cache():
+    """U-01: viable match of unknown person still allows the cache."""
     probe = ready_probe()
     request = searched_without_match(probe)
     candidate = request.candidates()[0]
@@ -268,6 +272,7 @@ def test_U01_viable_match_of_unknown_person_still_allows_the_cache():
 
 
 def test_U03_cache_review_is_due_per_tier_and_stop_removes_with_deletion_deadline():
+    """U-03: cache review is due per tier and stop removes with deletion deadline."""
     probe = ready_probe(offence_code="common_assault")
     request = searched_without_match(probe)
     probe.add_to_unresolved_cache(

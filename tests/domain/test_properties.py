@@ -77,6 +77,7 @@ def approval_command(draw, approval: LibraryApproval):
 @FAST
 @given(st.data(), st.sampled_from(list(LibraryKind)))
 def test_A01_refused_commands_change_nothing_but_the_refusal_record_and_replay_is_equal(data, kind):
+    """A-01: refused commands change nothing but the refusal record and replay is equal."""
     approval = LibraryApproval.apply_for(ANALYST, T0, application(kind))
     for _ in range(data.draw(st.integers(1, 8))):
         command = approval_command(data.draw, approval)
@@ -100,6 +101,7 @@ def test_A01_refused_commands_change_nothing_but_the_refusal_record_and_replay_i
     urgent=st.booleans(),
 )
 def test_S02_progressive_order_holds_for_any_libraries_and_results(levels, attempts, urgent):
+    """S-02: progressive order holds for any libraries and results."""
     probe = ready_probe()
     pairs = [
         searchable_library(name=f"L{i}", level=level, purposes=frozenset(probe.form.purposes))

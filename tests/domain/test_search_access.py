@@ -108,7 +108,7 @@ def test_L13_an_approving_officer_outside_the_library_cannot_approve_or_reject_i
     request.approve(INSPECTOR, T0, "necessary", access)
 
 
-def test_P09_a_sergeant_approving_a_collection_search_is_refused_under_P09_alone():
+def test_P09_a_sergeant_approving_a_collection_search_is_refused_under_alone():
     probe = ready_probe(collection_id="COLL-1")
     request = open_request(probe, searchable_library())
     assert request.required_approvals == frozenset({"P-09"})
@@ -121,7 +121,7 @@ def test_P08_P09_a_sergeant_is_refused_under_every_rule_that_needs_the_approval(
     exactly(("P-08", "P-09"), lambda: request.approve(SERGEANT, T0, "needed", approvals_of(request)), request)
 
 
-def test_L12_a_search_after_the_approval_was_stopped_cites_L12_with_L01():
+def test_L12_L01_a_search_after_the_approval_was_stopped_cites_with():
     probe = ready_probe()
     approval, _ = pair = searchable_library()
     request = open_request(probe, pair)
@@ -130,7 +130,7 @@ def test_L12_a_search_after_the_approval_was_stopped_cites_L12_with_L01():
     assert {"L-01", "L-12"} <= set(error.rule_ids) and "L-10" not in error.rule_ids
 
 
-def test_L12_a_search_after_the_approval_expired_cites_L12_with_L01():
+def test_L12_L01_a_search_after_the_approval_expired_cites_with():
     probe = ready_probe()
     pair = searchable_library(expires_at=at(10))
     request = open_request(probe, pair)
@@ -138,7 +138,7 @@ def test_L12_a_search_after_the_approval_expired_cites_L12_with_L01():
     assert {"L-01", "L-12"} <= set(error.rule_ids)
 
 
-def test_L10_a_search_after_a_superintendent_stopped_an_urgent_inspector_approval_cites_L10_and_L12():
+def test_L10_L12_a_search_after_a_superintendent_stopped_an_urgent_inspector_approval_cites_and():
     probe = ready_probe()
     approval = LibraryApproval.apply_for(ANALYST, T0, _temporary_application())
     urgency = Urgency(UrgencyBasis.RISK_TO_LIFE_OR_HARM, "a child is missing")
@@ -150,7 +150,7 @@ def test_L10_a_search_after_a_superintendent_stopped_an_urgent_inspector_approva
     assert {"L-01", "L-10", "L-12"} <= set(error.rule_ids)
 
 
-def test_L01_a_library_never_approved_cites_L01_alone():
+def test_L01_a_library_never_approved_cites_alone():
     never = LibraryApproval.apply_for(ANALYST, T0, _temporary_application())
     decision = approval_covers(never, [], T0, CONFIG)
     assert not decision.allowed and decision.rule_ids == ("L-01",)

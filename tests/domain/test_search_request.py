@@ -67,6 +67,7 @@ def test_S01_request_needs_at_least_one_library():
 
 
 def test_S01_ready_probe_and_approved_library_are_searched():
+    """S-01: ready probe and approved library are searched."""
     probe, pair = ready_probe(), searchable_library()
     request = open_request(probe, pair)
     search(request, probe, pair)
@@ -179,6 +180,7 @@ def test_S03_each_library_needs_a_reason_and_only_requested_libraries_are_search
 
 
 def test_S04_candidates_listed_by_rank_or_score_with_library_and_algorithm():
+    """S-04: candidates listed by rank or score with library and algorithm."""
     probe, pair = ready_probe(), searchable_library()
     request = open_request(probe, pair)
     lib = str(pair[1].id)
@@ -192,7 +194,7 @@ def test_S04_candidates_listed_by_rank_or_score_with_library_and_algorithm():
     assert all(c.algorithm_id == ALG and c.library_id == lib for c in request.candidates())
 
 
-def test_S04_malformed_ranks_and_T01_foreign_algorithm_are_refused():
+def test_S04_T01_malformed_ranks_and_foreign_algorithm_are_refused():
     probe, pair = ready_probe(), searchable_library()
     request = open_request(probe, pair)
     lib = str(pair[1].id)
@@ -230,6 +232,7 @@ def test_S05_adjudication_needs_a_rationale_and_makes_the_viable_match():
 
 
 def test_S06_match_report_carries_the_verbatim_caveat_and_performance_link(policy_text):
+    """S-06: match report carries the verbatim caveat and performance link."""
     request, first = matched_request()
     request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1", approvals=approvals_of(request))
     report = request.reports["MR-1"]
@@ -261,6 +264,7 @@ def test_S06_no_match_report_for_an_unadjudicated_or_not_viable_candidate():
 
 
 def test_S07_dissemination_recorded_with_recipient_legal_basis_and_safeguards():
+    """S-07: dissemination recorded with recipient legal basis and safeguards."""
     request, first = matched_request()
     request.issue_match_report(ANALYST, at(1), first.candidate_id, "MR-1", approvals=approvals_of(request))
     request.record_dissemination(ANALYST, at(2), "MR-1", SHARE, approvals=approvals_of(request))

@@ -112,7 +112,7 @@ def test_P08_P12_a_request_is_declined_with_a_rationale_and_may_be_made_again():
     assert probe.ucc_request.status is UccRequestStatus.PENDING
 
 
-def test_U01_only_the_probes_requester_asks_and_only_when_U01_holds():
+def test_U01_only_the_probes_requester_asks_and_only_when_holds():
     """U-01 at request time: the requester, a search done, no known match, a Form 3 ground."""
     probe = ready_probe()
     refused(
@@ -151,7 +151,7 @@ def test_U01_only_the_probes_requester_asks_and_only_when_U01_holds():
     )
 
 
-def test_P08_only_an_inspector_or_above_decides_and_never_the_requester_P12():
+def test_P08_P12_only_an_inspector_or_above_decides_and_never_the_requester():
     """P-08: a Sergeant is refused; P-12: an Inspector who asked for it cannot approve it."""
     probe, request = requested()
     refused(
@@ -222,7 +222,7 @@ def test_U01_an_inspectors_own_addition_waits_while_a_request_is_pending():
 
 
 def test_U01_the_request_events_carry_plain_non_biometric_data_and_replay():
-    """A-01: the new events hold ids, grounds, ranks and text, and replay through their stored form."""
+    """U-01: A-01: the new events hold ids, grounds, ranks and text, and replay through their stored form."""
     probe, request = requested()
     probe.approve_unresolved_cache_addition(INSPECTOR, at(2), [request], "approved", config=CONFIG)
     new = [e for e in probe.pending_events if type(e).__name__.startswith("UccAddition")]

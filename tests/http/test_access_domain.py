@@ -52,7 +52,7 @@ def test_the_id_is_the_hash_so_a_presented_secret_finds_its_token():
         (Actor("admin", {Role.ADMINISTRATOR}, active=False), {}, "disabled"),
     ],
 )
-def test_issuing_is_refused_and_recorded_under_a_05(actor, overrides, reason):
+def test_A05_issuing_is_refused_and_recorded_under(actor, overrides, reason):
     with pytest.raises(PolicyRefusal) as refused:
         _issue(actor, **overrides)
     assert refused.value.rule_ids == ("A-05",) and reason in refused.value.reason

@@ -40,6 +40,7 @@ def admin_client(tmp_path) -> Iterator[tuple[TestClient, Counter]]:
 
 
 def test_A05_one_read_of_the_callers_user_per_request(admin_client):
+    """A-05: one read of the callers user per request."""
     client, reads = admin_client
     admin = User.id_for("admin")
     for method, path, body in [
@@ -54,7 +55,7 @@ def test_A05_one_read_of_the_callers_user_per_request(admin_client):
 
 
 def test_A05_a_request_does_not_see_another_requests_user(admin_client):
-    """The acting user is scoped to its request: a second caller is read afresh, as themselves."""
+    """A-05: The acting user is scoped to its request: a second caller is read afresh, as themselves."""
     client, _ = admin_client
     client.post("/users", json={"user_id": "other-admin", "roles": ["administrator"]})
     client.put("/users/other-admin/training", json={"trained": True, "reason": "done"})

@@ -85,7 +85,7 @@ def test_an_untrained_auditor_is_refused_by_the_domain(live_server):
 
 
 @pytest.mark.parametrize("role", [Role.RFR_USER, Role.SRO, Role.ADMINISTRATOR])
-def test_A03_anyone_but_an_auditor_is_refused_under_A03_and_the_refusal_recorded(live_server, auditor, role):
+def test_A03_anyone_but_an_auditor_is_refused_under_and_the_refusal_recorded(live_server, auditor, role):
     """A-03: only Auditors read the audit trail; the refusal names A-03 (not the generic A-05)."""
     reader = live_server.user([role.value], prefix=f"not-auditor-{role.value}")
     before = stored_events(live_server)

@@ -103,7 +103,7 @@ def test_C01_the_form_3_schema_publishes_the_codes_as_the_offence_enum(server):
         assert [c for c in field["enum"] if c is not None] == list(OFFENCE_CODES)
 
 
-def test_C01_a_form_3_with_a_typod_offence_code_is_refused_naming_C01_and_recorded(server, people, photos):
+def test_C01_a_form_3_with_a_typod_offence_code_is_refused_naming_and_recorded(server, people, photos):
     """C-01: an unknown code is refused by the domain, not by the schema, so the refusal is recorded."""
     photo = photos[PROBE_SUBJECT][1]
     before = stored_events(server)

@@ -70,9 +70,10 @@ def _refused_by_hold(response) -> None:
     assert body["rule_ids"] == ["R-04"] and body["recorded"] is True
 
 
-def test_a_held_library_keeps_its_images_until_lifted_then_a_search_no_longer_finds_a_purged_one_R04_R05(
+def test_R04_R05_a_held_library_keeps_its_images_until_lifted_then_a_search_no_longer_finds_a_purged_one(
     server, people, photos
 ):
+    """R-04: a held library keeps its images until lifted then a search no longer finds a purged one."""
     library = approved_library(people, name="LFW erasure")
     gallery = [(who, p) for who in (TARGET, OTHER) for p in photos[who][:2]]
     assert enrol(people, library["id"], gallery)["enrolled"] == len(gallery)
@@ -117,7 +118,8 @@ def test_a_held_library_keeps_its_images_until_lifted_then_a_search_no_longer_fi
     assert_only_the_fact(fact, people.lead.user_id, "subject acquitted")
 
 
-def test_a_held_probe_is_kept_until_lifted_then_its_faces_are_gone_R04_R05(server, people, photos):
+def test_R04_R05_a_held_probe_is_kept_until_lifted_then_its_faces_are_gone(server, people, photos):
+    """R-04, R-05: a held probe is kept until lifted then its faces are gone."""
     probe = ready_probe(people, photos[OTHER][2])
     probe_id = probe["probe_id"]
     face_url = f"/probes/{probe_id}/faces/{quote(probe['faces'][0]['face_id'], safe='')}/thumbnail"

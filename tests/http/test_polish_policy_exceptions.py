@@ -33,7 +33,7 @@ def _queue(user: ApiUser) -> list[str]:
     return ids
 
 
-def test_an_exception_is_recorded_queued_and_reviewed_once_by_the_sro_A06(people):
+def test_A06_an_exception_is_recorded_queued_and_reviewed_once_by_the_sro(people):
     related = str(uuid.uuid4())
     recorded = people["analyst"].client.post(
         "/policy-exceptions", json={**EXCEPTION, "related_ids": [related]}
@@ -60,7 +60,8 @@ def test_an_exception_is_recorded_queued_and_reviewed_once_by_the_sro_A06(people
     assert again.json()["rule_ids"] == ["A-06"] and again.json()["recorded"] is True
 
 
-def test_an_exception_without_legal_advice_is_refused_and_the_refusal_recorded_A06_A01(people):
+def test_A06_A01_an_exception_without_legal_advice_is_refused_and_the_refusal_recorded(people):
+    """A-01: an exception without legal advice is refused and the refusal recorded."""
     response = people["analyst"].client.post("/policy-exceptions", json={**EXCEPTION, "legal_advice": " "})
     assert response.status_code == 403, response.text
     problem = response.json()
@@ -69,7 +70,8 @@ def test_an_exception_without_legal_advice_is_refused_and_the_refusal_recorded_A
     assert problem["recorded"] is True
 
 
-def test_only_the_sro_reviews_and_unknown_exceptions_are_not_found_A06_A05(people):
+def test_A06_A05_only_the_sro_reviews_and_unknown_exceptions_are_not_found(people):
+    """A-06, A-05: only the sro reviews and unknown exceptions are not found."""
     view = people["analyst"].client.post("/policy-exceptions", json=EXCEPTION).json()
     refused = people["inspector"].client.post(
         f"/policy-exceptions/{view['id']}/review", json={"endorsed": True, "notes": "fine by me"}

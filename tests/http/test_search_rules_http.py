@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from workflow_builders import (
@@ -136,7 +137,7 @@ def test_L13_an_inspector_outside_the_library_cannot_approve_or_reject_its_searc
     assert approved["approval"]["by"] == people.inspector.user_id
 
 
-def test_P09_a_sergeant_approving_a_collection_search_is_refused_under_P09(server, people, photos, library):
+def test_P09_a_sergeant_approving_a_collection_search_is_refused_under(server, people, photos, library):
     sergeant = server.user(
         ["approving_officer", "rfr_user"], rank="sergeant", teams=[people.team], prefix="sergeant"
     )
@@ -148,7 +149,7 @@ def test_P09_a_sergeant_approving_a_collection_search_is_refused_under_P09(serve
     refused_exactly(server, before, response, "P-09")
 
 
-def test_L12_a_search_after_the_approval_was_stopped_names_L12_with_L01(server, people, photos):
+def test_L12_L01_a_search_after_the_approval_was_stopped_names_with(server, people, photos):
     stopped = approved_library(people, name="LFW to stop (rules)")
     enrol(people, stopped["id"], [(IDENTITIES[0], photos[IDENTITIES[0]][0])])
     ok(people.sro.client.post(f"/library-approvals/{stopped['approval_id']}/stop", json={"reason": "Done"}))
@@ -157,7 +158,7 @@ def test_L12_a_search_after_the_approval_was_stopped_names_L12_with_L01(server, 
     refused_exactly(server, before, open_search(people, probe["probe_id"], stopped["id"]), "L-01", "L-12")
 
 
-def test_L10_a_search_after_a_superintendent_stopped_an_urgent_inspector_approval_names_L10(
+def test_L10_a_search_after_a_superintendent_stopped_an_urgent_inspector_approval_names(
     server, people, photos
 ):
     applied = ok(
@@ -208,6 +209,7 @@ def test_P04_a_request_awaits_the_probes_endorsement_until_an_inspector_gives_it
 def test_S02_form_3_urgency_search_all_applies_without_repeating_it_on_the_request(
     server, people, photos, library
 ):
+    """S-02: form 3 urgency search all applies without repeating it on the request."""
     higher = approved_library(people, level=3, name="LFW level 3 (urgent)")
     enrol(people, higher["id"], [(IDENTITIES[2], photos[IDENTITIES[2]][0])])
     urgency = {"basis": "risk_to_life_or_harm", "rationale": "Armed suspect at large", "search_all": True}
@@ -216,3 +218,28 @@ def test_S02_form_3_urgency_search_all_applies_without_repeating_it_on_the_reque
     assert search["urgency"]["search_all"] is True
     run = ok(people.analyst.client.post(f"/searches/{search['id']}/runs", json={"library_id": higher["id"]}))
     assert run["library_id"] == higher["id"], "search all: the higher level first is allowed"
+
+
+def test_L13_a_user_outside_the_library_cannot_adjudicate_a_ucc_match(server, people, photos):
+    """U-02 queues a match of new material for a cached probe; L-13 binds its adjudication too."""
+    ucc_library = approved_library(people, name="LFW UCC rules")
+    enrol(people, ucc_library["id"], [(IDENTITIES[1], photos[IDENTITIES[1]][0])])
+    wanted = IDENTITIES[0]
+    probe = ready_probe(people, photos[wanted][2])
+    search = ok(open_search(people, probe["probe_id"], ucc_library["id"]), 201)
+    run = ok(people.analyst.client.post(f"/searches/{search['id']}/runs"))
+    for candidate in run["candidates"]:
+        verdict = {"candidate_id": candidate["candidate_id"], "viable": False, "rationale": "Different"}
+        ok(people.analyst.client.post(f"/searches/{search['id']}/adjudications", json=verdict))
+    entry = {"probe_id": probe["probe_id"], "grounds": ["b_offence"], "rationale": "Still unidentified"}
+    ok(people.inspector.client.post("/cache/entries", json=entry), 201)
+    # New material of the wanted person: U-02 re-searches the cached probe against it.
+    enrol(people, ucc_library["id"], [(wanted, photos[wanted][0])])
+    matches = ok(people.analyst.client.get(f"/cache/entries/{probe['probe_id']}/matches"))["matches"]
+    assert matches, "the new photo of the same person is queued for adjudication"
+    match_id = quote(matches[0]["match_id"], safe="")
+    path = f"/cache/entries/{probe['probe_id']}/matches/{match_id}/adjudication"
+    before = stored_events(server)
+    response = people.outsider.client.post(path, json={"viable": True, "rationale": "Looks alike"})
+    refused_exactly(server, before, response, "L-13")
+    assert ok(people.analyst.client.post(path, json={"viable": True, "rationale": "Same scar"}))

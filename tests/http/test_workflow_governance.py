@@ -52,7 +52,7 @@ def applied(people: Cast, kind: str = "temporary") -> str:
     return ok(people.analyst.client.post("/library-approvals", json=application(kind)), 201)["id"]
 
 
-def test_an_inspectors_urgent_approval_is_flagged_until_a_superintendent_ratifies_it_L10(people):
+def test_L10_an_inspectors_urgent_approval_is_flagged_until_a_superintendent_ratifies_it(people):
     approval = applied(people)
     body = {"record": approval_record(people.team, review_due=later(20)), "urgency": URGENCY}
     urgent = ok(people.inspector.client.post(f"/library-approvals/{approval}/urgent-approval", json=body))
@@ -68,7 +68,7 @@ def test_an_inspectors_urgent_approval_is_flagged_until_a_superintendent_ratifie
     assert "L-10" not in flags(people, approval)
 
 
-def test_a_verbal_approval_awaits_its_written_rationale_L09(people):
+def test_L09_a_verbal_approval_awaits_its_written_rationale(people):
     approval = applied(people)
     body = {"record": approval_record(people.team, rationale="", review_due=later(20)), "urgency": URGENCY}
     verbal = ok(people.superintendent.client.post(f"/library-approvals/{approval}/approval", json=body))
@@ -81,7 +81,8 @@ def test_a_verbal_approval_awaits_its_written_rationale_L09(people):
     assert written["written_rationale_due"] is None and "L-09" not in flags(people, approval)
 
 
-def test_review_variation_stop_and_expiry_L07_L08_L12(people):
+def test_L07_L08_L12_review_variation_stop_and_expiry(people):
+    """L-07, L-08: review variation stop and expiry."""
     approval = applied(people, "substantive")
     record = approval_record(people.team, purposes=["a_identify"])
     ok(people.sro.client.post(f"/library-approvals/{approval}/approval", json={"record": record}))
@@ -127,7 +128,7 @@ def test_a_rejected_application_cannot_be_approved_after_all(people):
     assert problem(again, 403, "policy-refusal")["recorded"] is True
 
 
-def test_a_subject_aged_13_to_15_needs_an_inspectors_endorsement_P04(people, photo):
+def test_P04_a_subject_aged_13_to_15_needs_an_inspectors_endorsement(people, photo):
     probe = submitted_probe(people, photo, perceived_age="13_15")
     assert probe["missing_endorsements"] == ["P-04"] and not probe["ready_for_search"]
     governance = ok(people.analyst.client.get(f"/probes/{probe['probe_id']}/governance"))
@@ -142,7 +143,7 @@ def test_a_subject_aged_13_to_15_needs_an_inspectors_endorsement_P04(people, pho
     )
 
 
-def test_a_vulnerability_endorsement_needs_technical_advice_first_P06(people, photo):
+def test_P06_a_vulnerability_endorsement_needs_technical_advice_first(people, photo):
     vulnerable = {"suspected_relevant_disability": True, "suspected_predates_gender_reassignment": False}
     probe = submitted_probe(people, photo, vulnerability=vulnerable)
     url = f"/probes/{probe['probe_id']}"
@@ -159,7 +160,7 @@ def test_a_vulnerability_endorsement_needs_technical_advice_first_P06(people, ph
     assert endorsed["technical_advice"] == advice["advice"] and endorsed["missing_endorsements"] == []
 
 
-def test_a_face_the_detector_missed_can_be_drawn_and_is_then_templated_P11(people, photo):
+def test_P11_a_face_the_detector_missed_can_be_drawn_and_is_then_templated(people, photo):
     probe = submitted_probe(people, photo)
     face = probe["faces"][0]
     box = {k: face[k] for k in ("left", "top", "right", "bottom")}

@@ -81,7 +81,7 @@ def only_a_refusal_was_stored(server, before: list[str]) -> None:
     assert len(added) == 1 and added[0].endswith(("Refused", "RefusedAttempt.Recorded")), added
 
 
-def test_a_library_needs_an_approval_in_force_L01(server, people):
+def test_L01_a_library_needs_an_approval_in_force(server, people):
     applied = ok(people.analyst.client.post("/library-approvals", json=application()), 201)
     before = stored_events(server)
     response = people.lead.client.post("/libraries", json={"name": "too early", "approval_id": applied["id"]})
@@ -89,7 +89,8 @@ def test_a_library_needs_an_approval_in_force_L01(server, people):
     only_a_refusal_was_stored(server, before)
 
 
-def test_a_stopped_approval_makes_its_library_unsearchable_L12(server, people, photos):
+def test_L12_a_stopped_approval_makes_its_library_unsearchable(server, people, photos):
+    """L-12: a stopped approval makes its library unsearchable."""
     library = approved_library(people, name="LFW to stop")
     enrol(people, library["id"], [(IDENTITIES[0], photos[IDENTITIES[0]][0])])
     ok(
@@ -102,7 +103,7 @@ def test_a_stopped_approval_makes_its_library_unsearchable_L12(server, people, p
     assert "L-01" in body["rule_ids"]
 
 
-def test_a_subject_perceived_under_13_is_not_searched_P03(server, people, photos):
+def test_P03_a_subject_perceived_under_13_is_not_searched(server, people, photos):
     before, blobs = stored_events(server), blob_count(server)
     response = people.analyst.client.post(
         "/probes", files=[image_part(photos[IDENTITIES[0]][2]), form3_part(form3(perceived_age="under_13"))]
@@ -112,7 +113,7 @@ def test_a_subject_perceived_under_13_is_not_searched_P03(server, people, photos
     assert blob_count(server) == blobs, "no image kept of a refused probe"
 
 
-def test_pre_rfr_checks_are_needed_unless_urgency_is_declared_P02(server, people, photos):
+def test_P02_pre_rfr_checks_are_needed_unless_urgency_is_declared(server, people, photos):
     before = stored_events(server)
     response = people.analyst.client.post(
         "/probes", files=[image_part(photos[IDENTITIES[0]][2]), form3_part(form3(pre_rfr_checks=None))]
@@ -128,13 +129,13 @@ def test_pre_rfr_checks_are_needed_unless_urgency_is_declared_P02(server, people
     assert urgent["faces"]
 
 
-def test_an_incomplete_form_1_is_refused_naming_what_is_missing_L04(server, people):
+def test_L04_an_incomplete_form_1_is_refused_naming_what_is_missing(server, people):
     response = people.analyst.client.post("/library-approvals", json=application(legal_basis=" "))
     body = refused(response, "L-04")
     assert "legal_basis" in body["reason"] or "legal basis" in body["reason"]
 
 
-def test_progressive_order_cannot_be_skipped_S02(server, people, photos, searchable):
+def test_S02_progressive_order_cannot_be_skipped(server, people, photos, searchable):
     higher = approved_library(people, level=3, name="LFW level 3")
     enrol(people, higher["id"], [(IDENTITIES[2], photos[IDENTITIES[2]][0])])
     lower = searchable["library"]
@@ -149,7 +150,7 @@ def test_progressive_order_cannot_be_skipped_S02(server, people, photos, searcha
     assert second["library_id"] == higher["id"], "no viable match below: the next level may be searched"
 
 
-def test_a_user_outside_the_access_restrictions_cannot_list_search_or_see_candidates_L13(
+def test_L13_a_user_outside_the_access_restrictions_cannot_list_search_or_see_candidates(
     server, people, searchable
 ):
     library, probe = searchable["library"], searchable["probe"]
@@ -180,7 +181,7 @@ def test_a_probe_face_is_shown_to_its_submitter_only(server, people, searchable)
     assert body["recorded"] is True
 
 
-def test_wrong_roles_are_refused_at_the_gate_and_recorded_A05(server, people, photos):
+def test_A05_wrong_roles_are_refused_at_the_gate_and_recorded(server, people, photos):
     attempts = [
         people.auditor.client.post(
             "/probes", files=[image_part(photos[IDENTITIES[0]][2]), form3_part(form3())]
@@ -204,7 +205,7 @@ def test_wrong_roles_are_refused_at_the_gate_and_recorded_A05(server, people, ph
     refused(by_inspector, "L-02")
 
 
-def test_a_search_of_a_level_4_library_waits_for_an_inspectors_approval_P08(
+def test_P08_a_search_of_a_level_4_library_waits_for_an_inspectors_approval(
     server, people, photos, searchable
 ):
     high = approved_library(people, level=4, name="LFW level 4")
@@ -231,7 +232,7 @@ def test_a_search_of_a_level_4_library_waits_for_an_inspectors_approval_P08(
     refused(people.analyst.client.post(f"/searches/{other['id']}/runs"), "S-01")
 
 
-def test_templates_are_never_disseminated_S07(server, people, searchable):
+def test_S07_templates_are_never_disseminated(server, people, searchable):
     library, probe = searchable["library"], searchable["probe"]
     search = ok(open_search(people, probe["probe_id"], library["id"]), 201)
     run = ok(people.analyst.client.post(f"/searches/{search['id']}/runs"))

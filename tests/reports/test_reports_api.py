@@ -47,6 +47,7 @@ def test_A04_administrator_runs_the_usage_report_as_json_and_csv(reports_server:
 
 
 def test_A04_auditor_may_run_the_report_but_not_schedule_it(reports_server: LiveServer) -> None:
+    """A-04: auditor may run the report but not schedule it."""
     auditor = reports_server.user(["auditor"], prefix="auditor")
     assert auditor.client.get("/reports/usage", params={"reason": "oversight"}).status_code == 200
     create = auditor.client.post(

@@ -46,12 +46,14 @@ def utc(*parts: int) -> datetime:
 def test_A04_periods_are_calendar_periods_in_utc(
     frequency: ReportFrequency, moment: datetime, start: datetime, end: datetime, label: str
 ) -> None:
+    """A-04: periods are calendar periods in utc."""
     period = frequency.period_containing(moment)
     assert (period.start, period.end, period.label) == (start, end, label)
     assert period.following().start == end
 
 
 def test_A04_the_period_in_progress_at_creation_is_due_once_it_ends() -> None:
+    """A-04: the period in progress at creation is due once it ends."""
     schedule = ReportSchedule.create(ADMIN, CREATED, "daily usage", DAILY, [ADMIN_2])
     assert schedule.due_periods(utc(2024, 2, 28, 23, 59, 59)) == ()
     due = schedule.due_periods(utc(2024, 2, 29))
@@ -69,6 +71,7 @@ def test_A04_the_period_in_progress_at_creation_is_due_once_it_ends() -> None:
 
 
 def test_A04_a_delivered_period_is_not_due_again_and_deliveries_go_in_order() -> None:
+    """A-04: a delivered period is not due again and deliveries go in order."""
     schedule = ReportSchedule.create(ADMIN, CREATED, "hourly usage", HOURLY, [ADMIN_2, ADMIN])
     now = utc(2024, 2, 28, 13, 5)
     first, second, third = schedule.due_periods(now)
@@ -91,6 +94,7 @@ def test_A04_a_delivered_period_is_not_due_again_and_deliveries_go_in_order() ->
 
 
 def test_A04_only_enabled_administrators_receive_a_report() -> None:
+    """A-04: only enabled administrators receive a report."""
     schedule = ReportSchedule.create(ADMIN, CREATED, "daily usage", DAILY, [ADMIN, ADMIN_2])
     period = schedule.due_periods(utc(2024, 3, 1))[0]
     demoted = Actor("admin2", {Role.RFR_USER})
@@ -114,6 +118,7 @@ def test_A04_only_enabled_administrators_receive_a_report() -> None:
 def test_A04_a_new_frequency_starts_with_the_period_in_progress_and_a_cancelled_schedule_is_never_due() -> (
     None
 ):
+    """A-04: a new frequency starts with the period in progress and a cancelled schedule is never due."""
     schedule = ReportSchedule.create(ADMIN, CREATED, "hourly usage", HOURLY, [ADMIN_2])
     schedule.record_delivery(
         utc(2024, 2, 28, 11), schedule.next_period(), [ADMIN_2], location="l", digest="d"
@@ -132,6 +137,7 @@ def test_A04_a_new_frequency_starts_with_the_period_in_progress_and_a_cancelled_
 
 
 def test_A04_use_case_administrators_schedule_for_administrators(world: World, clock: FixedClock) -> None:
+    """A-04: use case administrators schedule for administrators."""
     schedules = ReportSchedules(world.app, clock)
     view = schedules.create("admin", "daily usage", "daily", ["admin2"])
     assert (view.frequency, view.recipients, view.status, view.created_by) == (
@@ -172,6 +178,7 @@ def test_A04_use_case_administrators_schedule_for_administrators(world: World, c
 def test_A04_A05_wrong_schedules_are_refused_and_the_refusal_recorded(
     world: World, clock: FixedClock, acting: str, recipients: list[str], rule: str, reason: str
 ) -> None:
+    """A-04, A-05: wrong schedules are refused and the refusal recorded."""
     with pytest.raises(PolicyRefusal) as refused:
         ReportSchedules(world.app, clock).create(acting, "usage", HOURLY, recipients)
     assert rule in refused.value.rule_ids and reason in refused.value.reason
@@ -182,6 +189,7 @@ def test_A04_A05_wrong_schedules_are_refused_and_the_refusal_recorded(
 def test_A04_a_non_administrator_cannot_change_read_or_cancel_and_the_refusal_stays_on_the_schedule(
     world: World, clock: FixedClock
 ) -> None:
+    """A-04: a non administrator cannot change read or cancel and the refusal stays on the schedule."""
     schedules = ReportSchedules(world.app, clock)
     view = schedules.create("admin", "daily usage", DAILY, ["admin2"])
     with pytest.raises(PolicyRefusal):

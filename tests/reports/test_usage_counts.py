@@ -37,6 +37,7 @@ def _overdue_ids(report: UsageReport) -> tuple[list[str], list[str]]:
 
 
 def test_A04_real_time_report_counts_every_fact_of_the_history(world: World, history: History) -> None:
+    """A-04: real time report counts every fact of the history."""
     report = UsageReports(world.app, world.clock).run("admin2")
     s = report.sections
     assert report.real_time and report.period_from is None and report.period_to == DAY_100
@@ -109,6 +110,7 @@ def test_A04_real_time_report_counts_every_fact_of_the_history(world: World, his
 def test_A04_a_period_counts_only_what_happened_in_it_and_states_at_its_end(
     world: World, history: History
 ) -> None:
+    """A-04: a period counts only what happened in it and states at its end."""
     reports = UsageReports(world.app, world.clock)
     first = reports.run("admin2", start=T0, end=DAY_1)
     searches = first.sections["searches"]
@@ -164,6 +166,7 @@ def test_A04_a_period_counts_only_what_happened_in_it_and_states_at_its_end(
 
 
 def test_A04_csv_carries_the_same_numbers_as_json(world: World, history: History) -> None:
+    """A-04: csv carries the same numbers as json."""
     report = UsageReports(world.app, world.clock).run("admin2", fmt="csv")
     content, media_type = report.render("csv")
     assert media_type.startswith("text/csv")
@@ -203,6 +206,7 @@ def _count_numbers(sections: dict[str, Any]) -> int:
 def test_A04_runs_are_recorded_and_a_wrong_role_is_refused_and_recorded(
     world: World, history: History
 ) -> None:
+    """A-04: runs are recorded and a wrong role is refused and recorded."""
     reports = UsageReports(world.app, world.clock)
     with pytest.raises(PolicyRefusal) as refused:
         reports.run("analyst")
@@ -230,6 +234,7 @@ def test_A04_runs_are_recorded_and_a_wrong_role_is_refused_and_recorded(
 
 
 def test_A04_a_period_that_ends_before_it_starts_is_refused_before_anything_runs(world: World) -> None:
+    """A-04: a period that ends before it starts is refused before anything runs."""
     with pytest.raises(ValueError, match="start before it ends"):
         UsageReports(world.app, world.clock).run("admin2", start=DAY_1, end=T0)
     with pytest.raises(ValueError, match="format"):
@@ -237,6 +242,7 @@ def test_A04_a_period_that_ends_before_it_starts_is_refused_before_anything_runs
 
 
 def test_A04_report_from_a_sqlite_store_after_a_restart(tmp_path: Path) -> None:
+    """A-04: report from a sqlite store after a restart."""
     clock = FixedClock()
     with sqlite_app(tmp_path) as app:
         history = build_history(World(app, clock).populate())

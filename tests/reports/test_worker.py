@@ -37,6 +37,7 @@ def _services(world: World, clock: FixedClock, data_dir: Path) -> Services:
 def test_A04_worker_writes_the_due_report_and_records_its_delivery(
     world: World, clock: FixedClock, tmp_path: Path
 ) -> None:
+    """A-04: worker writes the due report and records its delivery."""
     view = ReportSchedules(world.app, clock).create("admin", "daily usage", "daily", ["admin2", "admin"])
     world.approved()  # something to count on the first day
     assert run_round(_services(world, clock, tmp_path)) == ()  # 2024-03-01 has not ended
@@ -88,6 +89,7 @@ def document_of(data_dir: Path, schedule_id: object, label: str) -> dict:
 def test_A04_a_period_nobody_may_receive_is_withheld_and_no_file_is_written(
     world: World, clock: FixedClock, tmp_path: Path
 ) -> None:
+    """A-04: a period nobody may receive is withheld and no file is written."""
     view = ReportSchedules(world.app, clock).create("admin", "hourly usage", "hourly", ["admin2"])
     world.users.disable("admin", "admin2", "left the force")
     clock.advance(hours=1)
@@ -105,6 +107,7 @@ def test_A04_a_period_nobody_may_receive_is_withheld_and_no_file_is_written(
 
 
 def test_A04_file_sink_refuses_names_that_leave_its_folder(tmp_path: Path) -> None:
+    """A-04: file sink refuses names that leave its folder."""
     sink = FileReportSink(tmp_path)
     assert sink.write("abc", "2024-03", b"{}") == "reports/abc/2024-03.json"
     for schedule_id, label in [("..", "x"), ("a/b", "x"), ("abc", "../x"), ("abc", "")]:
@@ -130,6 +133,7 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_A04_rfr_worker_once_and_rfr_report_usage_on_a_sqlite_store(tmp_path: Path) -> None:
+    """A-04: rfr worker once and rfr report usage on a sqlite store."""
     clock = FixedClock(T0)
     with sqlite_app(tmp_path) as app:
         world = World(app, clock).populate()

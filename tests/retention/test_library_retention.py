@@ -71,6 +71,7 @@ def test_R01_images_past_their_limit_leave_searching_and_are_erased_on_the_first
 
 
 def test_R04_a_hold_suspends_the_deletion_not_the_removal_from_searching_until_it_is_lifted(history: History):
+    """R-04: a hold suspends the deletion not the removal from searching until it is lifted."""
     custody = history.library(
         "custody", ["adam_sandler"], retention_ends=(history.now + timedelta(days=1)).date()
     )

@@ -63,9 +63,10 @@ def test_R02_R03_probes_go_by_31_days_after_their_last_search_and_probes_still_i
     assert history.probe_stored(cached) and history.probe_stored(never_searched)
 
 
-def test_U04_a_removed_cache_entry_goes_within_31_days_and_R04_a_held_probe_is_reported_not_deleted(
+def test_U04_R04_a_removed_cache_entry_goes_within_31_days_and_a_held_probe_is_reported_not_deleted(
     history: History,
 ):
+    """R-04: a removed cache entry goes within 31 days and a held probe is reported not deleted."""
     library = history.library("custody", ["adam_sandler", "bill_simon"])
     cached, request = history.searched_probe("carlos_moya", library)
     history.adjudicate_top(request, viable=False)

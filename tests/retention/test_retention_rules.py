@@ -30,6 +30,7 @@ def _searched(days: float = 0):
 
 
 def test_L12_an_approval_past_its_end_date_has_lapsed_until_its_expiry_is_recorded():
+    """L-12: an approval past its end date has lapsed until its expiry is recorded."""
     approval = b.approved(expires_at=b.at(10))
     assert not approval_lapsed(approval, b.at(9)) and not approval_ended(approval, b.at(9))
     assert approval_lapsed(approval, b.at(10)) and approval_ended(approval, b.at(10))
@@ -37,7 +38,8 @@ def test_L12_an_approval_past_its_end_date_has_lapsed_until_its_expiry_is_record
     assert not approval_lapsed(approval, b.at(11)) and approval_ended(approval, b.at(11))
 
 
-def test_L12_every_image_not_yet_deleted_is_due_once_the_approval_stopped_R01_otherwise():
+def test_L12_R01_every_image_not_yet_deleted_is_due_once_the_approval_stopped_otherwise():
+    """R-01: every image not yet deleted is due once the approval stopped otherwise."""
     approval, library = b.searchable_library()
     assert library_due(library, approval, b.at(1)) is None
     approval.stop(b.SUPERINTENDENT, b.at(1), "operation closed", b.CONFIG)
@@ -48,7 +50,8 @@ def test_L12_every_image_not_yet_deleted_is_due_once_the_approval_stopped_R01_ot
     assert library_due(library, approval, b.at(2)).to_delete == ("lib-1", "lib-2")
 
 
-def test_R01_images_are_due_from_their_limit_day_and_a_hold_is_carried_R04():
+def test_R01_R04_images_are_due_from_their_limit_day_and_a_hold_is_carried():
+    """R-04: images are due from their limit day and a hold is carried."""
     approval, library = b.searchable_library()
     limit = library.images["lib-0"].retention_until
     day_before = b.at((limit - b.T0.date()).days - 1)
@@ -68,7 +71,8 @@ def test_R01_images_are_due_from_their_limit_day_and_a_hold_is_carried_R04():
 
 
 @pytest.mark.parametrize("held", [False, True])
-def test_R03_a_probe_is_due_a_lead_time_before_31_days_after_its_last_search_held_or_not_R04(held):
+def test_R03_R04_a_probe_is_due_a_lead_time_before_31_days_after_its_last_search_held_or_not(held):
+    """R-04: a probe is due a lead time before 31 days after its last search held or not."""
     probe, request = _searched()
     if held:
         probe.place_legal_hold(b.ADMIN, b.T0, HOLD)
