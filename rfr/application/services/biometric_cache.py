@@ -42,7 +42,7 @@ from rfr.domain.rules_search import within_access
 from rfr.domain.search_request import SearchRequest
 
 _PAGE = 500
-READERS = Need(OPERATIONAL_ROLES)
+UCC_MATCH_READERS = Need(OPERATIONAL_ROLES)
 
 
 @attrs.frozen
@@ -259,7 +259,9 @@ class CacheScreening(UseCase):
 
     def queue_of(self, acting_user: str, probe_id: str) -> CacheQueueView:
         """The probe's queued U-02 matches; only those of libraries the reader may access (L-13)."""
-        actor = self._read(acting_user, "read cache matches", READERS, target=f"ProbeImage {probe_id}")
+        actor = self._read(
+            acting_user, "read cache matches", UCC_MATCH_READERS, target=f"ProbeImage {probe_id}"
+        )
         probe = self.load(probe_id, ProbeImage)
         queue = self._queue_or_none(probe)
         if queue is None:

@@ -32,7 +32,7 @@ REQUESTERS = Need((Role.RFR_USER,))
 # above where the policy settings say so) and that they are not the requester (P-12).
 DECIDERS = Need((Role.APPROVING_OFFICER,))
 REMOVERS = Need(OPERATIONAL_ROLES)
-READERS = Need(OPERATIONAL_ROLES)
+UCC_READERS = Need(OPERATIONAL_ROLES)
 
 
 def adder(config_needs_inspector: bool) -> Need:
@@ -242,13 +242,13 @@ class UnresolvedCrimeCache(UseCase):
 
     def get(self, acting_user: str, probe_id: UUID | str) -> CacheEntryView | None:
         """The probe's entry (current or removed), or None if it was never in the cache."""
-        self._read(acting_user, "read cache entry", READERS, target=f"ProbeImage {probe_id}")
+        self._read(acting_user, "read cache entry", UCC_READERS, target=f"ProbeImage {probe_id}")
         probe = self.load(probe_id, ProbeImage)
         return CacheEntryView.of(probe, self.clock.now()) if probe.ucc is not None else None
 
     def addition_request(self, acting_user: str, probe_id: UUID | str) -> CacheRequestView | None:
         """The probe's latest request for an addition, or None if none was ever made."""
-        self._read(acting_user, "read cache addition request", READERS, target=f"ProbeImage {probe_id}")
+        self._read(acting_user, "read cache addition request", UCC_READERS, target=f"ProbeImage {probe_id}")
         probe = self.load(probe_id, ProbeImage)
         return CacheRequestView.of(probe) if probe.ucc_request is not None else None
 
@@ -258,7 +258,7 @@ class UnresolvedCrimeCache(UseCase):
         """Requests in the order they were made, listed from the "requested" events: by default
         only those awaiting a decision, for the Inspectors who decide them. A probe asked for
         again after a decline is listed at each request, always with its latest one."""
-        self._read(acting_user, "list cache addition requests", READERS)
+        self._read(acting_user, "list cache addition requests", UCC_READERS)
         ids, next_after = list_ids(self.app, ProbeImage.UccAdditionRequested, after=after, limit=limit)
         views = []
         for probe_id in dict.fromkeys(ids):
@@ -275,7 +275,7 @@ class UnresolvedCrimeCache(UseCase):
         A probe added again after a removal is listed at each addition, always with its
         current entry; within one page it appears once.
         """
-        self._read(acting_user, "list cache entries", READERS)
+        self._read(acting_user, "list cache entries", UCC_READERS)
         now = self.clock.now()
         ids, next_after = list_ids(self.app, ProbeImage.AddedToUnresolvedCache, after=after, limit=limit)
         views = []
@@ -288,7 +288,7 @@ class UnresolvedCrimeCache(UseCase):
 
     def overdue(self, acting_user: str) -> tuple[CacheEntryView, ...]:
         """U-03: entries in the cache past their review date."""
-        self._read(acting_user, "list overdue cache entries", READERS)
+        self._read(acting_user, "list overdue cache entries", UCC_READERS)
         now = self.clock.now()
         found: dict[UUID, CacheEntryView] = {}
         after: int | None = 0

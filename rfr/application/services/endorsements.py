@@ -15,7 +15,7 @@ from rfr.domain.rules_probe import EndorsementKind
 
 # Advice comes from the facial recognition team: users and the lead who runs them.
 ADVISERS = Need((Role.RFR_USER, Role.OPERATIONAL_LEAD))
-READERS = Need(OPERATIONAL_ROLES)
+ENDORSEMENT_READERS = Need(OPERATIONAL_ROLES)
 
 
 # An approving officer. The rank is the domain's to decide, under the endorsement's own rule:
@@ -136,5 +136,5 @@ class ProbeEndorsements(UseCase):
         return ProbeGovernanceView.of(probe, self.config())
 
     def get(self, acting_user: str, probe_id: UUID | str) -> ProbeGovernanceView:
-        self._read(acting_user, "read probe governance", READERS, target=f"ProbeImage {probe_id}")
+        self._read(acting_user, "read probe governance", ENDORSEMENT_READERS, target=f"ProbeImage {probe_id}")
         return ProbeGovernanceView.of(self.load(probe_id, ProbeImage), self.config())

@@ -14,7 +14,7 @@ from rfr.domain.policy_exception import PolicyException
 
 RECORDERS = Need(OPERATIONAL_ROLES)
 SRO = Need((Role.SRO,))
-READERS = Need(OPERATIONAL_ROLES)
+EXCEPTION_READERS = Need(OPERATIONAL_ROLES)
 
 
 @attrs.frozen
@@ -99,14 +99,16 @@ class PolicyExceptions(UseCase):
         return PolicyExceptionView.of(exception)
 
     def get(self, acting_user: str, exception_id: UUID | str) -> PolicyExceptionView:
-        self._read(acting_user, "read policy exception", READERS, target=f"PolicyException {exception_id}")
+        self._read(
+            acting_user, "read policy exception", EXCEPTION_READERS, target=f"PolicyException {exception_id}"
+        )
         return PolicyExceptionView.of(self.load(exception_id, PolicyException))
 
     def list(
         self, acting_user: str, *, after: int = 0, limit: int = 50, awaiting_sro: bool | None = None
     ) -> Page[PolicyExceptionView]:
         """In order of recording; ``awaiting_sro=True`` is the SRO's queue (filtered per page)."""
-        self._read(acting_user, "list policy exceptions", READERS)
+        self._read(acting_user, "list policy exceptions", EXCEPTION_READERS)
         ids, next_after = list_ids(self.app, PolicyException.Recorded, after=after, limit=limit)
         views = (PolicyExceptionView.of(self.load(i, PolicyException)) for i in ids)
         return Page(

@@ -32,7 +32,7 @@ from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 
 HOLDERS = Need((Role.OPERATIONAL_LEAD, Role.SRO))
-READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
+HOLD_READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
 
 
 class HoldSubject(enum.StrEnum):
@@ -117,5 +117,5 @@ class LegalHolds(UseCase):
         return LegalHoldView.of(subject, target)
 
     def get(self, acting_user: str, subject: HoldSubject, subject_id: UUID | str) -> LegalHoldView:
-        self._read(acting_user, "read legal hold", READERS, target=f"{subject.value} {subject_id}")
+        self._read(acting_user, "read legal hold", HOLD_READERS, target=f"{subject.value} {subject_id}")
         return LegalHoldView.of(subject, self.load(subject_id, _AGGREGATES[subject]))

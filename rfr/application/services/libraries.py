@@ -18,7 +18,7 @@ from rfr.domain.reference_library import LIBRARY_MANAGERS, EnrolledImage, Refere
 from rfr.domain.rules_search import within_access
 
 MANAGERS = Need(LIBRARY_MANAGERS)
-READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
+LIBRARY_READERS = Need((*OPERATIONAL_ROLES, Role.ADMINISTRATOR))
 
 
 @attrs.frozen
@@ -160,12 +160,12 @@ class ReferenceLibraries(UseCase):
         return LibraryView.of(library, approval, self.clock.now())
 
     def get(self, acting_user: str, library_id: UUID | str) -> LibraryView:
-        self._read(acting_user, "read library", READERS, target=f"ReferenceLibrary {library_id}")
+        self._read(acting_user, "read library", LIBRARY_READERS, target=f"ReferenceLibrary {library_id}")
         library = self.load(library_id, ReferenceLibrary)
         return LibraryView.of(library, self._approval(library), self.clock.now())
 
     def list(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[LibraryView]:
-        self._read(acting_user, "list libraries", READERS)
+        self._read(acting_user, "list libraries", LIBRARY_READERS)
         now = self.clock.now()
 
         def view(library_id: UUID) -> LibraryView:
@@ -188,7 +188,7 @@ class ReferenceLibraries(UseCase):
         self._read(
             acting_user,
             "list library contents",
-            READERS,
+            LIBRARY_READERS,
             target=f"ReferenceLibrary {library.id}",
             decide=lambda actor: within_access(approval, actor),
         )

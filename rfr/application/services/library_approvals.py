@@ -34,7 +34,7 @@ RATIFIER = Need((Role.SRO, Role.APPROVING_OFFICER))
 REVIEWERS = Need(GOVERNANCE_ROLES)
 # Expiry is bookkeeping once the end date passes; whoever watches the approvals may record it.
 EXPIRERS = Need((Role.ADMINISTRATOR, *GOVERNANCE_ROLES))
-READERS = Need(OPERATIONAL_ROLES)
+APPROVAL_READERS = Need(OPERATIONAL_ROLES)
 
 
 @attrs.frozen
@@ -305,14 +305,16 @@ class LibraryApprovals(UseCase):
     # -- queries -----------------------------------------------------------------------------
 
     def get(self, acting_user: str, approval_id: UUID | str) -> ApprovalView:
-        self._read(acting_user, "read library approval", READERS, target=f"LibraryApproval {approval_id}")
+        self._read(
+            acting_user, "read library approval", APPROVAL_READERS, target=f"LibraryApproval {approval_id}"
+        )
         return self._view(self.load(approval_id, LibraryApproval))
 
     def list(
         self, acting_user: str, *, after: int = 0, limit: int = 50, status: str | None = None
     ) -> Page[ApprovalView]:
         """Approvals in application order; ``status`` filters within the page (pages may be short)."""
-        self._read(acting_user, "list library approvals", READERS)
+        self._read(acting_user, "list library approvals", APPROVAL_READERS)
         now, config = self.clock.now(), self.config()
         ids, next_after = list_ids(self.app, LibraryApproval.Applied, after=after, limit=limit)
         views = (ApprovalView.of(self.load(i, LibraryApproval), now, config) for i in ids)

@@ -48,7 +48,7 @@ from rfr.domain.rules_search import Candidate, within_access
 from rfr.domain.search_request import SearchRequest
 
 SEARCHERS = Need((Role.RFR_USER,))
-READERS = Need(OPERATIONAL_ROLES)
+CANDIDATE_READERS = Need(OPERATIONAL_ROLES)
 
 
 @attrs.frozen
@@ -156,7 +156,9 @@ class SearchExecution(UseCase):
 
     def candidates(self, acting_user: str, request_id: UUID | str) -> tuple[FoundCandidate, ...]:
         """The request's potential matches by rank, of the libraries the reader may access (L-13)."""
-        actor = self._read(acting_user, "read candidates", READERS, target=f"SearchRequest {request_id}")
+        actor = self._read(
+            acting_user, "read candidates", CANDIDATE_READERS, target=f"SearchRequest {request_id}"
+        )
         request = self.load(request_id, SearchRequest)
         allowed = {
             lib.library_id
@@ -176,7 +178,7 @@ class SearchExecution(UseCase):
         self._read(
             acting_user,
             "view candidate image",
-            READERS,
+            CANDIDATE_READERS,
             target=f"ReferenceLibrary {library.id}",
             decide=lambda actor: within_access(approval, actor),
         )

@@ -39,7 +39,7 @@ from rfr.domain.search_terms import Urgency
 # a refusal names the rule the policy names.
 USERS = Need((Role.RFR_USER,))
 APPROVERS = Need((Role.APPROVING_OFFICER,))
-READERS = Need(OPERATIONAL_ROLES)
+SEARCH_READERS = Need(OPERATIONAL_ROLES)
 
 
 @attrs.frozen
@@ -470,7 +470,7 @@ class SearchRequests(UseCase):
         self._read(
             acting_user,
             "read search request",
-            READERS,
+            SEARCH_READERS,
             target=f"SearchRequest {request.id}",
             decide=lambda actor: request.visible_to(actor, self._approvals(request)),
         )
@@ -478,7 +478,7 @@ class SearchRequests(UseCase):
 
     def list(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[SearchView]:
         """Requests in opening order; requests the user may not see are left out of the page."""
-        actor = self._read(acting_user, "list search requests", READERS)
+        actor = self._read(acting_user, "list search requests", SEARCH_READERS)
         ids, next_after = list_ids(self.app, SearchRequest.Opened, after=after, limit=limit)
         requests = (self.load(i, SearchRequest) for i in ids)
         return Page(

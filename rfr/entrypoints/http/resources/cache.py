@@ -29,10 +29,10 @@ from rfr.application.services.access import Principal
 from rfr.application.services.biometric_cache import CacheQueueView, CacheScreening
 from rfr.application.services.cache import (
     DECIDERS,
-    READERS,
     REMOVERS,
     REQUESTERS,
     REVIEWERS,
+    UCC_READERS,
     CacheEntryView,
     CacheRequestView,
     UnresolvedCrimeCache,
@@ -191,7 +191,7 @@ def request_addition(
     "/cache/requests",
     sync_to_thread=True,
     summary="Requests to add probes to the cache",
-    **allow(*READERS.roles),
+    **allow(*UCC_READERS.roles),
 )
 def list_requests(
     principal: Caller,
@@ -213,7 +213,7 @@ def list_requests(
     "/cache/requests/{probe_id:uuid}",
     sync_to_thread=True,
     summary="A probe's request to enter the cache",
-    **allow(*READERS.roles),
+    **allow(*UCC_READERS.roles),
 )
 def get_request(principal: Caller, cache: Cache, probe_id: FromPath[ProbeId]) -> CacheRequestView:
     """The probe's latest request and the decision on it, if any."""
@@ -265,7 +265,7 @@ def decline_request(
     return cache.decline_addition(principal.user_id, probe_id, data.rationale)
 
 
-@get("/cache/entries", sync_to_thread=True, summary="List cache entries", **allow(*READERS.roles))
+@get("/cache/entries", sync_to_thread=True, summary="List cache entries", **allow(*UCC_READERS.roles))
 def list_entries(
     principal: Caller,
     cache: Cache,
@@ -281,13 +281,18 @@ def list_entries(
     "/cache/entries/overdue",
     sync_to_thread=True,
     summary="Entries overdue for review (U-03)",
-    **allow(*READERS.roles),
+    **allow(*UCC_READERS.roles),
 )
 def overdue_entries(principal: Caller, cache: Cache) -> list[CacheEntryView]:
     return list(cache.overdue(principal.user_id))
 
 
-@get("/cache/entries/{probe_id:uuid}", sync_to_thread=True, summary="A cache entry", **allow(*READERS.roles))
+@get(
+    "/cache/entries/{probe_id:uuid}",
+    sync_to_thread=True,
+    summary="A cache entry",
+    **allow(*UCC_READERS.roles),
+)
 def get_entry(principal: Caller, cache: Cache, probe_id: FromPath[ProbeId]) -> CacheEntryView:
     entry = cache.get(principal.user_id, probe_id)
     if entry is None:
@@ -339,7 +344,7 @@ def remove_entry(
     "/cache/entries/{probe_id:uuid}/matches",
     sync_to_thread=True,
     summary="Matches queued by new material (U-02)",
-    **allow(*READERS.roles),
+    **allow(*UCC_READERS.roles),
 )
 def queued_matches(
     principal: Caller, screening: NamedDependency[CacheScreening], probe_id: FromPath[ProbeId]

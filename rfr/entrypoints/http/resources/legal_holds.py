@@ -21,8 +21,8 @@ from litestar.params import Body, FromPath, PathParameter
 
 from rfr.application.services.access import Principal
 from rfr.application.services.legal_holds import (
+    HOLD_READERS,
     HOLDERS,
-    READERS,
     HoldKind,
     HoldSubject,
     LegalHolds,
@@ -65,7 +65,7 @@ def _holds(ctx: HttpContext) -> LegalHolds:
     "/probes/{probe_id:uuid}/legal-hold",
     sync_to_thread=True,
     summary="A probe's legal hold (R-04)",
-    **allow(*READERS.roles),
+    **allow(*HOLD_READERS.roles),
 )
 def probe_hold(principal: Caller, holds: Holds, probe_id: FromPath[ProbeId]) -> LegalHoldView:
     return holds.get(principal.user_id, HoldSubject.PROBE, probe_id)
@@ -109,7 +109,7 @@ def lift_probe_hold(
     "/libraries/{library_id:uuid}/legal-hold",
     sync_to_thread=True,
     summary="A library's legal hold (R-04)",
-    **allow(*READERS.roles),
+    **allow(*HOLD_READERS.roles),
 )
 def library_hold(principal: Caller, holds: Holds, library_id: FromPath[LibraryId]) -> LegalHoldView:
     return holds.get(principal.user_id, HoldSubject.LIBRARY, library_id)

@@ -40,8 +40,8 @@ from rfr.application.services.enrolment import (
     EnrolmentResult,
 )
 from rfr.application.services.libraries import (
+    LIBRARY_READERS,
     MANAGERS,
-    READERS,
     LibraryContents,
     LibraryView,
     ReferenceLibraries,
@@ -196,7 +196,7 @@ def create_library(
     return libraries.create(principal.user_id, data.name, data.approval_id)
 
 
-@get("/libraries", sync_to_thread=True, summary="List libraries", **allow(*READERS.roles))
+@get("/libraries", sync_to_thread=True, summary="List libraries", **allow(*LIBRARY_READERS.roles))
 def list_libraries(
     principal: Caller,
     libraries: NamedDependency[ReferenceLibraries],
@@ -208,7 +208,12 @@ def list_libraries(
     return LibraryPage(list(page.items), page.next_after)
 
 
-@get("/libraries/{library_id:uuid}", sync_to_thread=True, summary="Read a library", **allow(*READERS.roles))
+@get(
+    "/libraries/{library_id:uuid}",
+    sync_to_thread=True,
+    summary="Read a library",
+    **allow(*LIBRARY_READERS.roles),
+)
 def get_library(
     principal: Caller, libraries: NamedDependency[ReferenceLibraries], library_id: FromPath[LibraryId]
 ) -> LibraryView:
@@ -219,7 +224,7 @@ def get_library(
     "/libraries/{library_id:uuid}/images",
     sync_to_thread=True,
     summary="List a library's images (L-13)",
-    **allow(*READERS.roles),
+    **allow(*LIBRARY_READERS.roles),
 )
 def library_images(
     principal: Caller,

@@ -15,10 +15,10 @@ from litestar.params import Body, FromPath, PathParameter, QueryParameter
 from rfr.application.services.access import Principal
 from rfr.application.services.library_approvals import (
     APPLICANTS,
+    APPROVAL_READERS,
     DECIDERS,
     EXPIRERS,
     RATIFIER,
-    READERS,
     REVIEWERS,
     URGENT_APPROVER,
     ApprovalView,
@@ -285,7 +285,7 @@ def apply_for_approval(principal: Caller, approvals: Approvals, data: Applicatio
     return approvals.apply(principal.user_id, domain_value(LibraryApplication, data))
 
 
-@get("/library-approvals", sync_to_thread=True, summary="List approvals", **allow(*READERS.roles))
+@get("/library-approvals", sync_to_thread=True, summary="List approvals", **allow(*APPROVAL_READERS.roles))
 def list_approvals(
     principal: Caller,
     approvals: Approvals,
@@ -310,7 +310,12 @@ def flagged_approvals(principal: Caller, approvals: Approvals) -> list[ApprovalV
     return list(approvals.flagged(principal.user_id))
 
 
-@get("/library-approvals/{approval_id:uuid}", sync_to_thread=True, summary="Read", **allow(*READERS.roles))
+@get(
+    "/library-approvals/{approval_id:uuid}",
+    sync_to_thread=True,
+    summary="Read",
+    **allow(*APPROVAL_READERS.roles),
+)
 def get_approval(principal: Caller, approvals: Approvals, approval_id: FromPath[ApprovalId]) -> ApprovalView:
     return approvals.get(principal.user_id, approval_id)
 

@@ -17,7 +17,13 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.services.access import Principal
-from rfr.application.services.exceptions import READERS, RECORDERS, SRO, PolicyExceptions, PolicyExceptionView
+from rfr.application.services.exceptions import (
+    EXCEPTION_READERS,
+    RECORDERS,
+    SRO,
+    PolicyExceptions,
+    PolicyExceptionView,
+)
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import Cursor, Name, PageSize, Statement, documented
@@ -109,7 +115,7 @@ def record_exception(
     "/policy-exceptions",
     sync_to_thread=True,
     summary="List policy exceptions",
-    **allow(*READERS.roles),
+    **allow(*EXCEPTION_READERS.roles),
 )
 def list_exceptions(
     principal: Caller,
@@ -130,7 +136,7 @@ def list_exceptions(
     "/policy-exceptions/{exception_id:uuid}",
     sync_to_thread=True,
     summary="Read a policy exception",
-    **allow(*READERS.roles),
+    **allow(*EXCEPTION_READERS.roles),
 )
 def get_exception(
     principal: Caller, exceptions: Exceptions, exception_id: FromPath[ExceptionId]

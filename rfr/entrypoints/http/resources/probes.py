@@ -25,8 +25,12 @@ from litestar.params import Body, FromPath, PathParameter
 
 from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
-from rfr.application.services.endorsements import ADVISERS, ProbeEndorsements, ProbeGovernanceView
-from rfr.application.services.endorsements import READERS as GOVERNANCE_READERS
+from rfr.application.services.endorsements import (
+    ADVISERS,
+    ENDORSEMENT_READERS,
+    ProbeEndorsements,
+    ProbeGovernanceView,
+)
 from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, ProbeView
 from rfr.domain.forms import Form3
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
@@ -306,7 +310,7 @@ def get_probe(principal: Caller, probes: ProbesDep, probe_id: FromPath[ProbeId])
     "/probes/{probe_id:uuid}/governance",
     sync_to_thread=True,
     summary="A probe's endorsements and needs",
-    **allow(*GOVERNANCE_READERS.roles),
+    **allow(*ENDORSEMENT_READERS.roles),
 )
 def probe_governance(
     principal: Caller, endorsements: EndorsementsDep, probe_id: FromPath[ProbeId]

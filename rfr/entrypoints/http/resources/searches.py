@@ -22,11 +22,15 @@ from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.services.access import Principal
 from rfr.application.services.endorsements import ProbeEndorsements
-from rfr.application.services.search_execution import READERS as CANDIDATE_READERS
-from rfr.application.services.search_execution import SEARCHERS, LibrarySearchResult, SearchExecution
+from rfr.application.services.search_execution import (
+    CANDIDATE_READERS,
+    SEARCHERS,
+    LibrarySearchResult,
+    SearchExecution,
+)
 from rfr.application.services.searches import (
     APPROVERS,
-    READERS,
+    SEARCH_READERS,
     USERS,
     AdjudicationView,
     LibrarySelection,
@@ -260,7 +264,7 @@ def open_search(
     )
 
 
-@get("/searches", sync_to_thread=True, summary="List search requests", **allow(*READERS.roles))
+@get("/searches", sync_to_thread=True, summary="List search requests", **allow(*SEARCH_READERS.roles))
 def list_searches(
     principal: Caller,
     searches: Searches,
@@ -282,7 +286,7 @@ Order = Annotated[
     "/searches/{request_id:uuid}",
     sync_to_thread=True,
     summary="Read a search request",
-    **allow(*READERS.roles),
+    **allow(*SEARCH_READERS.roles),
 )
 def get_search(
     principal: Caller, searches: Searches, request_id: FromPath[RequestId], order: Order = "rank"
@@ -477,7 +481,7 @@ def issue_report(
     "/searches/{request_id:uuid}/reports/{report_id:str}",
     sync_to_thread=True,
     summary="A match report (JSON)",
-    **allow(*READERS.roles),
+    **allow(*SEARCH_READERS.roles),
 )
 def get_report(
     principal: Caller,
@@ -494,7 +498,7 @@ def get_report(
     sync_to_thread=True,
     media_type=HTML,
     summary="A match report as a printable page",
-    **allow(*READERS.roles),
+    **allow(*SEARCH_READERS.roles),
 )
 def printable_report(
     principal: Caller,

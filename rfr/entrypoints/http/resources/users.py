@@ -128,7 +128,6 @@ def _users(ctx: HttpContext) -> UserAdministration:
 
 
 ADMIN = ADMINISTRATOR.roles
-READERS = USER_READERS.roles
 
 
 @post("/users", summary="Register a user", sync_to_thread=True, **allow(*ADMIN))
@@ -150,7 +149,7 @@ def register_user(
     )
 
 
-@get("/users", summary="List users", sync_to_thread=True, **allow(*READERS))
+@get("/users", summary="List users", sync_to_thread=True, **allow(*USER_READERS.roles))
 def list_users(
     principal: NamedDependency[Principal],
     users: NamedDependency[UserAdministration],
@@ -161,7 +160,12 @@ def list_users(
     return UserPage(list(page.items), page.next_after)
 
 
-@get("/users/inactive", summary="Users inactive too long (A-05)", sync_to_thread=True, **allow(*READERS))
+@get(
+    "/users/inactive",
+    summary="Users inactive too long (A-05)",
+    sync_to_thread=True,
+    **allow(*USER_READERS.roles),
+)
 def inactive_users(
     principal: NamedDependency[Principal], users: NamedDependency[UserAdministration]
 ) -> list[UserView]:
