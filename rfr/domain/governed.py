@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import attrs
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic, register_topic
 
 from rfr.domain.calendar import require_aware
 from rfr.domain.decisions import Decision, PolicyRefusal
@@ -87,3 +88,20 @@ class GovernedAggregate(Aggregate):
         """Everything but the bookkeeping eventsourcing keeps, for comparing states in tests and replays."""
         skip = {"_pending_events", "_version", "_modified_on", "_refusals"}
         return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+
+# Topics a class was stored under before it was renamed (the audit trail never changes, so
+# old events keep their topics): each resolves to the class, and queries by topic ask for all.
+_FORMER_TOPICS: dict[type, list[str]] = {}
+
+
+def formerly(cls: type, *old_topics: str) -> None:
+    """Declare the topics ``cls`` was stored under before a rename, so old events still load."""
+    for topic in old_topics:
+        register_topic(topic, cls)
+        _FORMER_TOPICS.setdefault(cls, []).append(topic)
+
+
+def stored_topics(cls: type) -> list[str]:
+    """Every topic an event of ``cls`` may be stored under: its own, then any former ones."""
+    return [get_topic(cls), *_FORMER_TOPICS.get(cls, ())]

@@ -4,17 +4,17 @@ Privacy by design (P-11): faces are first only detected (boxes); templates are r
 for faces the user selected or drew. Events carry ids, hashes, boxes and algorithm ids,
 never the image or a template vector.
 
-The UCC entry lives on the probe (``AddedToUnresolvedCache``, ``CacheReviewed``,
-``RemovedFromCache``) because an entry is nothing but the probe's continued retention and
+The UCC entry lives on the probe (``AddedToUcc``, ``UccReviewed``,
+``RemovedFromUcc``) because an entry is nothing but the probe's continued retention and
 re-searching; keeping it here keeps one history per image.
 
 A probe enters the UCC in one of two ways, both under U-01 with P-08's Inspector approval:
 
 - the probe's requester (an RFR User) asks for it with a rationale
-  (``request_unresolved_cache_addition``, U-01 checked then), and an approving officer of
+  (``request_ucc_addition``, U-01 checked then), and an approving officer of
   Inspector rank or above who is not the requester (P-12) approves it, when U-01 is checked
   again and the probe enters the cache, or declines it with a rationale;
-- an Inspector adds it on their own decision (``add_to_unresolved_cache``). This is kept:
+- an Inspector adds it on their own decision (``add_to_ucc``). This is kept:
   P-08 asks for an Inspector's individual approval of every addition, and the Inspector's
   own addition is that approval, by someone who is not the probe's requester (P-12), with
   their rank and rationale recorded. While a requester's request awaits a decision, the
@@ -36,7 +36,7 @@ from rfr.domain.calendar import add_months, require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import Form3, ReviewOutcome
-from rfr.domain.governed import GovernedAggregate
+from rfr.domain.governed import GovernedAggregate, formerly
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.domain.legal_holds import LegallyHoldable
 from rfr.domain.offences import CrimeTier, tier_of
@@ -246,7 +246,7 @@ class ProbeImage(LegallyHoldable):
                 kind, self.acting.user_id, self.endorser_rank, self.reason, self.timestamp
             )
 
-    class AddedToUnresolvedCache(GovernedAggregate.Event):
+    class AddedToUcc(GovernedAggregate.Event):
         grounds: list[str]
         crime_tier: int
         review_due: datetime
@@ -277,7 +277,7 @@ class ProbeImage(LegallyHoldable):
             )
 
     class UccAdditionApproved(GovernedAggregate.Event):
-        """P-08, P-12: an Inspector approves the request; ``AddedToUnresolvedCache`` follows."""
+        """P-08, P-12: an Inspector approves the request; ``AddedToUcc`` follows."""
 
         approver_rank: int | None
 
@@ -292,7 +292,7 @@ class ProbeImage(LegallyHoldable):
         def apply(self, agg: ProbeImage) -> None:
             agg.ucc_request = agg.ucc_request.decided(UccRequestStatus.DECLINED, self)
 
-    class CacheReviewed(GovernedAggregate.Event):
+    class UccReviewed(GovernedAggregate.Event):
         outcome: str
         next_review_due: datetime | None
 
@@ -300,7 +300,7 @@ class ProbeImage(LegallyHoldable):
             if self.next_review_due is not None:
                 agg.ucc = attrs.evolve(agg.ucc, review_due=self.next_review_due)
 
-    class RemovedFromCache(GovernedAggregate.Event):
+    class RemovedFromUcc(GovernedAggregate.Event):
         deletion_due: datetime
 
         def apply(self, agg: ProbeImage) -> None:
@@ -540,7 +540,7 @@ class ProbeImage(LegallyHoldable):
             self.EndorsementGiven, actor, at, rationale, kind=kind.value, endorser_rank=rank_of(actor)
         )
 
-    def add_to_unresolved_cache(
+    def add_to_ucc(
         self,
         actor: Actor,
         at: datetime,
@@ -567,7 +567,7 @@ class ProbeImage(LegallyHoldable):
         self._enforce("add to unresolved crime cache", actor, at, combine(*checks))
         self._added(actor, at, rationale, searches=searches, grounds=grounds_still_applying, config=config)
 
-    def request_unresolved_cache_addition(
+    def request_ucc_addition(
         self,
         actor: Actor,
         at: datetime,
@@ -603,7 +603,7 @@ class ProbeImage(LegallyHoldable):
             search_request_ids=self._search_ids(searches),
         )
 
-    def approve_unresolved_cache_addition(
+    def approve_ucc_addition(
         self,
         actor: Actor,
         at: datetime,
@@ -630,7 +630,7 @@ class ProbeImage(LegallyHoldable):
         self._record(self.UccAdditionApproved, actor, at, rationale, approver_rank=rank_of(actor))
         self._added(actor, at, rationale, searches=searches, grounds=grounds, config=config)
 
-    def decline_unresolved_cache_addition(
+    def decline_ucc_addition(
         self, actor: Actor, at: datetime, rationale: str, *, config: PolicyConfig
     ) -> None:
         """P-08: an Inspector or above, not the requester (P-12), declines, with a rationale."""
@@ -647,7 +647,7 @@ class ProbeImage(LegallyHoldable):
         )
         self._record(self.UccAdditionDeclined, actor, at, rationale, approver_rank=rank_of(actor))
 
-    def review_cache_entry(
+    def review_ucc_entry(
         self, actor: Actor, at: datetime, outcome: ReviewOutcome, reason: str, config: PolicyConfig
     ) -> None:
         """U-03: periodic review; STOP removes the entry (U-04)."""
@@ -657,25 +657,25 @@ class ProbeImage(LegallyHoldable):
             at,
             combine(
                 self._live(),
-                self._in_cache(),
+                self._in_ucc(),
                 authorised(actor, Role.RFR_USER, Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD),
                 stated(reason, "U-03", "the review rationale"),
             ),
         )
         if outcome is ReviewOutcome.STOP:
-            self._record(self.CacheReviewed, actor, at, reason, outcome=outcome.value, next_review_due=None)
+            self._record(self.UccReviewed, actor, at, reason, outcome=outcome.value, next_review_due=None)
             self._removed(actor, at, reason, config)
             return
         due = add_months(at, config.ucc_review_months[self.crime_tier])
-        self._record(self.CacheReviewed, actor, at, reason, outcome=outcome.value, next_review_due=due)
+        self._record(self.UccReviewed, actor, at, reason, outcome=outcome.value, next_review_due=due)
 
-    def remove_from_cache(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
+    def remove_from_ucc(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
         """U-04: the purpose was resolved by other means; deletion follows within 31 days."""
         self._enforce(
             "remove from cache",
             actor,
             at,
-            combine(self._live(), self._in_cache(), authorised(actor), stated(reason, "U-04", "the reason")),
+            combine(self._live(), self._in_ucc(), authorised(actor), stated(reason, "U-04", "the reason")),
         )
         self._removed(actor, at, reason, config)
 
@@ -779,7 +779,7 @@ class ProbeImage(LegallyHoldable):
     def _live(self) -> Decision:
         return Decision.check(self.purged_at is None, "R-05", "the probe has been deleted")
 
-    def _in_cache(self) -> Decision:
+    def _in_ucc(self) -> Decision:
         return Decision.check(
             self.ucc is not None and self.ucc.removed_at is None, "U-03", "the probe is not in the cache"
         )
@@ -806,7 +806,7 @@ class ProbeImage(LegallyHoldable):
         mine = [s for s in searches if s.probe_id == str(self.id)]
         return combine(
             ucc_addition_allowed(
-                in_cache=self.ucc is not None and self.ucc.removed_at is None,
+                in_ucc=self.ucc is not None and self.ucc.removed_at is None,
                 searched=any(s.searched_library_ids for s in mine),
                 viable_match_of_known_person=any(s.has_viable_match_of_known_person for s in mine),
                 grounds_still_applying=grounds,
@@ -852,7 +852,7 @@ class ProbeImage(LegallyHoldable):
     ) -> None:
         tier = self.crime_tier
         self._record(
-            self.AddedToUnresolvedCache,
+            self.AddedToUcc,
             actor,
             at,
             rationale,
@@ -864,4 +864,10 @@ class ProbeImage(LegallyHoldable):
         )
 
     def _removed(self, actor: Actor, at: datetime, reason: str, config: PolicyConfig) -> None:
-        self._record(self.RemovedFromCache, actor, at, reason, deletion_due=deletion_deadline(at, config))
+        self._record(self.RemovedFromUcc, actor, at, reason, deletion_due=deletion_deadline(at, config))
+
+
+# Stored before the Unresolved Crime Cache was called ``ucc`` everywhere (issue 7).
+formerly(ProbeImage.AddedToUcc, "rfr.domain.probe_image:ProbeImage.AddedToUnresolvedCache")
+formerly(ProbeImage.UccReviewed, "rfr.domain.probe_image:ProbeImage.CacheReviewed")
+formerly(ProbeImage.RemovedFromUcc, "rfr.domain.probe_image:ProbeImage.RemovedFromCache")

@@ -194,7 +194,7 @@ def required_endorsements(
 
 def ucc_addition_allowed(
     *,
-    in_cache: bool,
+    in_ucc: bool,
     searched: bool,
     viable_match_of_known_person: bool,
     grounds_still_applying: Collection[SearchGround],
@@ -208,7 +208,7 @@ def ucc_addition_allowed(
     """
     grounds = set(grounds_still_applying)
     return combine(
-        Decision.check(not in_cache, "U-01", "already in the cache"),
+        Decision.check(not in_ucc, "U-01", "already in the cache"),
         Decision.check(searched, "U-01", "the probe has not been searched yet"),
         Decision.check(
             not viable_match_of_known_person,

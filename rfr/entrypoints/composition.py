@@ -31,10 +31,8 @@ from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
 from rfr.application.ports import Clock
 from rfr.application.services.access import DEFAULT_BEARER_TTL, AccessService, AuditService
-from rfr.application.services.biometric_cache import CacheScreening
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import DEFAULT_TOP_K, Biometrics
-from rfr.application.services.cache import UnresolvedCrimeCache
 from rfr.application.services.endorsements import ProbeEndorsements
 from rfr.application.services.enrolment import Enrolment
 from rfr.application.services.exceptions import PolicyExceptions
@@ -47,6 +45,8 @@ from rfr.application.services.probes import Probes
 from rfr.application.services.retention import RetentionSweep
 from rfr.application.services.search_execution import SearchExecution
 from rfr.application.services.searches import SearchRequests
+from rfr.application.services.ucc import UccEntries
+from rfr.application.services.ucc_screening import UccScreening
 from rfr.application.services.usage_reports import ReportSchedules, ScheduledReportDelivery, UsageReports
 from rfr.application.services.users import UserAdministration
 from rfr.infrastructure.audit.trail import RecorderAuditTrail
@@ -308,12 +308,12 @@ class Services:
         return SearchExecution(self.app, self.clock, self.biometrics)
 
     @property
-    def cache(self) -> UnresolvedCrimeCache:
-        return UnresolvedCrimeCache(self.app, self.clock)
+    def ucc(self) -> UccEntries:
+        return UccEntries(self.app, self.clock)
 
     @property
-    def cache_screening(self) -> CacheScreening:
-        return CacheScreening(self.app, self.clock, self.biometrics)
+    def ucc_screening(self) -> UccScreening:
+        return UccScreening(self.app, self.clock, self.biometrics)
 
     @property
     def erasure(self) -> BiometricErasure:

@@ -38,7 +38,6 @@ from rfr.application.app import RfrApplication
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics
 from rfr.application.services.bootstrap import bootstrap_administrator
-from rfr.application.services.cache import UnresolvedCrimeCache
 from rfr.application.services.endorsements import ProbeEndorsements
 from rfr.application.services.enrolment import Enrolment, EnrolmentItem
 from rfr.application.services.exceptions import PolicyExceptions
@@ -48,6 +47,7 @@ from rfr.application.services.policy import PolicySettingsService
 from rfr.application.services.probes import Probes
 from rfr.application.services.search_execution import LibrarySearchResult, SearchExecution
 from rfr.application.services.searches import LibrarySelection, SearchRequests
+from rfr.application.services.ucc import UccEntries
 from rfr.application.services.users import UserAdministration
 from rfr.domain.forms import AccessRestriction, LibraryKind
 from rfr.domain.images import ImageLevel, MopiGroup, PerceivedAgeBand
@@ -123,7 +123,7 @@ class World:
     libraries: ReferenceLibraries = attrs.field(init=False)
     endorsements: ProbeEndorsements = attrs.field(init=False)
     searches: SearchRequests = attrs.field(init=False)
-    cache: UnresolvedCrimeCache = attrs.field(init=False)
+    ucc: UccEntries = attrs.field(init=False)
     exceptions: PolicyExceptions = attrs.field(init=False)
     enrolment: Enrolment = attrs.field(init=False)
     probes: Probes = attrs.field(init=False)
@@ -142,7 +142,7 @@ class World:
             ("libraries", ReferenceLibraries),
             ("endorsements", ProbeEndorsements),
             ("searches", SearchRequests),
-            ("cache", UnresolvedCrimeCache),
+            ("ucc", UccEntries),
             ("exceptions", PolicyExceptions),
         ]:
             setattr(self, name, cls(self.app, self.clock))

@@ -34,7 +34,7 @@ def ctx(world: World) -> dict[str, Any]:
     approval_id = world.libraries.get("analyst", library_id).approval_id
     world.searches.adjudicate("analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=True)
     world.searches.issue_match_report("analyst", request_id, f"{library_id}#1", report_id="R-1")
-    unmatched, uncached_probe, other_library = world.searched()
+    unmatched, probe_outside_ucc, other_library = world.searched()
     for rank in (1, 2):
         world.searches.adjudicate("analyst", unmatched, f"{other_library}#{rank}", False, "no")
     exception_id = world.exceptions.record("supt", "decision", "rationale", "advice").id
@@ -46,7 +46,7 @@ def ctx(world: World) -> dict[str, Any]:
         "library": library_id,
         "request": request_id,
         "probe": probe_id,
-        "uncached_probe": uncached_probe,
+        "probe_outside_ucc": probe_outside_ucc,
         "exception": exception_id,
         "now": world.clock.now(),
     }
@@ -288,28 +288,28 @@ ROWS: list[tuple[str, str, Call, str, Callable[[dict[str, Any]], UUID] | None]] 
     (
         "add to cache",
         "analyst",
-        lambda w, c: w.cache.add("analyst", c["uncached_probe"], [SearchGround.OFFENCE], "r"),
+        lambda w, c: w.ucc.add("analyst", c["probe_outside_ucc"], [SearchGround.OFFENCE], "r"),
         "A-05",
-        key("uncached_probe"),
+        key("probe_outside_ucc"),
     ),
     (
         "add to cache (rank)",
         "sergeant",
-        lambda w, c: w.cache.add("sergeant", c["uncached_probe"], [SearchGround.OFFENCE], "r"),
+        lambda w, c: w.ucc.add("sergeant", c["probe_outside_ucc"], [SearchGround.OFFENCE], "r"),
         "P-08",
-        key("uncached_probe"),
+        key("probe_outside_ucc"),
     ),
     (
         "review cache",
         "admin",
-        lambda w, c: w.cache.review("admin", c["probe"], ReviewOutcome.CONTINUE, "r"),
+        lambda w, c: w.ucc.review("admin", c["probe"], ReviewOutcome.CONTINUE, "r"),
         "A-05",
         key("probe"),
     ),
     (
         "remove from cache",
         "auditor",
-        lambda w, c: w.cache.remove("auditor", c["probe"], "r"),
+        lambda w, c: w.ucc.remove("auditor", c["probe"], "r"),
         "A-05",
         key("probe"),
     ),

@@ -22,12 +22,12 @@ from PIL import Image
 
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
-from rfr.application.services.biometric_cache import CacheScreening
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics
 from rfr.application.services.enrolment import Enrolment, EnrolmentItem
 from rfr.application.services.probes import Probes
 from rfr.application.services.search_execution import SearchExecution
+from rfr.application.services.ucc_screening import UccScreening
 from rfr.domain.forms import AccessRestriction, ApprovalRecord
 from rfr.domain.images import ImageLevel, MopiGroup, PerceivedAgeBand
 from rfr.domain.library_approval import LibraryApproval
@@ -96,7 +96,7 @@ class World:
     probes: Probes
     search: SearchExecution
     erasure: BiometricErasure
-    cache: CacheScreening
+    ucc: UccScreening
     config: PolicyConfig = attrs.field(factory=PolicyConfig)
 
     def actor(self, user_id: str) -> Actor:
@@ -167,7 +167,7 @@ def make_world(root: Path, engine: FaceEngine, persistence: str = "memory") -> W
         Probes(app, clock, bio),
         SearchExecution(app, clock, bio),
         BiometricErasure(app, clock, bio),
-        CacheScreening(app, clock, bio),
+        UccScreening(app, clock, bio),
     )
 
 

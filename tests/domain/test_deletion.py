@@ -51,21 +51,17 @@ def test_R03_probe_without_match_and_not_in_the_cache_is_due_31_days_after_the_s
     """R-03: probe without match and not in the cache is due 31 days after the search."""
     probe, request = searched(at(2))
     assert probe.deletion_due(CONFIG, [request]) == at(33)
-    probe.add_to_unresolved_cache(
-        INSPECTOR, at(3), [request], [SearchGround.OFFENCE], "outstanding", config=CONFIG
-    )
+    probe.add_to_ucc(INSPECTOR, at(3), [request], [SearchGround.OFFENCE], "outstanding", config=CONFIG)
     assert probe.deletion_due(CONFIG, [request]) is None
 
 
 def test_U04_removal_from_the_cache_sets_the_deletion_deadline():
     probe, request = searched()
-    probe.add_to_unresolved_cache(
-        INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "outstanding", config=CONFIG
-    )
-    refused("U-04", lambda: probe.remove_from_cache(ANALYST, at(5), " ", CONFIG), probe)
-    probe.remove_from_cache(ANALYST, at(5), "suspect identified by other means", CONFIG)
+    probe.add_to_ucc(INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "outstanding", config=CONFIG)
+    refused("U-04", lambda: probe.remove_from_ucc(ANALYST, at(5), " ", CONFIG), probe)
+    probe.remove_from_ucc(ANALYST, at(5), "suspect identified by other means", CONFIG)
     assert probe.deletion_due(CONFIG, [request]) == at(36)
-    refused("U-03", lambda: probe.remove_from_cache(ANALYST, at(6), "again", CONFIG), probe)
+    refused("U-03", lambda: probe.remove_from_ucc(ANALYST, at(6), "again", CONFIG), probe)
 
 
 def test_R04_legal_hold_suspends_probe_deletion_until_lifted():

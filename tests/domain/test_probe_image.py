@@ -204,7 +204,7 @@ def test_U01_probe_without_viable_match_is_added_with_inspector_approval():
     """U-01: probe without viable match is added with inspector approval."""
     probe = ready_probe(offence_code="robbery")
     request = searched_without_match(probe)
-    probe.add_to_unresolved_cache(
+    probe.add_to_ucc(
         INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "suspect still outstanding", config=CONFIG
     )
     assert probe.ucc.tier == CrimeTier.TIER_1
@@ -215,19 +215,17 @@ def test_U01_refused_without_search_without_inspector_or_with_known_viable_match
     probe = ready_probe()
     refused(
         "U-01",
-        lambda: probe.add_to_unresolved_cache(INSPECTOR, T0, [], [SearchGround.OFFENCE], "r", config=CONFIG),
+        lambda: probe.add_to_ucc(INSPECTOR, T0, [], [SearchGround.OFFENCE], "r", config=CONFIG),
     )
     request = searched_without_match(probe)
     refused(
         "P-08",
-        lambda: probe.add_to_unresolved_cache(
-            SERGEANT, at(1), [request], [SearchGround.OFFENCE], "r", config=CONFIG
-        ),
+        lambda: probe.add_to_ucc(SERGEANT, at(1), [request], [SearchGround.OFFENCE], "r", config=CONFIG),
         probe,
     )
     refused(
         "U-01",
-        lambda: probe.add_to_unresolved_cache(
+        lambda: probe.add_to_ucc(
             INSPECTOR, at(1), [request], [SearchGround.MISSING_INCREASED_RISK], "r", config=CONFIG
         ),
         probe,
@@ -244,9 +242,7 @@ def test_U01_refused_without_search_without_inspector_or_with_known_viable_match
     )
     refused(
         "U-01",
-        lambda: probe.add_to_unresolved_cache(
-            INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "r", config=CONFIG
-        ),
+        lambda: probe.add_to_ucc(INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "r", config=CONFIG),
         probe,
     )
 
@@ -265,9 +261,7 @@ def test_U01_viable_match_of_unknown_person_still_allows_the_cache():
         identity_known=False,
         approvals=approvals_of(request),
     )
-    probe.add_to_unresolved_cache(
-        INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "identity open", config=CONFIG
-    )
+    probe.add_to_ucc(INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "identity open", config=CONFIG)
     assert probe.ucc is not None
 
 
@@ -275,13 +269,11 @@ def test_U03_cache_review_is_due_per_tier_and_stop_removes_with_deletion_deadlin
     """U-03: cache review is due per tier and stop removes with deletion deadline."""
     probe = ready_probe(offence_code="common_assault")
     request = searched_without_match(probe)
-    probe.add_to_unresolved_cache(
-        INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "outstanding", config=CONFIG
-    )
+    probe.add_to_ucc(INSPECTOR, at(1), [request], [SearchGround.OFFENCE], "outstanding", config=CONFIG)
     assert not probe.ucc_review_overdue(at(80)) and probe.ucc_review_overdue(at(100))
-    probe.review_cache_entry(ANALYST_2, at(100), ReviewOutcome.CONTINUE, "still outstanding", CONFIG)
+    probe.review_ucc_entry(ANALYST_2, at(100), ReviewOutcome.CONTINUE, "still outstanding", CONFIG)
     assert not probe.ucc_review_overdue(at(101))
-    probe.review_cache_entry(ANALYST_2, at(150), ReviewOutcome.STOP, "resolved by other means", CONFIG)
+    probe.review_ucc_entry(ANALYST_2, at(150), ReviewOutcome.STOP, "resolved by other means", CONFIG)
     assert probe.ucc.removed_at == at(150) and probe.deletion_due(CONFIG) == at(181)
 
 

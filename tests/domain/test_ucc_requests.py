@@ -55,7 +55,7 @@ def ready_probe_of(actor: Actor) -> ProbeImage:
 def requested(probe: ProbeImage | None = None):
     probe = probe or ready_probe(offence_code="robbery")
     request = searched(probe)
-    probe.request_unresolved_cache_addition(ANALYST, at(1), [request], OFFENCE, "robber still at large")
+    probe.request_ucc_addition(ANALYST, at(1), [request], OFFENCE, "robber still at large")
     return probe, request
 
 
@@ -69,13 +69,11 @@ def test_U01_P08_a_requested_addition_approved_by_an_inspector_enters_the_cache(
     assert probe.ucc is None and probe.ucc_request.status is UccRequestStatus.PENDING
     assert probe.ucc_request.requested_by == ANALYST.user_id
     assert probe.ucc_request.rationale == "robber still at large"
-    probe.approve_unresolved_cache_addition(
-        INSPECTOR, at(2), [request], "serious, proportionate", config=CONFIG
-    )
+    probe.approve_ucc_addition(INSPECTOR, at(2), [request], "serious, proportionate", config=CONFIG)
     assert event_names(probe)[-3:] == [
         "UccAdditionRequested",
         "UccAdditionApproved",
-        "AddedToUnresolvedCache",
+        "AddedToUcc",
     ]
     assert probe.ucc.approved_by == INSPECTOR.user_id and probe.ucc.grounds == frozenset(OFFENCE)
     assert probe.ucc.tier == CrimeTier.TIER_1
@@ -93,22 +91,16 @@ def test_U01_P08_a_requested_addition_approved_by_an_inspector_enters_the_cache(
 def test_P08_P12_a_request_is_declined_with_a_rationale_and_may_be_made_again():
     """P-08, P-12: an Inspector declines; nothing enters the cache; the requester may ask again."""
     probe, request = requested()
-    refused(
-        "P-12", lambda: probe.decline_unresolved_cache_addition(INSPECTOR, at(2), " ", config=CONFIG), probe
-    )
-    probe.decline_unresolved_cache_addition(
-        INSPECTOR, at(2), "low harm; retention not justified", config=CONFIG
-    )
+    refused("P-12", lambda: probe.decline_ucc_addition(INSPECTOR, at(2), " ", config=CONFIG), probe)
+    probe.decline_ucc_addition(INSPECTOR, at(2), "low harm; retention not justified", config=CONFIG)
     assert probe.ucc is None and probe.ucc_request.status is UccRequestStatus.DECLINED
     assert probe.ucc_request.decision_rationale == "low harm; retention not justified"
     refused(
         "U-01",
-        lambda: probe.approve_unresolved_cache_addition(
-            INSPECTOR, at(3), [request], "after all", config=CONFIG
-        ),
+        lambda: probe.approve_ucc_addition(INSPECTOR, at(3), [request], "after all", config=CONFIG),
         probe,
     )
-    probe.request_unresolved_cache_addition(ANALYST, at(4), [request], OFFENCE, "a second offence linked")
+    probe.request_ucc_addition(ANALYST, at(4), [request], OFFENCE, "a second offence linked")
     assert probe.ucc_request.status is UccRequestStatus.PENDING
 
 
@@ -117,36 +109,36 @@ def test_U01_only_the_probes_requester_asks_and_only_when_holds():
     probe = ready_probe()
     refused(
         "U-01",
-        lambda: probe.request_unresolved_cache_addition(ANALYST, at(1), [], OFFENCE, "not searched yet"),
+        lambda: probe.request_ucc_addition(ANALYST, at(1), [], OFFENCE, "not searched yet"),
         probe,
     )
     request = searched(probe)
     refused(
         "U-01",
-        lambda: probe.request_unresolved_cache_addition(ANALYST_2, at(1), [request], OFFENCE, "colleague"),
+        lambda: probe.request_ucc_addition(ANALYST_2, at(1), [request], OFFENCE, "colleague"),
         probe,
     )
     refused(
         "A-05",
-        lambda: probe.request_unresolved_cache_addition(INSPECTOR, at(1), [request], OFFENCE, "inspector"),
+        lambda: probe.request_ucc_addition(INSPECTOR, at(1), [request], OFFENCE, "inspector"),
         probe,
     )
     refused(
         "U-01",
-        lambda: probe.request_unresolved_cache_addition(
+        lambda: probe.request_ucc_addition(
             ANALYST, at(1), [request], [SearchGround.MISSING_INCREASED_RISK], "not a ground of the Form 3"
         ),
         probe,
     )
     refused(
         "U-01",
-        lambda: probe.request_unresolved_cache_addition(ANALYST, at(1), [request], OFFENCE, " "),
+        lambda: probe.request_ucc_addition(ANALYST, at(1), [request], OFFENCE, " "),
         probe,
     )
-    probe.request_unresolved_cache_addition(ANALYST, at(1), [request], OFFENCE, "still unidentified")
+    probe.request_ucc_addition(ANALYST, at(1), [request], OFFENCE, "still unidentified")
     refused(
         "U-01",
-        lambda: probe.request_unresolved_cache_addition(ANALYST, at(2), [request], OFFENCE, "again"),
+        lambda: probe.request_ucc_addition(ANALYST, at(2), [request], OFFENCE, "again"),
         probe,
     )
 
@@ -156,15 +148,13 @@ def test_P08_P12_only_an_inspector_or_above_decides_and_never_the_requester():
     probe, request = requested()
     refused(
         "P-08",
-        lambda: probe.approve_unresolved_cache_addition(SERGEANT, at(2), [request], "ok", config=CONFIG),
+        lambda: probe.approve_ucc_addition(SERGEANT, at(2), [request], "ok", config=CONFIG),
         probe,
     )
-    refused(
-        "P-08", lambda: probe.decline_unresolved_cache_addition(SERGEANT, at(2), "no", config=CONFIG), probe
-    )
+    refused("P-08", lambda: probe.decline_ucc_addition(SERGEANT, at(2), "no", config=CONFIG), probe)
     refused(
         "A-05",
-        lambda: probe.approve_unresolved_cache_addition(ANALYST_2, at(2), [request], "ok", config=CONFIG),
+        lambda: probe.approve_ucc_addition(ANALYST_2, at(2), [request], "ok", config=CONFIG),
         probe,
     )
     assert probe.ucc is None and probe.ucc_request.pending
@@ -173,14 +163,14 @@ def test_P08_P12_only_an_inspector_or_above_decides_and_never_the_requester():
     both = Actor("insp-user", {Role.RFR_USER, Role.APPROVING_OFFICER}, Rank.INSPECTOR, {"team-a"})
     own = ready_probe_of(both)
     own_search = searched(own)
-    own.request_unresolved_cache_addition(both, at(1), [own_search], OFFENCE, "my own case")
+    own.request_ucc_addition(both, at(1), [own_search], OFFENCE, "my own case")
     refused(
         "P-12",
-        lambda: own.approve_unresolved_cache_addition(both, at(2), [own_search], "mine", config=CONFIG),
+        lambda: own.approve_ucc_addition(both, at(2), [own_search], "mine", config=CONFIG),
         own,
     )
-    refused("P-12", lambda: own.decline_unresolved_cache_addition(both, at(2), "mine", config=CONFIG), own)
-    own.approve_unresolved_cache_addition(INSPECTOR, at(2), [own_search], "another officer", config=CONFIG)
+    refused("P-12", lambda: own.decline_ucc_addition(both, at(2), "mine", config=CONFIG), own)
+    own.approve_ucc_addition(INSPECTOR, at(2), [own_search], "another officer", config=CONFIG)
     assert own.ucc is not None
 
 
@@ -199,12 +189,12 @@ def test_U01_is_checked_again_on_approval():
     )
     error = refused(
         "U-01",
-        lambda: probe.approve_unresolved_cache_addition(INSPECTOR, at(3), [request], "ok", config=CONFIG),
+        lambda: probe.approve_ucc_addition(INSPECTOR, at(3), [request], "ok", config=CONFIG),
         probe,
     )
     assert error.rule_ids == ("U-01",) and "known person" in error.reason
     # Declining stays possible: the request is decided either way.
-    probe.decline_unresolved_cache_addition(INSPECTOR, at(3), "identified since", config=CONFIG)
+    probe.decline_ucc_addition(INSPECTOR, at(3), "identified since", config=CONFIG)
     assert probe.ucc is None
 
 
@@ -213,18 +203,18 @@ def test_U01_an_inspectors_own_addition_waits_while_a_request_is_pending():
     probe, request = requested()
     refused(
         "U-01",
-        lambda: probe.add_to_unresolved_cache(INSPECTOR, at(2), [request], OFFENCE, "direct", config=CONFIG),
+        lambda: probe.add_to_ucc(INSPECTOR, at(2), [request], OFFENCE, "direct", config=CONFIG),
         probe,
     )
-    probe.decline_unresolved_cache_addition(INSPECTOR, at(2), "not now", config=CONFIG)
-    probe.add_to_unresolved_cache(INSPECTOR, at(3), [request], OFFENCE, "new intelligence", config=CONFIG)
+    probe.decline_ucc_addition(INSPECTOR, at(2), "not now", config=CONFIG)
+    probe.add_to_ucc(INSPECTOR, at(3), [request], OFFENCE, "new intelligence", config=CONFIG)
     assert probe.ucc is not None and probe.ucc.approved_by == INSPECTOR.user_id
 
 
 def test_U01_the_request_events_carry_plain_non_biometric_data_and_replay():
     """U-01: A-01: the new events hold ids, grounds, ranks and text, and replay through their stored form."""
     probe, request = requested()
-    probe.approve_unresolved_cache_addition(INSPECTOR, at(2), [request], "approved", config=CONFIG)
+    probe.approve_ucc_addition(INSPECTOR, at(2), [request], "approved", config=CONFIG)
     new = [e for e in probe.pending_events if type(e).__name__.startswith("UccAddition")]
     assert [type(e).class_version for e in new] == [1, 1]
     rebuilt = None

@@ -232,13 +232,13 @@ def test_L13_a_user_outside_the_library_cannot_adjudicate_a_ucc_match(server, pe
         verdict = {"candidate_id": candidate["candidate_id"], "viable": False, "rationale": "Different"}
         ok(people.analyst.client.post(f"/searches/{search['id']}/adjudications", json=verdict))
     entry = {"probe_id": probe["probe_id"], "grounds": ["b_offence"], "rationale": "Still unidentified"}
-    ok(people.inspector.client.post("/cache/entries", json=entry), 201)
+    ok(people.inspector.client.post("/ucc/entries", json=entry), 201)
     # New material of the wanted person: U-02 re-searches the cached probe against it.
     enrol(people, ucc_library["id"], [(wanted, photos[wanted][0])])
-    matches = ok(people.analyst.client.get(f"/cache/entries/{probe['probe_id']}/matches"))["matches"]
+    matches = ok(people.analyst.client.get(f"/ucc/entries/{probe['probe_id']}/matches"))["matches"]
     assert matches, "the new photo of the same person is queued for adjudication"
     match_id = quote(matches[0]["match_id"], safe="")
-    path = f"/cache/entries/{probe['probe_id']}/matches/{match_id}/adjudication"
+    path = f"/ucc/entries/{probe['probe_id']}/matches/{match_id}/adjudication"
     before = stored_events(server)
     response = people.outsider.client.post(path, json={"viable": True, "rationale": "Looks alike"})
     refused_exactly(server, before, response, "L-13")

@@ -97,29 +97,29 @@ def test_U01_P08_an_rfr_users_request_is_declined_then_asked_again_and_approved(
     # Wrong roles at the gate (A-05): an Auditor cannot ask; an RFR User cannot decide.
     before = stored_events(server)
     refused_exactly(
-        server, before, people.auditor.client.post("/cache/requests", json=body), 403, "forbidden", ["A-05"]
+        server, before, people.auditor.client.post("/ucc/requests", json=body), 403, "forbidden", ["A-05"]
     )
     before = stored_events(server)
-    approval = f"/cache/requests/{probe_id}/approval"
+    approval = f"/ucc/requests/{probe_id}/approval"
     response = people.analyst.client.post(approval, json={"rationale": "my own"})
     refused_exactly(server, before, response, 403, "forbidden", ["A-05"])
     # Only the probe's requester asks (U-01).
     before = stored_events(server)
-    response = people.colleague.client.post("/cache/requests", json=body)
+    response = people.colleague.client.post("/ucc/requests", json=body)
     refused_exactly(server, before, response, 403, "policy-refusal", ["U-01"])
 
-    asked = ok(people.analyst.client.post("/cache/requests", json=body), 201)
+    asked = ok(people.analyst.client.post("/ucc/requests", json=body), 201)
     assert (asked["status"], asked["requested_by"], asked["grounds"]) == (
         "pending",
         people.analyst.user_id,
         ["b_offence"],
     )
-    pending = ok(people.inspector.client.get("/cache/requests", params={"limit": 500}))["items"]
+    pending = ok(people.inspector.client.get("/ucc/requests", params={"limit": 500}))["items"]
     assert probe_id in {r["probe_id"] for r in pending}
 
     declined = ok(
         people.inspector.client.post(
-            f"/cache/requests/{probe_id}/decline", json={"rationale": "Not proportionate yet"}
+            f"/ucc/requests/{probe_id}/decline", json={"rationale": "Not proportionate yet"}
         )
     )
     assert (declined["status"], declined["decided_by"], declined["decider_rank"]) == (
@@ -127,13 +127,13 @@ def test_U01_P08_an_rfr_users_request_is_declined_then_asked_again_and_approved(
         people.inspector.user_id,
         2,
     )
-    assert people.analyst.client.get(f"/cache/entries/{probe_id}").status_code == 404
+    assert people.analyst.client.get(f"/ucc/entries/{probe_id}").status_code == 404
 
     ok(
-        people.analyst.client.post("/cache/requests", json={**body, "rationale": "A second burglary linked"}),
+        people.analyst.client.post("/ucc/requests", json={**body, "rationale": "A second burglary linked"}),
         201,
     )
-    assert ok(people.analyst.client.get(f"/cache/requests/{probe_id}"))["status"] == "pending"
+    assert ok(people.analyst.client.get(f"/ucc/requests/{probe_id}"))["status"] == "pending"
 
 
 def test_P08_P12_only_an_inspector_who_did_not_ask_approves_and_the_probe_enters_the_cache(
@@ -141,8 +141,8 @@ def test_P08_P12_only_an_inspector_who_did_not_ask_approves_and_the_probe_enters
 ):
     """P-08: a Sergeant is refused; P-12: a rationale is required; U-01: no direct addition meanwhile."""
     probe_id = unmatched_probe["probe_id"]
-    approval = f"/cache/requests/{probe_id}/approval"
-    assert ok(people.inspector.client.get(f"/cache/requests/{probe_id}"))["status"] == "pending"
+    approval = f"/ucc/requests/{probe_id}/approval"
+    assert ok(people.inspector.client.get(f"/ucc/requests/{probe_id}"))["status"] == "pending"
 
     before = stored_events(server)
     response = sergeant.client.post(approval, json={"rationale": "Fine by me"})
@@ -152,17 +152,17 @@ def test_P08_P12_only_an_inspector_who_did_not_ask_approves_and_the_probe_enters
     refused_exactly(server, before, response, 403, "policy-refusal", ["P-12"])
     before = stored_events(server)
     direct = {"probe_id": probe_id, "grounds": ["b_offence"], "rationale": "Adding it myself"}
-    response = people.inspector.client.post("/cache/entries", json=direct)
+    response = people.inspector.client.post("/ucc/entries", json=direct)
     refused_exactly(server, before, response, 403, "policy-refusal", ["U-01"])
 
     approved = ok(people.inspector.client.post(approval, json={"rationale": "Serious series; proportionate"}))
-    assert approved["status"] == "approved" and approved["in_unresolved_cache"]
-    entry = ok(people.analyst.client.get(f"/cache/entries/{probe_id}"))
+    assert approved["status"] == "approved" and approved["in_ucc"]
+    entry = ok(people.analyst.client.get(f"/ucc/entries/{probe_id}"))
     assert entry["approved_by"] == people.inspector.user_id and entry["removed_at"] is None
-    listed = ok(people.inspector.client.get("/cache/requests", params={"limit": 500}))["items"]
+    listed = ok(people.inspector.client.get("/ucc/requests", params={"limit": 500}))["items"]
     assert probe_id not in {r["probe_id"] for r in listed}, "decided requests leave the pending list"
     everything = ok(
-        people.inspector.client.get("/cache/requests", params={"limit": 500, "include_decided": True})
+        people.inspector.client.get("/ucc/requests", params={"limit": 500, "include_decided": True})
     )
     assert probe_id in {r["probe_id"] for r in everything["items"]}
 

@@ -276,23 +276,23 @@ def test_an_unresolved_probe_goes_into_the_cache_with_an_inspectors_approval(ser
         )
     body = {"probe_id": probe["probe_id"], "grounds": ["b_offence"], "rationale": "Still unidentified"}
     # P-08: an RFR User may not add to the cache; an Inspector may.
-    refused = people.analyst.client.post("/cache/entries", json=body)
+    refused = people.analyst.client.post("/ucc/entries", json=body)
     assert refused.status_code == 403 and "P-08" in refused.json()["rule_ids"]
-    entry = ok(people.inspector.client.post("/cache/entries", json=body), 201)
+    entry = ok(people.inspector.client.post("/ucc/entries", json=body), 201)
     assert entry["approved_by"] == people.inspector.user_id and entry["removed_at"] is None
-    listed = ok(people.analyst.client.get("/cache/entries"))
+    listed = ok(people.analyst.client.get("/ucc/entries"))
     assert probe["probe_id"] in {e["probe_id"] for e in listed["items"]}
     reviewed = ok(
         people.analyst.client.post(
-            f"/cache/entries/{probe['probe_id']}/reviews",
+            f"/ucc/entries/{probe['probe_id']}/reviews",
             json={"outcome": "continue", "reason": "Still open"},
         )
     )
     assert reviewed["removed_at"] is None
-    assert ok(people.analyst.client.get(f"/cache/entries/{probe['probe_id']}/matches"))["matches"] == []
+    assert ok(people.analyst.client.get(f"/ucc/entries/{probe['probe_id']}/matches"))["matches"] == []
     removed = ok(
         people.analyst.client.post(
-            f"/cache/entries/{probe['probe_id']}/removal", json={"reason": "Identified by a witness"}
+            f"/ucc/entries/{probe['probe_id']}/removal", json={"reason": "Identified by a witness"}
         )
     )
     assert removed["removed_at"] is not None and removed["deletion_due"] is not None

@@ -53,7 +53,7 @@ class History:
     library_a: UUID
     library_b: UUID
     urgent_approval: UUID
-    cached_probe: UUID
+    ucc_probe: UUID
 
 
 def _open(world: World, user: str, probe_id: UUID, library_id: UUID) -> UUID:
@@ -102,7 +102,7 @@ def build_history(world: World) -> History:
     _search(world, "analyst-2", request_2, library_a)
     for rank in (1, 2):
         world.searches.adjudicate("analyst-2", request_2, f"{library_a}#{rank}", False, "not them")
-    world.cache.add("inspector", probe_2, [SearchGround.OFFENCE], "offender still at large")
+    world.ucc.add("inspector", probe_2, [SearchGround.OFFENCE], "offender still at large")
 
     request_3 = _open(world, "analyst", world.probe(image_level=ImageLevel.ELEVATED_PRIVACY), library_a)
     world.searches.reject("inspector", request_3, "not proportionate")

@@ -32,7 +32,7 @@ def _overdue_ids(report: UsageReport) -> tuple[list[str], list[str]]:
     overdue = report.sections["overdue_reviews"]
     return (
         [i["id"] for i in overdue["library_approvals"]],
-        [i["id"] for i in overdue["unresolved_crime_cache"]],
+        [i["id"] for i in overdue["ucc"]],
     )
 
 
@@ -80,7 +80,7 @@ def test_A04_real_time_report_counts_every_fact_of_the_history(world: World, his
         },
         "library_reviews": {"continue": 0, "vary": 0, "stop": 0},
         "search": {"granted": 0, "rejected": 1},
-        "unresolved_crime_cache": {"added": 1, "reviewed": 0, "removed": 0},
+        "ucc": {"added": 1, "reviewed": 0, "removed": 0},
     }
     assert s["deletions"] == {
         "probes_purged": 1,
@@ -96,8 +96,8 @@ def test_A04_real_time_report_counts_every_fact_of_the_history(world: World, his
         (str(history.approval_a), "lib-a", (T0 + timedelta(days=30)).isoformat()),
         (str(history.approval_b), "lib-b", (DAY_40 + timedelta(days=30)).isoformat()),
     ]
-    assert [(i["id"], i["due"]) for i in overdue["unresolved_crime_cache"]] == [
-        (str(history.cached_probe), "2024-06-01T09:00:00+00:00")
+    assert [(i["id"], i["due"]) for i in overdue["ucc"]] == [
+        (str(history.ucc_probe), "2024-06-01T09:00:00+00:00")
     ]
     assert s["refusals"] == {
         "total": 2,
@@ -180,7 +180,7 @@ def test_A04_csv_carries_the_same_numbers_as_json(world: World, history: History
     assert table["approvals", "library", "granted_urgently"] == ("", "1")
     assert table["deletions", "templates_deleted", ""] == ("", "2")
     assert table["refusals", "by_rule", "L-13"] == ("", "1")
-    assert table["overdue_reviews", "unresolved_crime_cache", str(history.cached_probe)] == (
+    assert table["overdue_reviews", "ucc", str(history.ucc_probe)] == (
         "tier 3",
         "2024-06-01T09:00:00+00:00",
     )
@@ -255,6 +255,6 @@ def test_A04_report_from_a_sqlite_store_after_a_restart(tmp_path: Path) -> None:
     assert report.sections["deletions"]["templates_deleted"] == 2
     assert _overdue_ids(report) == (
         [str(history.approval_a), str(history.approval_b)],
-        [str(history.cached_probe)],
+        [str(history.ucc_probe)],
     )
     assert report.sections["refusals"]["by_rule"] == {"L-13": 1, "S-04": 1}

@@ -19,13 +19,13 @@ import domain_builders
 from service_builders import World, item
 
 from rfr.application.services.biometric_support import Biometrics, library_image_records
-from rfr.application.services.cache import UnresolvedCrimeCache
 from rfr.application.services.enrolment import EnrolmentReport
 from rfr.application.services.legal_holds import HoldKind, HoldSubject, LegalHolds
 from rfr.application.services.libraries import ReferenceLibraries
 from rfr.application.services.library_approvals import LibraryApprovals
 from rfr.application.services.retention import RetentionSummary, RetentionSweep
 from rfr.application.services.searches import SearchRequests
+from rfr.application.services.ucc import UccEntries
 from rfr.domain.calendar import add_years
 from rfr.domain.forms import AccessRestriction, ApprovalRecord, LegalHold
 from rfr.domain.images import ImageLevel, MopiGroup, PerceivedAgeBand
@@ -56,7 +56,7 @@ class History:
     approvals: LibraryApprovals = attrs.field(init=False)
     libraries: ReferenceLibraries = attrs.field(init=False)
     searches: SearchRequests = attrs.field(init=False)
-    cache: UnresolvedCrimeCache = attrs.field(init=False)
+    ucc: UccEntries = attrs.field(init=False)
     holds: LegalHolds = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -64,7 +64,7 @@ class History:
         self.approvals = LibraryApprovals(app, clock)
         self.libraries = ReferenceLibraries(app, clock)
         self.searches = SearchRequests(app, clock)
-        self.cache = UnresolvedCrimeCache(app, clock)
+        self.ucc = UccEntries(app, clock)
         self.holds = LegalHolds(app, clock)
 
     @property
@@ -160,8 +160,8 @@ class History:
             identity_known=True if viable else None,
         )
 
-    def add_to_cache(self, probe_id: str) -> None:
-        self.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "the burglary is still unsolved")
+    def add_to_ucc(self, probe_id: str) -> None:
+        self.ucc.add("inspector", probe_id, [SearchGround.OFFENCE], "the burglary is still unsolved")
 
     def hold_probe(self, probe_id: str, hold: LegalHold) -> None:
         self.holds.place("sro", HoldSubject.PROBE, probe_id, HoldKind(hold.kind), hold.reason)

@@ -31,7 +31,7 @@ def test_R02_R03_probes_go_by_31_days_after_their_last_search_and_probes_still_i
     history.adjudicate_top(request, viable=False)
     cached, request = history.searched_probe("carlos_moya", library)
     history.adjudicate_top(request, viable=False)
-    history.add_to_cache(cached)
+    history.add_to_ucc(cached)
     never_searched = history.world.probes.submit(
         "analyst", domain_builders.form3(), history.photos["anne_mclellan"][2].read_bytes()
     ).probe_id
@@ -70,7 +70,7 @@ def test_U04_R04_a_removed_cache_entry_goes_within_31_days_and_a_held_probe_is_r
     library = history.library("custody", ["adam_sandler", "bill_simon"])
     cached, request = history.searched_probe("carlos_moya", library)
     history.adjudicate_top(request, viable=False)
-    history.add_to_cache(cached)
+    history.add_to_ucc(cached)
     held, _ = history.searched_probe("anne_mclellan", library)
     hold = LegalHold("complaint about the investigation under review", "complaint")
     history.hold_probe(held, hold)
@@ -82,7 +82,7 @@ def test_U04_R04_a_removed_cache_entry_goes_within_31_days_and_a_held_probe_is_r
     assert summary.held == (HeldItem("probe", held, "R-03", 1, hold.kind, hold.reason),)
     assert history.probe_stored(held) and history.probe_stored(cached)
 
-    history.cache.remove("analyst", cached, "the suspect was identified by a witness")
+    history.ucc.remove("analyst", cached, "the suspect was identified by a witness")
     history.advance(days=29, hours=23)
     assert dict(history.sweep().deleted) == {}
     history.advance(hours=1)

@@ -102,14 +102,14 @@ def test_R02_U04_which_rule_deletes_a_probe_and_none_while_it_is_cached_or_never
     assert probe_due(probe, [request], b.at(31), b.CONFIG).rule_id == "R-02"
 
     cached, unmatched = _searched()
-    cached.add_to_unresolved_cache(
+    cached.add_to_ucc(
         b.INSPECTOR, b.T0, [unmatched], [SearchGround.OFFENCE], "still unsolved", config=b.CONFIG
     )
     assert probe_due(cached, [unmatched], b.at(400), b.CONFIG) is None
     cached.place_legal_hold(b.ADMIN, b.at(50), HOLD)
     assert probe_due(cached, [unmatched], b.at(400), b.CONFIG) is None  # held or not, nothing is due
     cached.lift_legal_hold(b.ADMIN, b.at(60), "complaint closed")
-    cached.remove_from_cache(b.ANALYST, b.at(100), "resolved by other means", b.CONFIG)
+    cached.remove_from_ucc(b.ANALYST, b.at(100), "resolved by other means", b.CONFIG)
     due = probe_due(cached, [unmatched], b.at(130), b.CONFIG)
     assert (due.rule_id, due.due) == ("U-04", b.at(131))
     assert cached.deletion_due(b.CONFIG, [unmatched]) == due.due

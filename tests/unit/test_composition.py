@@ -44,15 +44,15 @@ USE_CASES = (
     "endorsements",
     "searches",
     "search_execution",
-    "cache",
-    "cache_screening",
+    "ucc",
+    "ucc_screening",
     "erasure",
     "usage_reports",
     "report_schedules",
     "report_delivery",
     "retention_sweep",
 )
-BIOMETRIC_USE_CASES = {"enrolment", "probes", "search_execution", "cache_screening", "erasure"}
+BIOMETRIC_USE_CASES = {"enrolment", "probes", "search_execution", "ucc_screening", "erasure"}
 
 
 class StillClock:

@@ -34,13 +34,12 @@ from uuid import UUID
 import attrs
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate, BaseAggregate
-from eventsourcing.utils import get_topic
 
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import AccessDenied, NotFound, UnknownUser
 from rfr.application.ports import Clock
 from rfr.domain.decisions import Decision, PolicyRefusal, combine
-from rfr.domain.governed import GovernedAggregate
+from rfr.domain.governed import GovernedAggregate, stored_topics
 from rfr.domain.people import Actor, Rank, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.policy_settings import SETTINGS_ID, PolicySettings
@@ -152,7 +151,7 @@ def list_ids(
     if after < 0:
         raise ValueError("after must not be negative")
     notifications = app.recorder.select_notifications(
-        start=after, limit=limit, topics=[get_topic(created)], inclusive_of_start=False
+        start=after, limit=limit, topics=stored_topics(created), inclusive_of_start=False
     )
     ids = [UUID(str(n.originator_id)) for n in notifications]
     next_after = notifications[-1].id if len(notifications) == limit else None

@@ -62,7 +62,7 @@ class ProbeGovernanceView:
         missing_endorsements: Those not given yet.
         endorsements: The endorsements given, by rule.
         technical_advice: The technical advice recorded (P-06), or null.
-        in_unresolved_cache: Whether it is held in the unresolved crime cache.
+        in_ucc: Whether it is held in the unresolved crime cache.
         purged: Whether the image and its templates were erased.
     """
 
@@ -79,7 +79,7 @@ class ProbeGovernanceView:
     missing_endorsements: tuple[str, ...]
     endorsements: tuple[EndorsementView, ...]
     technical_advice: str | None
-    in_unresolved_cache: bool
+    in_ucc: bool
     purged: bool
 
     @classmethod
@@ -101,7 +101,7 @@ class ProbeGovernanceView:
                 for e in sorted(probe.endorsements.values(), key=lambda e: e.kind)
             ),
             technical_advice=probe.technical_advice,
-            in_unresolved_cache=probe.ucc is not None and probe.ucc.removed_at is None,
+            in_ucc=probe.ucc is not None and probe.ucc.removed_at is None,
             purged=probe.purged_at is not None,
         )
 

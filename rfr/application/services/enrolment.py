@@ -14,7 +14,7 @@ The index is updated after the save: it is a projection, so if that update fails
 index is dropped and rebuilt from the store when next searched.
 
 After each batch the cached probes to which the library is relevant are searched against
-the new templates (U-02, ``CacheScreening``).
+the new templates (U-02, ``UccScreening``).
 
 Bulk enrolment reads a folder on the server with a CSV manifest (columns ``file``,
 ``capture_date`` (ISO), ``age_band`` (a ``PerceivedAgeBand`` value), ``mopi_group``
@@ -39,7 +39,6 @@ from rfr.application.errors import ImageRejected, RfrError
 from rfr.application.face_engine import AnalysedFace
 from rfr.application.ports import Clock, RecordKind
 from rfr.application.services.base import Act, Need, UseCase
-from rfr.application.services.biometric_cache import CacheScreening, ScreeningReport
 from rfr.application.services.biometric_support import (
     Biometrics,
     FaceAnalysis,
@@ -48,6 +47,7 @@ from rfr.application.services.biometric_support import (
     library_face_record,
     library_subject_record,
 )
+from rfr.application.services.ucc_screening import ScreeningReport, UccScreening
 from rfr.domain.images import MopiGroup, PerceivedAgeBand
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.reference_library import LIBRARY_MANAGERS, LibraryImage, ReferenceLibrary
@@ -158,7 +158,7 @@ class Enrolment(UseCase):
     def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
         super().__init__(app, clock)
         self.bio = biometrics
-        self.screening = CacheScreening(app, clock, biometrics)
+        self.screening = UccScreening(app, clock, biometrics)
 
     def enrol(
         self,

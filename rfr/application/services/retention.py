@@ -32,7 +32,6 @@ from uuid import UUID
 
 import attrs
 from eventsourcing.domain import Aggregate
-from eventsourcing.utils import get_topic
 
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
@@ -41,7 +40,7 @@ from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.forms import LegalHold
-from rfr.domain.governed import GovernedAggregate
+from rfr.domain.governed import GovernedAggregate, stored_topics
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor
 from rfr.domain.policy_config import PolicyConfig
@@ -344,7 +343,7 @@ def _searches_by_probe(app: RfrApplication) -> dict[str, list[UUID]]:
     after = 0
     while True:
         notifications = app.recorder.select_notifications(
-            start=after, limit=MAX_PAGE, topics=[get_topic(SearchRequest.Opened)], inclusive_of_start=False
+            start=after, limit=MAX_PAGE, topics=stored_topics(SearchRequest.Opened), inclusive_of_start=False
         )
         for n in notifications:
             event: Any = app.mapper.to_domain_event(n)

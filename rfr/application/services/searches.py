@@ -14,7 +14,6 @@ from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import attrs
-from eventsourcing.utils import get_topic
 
 from rfr.application.app import RfrApplication
 from rfr.application.services.base import (
@@ -27,6 +26,7 @@ from rfr.application.services.base import (
 )
 from rfr.domain.codec import to_data
 from rfr.domain.forms import Dissemination
+from rfr.domain.governed import stored_topics
 from rfr.domain.images import ImageLevel
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Role
@@ -64,7 +64,7 @@ def requests_for_probe(app: RfrApplication, probe_id: UUID | str) -> list[Search
         notifications = app.recorder.select_notifications(
             start=after,
             limit=500,
-            topics=[get_topic(SearchRequest.Opened)],
+            topics=stored_topics(SearchRequest.Opened),
             inclusive_of_start=False,
         )
         for n in notifications:

@@ -45,7 +45,6 @@ from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import UnknownUser
 from rfr.application.ports import Clock, ReportSink
 from rfr.application.services.base import Need, Page, UseCase, list_ids
-from rfr.domain.cache_matches import CacheMatchQueue
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.library_approval import LibraryApproval
@@ -60,6 +59,7 @@ from rfr.domain.report_schedule import (
     UsageReportRun,
 )
 from rfr.domain.search_request import RequestStatus, SearchRequest
+from rfr.domain.ucc_matches import UccMatchQueue
 
 ReportFormat = Literal["json", "csv"]
 FORMATS: tuple[str, ...] = ("json", "csv")
@@ -82,7 +82,7 @@ _REPLAYED: tuple[type[BaseAggregate[UUID]], ...] = (
 )
 _COUNTED: tuple[type[BaseAggregate[UUID]], ...] = (
     RefusedAttempt,
-    CacheMatchQueue,
+    UccMatchQueue,
     ReportSchedule,
     UsageReportRun,
 )
@@ -126,7 +126,7 @@ class UsageReport:
         probes_purged, library_images_purged, templates_deleted (R-05), and
         library_images_retention_expired (R-01, out of searching, deletion pending).
     ``overdue_reviews``
-        as_of; library_approvals overdue for review (L-06) and unresolved_crime_cache entries
+        as_of; library_approvals overdue for review (L-06) and ucc entries
         overdue (U-03), each with its id and due date.
     ``refusals``
         total, by_rule (a refusal naming two rules counts under both) and by_command (A-01).
@@ -297,9 +297,9 @@ class _Scan:
                 self.count("search_approvals", "granted")
             case SearchRequest.Rejected():
                 self.count("search_approvals", "rejected")
-            case CacheMatchQueue.MatchesQueued():
+            case UccMatchQueue.MatchesQueued():
                 self.count("ucc_rescreens")
-            case CacheMatchQueue.MatchAdjudicated() if e.viable:
+            case UccMatchQueue.MatchAdjudicated() if e.viable:
                 self.count("ucc_rescreen_viable_matches")
             case LibraryApproval.Applied():
                 self.count("library_approvals", "applied")
@@ -321,11 +321,11 @@ class _Scan:
                 self.count("library_approvals", "stopped")
             case LibraryApproval.Expired():
                 self.count("library_approvals", "expired")
-            case ProbeImage.AddedToUnresolvedCache():
+            case ProbeImage.AddedToUcc():
                 self.count("ucc", "added")
-            case ProbeImage.CacheReviewed():
+            case ProbeImage.UccReviewed():
                 self.count("ucc", "reviewed")
-            case ProbeImage.RemovedFromCache():
+            case ProbeImage.RemovedFromUcc():
                 self.count("ucc", "removed")
             case ProbeImage.Purged():
                 self.count("probes_purged")
@@ -382,7 +382,7 @@ class _Scan:
             ),
             key=lambda item: (item["due"], item["id"]),
         )
-        return {"as_of": _iso(as_of), "library_approvals": approvals, "unresolved_crime_cache": cache}
+        return {"as_of": _iso(as_of), "library_approvals": approvals, "ucc": cache}
 
     def sections(self, as_of: datetime) -> dict[str, Any]:
         library_names = {str(s.id): s.name for s in self.states.values() if isinstance(s, ReferenceLibrary)}
@@ -432,9 +432,7 @@ class _Scan:
                     k: self.c.get("library_reviews", Counter())[k] for k in ("continue", "vary", "stop")
                 },
                 "search": {k: self.c.get("search_approvals", Counter())[k] for k in ("granted", "rejected")},
-                "unresolved_crime_cache": {
-                    k: self.c.get("ucc", Counter())[k] for k in ("added", "reviewed", "removed")
-                },
+                "ucc": {k: self.c.get("ucc", Counter())[k] for k in ("added", "reviewed", "removed")},
             },
             "deletions": {
                 "probes_purged": self.total("probes_purged"),

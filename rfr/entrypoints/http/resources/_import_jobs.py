@@ -66,9 +66,9 @@ class ImportJobView:
         enrolled: How many images were enrolled, once finished; else null.
         not_enrolled: How many rows were not enrolled, once finished; else null.
         results: What became of each manifest row, in order, once finished (empty before).
-        cache_probes_screened: How many unresolved-crime-cache probes were searched against the
+        ucc_probes_screened: How many unresolved-crime-cache probes were searched against the
             new images (U-02), once finished; else null.
-        cache_matches_queued: How many potential matches that found, once finished; else null.
+        ucc_matches_queued: How many potential matches that found, once finished; else null.
         error: Why the job failed, or null.
     """
 
@@ -85,8 +85,8 @@ class ImportJobView:
     enrolled: int | None
     not_enrolled: int | None
     results: tuple[EnrolmentResult, ...]
-    cache_probes_screened: int | None
-    cache_matches_queued: int | None
+    ucc_probes_screened: int | None
+    ucc_matches_queued: int | None
     error: JobError | None
 
 
@@ -121,8 +121,8 @@ class _Job:
             enrolled=len(report.enrolled) if report else None,
             not_enrolled=len(report.not_enrolled) if report else None,
             results=report.results if report else (),
-            cache_probes_screened=report.screening.probes_screened if report else None,
-            cache_matches_queued=report.screening.matches_queued if report else None,
+            ucc_probes_screened=report.screening.probes_screened if report else None,
+            ucc_matches_queued=report.screening.matches_queued if report else None,
             error=self.error,
         )
 

@@ -119,9 +119,9 @@ class EnrolmentReportView:
         enrolled: How many files were enrolled.
         not_enrolled: How many were not (each says why in ``results``).
         results: What became of each file, in the order sent.
-        cache_probes_screened: How many unresolved-crime-cache probes were searched against the
+        ucc_probes_screened: How many unresolved-crime-cache probes were searched against the
             new images (U-02).
-        cache_matches_queued: How many potential matches that found, queued for adjudication.
+        ucc_matches_queued: How many potential matches that found, queued for adjudication.
     """
 
     library_id: str
@@ -129,8 +129,8 @@ class EnrolmentReportView:
     enrolled: int
     not_enrolled: int
     results: tuple[EnrolmentResult, ...]
-    cache_probes_screened: int
-    cache_matches_queued: int
+    ucc_probes_screened: int
+    ucc_matches_queued: int
 
     @classmethod
     def of(cls, report: EnrolmentReport) -> EnrolmentReportView:

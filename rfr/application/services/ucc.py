@@ -43,7 +43,7 @@ def adder(config_needs_inspector: bool) -> Need:
 
 
 @attrs.frozen
-class CacheEntryView:
+class UccEntryView:
     """A probe held in the unresolved crime cache (U-01..U-04).
 
     Attributes:
@@ -74,7 +74,7 @@ class CacheEntryView:
     deletion_due: datetime | None
 
     @classmethod
-    def of(cls, probe: ProbeImage, now: datetime) -> CacheEntryView:
+    def of(cls, probe: ProbeImage, now: datetime) -> UccEntryView:
         entry = probe.ucc
         return cls(
             probe_id=probe.id,
@@ -92,7 +92,7 @@ class CacheEntryView:
 
 
 @attrs.frozen
-class CacheRequestView:
+class UccRequestView:
     """An RFR User's request to add a probe to the cache (U-01) and the decision on it (P-08, P-12).
 
     Attributes:
@@ -107,7 +107,7 @@ class CacheRequestView:
         decided_at: When they decided.
         decider_rank: Their rank (2 is Inspector), recorded with the decision (P-12).
         decision_rationale: Why they approved or declined it.
-        in_unresolved_cache: Whether the probe is in the cache now.
+        in_ucc: Whether the probe is in the cache now.
     """
 
     probe_id: UUID
@@ -121,10 +121,10 @@ class CacheRequestView:
     decided_at: datetime | None
     decider_rank: int | None
     decision_rationale: str | None
-    in_unresolved_cache: bool
+    in_ucc: bool
 
     @classmethod
-    def of(cls, probe: ProbeImage) -> CacheRequestView:
+    def of(cls, probe: ProbeImage) -> UccRequestView:
         request: UccRequest = probe.ucc_request
         return cls(
             probe_id=probe.id,
@@ -138,18 +138,18 @@ class CacheRequestView:
             decided_at=request.decided_at,
             decider_rank=request.decider_rank,
             decision_rationale=request.decision_rationale,
-            in_unresolved_cache=probe.ucc is not None and probe.ucc.removed_at is None,
+            in_ucc=probe.ucc is not None and probe.ucc.removed_at is None,
         )
 
 
-class UnresolvedCrimeCache(UseCase):
+class UccEntries(UseCase):
     def add(
         self,
         acting_user: str,
         probe_id: UUID | str,
         grounds_still_applying: Iterable[SearchGround],
         rationale: str,
-    ) -> CacheEntryView:
+    ) -> UccEntryView:
         """U-01: no useful viable match in any search of the probe, a ground still applies."""
         grounds = tuple(grounds_still_applying)
         probe = self.load(probe_id, ProbeImage)
@@ -159,11 +159,9 @@ class UnresolvedCrimeCache(UseCase):
             "add to unresolved crime cache",
             adder(self.config().ucc_addition_needs_inspector),
             [probe],
-            lambda a: probe.add_to_unresolved_cache(
-                a.actor, a.at, searches, grounds, rationale, config=a.config
-            ),
+            lambda a: probe.add_to_ucc(a.actor, a.at, searches, grounds, rationale, config=a.config),
         )
-        return CacheEntryView.of(probe, self.clock.now())
+        return UccEntryView.of(probe, self.clock.now())
 
     def request_addition(
         self,
@@ -171,7 +169,7 @@ class UnresolvedCrimeCache(UseCase):
         probe_id: UUID | str,
         grounds_still_applying: Iterable[SearchGround],
         rationale: str,
-    ) -> CacheRequestView:
+    ) -> UccRequestView:
         """U-01: the probe's requester asks for its addition; U-01 is checked now and on approval."""
         grounds = tuple(grounds_still_applying)
         probe = self.load(probe_id, ProbeImage)
@@ -181,11 +179,11 @@ class UnresolvedCrimeCache(UseCase):
             "request addition to unresolved crime cache",
             REQUESTERS,
             [probe],
-            lambda a: probe.request_unresolved_cache_addition(a.actor, a.at, searches, grounds, rationale),
+            lambda a: probe.request_ucc_addition(a.actor, a.at, searches, grounds, rationale),
         )
-        return CacheRequestView.of(probe)
+        return UccRequestView.of(probe)
 
-    def approve_addition(self, acting_user: str, probe_id: UUID | str, rationale: str) -> CacheRequestView:
+    def approve_addition(self, acting_user: str, probe_id: UUID | str, rationale: str) -> UccRequestView:
         """P-08: an Inspector or above, not the requester (P-12); the probe enters the cache."""
         probe = self.load(probe_id, ProbeImage)
         searches = requests_for_probe(self.app, probe.id)
@@ -194,13 +192,11 @@ class UnresolvedCrimeCache(UseCase):
             "approve addition to unresolved crime cache",
             DECIDERS,
             [probe],
-            lambda a: probe.approve_unresolved_cache_addition(
-                a.actor, a.at, searches, rationale, config=a.config
-            ),
+            lambda a: probe.approve_ucc_addition(a.actor, a.at, searches, rationale, config=a.config),
         )
-        return CacheRequestView.of(probe)
+        return UccRequestView.of(probe)
 
-    def decline_addition(self, acting_user: str, probe_id: UUID | str, rationale: str) -> CacheRequestView:
+    def decline_addition(self, acting_user: str, probe_id: UUID | str, rationale: str) -> UccRequestView:
         """P-08: an Inspector or above, not the requester (P-12), declines with a rationale."""
         probe = self.load(probe_id, ProbeImage)
         self._act(
@@ -208,13 +204,13 @@ class UnresolvedCrimeCache(UseCase):
             "decline addition to unresolved crime cache",
             DECIDERS,
             [probe],
-            lambda a: probe.decline_unresolved_cache_addition(a.actor, a.at, rationale, config=a.config),
+            lambda a: probe.decline_ucc_addition(a.actor, a.at, rationale, config=a.config),
         )
-        return CacheRequestView.of(probe)
+        return UccRequestView.of(probe)
 
     def review(
         self, acting_user: str, probe_id: UUID | str, outcome: ReviewOutcome, reason: str
-    ) -> CacheEntryView:
+    ) -> UccEntryView:
         """U-03: a periodic review sets the next date; STOP removes the entry (U-04)."""
         probe = self.load(probe_id, ProbeImage)
         self._act(
@@ -222,11 +218,11 @@ class UnresolvedCrimeCache(UseCase):
             "review cache entry",
             REVIEWERS,
             [probe],
-            lambda a: probe.review_cache_entry(a.actor, a.at, outcome, reason, a.config),
+            lambda a: probe.review_ucc_entry(a.actor, a.at, outcome, reason, a.config),
         )
-        return CacheEntryView.of(probe, self.clock.now())
+        return UccEntryView.of(probe, self.clock.now())
 
-    def remove(self, acting_user: str, probe_id: UUID | str, reason: str) -> CacheEntryView:
+    def remove(self, acting_user: str, probe_id: UUID | str, reason: str) -> UccEntryView:
         """U-04: the purpose was resolved by other means; deletion follows within the configured days."""
         probe = self.load(probe_id, ProbeImage)
         self._act(
@@ -234,27 +230,27 @@ class UnresolvedCrimeCache(UseCase):
             "remove from cache",
             REMOVERS,
             [probe],
-            lambda a: probe.remove_from_cache(a.actor, a.at, reason, a.config),
+            lambda a: probe.remove_from_ucc(a.actor, a.at, reason, a.config),
         )
-        return CacheEntryView.of(probe, self.clock.now())
+        return UccEntryView.of(probe, self.clock.now())
 
     # -- queries -----------------------------------------------------------------------------
 
-    def get(self, acting_user: str, probe_id: UUID | str) -> CacheEntryView | None:
+    def get(self, acting_user: str, probe_id: UUID | str) -> UccEntryView | None:
         """The probe's entry (current or removed), or None if it was never in the cache."""
         self._read(acting_user, "read cache entry", UCC_READERS, target=f"ProbeImage {probe_id}")
         probe = self.load(probe_id, ProbeImage)
-        return CacheEntryView.of(probe, self.clock.now()) if probe.ucc is not None else None
+        return UccEntryView.of(probe, self.clock.now()) if probe.ucc is not None else None
 
-    def addition_request(self, acting_user: str, probe_id: UUID | str) -> CacheRequestView | None:
+    def addition_request(self, acting_user: str, probe_id: UUID | str) -> UccRequestView | None:
         """The probe's latest request for an addition, or None if none was ever made."""
         self._read(acting_user, "read cache addition request", UCC_READERS, target=f"ProbeImage {probe_id}")
         probe = self.load(probe_id, ProbeImage)
-        return CacheRequestView.of(probe) if probe.ucc_request is not None else None
+        return UccRequestView.of(probe) if probe.ucc_request is not None else None
 
     def addition_requests(
         self, acting_user: str, *, after: int = 0, limit: int = 50, include_decided: bool = False
-    ) -> Page[CacheRequestView]:
+    ) -> Page[UccRequestView]:
         """Requests in the order they were made, listed from the "requested" events: by default
         only those awaiting a decision, for the Inspectors who decide them. A probe asked for
         again after a decline is listed at each request, always with its latest one."""
@@ -262,14 +258,14 @@ class UnresolvedCrimeCache(UseCase):
         ids, next_after = list_ids(self.app, ProbeImage.UccAdditionRequested, after=after, limit=limit)
         views = []
         for probe_id in dict.fromkeys(ids):
-            view = CacheRequestView.of(self.load(probe_id, ProbeImage))
+            view = UccRequestView.of(self.load(probe_id, ProbeImage))
             if include_decided or view.status == "pending":
                 views.append(view)
         return Page(tuple(views), next_after)
 
     def entries(
         self, acting_user: str, *, after: int = 0, limit: int = 50, include_removed: bool = False
-    ) -> Page[CacheEntryView]:
+    ) -> Page[UccEntryView]:
         """Entries in order of addition, listed from the "added" events.
 
         A probe added again after a removal is listed at each addition, always with its
@@ -277,25 +273,25 @@ class UnresolvedCrimeCache(UseCase):
         """
         self._read(acting_user, "list cache entries", UCC_READERS)
         now = self.clock.now()
-        ids, next_after = list_ids(self.app, ProbeImage.AddedToUnresolvedCache, after=after, limit=limit)
+        ids, next_after = list_ids(self.app, ProbeImage.AddedToUcc, after=after, limit=limit)
         views = []
         for probe_id in dict.fromkeys(ids):
             probe = self.load(probe_id, ProbeImage)
-            view = CacheEntryView.of(probe, now)
+            view = UccEntryView.of(probe, now)
             if include_removed or view.removed_at is None:
                 views.append(view)
         return Page(tuple(views), next_after)
 
-    def overdue(self, acting_user: str) -> tuple[CacheEntryView, ...]:
+    def overdue(self, acting_user: str) -> tuple[UccEntryView, ...]:
         """U-03: entries in the cache past their review date."""
         self._read(acting_user, "list overdue cache entries", UCC_READERS)
         now = self.clock.now()
-        found: dict[UUID, CacheEntryView] = {}
+        found: dict[UUID, UccEntryView] = {}
         after: int | None = 0
         while after is not None:
-            ids, after = list_ids(self.app, ProbeImage.AddedToUnresolvedCache, after=after, limit=200)
+            ids, after = list_ids(self.app, ProbeImage.AddedToUcc, after=after, limit=200)
             for probe_id in ids:
-                view = CacheEntryView.of(self.load(probe_id, ProbeImage), now)
+                view = UccEntryView.of(self.load(probe_id, ProbeImage), now)
                 if view.review_overdue:
                     found[probe_id] = view
         return tuple(found.values())

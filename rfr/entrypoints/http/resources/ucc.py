@@ -3,11 +3,11 @@ and the potential matches queued when new library material arrives (U-02).
 
 A probe enters the cache (U-01, with an Inspector's approval under P-08) in one of two ways:
 
-- its requester, an RFR User, asks with ``POST /cache/requests``; an approving officer of
+- its requester, an RFR User, asks with ``POST /ucc/requests``; an approving officer of
   Inspector rank or above who is not the requester (P-12) approves it
-  (``POST /cache/requests/{probe_id}/approval``: the probe enters the cache) or declines it
-  (``POST /cache/requests/{probe_id}/decline``), each with a rationale;
-- an Inspector adds it on their own decision with ``POST /cache/entries``, which is itself the
+  (``POST /ucc/requests/{probe_id}/approval``: the probe enters the cache) or declines it
+  (``POST /ucc/requests/{probe_id}/decline``), each with a rationale;
+- an Inspector adds it on their own decision with ``POST /ucc/entries``, which is itself the
   individual approval P-08 asks for; while a request for the probe awaits a decision, the
   Inspector decides that request instead.
 """
@@ -26,17 +26,17 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, PathParameter, QueryParameter
 
 from rfr.application.services.access import Principal
-from rfr.application.services.biometric_cache import CacheQueueView, CacheScreening
-from rfr.application.services.cache import (
+from rfr.application.services.ucc import (
     DECIDERS,
     REMOVERS,
     REQUESTERS,
     REVIEWERS,
     UCC_READERS,
-    CacheEntryView,
-    CacheRequestView,
-    UnresolvedCrimeCache,
+    UccEntries,
+    UccEntryView,
+    UccRequestView,
 )
+from rfr.application.services.ucc_screening import UccQueueView, UccScreening
 from rfr.domain.forms import ReviewOutcome
 from rfr.domain.people import Role
 from rfr.domain.search_terms import SearchGround
@@ -73,7 +73,7 @@ class AddBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rationale: Statement
 
 
-class CacheReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+class UccReviewBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """U-03: ``continue`` sets the next review date; ``stop`` removes the entry (U-04).
 
     Attributes:
@@ -102,7 +102,7 @@ class MatchAdjudicationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=
 
 
 @attrs.frozen
-class CachePage:
+class UccPage:
     """One page of cache entries; pass ``next_after`` as ``after`` for the next (null: last page).
 
     Attributes:
@@ -110,12 +110,12 @@ class CachePage:
         next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
     """
 
-    items: list[CacheEntryView]
+    items: list[UccEntryView]
     next_after: int | None
 
 
 @attrs.frozen
-class CacheRequestPage:
+class UccRequestPage:
     """One page of requests to add a probe to the cache.
 
     Attributes:
@@ -123,25 +123,25 @@ class CacheRequestPage:
         next_after: The cursor of the next page (``after``); null on the last page.
     """
 
-    items: list[CacheRequestView]
+    items: list[UccRequestView]
     next_after: int | None
 
 
-def _cache(ctx: HttpContext) -> UnresolvedCrimeCache:
-    return ctx.services.cache
+def _ucc(ctx: HttpContext) -> UccEntries:
+    return ctx.services.ucc
 
 
-def _screening(ctx: HttpContext) -> CacheScreening:
-    return ctx.services.cache_screening
+def _screening(ctx: HttpContext) -> UccScreening:
+    return ctx.services.ucc_screening
 
 
-Cache = NamedDependency[UnresolvedCrimeCache]
+Ucc = NamedDependency[UccEntries]
 
 
-@post("/cache/entries", sync_to_thread=True, summary="Add a probe to the cache (U-01)", **allow(*ADDERS))
+@post("/ucc/entries", sync_to_thread=True, summary="Add a probe to the UCC (U-01)", **allow(*ADDERS))
 def add_entry(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     data: Annotated[
         AddBody,
         Body(
@@ -156,12 +156,12 @@ def add_entry(
             ]
         ),
     ],
-) -> CacheEntryView:
+) -> UccEntryView:
     """An Inspector's own addition, itself the approval P-08 asks for: only when no search of the
     probe found a viable match of a known person and a ground still applies (U-01), by an
     Inspector or above who did not submit the probe (P-08, P-12). An RFR User asks instead
-    (``POST /cache/requests``)."""
-    return cache.add(principal.user_id, data.probe_id, data.grounds, data.rationale)
+    (``POST /ucc/requests``)."""
+    return ucc.add(principal.user_id, data.probe_id, data.grounds, data.rationale)
 
 
 UCC_REQUEST_EXAMPLE = {
@@ -172,136 +172,134 @@ UCC_REQUEST_EXAMPLE = {
 
 
 @post(
-    "/cache/requests",
+    "/ucc/requests",
     sync_to_thread=True,
-    summary="Ask for a probe to be added to the cache (U-01)",
+    summary="Ask for a probe to be added to the UCC (U-01)",
     **allow(*REQUESTERS.roles),
 )
 def request_addition(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     data: Annotated[AddBody, Body(examples=[Example(value=UCC_REQUEST_EXAMPLE)])],
-) -> CacheRequestView:
+) -> UccRequestView:
     """By the RFR User who submitted the probe. U-01 is checked now (no viable match of a known
     person in any search of the probe, a Form 3 ground still applies) and again on approval."""
-    return cache.request_addition(principal.user_id, data.probe_id, data.grounds, data.rationale)
+    return ucc.request_addition(principal.user_id, data.probe_id, data.grounds, data.rationale)
 
 
 @get(
-    "/cache/requests",
+    "/ucc/requests",
     sync_to_thread=True,
-    summary="Requests to add probes to the cache",
+    summary="Requests to add probes to the UCC",
     **allow(*UCC_READERS.roles),
 )
 def list_requests(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     after: Cursor = 0,
     limit: PageSize = 50,
     include_decided: Annotated[
         bool, QueryParameter(description="list approved and declined requests too")
     ] = False,
-) -> CacheRequestPage:
+) -> UccRequestPage:
     """Those awaiting an Inspector's decision, unless ``include_decided``."""
-    page = cache.addition_requests(
-        principal.user_id, after=after, limit=limit, include_decided=include_decided
-    )
-    return CacheRequestPage(list(page.items), page.next_after)
+    page = ucc.addition_requests(principal.user_id, after=after, limit=limit, include_decided=include_decided)
+    return UccRequestPage(list(page.items), page.next_after)
 
 
 @get(
-    "/cache/requests/{probe_id:uuid}",
+    "/ucc/requests/{probe_id:uuid}",
     sync_to_thread=True,
-    summary="A probe's request to enter the cache",
+    summary="A probe's request to enter the UCC",
     **allow(*UCC_READERS.roles),
 )
-def get_request(principal: Caller, cache: Cache, probe_id: FromPath[ProbeId]) -> CacheRequestView:
+def get_request(principal: Caller, ucc: Ucc, probe_id: FromPath[ProbeId]) -> UccRequestView:
     """The probe's latest request and the decision on it, if any."""
-    request = cache.addition_request(principal.user_id, probe_id)
+    request = ucc.addition_request(principal.user_id, probe_id)
     if request is None:
         raise NotFoundException(f"no addition to the cache was ever asked for probe {probe_id}")
     return request
 
 
 @post(
-    "/cache/requests/{probe_id:uuid}/approval",
+    "/ucc/requests/{probe_id:uuid}/approval",
     sync_to_thread=True,
     status_code=200,
-    summary="Approve a request to add a probe to the cache (P-08)",
+    summary="Approve a request to add a probe to the UCC (P-08)",
     **allow(*DECIDERS.roles),
 )
 def approve_request(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     probe_id: FromPath[ProbeId],
     data: Annotated[
         RationaleBody,
         Body(examples=[Example(value={"rationale": "Serious offence, offender at large; proportionate"})]),
     ],
-) -> CacheRequestView:
+) -> UccRequestView:
     """By an approving officer of Inspector rank or above (P-08) who is not the requester (P-12).
-    U-01 is checked again; the probe then enters the cache (``GET /cache/entries/{probe_id}``)."""
-    return cache.approve_addition(principal.user_id, probe_id, data.rationale)
+    U-01 is checked again; the probe then enters the cache (``GET /ucc/entries/{probe_id}``)."""
+    return ucc.approve_addition(principal.user_id, probe_id, data.rationale)
 
 
 @post(
-    "/cache/requests/{probe_id:uuid}/decline",
+    "/ucc/requests/{probe_id:uuid}/decline",
     sync_to_thread=True,
     status_code=200,
-    summary="Decline a request to add a probe to the cache (P-08)",
+    summary="Decline a request to add a probe to the UCC (P-08)",
     **allow(*DECIDERS.roles),
 )
 def decline_request(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     probe_id: FromPath[ProbeId],
     data: Annotated[
         RationaleBody,
         Body(examples=[Example(value={"rationale": "Low-value theft; continued retention not justified"})]),
     ],
-) -> CacheRequestView:
+) -> UccRequestView:
     """By an approving officer of Inspector rank or above (P-08) who is not the requester (P-12),
     with a rationale. The requester may ask again later."""
-    return cache.decline_addition(principal.user_id, probe_id, data.rationale)
+    return ucc.decline_addition(principal.user_id, probe_id, data.rationale)
 
 
-@get("/cache/entries", sync_to_thread=True, summary="List cache entries", **allow(*UCC_READERS.roles))
+@get("/ucc/entries", sync_to_thread=True, summary="List UCC entries", **allow(*UCC_READERS.roles))
 def list_entries(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     after: Cursor = 0,
     limit: PageSize = 50,
     include_removed: Annotated[bool, QueryParameter(description="list removed entries too")] = False,
-) -> CachePage:
-    page = cache.entries(principal.user_id, after=after, limit=limit, include_removed=include_removed)
-    return CachePage(list(page.items), page.next_after)
+) -> UccPage:
+    page = ucc.entries(principal.user_id, after=after, limit=limit, include_removed=include_removed)
+    return UccPage(list(page.items), page.next_after)
 
 
 @get(
-    "/cache/entries/overdue",
+    "/ucc/entries/overdue",
     sync_to_thread=True,
     summary="Entries overdue for review (U-03)",
     **allow(*UCC_READERS.roles),
 )
-def overdue_entries(principal: Caller, cache: Cache) -> list[CacheEntryView]:
-    return list(cache.overdue(principal.user_id))
+def overdue_entries(principal: Caller, ucc: Ucc) -> list[UccEntryView]:
+    return list(ucc.overdue(principal.user_id))
 
 
 @get(
-    "/cache/entries/{probe_id:uuid}",
+    "/ucc/entries/{probe_id:uuid}",
     sync_to_thread=True,
-    summary="A cache entry",
+    summary="A UCC entry",
     **allow(*UCC_READERS.roles),
 )
-def get_entry(principal: Caller, cache: Cache, probe_id: FromPath[ProbeId]) -> CacheEntryView:
-    entry = cache.get(principal.user_id, probe_id)
+def get_entry(principal: Caller, ucc: Ucc, probe_id: FromPath[ProbeId]) -> UccEntryView:
+    entry = ucc.get(principal.user_id, probe_id)
     if entry is None:
         raise NotFoundException(f"probe {probe_id} was never in the cache")
     return entry
 
 
 @post(
-    "/cache/entries/{probe_id:uuid}/reviews",
+    "/ucc/entries/{probe_id:uuid}/reviews",
     sync_to_thread=True,
     status_code=200,
     summary="Review an entry (U-03)",
@@ -309,20 +307,20 @@ def get_entry(principal: Caller, cache: Cache, probe_id: FromPath[ProbeId]) -> C
 )
 def review_entry(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     probe_id: FromPath[ProbeId],
     data: Annotated[
-        CacheReviewBody,
+        UccReviewBody,
         Body(
             examples=[Example(value={"outcome": "continue", "reason": "Offence still under investigation"})]
         ),
     ],
-) -> CacheEntryView:
-    return cache.review(principal.user_id, probe_id, data.outcome, data.reason)
+) -> UccEntryView:
+    return ucc.review(principal.user_id, probe_id, data.outcome, data.reason)
 
 
 @post(
-    "/cache/entries/{probe_id:uuid}/removal",
+    "/ucc/entries/{probe_id:uuid}/removal",
     sync_to_thread=True,
     status_code=200,
     summary="Remove an entry (U-04)",
@@ -330,31 +328,31 @@ def review_entry(
 )
 def remove_entry(
     principal: Caller,
-    cache: Cache,
+    ucc: Ucc,
     probe_id: FromPath[ProbeId],
     data: Annotated[
         ReasonBody, Body(examples=[Example(value={"reason": "Suspect identified by a witness"})])
     ],
-) -> CacheEntryView:
+) -> UccEntryView:
     """The purpose was resolved by other means; the probe is deleted within the configured days."""
-    return cache.remove(principal.user_id, probe_id, data.reason)
+    return ucc.remove(principal.user_id, probe_id, data.reason)
 
 
 @get(
-    "/cache/entries/{probe_id:uuid}/matches",
+    "/ucc/entries/{probe_id:uuid}/matches",
     sync_to_thread=True,
     summary="Matches queued by new material (U-02)",
     **allow(*UCC_READERS.roles),
 )
 def queued_matches(
-    principal: Caller, screening: NamedDependency[CacheScreening], probe_id: FromPath[ProbeId]
-) -> CacheQueueView:
+    principal: Caller, screening: NamedDependency[UccScreening], probe_id: FromPath[ProbeId]
+) -> UccQueueView:
     """Highest score first; only matches in libraries the caller may access (L-13)."""
     return screening.queue_of(principal.user_id, str(probe_id))
 
 
 @post(
-    "/cache/entries/{probe_id:uuid}/matches/{match_id:str}/adjudication",
+    "/ucc/entries/{probe_id:uuid}/matches/{match_id:str}/adjudication",
     sync_to_thread=True,
     status_code=200,
     summary="Adjudicate a queued match (S-05)",
@@ -362,14 +360,14 @@ def queued_matches(
 )
 def adjudicate_match(
     principal: Caller,
-    screening: NamedDependency[CacheScreening],
+    screening: NamedDependency[UccScreening],
     probe_id: FromPath[ProbeId],
     match_id: Annotated[str, PathParameter(description="a queued match's id")],
     data: Annotated[
         MatchAdjudicationBody,
         Body(examples=[Example(value={"viable": False, "rationale": "Different nose and jaw line"})]),
     ],
-) -> CacheQueueView:
+) -> UccQueueView:
     return screening.adjudicate(
         principal.user_id,
         str(probe_id),
@@ -400,7 +398,7 @@ ROUTES = [
                 adjudicate_match,
             ]
         ),
-        dependencies={"cache": use_case(_cache), "screening": use_case(_screening)},
+        dependencies={"ucc": use_case(_ucc), "screening": use_case(_screening)},
         tags=["unresolved crime cache"],
     )
 ]

@@ -2,10 +2,10 @@
 
 After an enrolment, every probe still in the cache to which the library is relevant is
 compared with the NEW templates only (exact distances; the batch is small), and the close
-ones are queued on the probe's ``CacheMatchQueue`` for adjudication.
+ones are queued on the probe's ``UccMatchQueue`` for adjudication.
 
 Which libraries are relevant to a cached probe: those chosen in the search requests the
-probe was cached after (the ``search_request_ids`` of its ``AddedToUnresolvedCache``
+probe was cached after (the ``search_request_ids`` of its ``AddedToUcc``
 event), i.e. libraries someone already justified searching for this probe (S-03). The
 rules a search would need now are re-checked by the domain (``may_queue``); a probe they
 exclude is skipped and named in the report, not refused, since nobody asked for it.
@@ -14,7 +14,7 @@ exclude is skipped and named in the report, not refused, since nobody asked for 
 decision threshold), at most ``ucc_top_k`` per probe and enrolment. Unlike an ordinary
 search, nobody chose to look, so only material near the threshold is put before a person.
 
-Cached probes are found through the notifications of ``AddedToUnresolvedCache`` events
+Cached probes are found through the notifications of ``AddedToUcc`` events
 (eventsourcing has no query by state); each is loaded to check it is still cached.
 """
 
@@ -26,20 +26,20 @@ from uuid import UUID
 import attrs
 import numpy as np
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.utils import get_topic
 
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import NotFound, RecordNotFound
 from rfr.application.ports import Clock, StoredTemplate
 from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
 from rfr.application.services.biometric_support import Biometrics, distances
-from rfr.domain.cache_matches import CacheMatchQueue, QueuedMatch, may_queue
 from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.governed import stored_topics
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_search import within_access
 from rfr.domain.search_request import SearchRequest
+from rfr.domain.ucc_matches import QueuedMatch, UccMatchQueue, may_queue
 
 _PAGE = 500
 UCC_MATCH_READERS = Need(OPERATIONAL_ROLES)
@@ -87,7 +87,7 @@ class QueuedMatchView:
 
 
 @attrs.frozen
-class CacheQueueView:
+class UccQueueView:
     """The potential matches queued for a cached probe, highest score first (U-02).
 
     Attributes:
@@ -103,7 +103,7 @@ class CacheQueueView:
         return tuple(m for m in self.matches if not m.adjudicated)
 
 
-class CacheScreening(UseCase):
+class UccScreening(UseCase):
     def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
         super().__init__(app, clock)
         self.bio = biometrics
@@ -130,7 +130,7 @@ class CacheScreening(UseCase):
             return ScreeningReport.empty()
         image_of = {t: i for i, t in library.templates.get(algorithm_id, {}).items()}
         screened, queued, skipped = 0, 0, []
-        for probe in self.cached_probes():
+        for probe in self.ucc_probes():
             if str(library.id) not in self._relevant_libraries(probe):
                 continue
             at = self.clock.now()
@@ -154,14 +154,14 @@ class CacheScreening(UseCase):
                 skipped.append((str(probe.id), "the queue changed meanwhile; screen these templates again"))
         return ScreeningReport(screened, queued, tuple(skipped))
 
-    def cached_probes(self) -> list[ProbeImage]:
+    def ucc_probes(self) -> list[ProbeImage]:
         """Probes in the Unresolved Crime Cache now (added, not removed, not purged)."""
-        topic = get_topic(ProbeImage.AddedToUnresolvedCache)
+        topics = stored_topics(ProbeImage.AddedToUcc)
         ids: dict[UUID, None] = {}
         start = 0
         while True:
             page = self.app.recorder.select_notifications(
-                start=start, limit=_PAGE, topics=[topic], inclusive_of_start=False
+                start=start, limit=_PAGE, topics=topics, inclusive_of_start=False
             )
             ids.update((UUID(str(n.originator_id)), None) for n in page)
             if len(page) < _PAGE:
@@ -172,9 +172,7 @@ class CacheScreening(UseCase):
 
     def _relevant_libraries(self, probe: ProbeImage) -> set[str]:
         added = [
-            e
-            for e in self.app.repository.event_store.get(probe.id)
-            if isinstance(e, ProbeImage.AddedToUnresolvedCache)
+            e for e in self.app.repository.event_store.get(probe.id) if isinstance(e, ProbeImage.AddedToUcc)
         ]
         if not added:
             return set()
@@ -216,9 +214,9 @@ class CacheScreening(UseCase):
         found.sort(key=lambda m: -m.score)
         return found[: self.bio.ucc_top_k]
 
-    def _queue_or_none(self, probe: ProbeImage) -> CacheMatchQueue | None:
+    def _queue_or_none(self, probe: ProbeImage) -> UccMatchQueue | None:
         try:
-            return self.app.get(CacheMatchQueue.id_for(probe.id), CacheMatchQueue)
+            return self.app.get(UccMatchQueue.id_for(probe.id), UccMatchQueue)
         except AggregateNotFoundError:
             return None
 
@@ -233,7 +231,7 @@ class CacheScreening(UseCase):
         existing = self._queue_or_none(probe)
 
         def action(act: Act) -> int:
-            queue = existing or act.new(CacheMatchQueue.open_for(act.actor, act.at, probe))
+            queue = existing or act.new(UccMatchQueue.open_for(act.actor, act.at, probe))
             queue.queue(
                 act.actor,
                 act.at,
@@ -252,12 +250,12 @@ class CacheScreening(UseCase):
             Need(),
             [existing] if existing is not None else [],
             action,
-            target_name=f"CacheMatchQueue of probe {probe.id}",
+            target_name=f"UccMatchQueue of probe {probe.id}",
         )
 
     # -- reading and adjudicating ---------------------------------------------------------------
 
-    def queue_of(self, acting_user: str, probe_id: str) -> CacheQueueView:
+    def queue_of(self, acting_user: str, probe_id: str) -> UccQueueView:
         """The probe's queued U-02 matches; only those of libraries the reader may access (L-13)."""
         actor = self._read(
             acting_user, "read cache matches", UCC_MATCH_READERS, target=f"ProbeImage {probe_id}"
@@ -265,7 +263,7 @@ class CacheScreening(UseCase):
         probe = self.load(probe_id, ProbeImage)
         queue = self._queue_or_none(probe)
         if queue is None:
-            return CacheQueueView(str(probe.id), ())
+            return UccQueueView(str(probe.id), ())
         views = []
         for match_id, match in sorted(queue.matches.items(), key=lambda kv: (-kv[1].score, kv[0])):
             approval = self.load(queue.library_approvals[match.library_id], LibraryApproval)
@@ -282,7 +280,7 @@ class CacheScreening(UseCase):
                     adjudication.viable if adjudication else None,
                 )
             )
-        return CacheQueueView(str(probe.id), tuple(views))
+        return UccQueueView(str(probe.id), tuple(views))
 
     def adjudicate(
         self,
@@ -293,7 +291,7 @@ class CacheScreening(UseCase):
         rationale: str,
         *,
         identity_known: bool | None = None,
-    ) -> CacheQueueView:
+    ) -> UccQueueView:
         """S-05 on a queued match, by an RFR User within the library's access restrictions (L-13)."""
         probe = self.load(probe_id, ProbeImage)
         queue = self._queue_or_none(probe)

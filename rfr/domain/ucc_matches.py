@@ -28,7 +28,7 @@ from eventsourcing.domain import Aggregate
 from rfr.domain.calendar import require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
-from rfr.domain.governed import GovernedAggregate
+from rfr.domain.governed import GovernedAggregate, formerly
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor, Role
 from rfr.domain.policy_config import PolicyConfig
@@ -75,10 +75,10 @@ def may_queue(
     config: PolicyConfig,
 ) -> Decision:
     """Whether this library's new material may be searched with this cached probe now (U-02)."""
-    in_cache = probe.ucc is not None and probe.ucc.removed_at is None
+    in_ucc = probe.ucc is not None and probe.ucc.removed_at is None
     return combine(
         Decision.check(probe.purged_at is None, "R-05", "the probe has been deleted"),
-        Decision.check(in_cache, "U-02", "the probe is not in the Unresolved Crime Cache"),
+        Decision.check(in_ucc, "U-02", "the probe is not in the Unresolved Crime Cache"),
         probe.age_safeguards(),
         Decision.check(str(approval.id) == library.approval_id, "L-01", "not the library's approval"),
         approval_covers(approval, probe.form.purposes, at, config),
@@ -88,13 +88,13 @@ def may_queue(
     )
 
 
-class CacheMatchQueue(GovernedAggregate):
+class UccMatchQueue(GovernedAggregate):
     """The U-02 matches of one cached probe, and their adjudications."""
 
     class Opened(GovernedAggregate.Event, Aggregate.Created):
         probe_id: str
 
-        def apply(self, agg: CacheMatchQueue) -> None:
+        def apply(self, agg: UccMatchQueue) -> None:
             agg.probe_id = self.probe_id
             agg.matches = {}
             agg.adjudications = {}
@@ -107,7 +107,7 @@ class CacheMatchQueue(GovernedAggregate):
         probe_template_ids: list[str]
         matches: list[dict[str, Any]]
 
-        def apply(self, agg: CacheMatchQueue) -> None:
+        def apply(self, agg: UccMatchQueue) -> None:
             agg.library_approvals[self.library_id] = self.approval_id
             for item in self.matches:
                 match = from_data(QueuedMatch, item)
@@ -118,7 +118,7 @@ class CacheMatchQueue(GovernedAggregate):
         viable: bool
         identity_known: bool | None
 
-        def apply(self, agg: CacheMatchQueue) -> None:
+        def apply(self, agg: UccMatchQueue) -> None:
             agg.adjudications[self.match_id] = MatchAdjudication(
                 self.match_id,
                 self.viable,
@@ -134,7 +134,7 @@ class CacheMatchQueue(GovernedAggregate):
         return uuid5(_QUEUES, str(probe_id))
 
     @classmethod
-    def open_for(cls, actor: Actor, at: datetime, probe: ProbeImage) -> CacheMatchQueue:
+    def open_for(cls, actor: Actor, at: datetime, probe: ProbeImage) -> UccMatchQueue:
         return cls._create(
             cls.Opened,
             id=cls.id_for(probe.id),
@@ -244,3 +244,9 @@ class CacheMatchQueue(GovernedAggregate):
         """Queued matches awaiting adjudication, most similar first."""
         waiting = [m for i, m in self.matches.items() if i not in self.adjudications]
         return tuple(sorted(waiting, key=lambda m: (-m.score, m.match_id)))
+
+
+# Stored before the Unresolved Crime Cache was called ``ucc`` everywhere (issue 7).
+formerly(UccMatchQueue, "rfr.domain.cache_matches:CacheMatchQueue")
+for _event in (UccMatchQueue.Opened, UccMatchQueue.MatchesQueued, UccMatchQueue.MatchAdjudicated):
+    formerly(_event, f"rfr.domain.cache_matches:CacheMatchQueue.{_event.__name__}")

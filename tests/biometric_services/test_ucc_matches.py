@@ -9,13 +9,13 @@ from domain_builders import form3
 from eventsourcing.application import AggregateNotFoundError
 from service_builders import World, gallery_items, item
 
-from rfr.domain.cache_matches import CacheMatchQueue
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.search_terms import SearchGround
+from rfr.domain.ucc_matches import UccMatchQueue
 
 
-def _cached_probe(world: World, image: bytes, *libraries) -> str:
+def _ucc_probe(world: World, image: bytes, *libraries) -> str:
     """A probe searched against ``libraries`` without a viable match, then added to the cache (U-01)."""
     view = world.probes.submit("analyst", form3(), image)
     view = world.probes.select_faces("analyst", view.probe_id, [view.faces[0].face_id], "the suspect")
@@ -26,7 +26,7 @@ def _cached_probe(world: World, image: bytes, *libraries) -> str:
         pass
     probe = world.app.get(UUID(view.probe_id), ProbeImage)
     searched = world.app.get(request.id, type(request))
-    probe.add_to_unresolved_cache(
+    probe.add_to_ucc(
         world.actor("inspector"),
         world.clock.now(),
         [searched],
@@ -44,8 +44,8 @@ def test_U02_new_images_are_searched_with_relevant_cached_probes_and_queued(worl
     _, other = world.library("appeal images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler", "bill_simon"]))
     world.enrolment.enrol("admin", str(other.id), gallery_items(photos, ["bob_graham"]))
-    wanted = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
-    elsewhere = _cached_probe(world, photos["colin_powell"][3].read_bytes(), other)
+    wanted = _ucc_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    elsewhere = _ucc_probe(world, photos["colin_powell"][3].read_bytes(), other)
     world.clock.advance(days=3)
 
     report = world.enrolment.enrol(
@@ -56,31 +56,31 @@ def test_U02_new_images_are_searched_with_relevant_cached_probes_and_queued(worl
     )
 
     assert report.screening.probes_screened == 1 and report.screening.matches_queued == 2
-    queue = world.cache.queue_of("analyst", wanted)
+    queue = world.ucc.queue_of("analyst", wanted)
     colin = {r.image_id for r in report.enrolled if r.name.startswith("Colin")}
     assert {m.image_id for m in queue.pending} == colin
     assert all(m.score >= 0.5 for m in queue.pending)
     with pytest.raises(AggregateNotFoundError):
-        world.app.get(CacheMatchQueue.id_for(elsewhere), CacheMatchQueue)
+        world.app.get(UccMatchQueue.id_for(elsewhere), UccMatchQueue)
 
 
 def test_L13_queued_matches_are_adjudicated_within_access_only(world: World, photos):
     _, custody = world.library("custody images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
-    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    probe_id = _ucc_probe(world, photos["colin_powell"][2].read_bytes(), custody)
     world.enrolment.enrol("admin", str(custody.id), [item(photos["colin_powell"][0])])
-    match = world.cache.queue_of("analyst", probe_id).pending[0]
+    match = world.ucc.queue_of("analyst", probe_id).pending[0]
 
-    assert world.cache.queue_of("outsider", probe_id).matches == ()
+    assert world.ucc.queue_of("outsider", probe_id).matches == ()
     with pytest.raises(PolicyRefusal) as refused:
-        world.cache.adjudicate("outsider", probe_id, match.match_id, True, "looks like him")
+        world.ucc.adjudicate("outsider", probe_id, match.match_id, True, "looks like him")
     assert refused.value.rule_ids == ("L-13",)
 
-    view = world.cache.adjudicate(
+    view = world.ucc.adjudicate(
         "analyst", probe_id, match.match_id, True, "same scar and ear shape", identity_known=True
     )
     assert view.pending == () and view.matches[0].viable is True
-    stored = world.app.get(CacheMatchQueue.id_for(probe_id), CacheMatchQueue)
+    stored = world.app.get(UccMatchQueue.id_for(probe_id), UccMatchQueue)
     assert stored.adjudications[match.match_id].by == "analyst"
 
 
@@ -88,11 +88,9 @@ def test_U02_probes_out_of_the_cache_are_not_searched(world: World, photos):
     """U-02: probes out of the cache are not searched."""
     _, custody = world.library("custody images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
-    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    probe_id = _ucc_probe(world, photos["colin_powell"][2].read_bytes(), custody)
     probe = world.app.get(UUID(probe_id), ProbeImage)
-    probe.remove_from_cache(
-        world.actor("inspector"), world.clock.now(), "suspect charged (U-04)", world.config
-    )
+    probe.remove_from_ucc(world.actor("inspector"), world.clock.now(), "suspect charged (U-04)", world.config)
     world.app.save(probe)
 
     report = world.enrolment.enrol("admin", str(custody.id), [item(photos["colin_powell"][0])])
@@ -104,9 +102,9 @@ def test_U02_the_queue_refuses_probes_out_of_the_cache_and_repeats(world: World,
     """U-02 in the domain: a removed probe is not re-searched, and a match is never queued twice."""
     approval, custody = world.library("custody images")
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
-    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    probe_id = _ucc_probe(world, photos["colin_powell"][2].read_bytes(), custody)
     world.enrolment.enrol("admin", str(custody.id), [item(photos["colin_powell"][0])])
-    queue = world.app.get(CacheMatchQueue.id_for(probe_id), CacheMatchQueue)
+    queue = world.app.get(UccMatchQueue.id_for(probe_id), UccMatchQueue)
     match = next(iter(queue.matches.values()))
     probe = world.app.get(UUID(probe_id), ProbeImage)
     library = world.app.get(custody.id, type(custody))
@@ -125,7 +123,7 @@ def test_U02_the_queue_refuses_probes_out_of_the_cache_and_repeats(world: World,
 
     with pytest.raises(PolicyRefusal, match="already queued"):
         queue_again()
-    probe.remove_from_cache(world.actor("inspector"), world.clock.now(), "resolved (U-04)", world.config)
+    probe.remove_from_ucc(world.actor("inspector"), world.clock.now(), "resolved (U-04)", world.config)
     with pytest.raises(PolicyRefusal) as refused:
         queue_again()
     assert "U-02" in refused.value.rule_ids and "not in the Unresolved Crime Cache" in refused.value.reason
@@ -139,13 +137,13 @@ def test_U02_R05_a_template_erased_before_screening_is_skipped_not_an_error(worl
     world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
     # Enrolled while no probe is cached, so its own screening queues nothing.
     report = world.enrolment.enrol("admin", str(custody.id), [item(p) for p in photos["colin_powell"][:2]])
-    probe_id = _cached_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    probe_id = _ucc_probe(world, photos["colin_powell"][2].read_bytes(), custody)
     erased, kept = report.enrolled
     assert world.bio.store.erase(erased.template_id)
 
-    screening = world.cache.screen(
+    screening = world.ucc.screen(
         "admin", str(custody.id), [erased.template_id, kept.template_id, "never-written"]
     )
 
     assert screening.probes_screened == 1
-    assert {m.image_id for m in world.cache.queue_of("analyst", probe_id).pending} == {kept.image_id}
+    assert {m.image_id for m in world.ucc.queue_of("analyst", probe_id).pending} == {kept.image_id}

@@ -200,13 +200,13 @@ def test_U01_U03_a_probe_without_a_viable_match_enters_the_cache_with_an_inspect
 ) -> None:
     """U-01, U-03: a probe without a viable match enters the cache with an inspectors approval."""
     _, probe_id, _ = _no_viable_match(world)
-    entry = world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "offender still at large")
+    entry = world.ucc.add("inspector", probe_id, [SearchGround.OFFENCE], "offender still at large")
     assert entry.crime_tier == int(CrimeTier.TIER_2) and entry.approved_by == "inspector"
     months = PolicyConfig().ucc_review_months[CrimeTier.TIER_2]
     assert entry.review_due == add_months(world.clock.now(), months)
-    assert world.cache.get("analyst", probe_id) == entry
-    assert world.cache.entries("analyst").items == (entry,)
-    assert world.endorsements.get("analyst", probe_id).in_unresolved_cache
+    assert world.ucc.get("analyst", probe_id) == entry
+    assert world.ucc.entries("analyst").items == (entry,)
+    assert world.endorsements.get("analyst", probe_id).in_ucc
 
 
 def test_U01_a_viable_match_of_a_known_person_in_any_search_keeps_the_probe_out(world: World) -> None:
@@ -217,7 +217,7 @@ def test_U01_a_viable_match_of_a_known_person_in_any_search_keeps_the_probe_out(
     other = world.searches.open("analyst", probe_id, [LibrarySelection(str(library_id), "again")])
     assert other.id != request_id
     with pytest.raises(PolicyRefusal) as caught:
-        world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "still unresolved")
+        world.ucc.add("inspector", probe_id, [SearchGround.OFFENCE], "still unresolved")
     assert caught.value.rule_ids == ("U-01",)
     assert world.app.get(probe_id, ProbeImage).refusals[-1].rule_ids == ("U-01",)
 
@@ -228,31 +228,29 @@ def test_U01_a_viable_match_of_an_unknown_person_still_allows_the_cache(world: W
     world.searches.adjudicate(
         "analyst", request_id, f"{library_id}#1", True, "likeness", identity_known=False
     )
-    assert (
-        world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "identity unknown").removed_at is None
-    )
+    assert world.ucc.add("inspector", probe_id, [SearchGround.OFFENCE], "identity unknown").removed_at is None
 
 
 def test_U03_U04_cache_review_continue_stop_and_removal(world: World) -> None:
     """U-03, U-04: cache review continue stop and removal."""
     _, probe_id, _ = _no_viable_match(world)
-    world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
+    world.ucc.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
     world.clock.advance(days=200)
-    assert [e.probe_id for e in world.cache.overdue("op-lead")] == [probe_id]
-    entry = world.cache.review("op-lead", probe_id, ReviewOutcome.CONTINUE, "still relevant")
-    assert not entry.review_overdue and world.cache.overdue("op-lead") == ()
-    entry = world.cache.review("analyst", probe_id, ReviewOutcome.STOP, "purpose met elsewhere")
+    assert [e.probe_id for e in world.ucc.overdue("op-lead")] == [probe_id]
+    entry = world.ucc.review("op-lead", probe_id, ReviewOutcome.CONTINUE, "still relevant")
+    assert not entry.review_overdue and world.ucc.overdue("op-lead") == ()
+    entry = world.ucc.review("analyst", probe_id, ReviewOutcome.STOP, "purpose met elsewhere")
     assert entry.removed_at == world.clock.now()
     assert entry.deletion_due == world.clock.now() + timedelta(days=31)
-    assert world.cache.entries("analyst").items == ()
-    assert world.cache.entries("analyst", include_removed=True).items == (entry,)
+    assert world.ucc.entries("analyst").items == ()
+    assert world.ucc.entries("analyst", include_removed=True).items == (entry,)
 
 
 def test_U04_removal_when_resolved_by_other_means(world: World) -> None:
     """U-04: removal when resolved by other means."""
     _, probe_id, _ = _no_viable_match(world)
-    world.cache.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
-    assert world.cache.remove("analyst", probe_id, "charged after a confession").removed_at is not None
+    world.ucc.add("inspector", probe_id, [SearchGround.OFFENCE], "at large")
+    assert world.ucc.remove("analyst", probe_id, "charged after a confession").removed_at is not None
     with pytest.raises(PolicyRefusal) as caught:
-        world.cache.remove("analyst", probe_id, "again")
+        world.ucc.remove("analyst", probe_id, "again")
     assert caught.value.rule_ids == ("U-03",)
