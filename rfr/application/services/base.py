@@ -25,6 +25,7 @@ boundary never skips or repeats an aggregate created meanwhile.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
@@ -37,7 +38,7 @@ from eventsourcing.domain import Aggregate, BaseAggregate
 
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import AccessDenied, NotFound, UnknownUser
-from rfr.application.ports import Clock
+from rfr.application.ports import BiometricStore, Clock
 from rfr.domain.decisions import Decision, PolicyRefusal, combine
 from rfr.domain.governed import GovernedAggregate, stored_topics
 from rfr.domain.people import Actor, Rank, Role
@@ -56,6 +57,8 @@ A = TypeVar("A", bound=BaseAggregate[UUID])
 ACTIVITY_RESOLUTION = timedelta(hours=1)
 
 MAX_PAGE = 500
+
+log = logging.getLogger("rfr.application")
 
 # Who a request acts for, as the gate loaded them: set once per request in that request's own
 # context (contextvars do not leak between requests), so every use case the request runs
@@ -104,17 +107,58 @@ GOVERNANCE_ROLES = (Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
 
 @attrs.frozen
 class Act:
-    """What a domain command needs from the use case: the actor, the time and the config in force."""
+    """What a domain command needs from the use case: the actor, the time and the config in force.
+
+    It is also the command's unit of work: aggregates it creates (``new``) are saved with the
+    rest, and biometric records it writes through ``recording(store)`` are erased again if the
+    command is refused, fails or cannot be saved, so no record is left that no event names.
+    """
 
     actor: Actor
     at: datetime
     config: PolicyConfig
     created: list[BaseAggregate[UUID]] = attrs.field(factory=list, eq=False)
+    written: list[tuple[BiometricStore, str]] = attrs.field(factory=list, eq=False)
 
     def new(self, aggregate: T) -> T:
         """Marks an aggregate the command created, so it is saved with the rest."""
         self.created.append(aggregate)  # type: ignore[arg-type]
         return aggregate
+
+    def recording(self, store: BiometricStore) -> RecordingStore:
+        """``store`` as this command writes to it: every record put is undone if the command fails."""
+        return RecordingStore(store, self.written)
+
+    def undo_writes(self) -> None:
+        """Erases, newest first, every biometric record the command wrote (best effort, logged)."""
+        while self.written:
+            store, record_id = self.written.pop()
+            try:
+                store.erase(record_id)
+            except Exception:
+                log.exception("could not erase biometric record %s of a failed command", record_id)
+
+
+class RecordingStore:
+    """A ``BiometricStore`` that notes each record id before writing it (see ``Act.recording``).
+
+    The id is noted before the write, so a write that fails half-way is undone too.
+    """
+
+    def __init__(self, store: BiometricStore, written: list[tuple[BiometricStore, str]]) -> None:
+        self._store = store
+        self._written = written
+
+    def put(self, record_id: str, *args: Any, **kwargs: Any) -> Any:
+        self._written.append((self._store, record_id))
+        return self._store.put(record_id, *args, **kwargs)
+
+    def put_template(self, record_id: str, *args: Any, **kwargs: Any) -> Any:
+        self._written.append((self._store, record_id))
+        return self._store.put_template(record_id, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
 
 
 @attrs.frozen
@@ -269,15 +313,19 @@ class UseCase:
         act = Act(actor, at, self.config(at))
         try:
             result = action(act)
+            to_save: list[Any] = [*touched, *act.created]
+            if user is not None:
+                if at - user.last_activity >= ACTIVITY_RESOLUTION:
+                    user.record_activity(at, command)
+                to_save.append(user)
+            self.app.save(*_unique(to_save))
         except PolicyRefusal as err:
+            act.undo_writes()
             self._store_refusal(command, actor, at, err, touched=touched, name=name)
             raise
-        to_save: list[Any] = [*touched, *act.created]
-        if user is not None:
-            if at - user.last_activity >= ACTIVITY_RESOLUTION:
-                user.record_activity(at, command)
-            to_save.append(user)
-        self.app.save(*_unique(to_save))
+        except BaseException:
+            act.undo_writes()
+            raise
         return result
 
     def _actor(

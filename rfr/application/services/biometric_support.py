@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import attrs
@@ -188,9 +188,3 @@ def distances(probes: np.ndarray, gallery: np.ndarray, metric: str) -> np.ndarra
         g = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
         return np.clip(1.0 - p @ g.T, 0.0, 2.0)
     raise ValueError(f"unknown metric {metric!r}")
-
-
-def erase_all(store: BiometricStore, record_ids: Sequence[str]) -> None:
-    """Undo of writes whose command did not land: nothing of a failed command is kept."""
-    for record_id in record_ids:
-        store.erase(record_id)

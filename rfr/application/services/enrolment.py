@@ -9,11 +9,12 @@ unsearchable (T-02); an image with no usable face is reported and never enrolled
 What the domain enrolled is then stored (image, face analysis, subject reference and
 template, each encrypted on its own key) and the templates recorded, and the library and
 the acting user are saved in one step. Nothing of an item that was refused, rejected or
-had no face is kept, and if the save fails every record written for the batch is erased.
+had no face is kept, and if the save fails every record written for the batch is erased (the
+use case writes through ``Act.recording``, the unit of work that undoes them).
 The index is updated after the save: it is a projection, so if that update fails the
 index is dropped and rebuilt from the store when next searched.
 
-After each batch the cached probes to which the library is relevant are searched against
+After each batch the UCC probes to which the library is relevant are searched against
 the new templates (U-02, ``UccScreening``).
 
 Bulk enrolment reads a folder on the server with a CSV manifest (columns ``file``,
@@ -43,7 +44,6 @@ from rfr.application.services.biometric_support import (
     Biometrics,
     FaceAnalysis,
     content_hash,
-    erase_all,
     library_face_record,
     library_subject_record,
 )
@@ -171,19 +171,12 @@ class Enrolment(UseCase):
         """Enrol ``items`` as one batch; ``progress(done, total)`` follows the face detection."""
         library = self.load(library_id, ReferenceLibrary)
         approval = self.load(library.approval_id, LibraryApproval)
-        written: list[str] = []
         staged: dict[str, tuple[str, np.ndarray]] = {}
 
         def action(act: Act) -> list[EnrolmentResult]:
-            return self._enrol(
-                act, library, approval, list(items), written=written, staged=staged, progress=progress
-            )
+            return self._enrol(act, library, approval, list(items), staged=staged, progress=progress)
 
-        try:
-            results = self._act(acting_user, "enrol images", ENROLLERS, [library], action)
-        except BaseException:
-            erase_all(self.bio.store, written)
-            raise
+        results = self._act(acting_user, "enrol images", ENROLLERS, [library], action)
         live = self._index(str(library.id), staged)
         screening = self.screening.screen(acting_user, str(library.id), live)
         return EnrolmentReport(str(library.id), self.bio.algorithm_id, tuple(results), screening)
@@ -236,7 +229,6 @@ class Enrolment(UseCase):
         approval: LibraryApproval,
         items: list[EnrolmentItem],
         *,
-        written: list[str],
         staged: dict[str, tuple[str, np.ndarray]],
         progress: Progress | None,
     ) -> list[EnrolmentResult]:
@@ -272,7 +264,7 @@ class Enrolment(UseCase):
         )
         refused = _refusals_of_last_enrolment(library)
         templates: dict[str, str] = {}
-        store, owner = self.bio.store, str(library.id)
+        store, owner = act.recording(self.bio.store), str(library.id)
         for c in offered:
             name = c.item.name or f"item {c.position + 1}"
             if c.image_id not in enrolled:
@@ -284,19 +276,15 @@ class Enrolment(UseCase):
             if c.analysis is None or c.vector is None:
                 raise RuntimeError(f"{name}: enrolled by the domain without a face; R-01 checks disagree")
             template_id = str(uuid4())
-            written.append(c.image_id)
             store.put(c.image_id, RecordKind.IMAGE, c.item.data, owner=owner)
-            written.append(library_face_record(c.image_id))
             c.analysis.put(store, library_face_record(c.image_id), owner)
             if c.item.subject:
-                written.append(library_subject_record(c.image_id))
                 store.put(
                     library_subject_record(c.image_id),
                     RecordKind.SUBJECT,
                     c.item.subject.encode(),
                     owner=owner,
                 )
-            written.append(template_id)
             store.put_template(template_id, c.vector, owner=owner, algorithm_id=self.bio.algorithm_id)
             templates[c.image_id] = template_id
             staged[c.image_id] = (template_id, c.vector)

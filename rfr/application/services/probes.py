@@ -32,7 +32,6 @@ from rfr.application.services.biometric_support import (
     Biometrics,
     FaceAnalysis,
     content_hash,
-    erase_all,
     face_crop,
     load_analysis,
     probe_face_record,
@@ -133,7 +132,6 @@ class Probes(UseCase):
         digest = content_hash(image)
         probe_id = uuid4()
         owner = str(probe_id)
-        written: list[str] = []
 
         def action(act: Act) -> ProbeImage:
             probe = act.new(ProbeImage.submit(act.actor, act.at, form, digest, probe_id=probe_id))
@@ -145,18 +143,13 @@ class Probes(UseCase):
                 self.bio.engine.detector.algorithm_id,
                 [_region(a) for a in analyses],
             )
-            written.append(probe_image_record(owner))
-            self.bio.store.put(probe_image_record(owner), RecordKind.IMAGE, image, owner=owner)
+            store = act.recording(self.bio.store)
+            store.put(probe_image_record(owner), RecordKind.IMAGE, image, owner=owner)
             for analysis in analyses:
-                written.append(probe_face_record(owner, analysis.face_id))
-                analysis.put(self.bio.store, written[-1], owner)
+                analysis.put(store, probe_face_record(owner, analysis.face_id), owner)
             return probe
 
-        try:
-            probe = self._act(acting_user, "submit probe", PROBE_USERS, [], action, target_name="ProbeImage")
-        except BaseException:
-            erase_all(self.bio.store, written)
-            raise
+        probe = self._act(acting_user, "submit probe", PROBE_USERS, [], action, target_name="ProbeImage")
         return self._view(probe)
 
     def select_faces(
@@ -240,13 +233,12 @@ class Probes(UseCase):
     ) -> ProbeView:
         owner = str(probe.id)
         algorithm_id = self.bio.algorithm_id
-        written: list[str] = []
 
         def action(act: Act) -> None:
             choose(act)
+            store = act.recording(self.bio.store)
             if drawn is not None:
-                written.append(probe_face_record(owner, drawn.face_id))
-                drawn.put(self.bio.store, written[-1], owner)
+                drawn.put(store, probe_face_record(owner, drawn.face_id), owner)
             analyses = [
                 drawn if drawn is not None and f == drawn.face_id else self._analysis(probe, f)
                 for f in face_ids
@@ -264,16 +256,11 @@ class Probes(UseCase):
             templates = {}
             for analysis, vector in zip(todo, vectors, strict=True):
                 template_id = str(uuid4())
-                written.append(template_id)
-                self.bio.store.put_template(template_id, vector, owner=owner, algorithm_id=algorithm_id)
+                store.put_template(template_id, vector, owner=owner, algorithm_id=algorithm_id)
                 templates[analysis.face_id] = template_id
             probe.record_templates(act.actor, act.at, algorithm_id, templates)
 
-        try:
-            self._act(acting_user, command, PROBE_USERS, [probe], action)
-        except BaseException:
-            erase_all(self.bio.store, written)
-            raise
+        self._act(acting_user, command, PROBE_USERS, [probe], action)
         return self._view(probe)
 
     def _analysis(self, probe: ProbeImage, face_id: str) -> FaceAnalysis:
