@@ -13,8 +13,12 @@ from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import LegalHold
 from rfr.domain.governed import GovernedAggregate
-from rfr.domain.people import Actor
+from rfr.domain.people import Actor, Role
 from rfr.domain.rules_access import authorised, stated
+
+# the Operational Lead or the SRO place and lift legal holds (the policy leaves it open; see
+# the closing notes of issue 2 for the force to confirm).
+HOLDER_ROLES = (Role.OPERATIONAL_LEAD, Role.SRO)
 
 
 class LegallyHoldable(GovernedAggregate):
@@ -38,7 +42,7 @@ class LegallyHoldable(GovernedAggregate):
             actor,
             at,
             combine(
-                authorised(actor),
+                authorised(actor, *HOLDER_ROLES),
                 Decision.check(self.legal_hold is None, "R-04", "a legal hold is already in place"),
                 Decision.check(not self._erased(), "R-04", "nothing is left to hold: already deleted"),
                 stated(hold.reason, "R-04", "the reason for the hold"),
@@ -53,7 +57,7 @@ class LegallyHoldable(GovernedAggregate):
             actor,
             at,
             combine(
-                authorised(actor),
+                authorised(actor, *HOLDER_ROLES),
                 Decision.check(self.legal_hold is not None, "R-04", "no legal hold to lift"),
                 stated(reason, "R-04", "the reason for lifting"),
             ),

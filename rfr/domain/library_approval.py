@@ -16,12 +16,13 @@ from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import ApprovalRecord, LibraryApplication, LibraryKind, ReviewOutcome
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel
-from rfr.domain.people import Actor, Rank, Role, rank_of
+from rfr.domain.people import GOVERNANCE_ROLES, OPERATIONAL_ROLES, Actor, Rank, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.retention import deletion_deadline
 from rfr.domain.rules_access import authorised, stated
 from rfr.domain.rules_library import (
+    DECIDER_ROLES,
     application_complete,
     approval_record_complete,
     approving_authority,
@@ -173,7 +174,7 @@ class LibraryApproval(GovernedAggregate):
     @classmethod
     def apply_for(cls, actor: Actor, at: datetime, application: LibraryApplication) -> LibraryApproval:
         """Submit a Form 1 or Form 2. An incomplete form is refused (L-04) into a RefusedAttempt."""
-        decision = combine(authorised(actor), application_complete(application))
+        decision = combine(authorised(actor, *OPERATIONAL_ROLES), application_complete(application))
         enforce_new(f"apply for {application.kind.value} library", "LibraryApproval", actor, at, decision)
         return cls._create(
             cls.Applied,
@@ -237,7 +238,7 @@ class LibraryApproval(GovernedAggregate):
     def record_written_rationale(self, actor: Actor, at: datetime, rationale: str) -> None:
         """L-09: the officer who approved verbally records the rationale in writing."""
         decision = combine(
-            authorised(actor),
+            authorised(actor, *DECIDER_ROLES),
             Decision.check(
                 self.written_rationale_due is not None, "L-09", "no written rationale is outstanding"
             ),
@@ -303,7 +304,7 @@ class LibraryApproval(GovernedAggregate):
         """L-07: a review with its outcome, reported to the Operational Lead; sets the next L-06 date."""
         checks = [
             self._in_force_now(at),
-            combine(authorised(actor), self._reviewer(actor)),
+            combine(authorised(actor, *GOVERNANCE_ROLES), self._reviewer(actor)),
             stated(rationale, "L-07", "the review rationale"),
         ]
         if outcome is ReviewOutcome.VARY:
@@ -355,7 +356,7 @@ class LibraryApproval(GovernedAggregate):
     def expire(self, actor: Actor, at: datetime, config: PolicyConfig) -> None:
         """The approval's end date has passed: unsearchable, data deleted within 31 days (L-12)."""
         decision = combine(
-            authorised(actor),
+            authorised(actor, Role.ADMINISTRATOR, *GOVERNANCE_ROLES),
             Decision.check(
                 self.status is ApprovalStatus.APPROVED, "L-12", "only an approval in force can expire"
             ),
@@ -480,7 +481,7 @@ class LibraryApproval(GovernedAggregate):
 
     def _superintendent_decides(self, actor: Actor) -> Decision:
         return combine(
-            authorised(actor),
+            authorised(actor, *DECIDER_ROLES),
             Decision.check(
                 superintendent_or_above(actor),
                 "L-10",

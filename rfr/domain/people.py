@@ -87,6 +87,12 @@ class Actor:
         return from_data(cls, dict(data))
 
 
+# The people who work cases and govern them. Auditors are left out on purpose: what they
+# read goes through the audit service, which records every read (A-03).
+OPERATIONAL_ROLES = (Role.RFR_USER, Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
+GOVERNANCE_ROLES = (Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
+
+
 def rank_of(actor: Actor) -> int | None:
     """The actor's rank as plain event data (P-12 records the approver's rank)."""
     return int(actor.rank) if actor.rank is not None else None

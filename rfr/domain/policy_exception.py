@@ -12,7 +12,7 @@ from eventsourcing.domain import Aggregate
 from rfr.domain.calendar import require_aware
 from rfr.domain.decisions import Decision, combine
 from rfr.domain.governed import GovernedAggregate
-from rfr.domain.people import Actor, Role
+from rfr.domain.people import OPERATIONAL_ROLES, Actor, Role
 from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.rules_access import authorised, stated
 
@@ -57,7 +57,7 @@ class PolicyException(GovernedAggregate):
         related_ids: Sequence[str] = (),
     ) -> PolicyException:
         checks = combine(
-            authorised(actor),
+            authorised(actor, *OPERATIONAL_ROLES),
             stated(decision, "A-06", "the decision taken"),
             stated(rationale, "A-06", "a detailed rationale"),
             stated(legal_advice, "A-06", "the legal advice"),
@@ -80,7 +80,7 @@ class PolicyException(GovernedAggregate):
             actor,
             at,
             combine(
-                authorised(actor),
+                authorised(actor, Role.SRO),
                 Decision.check(actor.has(Role.SRO), "A-06", "policy exceptions are reviewed by the SRO"),
                 Decision.check(self.status is ExceptionStatus.QUEUED_FOR_SRO, "A-06", "already reviewed"),
                 stated(notes, "A-06", "the SRO's notes"),

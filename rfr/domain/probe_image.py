@@ -40,7 +40,7 @@ from rfr.domain.governed import GovernedAggregate, formerly
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.domain.legal_holds import LegallyHoldable
 from rfr.domain.offences import CrimeTier, tier_of
-from rfr.domain.people import Actor, Rank, Role, rank_of
+from rfr.domain.people import OPERATIONAL_ROLES, Actor, Rank, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.retention import deletion_deadline
@@ -505,7 +505,11 @@ class ProbeImage(LegallyHoldable):
             "record technical advice",
             actor,
             at,
-            combine(self._live(), authorised(actor), stated(advice, "P-06", "the technical advice")),
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER, Role.OPERATIONAL_LEAD),
+                stated(advice, "P-06", "the technical advice"),
+            ),
         )
         self._record(self.TechnicalAdviceRecorded, actor, at, "technical advice obtained", advice=advice)
 
@@ -675,7 +679,12 @@ class ProbeImage(LegallyHoldable):
             "remove from cache",
             actor,
             at,
-            combine(self._live(), self._in_ucc(), authorised(actor), stated(reason, "U-04", "the reason")),
+            combine(
+                self._live(),
+                self._in_ucc(),
+                authorised(actor, *OPERATIONAL_ROLES),
+                stated(reason, "U-04", "the reason"),
+            ),
         )
         self._removed(actor, at, reason, config)
 

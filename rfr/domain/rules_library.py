@@ -25,15 +25,19 @@ def superintendent_or_above(actor: Actor) -> bool:
     return (actor.has(Role.APPROVING_OFFICER) or actor.has(Role.SRO)) and actor.at_least(Rank.SUPERINTENDENT)
 
 
+# Who decides on a library approval at all (A-05); which of them may decide what is L-02/L-03/L-10.
+DECIDER_ROLES = (Role.SRO, Role.APPROVING_OFFICER)
+
+
 def approving_authority(actor: Actor, kind: LibraryKind) -> Decision:
     """L-02: the SRO approves substantive libraries. L-03: Superintendent or above approves temporary."""
     if kind is LibraryKind.SUBSTANTIVE:
         return combine(
-            authorised(actor),
+            authorised(actor, *DECIDER_ROLES),
             Decision.check(actor.has(Role.SRO), "L-02", "a substantive library is approved only by the SRO"),
         )
     return combine(
-        authorised(actor),
+        authorised(actor, *DECIDER_ROLES),
         Decision.check(
             superintendent_or_above(actor),
             "L-03",

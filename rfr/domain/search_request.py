@@ -296,6 +296,7 @@ class SearchRequest(GovernedAggregate):
             at,
             combine(
                 self._open(),
+                authorised(actor, Role.APPROVING_OFFICER),
                 Decision.check(bool(required), "P-08", "this request needs no individual approval"),
                 Decision.check(self.approval is None, "P-12", "already approved"),
                 *(inspector_or_above(actor, rule, f"approval under {rule}") for rule in required),

@@ -57,21 +57,23 @@ def test_P08_P12_a_declined_request_leaves_the_probe_out_with_the_rationale(worl
 
 
 def test_U01_P08_the_wrong_person_is_refused_and_every_refusal_is_stored_on_the_probe(world: World) -> None:
-    """A-05 at the use case; U-01, P-08 and P-12 in the domain; each recorded on the probe (A-01)."""
+    """A-05, U-01, P-08 and P-12, all decided in the domain; each recorded on the probe (A-01)."""
     probe_id = _unmatched_probe(world)
 
     def last_refusal() -> tuple[str, ...]:
         return world.app.get(probe_id, ProbeImage).refusals[-1].rule_ids
 
-    _refused(lambda: world.ucc.request_addition("inspector", probe_id, OFFENCE, "r"), ("A-05",))
-    assert last_refusal() == ("A-05",)
+    # Not an RFR User, and not the probe's submitter either: both rules say so.
+    _refused(lambda: world.ucc.request_addition("inspector", probe_id, OFFENCE, "r"), ("A-05", "U-01"))
+    assert last_refusal() == ("A-05", "U-01")
     _refused(lambda: world.ucc.request_addition("analyst-2", probe_id, OFFENCE, "r"), ("U-01",))
     assert last_refusal() == ("U-01",)
     _refused(lambda: world.ucc.approve_addition("inspector", probe_id, "nothing asked"), ("U-01",))
 
     world.ucc.request_addition("analyst", probe_id, OFFENCE, "still unidentified")
-    _refused(lambda: world.ucc.approve_addition("analyst", probe_id, "r"), ("A-05",))
-    assert last_refusal() == ("A-05",)
+    # The requester is no approving officer, no Inspector, and asked for it: every rule says so.
+    _refused(lambda: world.ucc.approve_addition("analyst", probe_id, "r"), ("A-05", "P-08", "P-12"))
+    assert last_refusal() == ("A-05", "P-08", "P-12")
     _refused(lambda: world.ucc.approve_addition("sergeant", probe_id, "r"), ("P-08",))
     assert last_refusal() == ("P-08",)
     _refused(lambda: world.ucc.decline_addition("sergeant", probe_id, "r"), ("P-08",))

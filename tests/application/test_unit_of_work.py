@@ -42,7 +42,7 @@ def test_R05_A01_a_refused_command_leaves_no_record_it_wrote_and_keeps_its_refus
 
     use_case, written, action = _writer(world, refuse)
     with pytest.raises(PolicyRefusal) as caught:
-        use_case._act("analyst", "write then refuse", ANYONE, [], action, target_name="test")
+        use_case._act("analyst", "write then refuse", [], action, target_name="test")
     assert written and not any(world.bio.store.exists(r) for r in written)
     assert world.app.get(caught.value.record.id).refusals[-1].rule_ids == ("S-05",)
 
@@ -59,11 +59,11 @@ def test_R05_a_command_whose_save_fails_leaves_no_record_it_wrote(world: World):
 
     use_case, written, action = _writer(world, change_both)
     with pytest.raises(ConcurrentModification):
-        use_case._act("analyst", "write then conflict", ANYONE, [stale], action)
+        use_case._act("analyst", "write then conflict", [stale], action)
     assert written and not any(world.bio.store.exists(r) for r in written)
 
 
 def test_R05_a_command_that_lands_keeps_what_it_wrote(world: World):
     use_case, written, action = _writer(world, lambda act: None)
-    use_case._act("analyst", "write", ANYONE, [world.app.get(User.id_for("analyst"), User)], action)
+    use_case._act("analyst", "write", [world.app.get(User.id_for("analyst"), User)], action)
     assert written and all(world.bio.store.exists(r) for r in written)

@@ -95,7 +95,7 @@ def test_a_failed_save_keeps_nothing_of_the_batch(world: World, photos):
     def interfere(done: int, total: int) -> None:
         if done == 1:
             rival = world.app.get(library.id, ReferenceLibrary)
-            rival.place_legal_hold(world.actor("admin"), world.clock.now(), LegalHold("disclosure", "CPIA"))
+            rival.place_legal_hold(world.actor("sro"), world.clock.now(), LegalHold("disclosure", "CPIA"))
             world.app.save(rival)
 
     with pytest.raises(ConcurrentModification):

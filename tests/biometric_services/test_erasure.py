@@ -65,7 +65,7 @@ def test_R04_a_legal_hold_stops_erasure(world: World, photos):
     _, library = world.library()
     report = world.enrolment.enrol("admin", str(library.id), gallery_items(photos, ["adam_sandler"]))
     held = world.app.get(library.id, ReferenceLibrary)
-    held.place_legal_hold(world.actor("admin"), world.clock.now(), LegalHold("complaint", "conduct matter"))
+    held.place_legal_hold(world.actor("sro"), world.clock.now(), LegalHold("complaint", "conduct matter"))
     world.app.save(held)
     files = len(store_files(world))
 

@@ -9,6 +9,7 @@ from domain_builders import (
     ANALYST,
     CONFIG,
     INSPECTOR,
+    OP_LEAD,
     T0,
     approvals_of,
     at,
@@ -66,22 +67,22 @@ def test_U04_removal_from_the_cache_sets_the_deletion_deadline():
 
 def test_R04_legal_hold_suspends_probe_deletion_until_lifted():
     probe, request = searched()
-    probe.place_legal_hold(ANALYST, at(1), HOLD)
+    probe.place_legal_hold(OP_LEAD, at(1), HOLD)
     assert probe.deletion_due(CONFIG, [request]) is None
     refused("R-04", lambda: probe.purge(ANALYST, at(40), "deadline reached"), probe)
-    probe.lift_legal_hold(ANALYST, at(50), "trial concluded")
+    probe.lift_legal_hold(OP_LEAD, at(50), "trial concluded")
     probe.purge(ANALYST, at(51), "deadline reached")
     assert probe.pending_events[-1].template_ids == ["probe-tpl-1"]
     refused("R-05", lambda: probe.purge(ANALYST, at(52), "again"), probe)
     # Nothing is left to hold once the probe is deleted.
-    refused("R-04", lambda: probe.place_legal_hold(ANALYST, at(53), HOLD), probe)
+    refused("R-04", lambda: probe.place_legal_hold(OP_LEAD, at(53), HOLD), probe)
 
 
 def test_R04_legal_hold_suspends_library_image_deletion():
     _, library = searchable_library()
-    library.place_legal_hold(ADMIN, T0, HOLD)
+    library.place_legal_hold(OP_LEAD, T0, HOLD)
     refused("R-04", lambda: library.purge_images(ADMIN, at(1), ["lib-0"], "retention"), library)
-    library.lift_legal_hold(ADMIN, at(2), "complaint closed")
+    library.lift_legal_hold(OP_LEAD, at(2), "complaint closed")
     library.purge_images(ADMIN, at(3), ["lib-0"], "retention")
     assert library.pending_events[-1].template_ids == ["tpl-lib-0"]
     assert "lib-0" not in library.searchable_image_ids(at(3))

@@ -56,7 +56,7 @@ def test_R01_R04_images_are_due_from_their_limit_day_and_a_hold_is_carried():
     limit = library.images["lib-0"].retention_until
     day_before = b.at((limit - b.T0.date()).days - 1)
     assert library_due(library, approval, day_before) is None
-    library.place_legal_hold(b.ADMIN, b.T0, HOLD)
+    library.place_legal_hold(b.OP_LEAD, b.T0, HOLD)
     due = library_due(library, approval, day_before + timedelta(days=1))
     assert (due.rule_id, due.to_expire, due.to_delete, due.hold) == (
         "R-01",
@@ -75,7 +75,7 @@ def test_R03_R04_a_probe_is_due_a_lead_time_before_31_days_after_its_last_search
     """R-04: a probe is due a lead time before 31 days after its last search held or not."""
     probe, request = _searched()
     if held:
-        probe.place_legal_hold(b.ADMIN, b.T0, HOLD)
+        probe.place_legal_hold(b.OP_LEAD, b.T0, HOLD)
     deadline = b.at(31)
     assert probe_due(probe, [request], deadline - DEFAULT_LEAD_TIME - timedelta(seconds=1), b.CONFIG) is None
     due = probe_due(probe, [request], deadline - DEFAULT_LEAD_TIME, b.CONFIG)
@@ -106,9 +106,9 @@ def test_R02_U04_which_rule_deletes_a_probe_and_none_while_it_is_cached_or_never
         b.INSPECTOR, b.T0, [unmatched], [SearchGround.OFFENCE], "still unsolved", config=b.CONFIG
     )
     assert probe_due(cached, [unmatched], b.at(400), b.CONFIG) is None
-    cached.place_legal_hold(b.ADMIN, b.at(50), HOLD)
+    cached.place_legal_hold(b.OP_LEAD, b.at(50), HOLD)
     assert probe_due(cached, [unmatched], b.at(400), b.CONFIG) is None  # held or not, nothing is due
-    cached.lift_legal_hold(b.ADMIN, b.at(60), "complaint closed")
+    cached.lift_legal_hold(b.OP_LEAD, b.at(60), "complaint closed")
     cached.remove_from_ucc(b.ANALYST, b.at(100), "resolved by other means", b.CONFIG)
     due = probe_due(cached, [unmatched], b.at(130), b.CONFIG)
     assert (due.rule_id, due.due) == ("U-04", b.at(131))

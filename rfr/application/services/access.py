@@ -237,8 +237,7 @@ class AccessService(UseCase):
                 )
             )
 
-        need = Need((Role.ADMINISTRATOR,))
-        token = self._act(acting_user, "issue access token", need, [], action, target_name="AccessToken")
+        token = self._act(acting_user, "issue access token", [], action, target_name="AccessToken")
         return IssuedToken(secret, TokenView.of(token, self.clock.now()))
 
     def exchange(self, principal: Principal, *, ttl: timedelta | None = None, label: str = "") -> IssuedToken:
@@ -278,7 +277,6 @@ class AccessService(UseCase):
         self._act(
             acting_user,
             "revoke access token",
-            Need(),
             [token],
             lambda act: token.revoke(act.actor, act.at, reason),
         )

@@ -1,16 +1,20 @@
 """The foundation every use case stands on: who acts, what they may do, one atomic save.
 
-A use case method names the acting user by id. ``UseCase._act`` then:
+A use case method names the acting user by id. ``UseCase._act`` is the unit of work of a
+command; it reads top to bottom as load, command, save:
 
-1. loads that ``User`` (``UnknownUser`` if none; a disabled user is refused with
-   ``AccessDenied`` and the refusal recorded, A-05);
-2. builds the ``Actor`` with ``User.actor()`` so the domain sees the user's roles, rank,
-   teams, training and status exactly as recorded;
-3. checks the roles and rank the use case needs (``Need``). The domain checks again; this
-   first check exists so queries, which have no domain command, are guarded the same way;
-4. runs the domain command with ``at = clock.now()`` and the policy config in force;
-5. records the user's activity (A-05) and saves every touched aggregate in ONE
-   ``app.save`` call, so a command either lands whole or not at all.
+1. establishes who acts, once: the ``User`` the request's gate already read (HTTP), or else
+   the stored one (``UnknownUser`` if none; a disabled user is refused with ``AccessDenied``
+   and the refusal recorded, A-05), and its ``Actor`` (roles, rank, teams, training, status);
+2. runs the domain command with ``at = clock.now()`` and the policy config in force. The
+   domain command decides every rule, the acting person's role and rank included (A-05,
+   P-08, L-10 ...), so the application never decides a rule a second time;
+3. records the user's activity (A-05) and saves every touched and created aggregate in ONE
+   ``app.save`` call, so a command either lands whole or not at all; biometric records
+   written through ``Act.recording`` are erased again if it does not land.
+
+Queries have no domain command: ``_read`` checks the roles a query admits (``Need``) and any
+rule of the thing read (``decide``, e.g. L-13) and records a refusal as a ``RefusedAttempt``.
 
 Refusals (A-01): a ``PolicyRefusal`` is never lost. The target aggregate's pending
 ``Refused`` event, or the ``RefusedAttempt`` the domain carried in ``err.record``, is saved
@@ -39,9 +43,9 @@ from eventsourcing.domain import Aggregate, BaseAggregate
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import AccessDenied, NotFound, UnknownUser
 from rfr.application.ports import BiometricStore, Clock
-from rfr.domain.decisions import Decision, PolicyRefusal, combine
+from rfr.domain.decisions import Decision, PolicyRefusal
 from rfr.domain.governed import GovernedAggregate, stored_topics
-from rfr.domain.people import Actor, Rank, Role
+from rfr.domain.people import Actor, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.policy_settings import SETTINGS_ID, PolicySettings
 from rfr.domain.refused_attempt import RefusedAttempt
@@ -74,35 +78,19 @@ def act_for_request(user: User) -> None:
 
 @attrs.frozen
 class Need:
-    """What the acting user must hold for a use case: any of ``roles``, and a minimum rank.
-
-    ``rank_rule`` is the policy rule that demands the rank (P-04, P-08...), so a refusal names it.
+    """The roles a use case admits (any of ``roles``): what its HTTP route declares, and what a
+    query checks before it reads (``_read``). A command's rules, roles and ranks included, are
+    decided by its domain command alone, so a refusal names the rule the policy names.
     """
 
     roles: tuple[Role, ...] = ()
-    min_rank: Rank | None = None
-    rank_rule: str = "A-05"
 
     def decide(self, actor: Actor, what: str) -> Decision:
-        checks = [authorised(actor, *self.roles)]
-        if self.min_rank is not None:
-            checks.append(
-                Decision.check(
-                    actor.at_least(self.min_rank),
-                    self.rank_rule,
-                    f"{what} needs the rank of {self.min_rank.name.replace('_', ' ').title()} or above",
-                )
-            )
-        return combine(*checks)
+        return authorised(actor, *self.roles)
 
 
 # Any trained, enabled user whatever their role (a user reading their own record).
 ANYONE = Need()
-
-# The people who work cases and govern them. Auditors are left out on purpose: what they
-# read goes through the audit service, which records every read (A-03).
-OPERATIONAL_ROLES = (Role.RFR_USER, Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
-GOVERNANCE_ROLES = (Role.APPROVING_OFFICER, Role.OPERATIONAL_LEAD, Role.SRO)
 
 
 @attrs.frozen
@@ -292,7 +280,6 @@ class UseCase:
         self,
         acting_user: str,
         command: str,
-        need: Need,
         touched: Sequence[GovernedAggregate],
         action: Callable[[Act], R],
         *,
@@ -300,16 +287,14 @@ class UseCase:
     ) -> R:
         """Runs ``action`` as ``acting_user`` and saves ``touched`` + created + the user atomically.
 
+        Who may run the command is the domain command's to decide (A-05 and every other rule),
+        so a refusal names the rule the policy names; the use case only establishes who acts.
+
         ``touched`` are the loaded aggregates the command may change, the target first.
         """
         at = self.clock.now()
         name = target_name or (f"{type(touched[0]).__name__} {touched[0].id}" if touched else command)
         actor, user = self._actor(acting_user, command, name, at, touched)
-        decision = need.decide(actor, command)
-        if not decision.allowed:
-            raise self._refuse(
-                command, actor, at, decision, target=touched[0] if touched else None, target_name=name
-            )
         act = Act(actor, at, self.config(at))
         try:
             result = action(act)

@@ -69,7 +69,7 @@ class BiometricErasure(UseCase):
                 self._unindex(str(library.id), algorithm_id, template_ids)
             return tuple(sorted(destroyed))
 
-        return self._act(acting_user, "purge library images", ERASERS, [library], action)
+        return self._act(acting_user, "purge library images", [library], action)
 
     def _unindex(self, library_id: str, algorithm_id: str, template_ids: list[str]) -> None:
         if not template_ids:
@@ -97,7 +97,7 @@ class BiometricErasure(UseCase):
             ]
             return tuple(sorted(erased))
 
-        return self._act(acting_user, "purge probe", ERASERS, [probe], action)
+        return self._act(acting_user, "purge probe", [probe], action)
 
     @staticmethod
     def _twice(command: Callable[[], tuple[str, ...]]) -> tuple[str, ...]:

@@ -7,8 +7,8 @@ from uuid import UUID
 
 import attrs
 
-from rfr.application.services.base import OPERATIONAL_ROLES, Need, UseCase
-from rfr.domain.people import Role
+from rfr.application.services.base import Need, UseCase
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.rules_probe import EndorsementKind
@@ -115,7 +115,6 @@ class ProbeEndorsements(UseCase):
         self._act(
             acting_user,
             f"endorse ({kind.value})",
-            ENDORSERS,
             [probe],
             lambda a: probe.endorse(a.actor, a.at, kind, rationale, a.config),
         )
@@ -129,7 +128,6 @@ class ProbeEndorsements(UseCase):
         self._act(
             acting_user,
             "record technical advice",
-            ADVISERS,
             [probe],
             lambda a: probe.record_technical_advice(a.actor, a.at, advice),
         )

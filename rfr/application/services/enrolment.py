@@ -176,7 +176,7 @@ class Enrolment(UseCase):
         def action(act: Act) -> list[EnrolmentResult]:
             return self._enrol(act, library, approval, list(items), staged=staged, progress=progress)
 
-        results = self._act(acting_user, "enrol images", ENROLLERS, [library], action)
+        results = self._act(acting_user, "enrol images", [library], action)
         live = self._index(str(library.id), staged)
         screening = self.screening.screen(acting_user, str(library.id), live)
         return EnrolmentReport(str(library.id), self.bio.algorithm_id, tuple(results), screening)

@@ -8,8 +8,8 @@ from uuid import UUID
 
 import attrs
 
-from rfr.application.services.base import OPERATIONAL_ROLES, Need, Page, UseCase, list_ids
-from rfr.domain.people import Role
+from rfr.application.services.base import Need, Page, UseCase, list_ids
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.policy_exception import PolicyException
 
 RECORDERS = Need(OPERATIONAL_ROLES)
@@ -75,7 +75,6 @@ class PolicyExceptions(UseCase):
         exception = self._act(
             acting_user,
             "record policy exception",
-            RECORDERS,
             [],
             lambda a: a.new(
                 PolicyException.record(a.actor, a.at, decision, rationale, legal_advice, related_ids=related)
@@ -92,7 +91,6 @@ class PolicyExceptions(UseCase):
         self._act(
             acting_user,
             "SRO review of policy exception",
-            SRO,
             [exception],
             lambda a: exception.review(a.actor, a.at, endorsed, notes),
         )

@@ -24,10 +24,10 @@ from uuid import UUID
 
 import attrs
 
-from rfr.application.services.base import OPERATIONAL_ROLES, Need, UseCase
+from rfr.application.services.base import Need, UseCase
 from rfr.domain.forms import LegalHold
 from rfr.domain.legal_holds import LegallyHoldable
-from rfr.domain.people import Role
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 
@@ -94,7 +94,6 @@ class LegalHolds(UseCase):
         self._act(
             acting_user,
             "place legal hold",
-            HOLDERS,
             [target],
             lambda a: target.place_legal_hold(
                 a.actor, a.at, LegalHold(reason=reason, kind=HoldKind(kind).value, placed_on=a.at.date())
@@ -110,7 +109,6 @@ class LegalHolds(UseCase):
         self._act(
             acting_user,
             "lift legal hold",
-            HOLDERS,
             [target],
             lambda a: target.lift_legal_hold(a.actor, a.at, reason),
         )

@@ -11,9 +11,9 @@ from uuid import UUID
 
 import attrs
 
-from rfr.application.services.base import MAX_PAGE, OPERATIONAL_ROLES, Need, Page, UseCase
+from rfr.application.services.base import MAX_PAGE, Need, Page, UseCase
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Role
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.reference_library import LIBRARY_MANAGERS, EnrolledImage, ReferenceLibrary
 from rfr.domain.rules_search import within_access
 
@@ -152,7 +152,6 @@ class ReferenceLibraries(UseCase):
         library = self._act(
             acting_user,
             "create library",
-            MANAGERS,
             [],
             lambda a: a.new(ReferenceLibrary.create(a.actor, a.at, name, approval)),
             target_name=f"ReferenceLibrary under approval {approval.id}",

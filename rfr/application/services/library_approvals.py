@@ -9,19 +9,11 @@ from uuid import UUID
 
 import attrs
 
-from rfr.application.services.base import (
-    GOVERNANCE_ROLES,
-    OPERATIONAL_ROLES,
-    Act,
-    Need,
-    Page,
-    UseCase,
-    list_ids,
-)
+from rfr.application.services.base import Act, Need, Page, UseCase, list_ids
 from rfr.domain.codec import to_data
 from rfr.domain.forms import ApprovalRecord, LibraryApplication, ReviewOutcome
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Role
+from rfr.domain.people import GOVERNANCE_ROLES, OPERATIONAL_ROLES, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.search_terms import Urgency
 
@@ -188,7 +180,6 @@ class LibraryApprovals(UseCase):
         approval = self._act(
             acting_user,
             f"apply for {application.kind.value} library",
-            APPLICANTS,
             [],
             lambda a: a.new(LibraryApproval.apply_for(a.actor, a.at, application)),
             target_name="LibraryApproval",
@@ -208,7 +199,6 @@ class LibraryApprovals(UseCase):
             acting_user,
             "approve",
             approval_id,
-            DECIDERS,
             lambda ap, a: ap.approve(a.actor, a.at, record, a.config, urgency=urgency),
         )
 
@@ -220,14 +210,11 @@ class LibraryApprovals(UseCase):
             acting_user,
             "approve urgently (Inspector)",
             approval_id,
-            URGENT_APPROVER,
             lambda ap, a: ap.approve_urgently_as_inspector(a.actor, a.at, record, urgency, a.config),
         )
 
     def reject(self, acting_user: str, approval_id: UUID | str, rationale: str) -> ApprovalView:
-        return self._on(
-            acting_user, "reject", approval_id, DECIDERS, lambda ap, a: ap.reject(a.actor, a.at, rationale)
-        )
+        return self._on(acting_user, "reject", approval_id, lambda ap, a: ap.reject(a.actor, a.at, rationale))
 
     def record_written_rationale(
         self, acting_user: str, approval_id: UUID | str, rationale: str
@@ -237,7 +224,6 @@ class LibraryApprovals(UseCase):
             acting_user,
             "record written rationale",
             approval_id,
-            DECIDERS,
             lambda ap, a: ap.record_written_rationale(a.actor, a.at, rationale),
         )
 
@@ -247,7 +233,6 @@ class LibraryApprovals(UseCase):
             acting_user,
             "ratify urgent approval",
             approval_id,
-            RATIFIER,
             lambda ap, a: ap.ratify(a.actor, a.at, rationale),
         )
 
@@ -266,7 +251,6 @@ class LibraryApprovals(UseCase):
             acting_user,
             "review",
             approval_id,
-            REVIEWERS,
             lambda ap, a: ap.review(
                 a.actor,
                 a.at,
@@ -286,21 +270,18 @@ class LibraryApprovals(UseCase):
             acting_user,
             "vary",
             approval_id,
-            DECIDERS,
             lambda ap, a: ap.vary(a.actor, a.at, record, rationale, a.config),
         )
 
     def stop(self, acting_user: str, approval_id: UUID | str, reason: str) -> ApprovalView:
         """L-12: unsearchable at once, data deleted within the configured days."""
         return self._on(
-            acting_user, "stop", approval_id, DECIDERS, lambda ap, a: ap.stop(a.actor, a.at, reason, a.config)
+            acting_user, "stop", approval_id, lambda ap, a: ap.stop(a.actor, a.at, reason, a.config)
         )
 
     def expire(self, acting_user: str, approval_id: UUID | str) -> ApprovalView:
         """L-12: the approval reached its end date."""
-        return self._on(
-            acting_user, "expire", approval_id, EXPIRERS, lambda ap, a: ap.expire(a.actor, a.at, a.config)
-        )
+        return self._on(acting_user, "expire", approval_id, lambda ap, a: ap.expire(a.actor, a.at, a.config))
 
     # -- queries -----------------------------------------------------------------------------
 
@@ -339,11 +320,10 @@ class LibraryApprovals(UseCase):
         acting_user: str,
         command: str,
         approval_id: UUID | str,
-        need: Need,
         change: Callable[[LibraryApproval, Act], None],
     ) -> ApprovalView:
         approval = self.load(approval_id, LibraryApproval)
-        self._act(acting_user, command, need, [approval], lambda a: change(approval, a))
+        self._act(acting_user, command, [approval], lambda a: change(approval, a))
         return self._view(approval)
 
     def _view(self, approval: LibraryApproval) -> ApprovalView:

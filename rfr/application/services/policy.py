@@ -8,8 +8,8 @@ from typing import Any
 import attrs
 from eventsourcing.application import AggregateNotFoundError
 
-from rfr.application.services.base import OPERATIONAL_ROLES, Need, UseCase
-from rfr.domain.people import Role
+from rfr.application.services.base import Need, UseCase
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.policy_settings import SETTINGS_ID, PolicySettings
 
@@ -56,7 +56,6 @@ class PolicySettingsService(UseCase):
             self._act(
                 acting_user,
                 "establish policy settings",
-                SRO,
                 [],
                 lambda a: a.new(PolicySettings.establish(a.actor, a.at, config, reason)),
                 target_name="PolicySettings",
@@ -65,7 +64,6 @@ class PolicySettingsService(UseCase):
             self._act(
                 acting_user,
                 "change policy settings",
-                SRO,
                 [settings],
                 lambda a: settings.change(a.actor, a.at, config, reason),
             )

@@ -27,7 +27,7 @@ import numpy as np
 from rfr.application.app import RfrApplication
 from rfr.application.errors import NotFound
 from rfr.application.ports import Clock, FaceBox, RecordKind
-from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
+from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import (
     Biometrics,
     FaceAnalysis,
@@ -39,7 +39,7 @@ from rfr.application.services.biometric_support import (
 )
 from rfr.domain.decisions import Decision
 from rfr.domain.forms import Form3
-from rfr.domain.people import Role
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.probe_image import FaceRegion, ProbeImage
 
 PROBE_USERS = Need((Role.RFR_USER,))
@@ -149,7 +149,7 @@ class Probes(UseCase):
                 analysis.put(store, probe_face_record(owner, analysis.face_id), owner)
             return probe
 
-        probe = self._act(acting_user, "submit probe", PROBE_USERS, [], action, target_name="ProbeImage")
+        probe = self._act(acting_user, "submit probe", [], action, target_name="ProbeImage")
         return self._view(probe)
 
     def select_faces(
@@ -186,7 +186,6 @@ class Probes(UseCase):
         self._act(
             acting_user,
             "decide on quality",
-            PROBE_USERS,
             [probe],
             lambda act: probe.decide_on_quality(act.actor, act.at, proceed, reason),
         )
@@ -260,7 +259,7 @@ class Probes(UseCase):
                 templates[analysis.face_id] = template_id
             probe.record_templates(act.actor, act.at, algorithm_id, templates)
 
-        self._act(acting_user, command, PROBE_USERS, [probe], action)
+        self._act(acting_user, command, [probe], action)
         return self._view(probe)
 
     def _analysis(self, probe: ProbeImage, face_id: str) -> FaceAnalysis:

@@ -35,7 +35,7 @@ from eventsourcing.domain import Aggregate
 
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
-from rfr.application.services.base import MAX_PAGE, Need, UseCase, list_ids
+from rfr.application.services.base import MAX_PAGE, UseCase, list_ids
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.decisions import PolicyRefusal
@@ -217,7 +217,6 @@ class RetentionSweep(_ActsAsRetentionWorker):
                     self._act(
                         RETENTION_WORKER.user_id,
                         "expire approval",
-                        Need(),
                         [approval],
                         lambda a, approval=approval: approval.expire(a.actor, a.at, a.config),
                     )
@@ -238,7 +237,6 @@ class RetentionSweep(_ActsAsRetentionWorker):
             self._act(
                 RETENTION_WORKER.user_id,
                 "expire images",
-                Need(),
                 [library],
                 lambda a: library.expire_images(a.actor, a.at, a.config),
             )

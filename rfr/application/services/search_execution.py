@@ -31,7 +31,7 @@ import attrs
 from rfr.application.app import RfrApplication
 from rfr.application.errors import NotFound
 from rfr.application.ports import Clock, FaceBox, VectorIndex
-from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
+from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import (
     Biometrics,
     face_crop,
@@ -41,7 +41,7 @@ from rfr.application.services.biometric_support import (
 )
 from rfr.application.similarity import ensure_same_algorithm
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Role
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_search import Candidate, within_access
@@ -142,7 +142,7 @@ class SearchExecution(UseCase):
             )
             return act.at
 
-        at = self._act(acting_user, f"search library {library.id}", SEARCHERS, [request], action)
+        at = self._act(acting_user, f"search library {library.id}", [request], action)
         found = [c for c in request.candidates("rank") if c.library_id == str(library.id)]
         return LibrarySearchResult(
             str(request.id),

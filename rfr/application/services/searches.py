@@ -16,20 +16,13 @@ from uuid import UUID, uuid4
 import attrs
 
 from rfr.application.app import RfrApplication
-from rfr.application.services.base import (
-    OPERATIONAL_ROLES,
-    Act,
-    Need,
-    Page,
-    UseCase,
-    list_ids,
-)
+from rfr.application.services.base import Act, Need, Page, UseCase, list_ids
 from rfr.domain.codec import to_data
 from rfr.domain.forms import Dissemination
 from rfr.domain.governed import stored_topics
 from rfr.domain.images import ImageLevel
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Role
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.search_request import LibraryChoice, RequestStatus, SearchRequest
@@ -370,7 +363,6 @@ class SearchRequests(UseCase):
         request = self._act(
             acting_user,
             "open search request",
-            USERS,
             [],
             lambda a: a.new(SearchRequest.open(a.actor, a.at, probe, choices, a.config, urgency=urgency)),
             target_name=f"SearchRequest for probe {probe.id}",
@@ -383,7 +375,6 @@ class SearchRequests(UseCase):
             acting_user,
             "approve search",
             request_id,
-            APPROVERS,
             lambda r, a: r.approve(a.actor, a.at, rationale, self._approvals(r)),
         )
 
@@ -392,7 +383,6 @@ class SearchRequests(UseCase):
             acting_user,
             "reject search",
             request_id,
-            APPROVERS,
             lambda r, a: r.reject(a.actor, a.at, rationale, self._approvals(r)),
         )
 
@@ -411,7 +401,6 @@ class SearchRequests(UseCase):
             acting_user,
             "adjudicate",
             request_id,
-            USERS,
             lambda r, a: r.adjudicate(
                 a.actor,
                 a.at,
@@ -432,7 +421,6 @@ class SearchRequests(UseCase):
         self._act(
             acting_user,
             "issue match report",
-            USERS,
             [request],
             lambda a: request.issue_match_report(a.actor, a.at, candidate_id, rid, self._approvals(request)),
         )
@@ -446,7 +434,6 @@ class SearchRequests(UseCase):
             acting_user,
             "record dissemination",
             request_id,
-            USERS,
             lambda r, a: r.record_dissemination(a.actor, a.at, report_id, dissemination, self._approvals(r)),
         )
 
@@ -455,7 +442,6 @@ class SearchRequests(UseCase):
             acting_user,
             "close",
             request_id,
-            USERS,
             lambda r, a: r.close(a.actor, a.at, reason, self._approvals(r)),
         )
 
@@ -504,9 +490,8 @@ class SearchRequests(UseCase):
         acting_user: str,
         command: str,
         request_id: UUID | str,
-        need: Need,
         change: Callable[[SearchRequest, Act], None],
     ) -> SearchView:
         request = self.load(request_id, SearchRequest)
-        self._act(acting_user, command, need, [request], lambda a: change(request, a))
+        self._act(acting_user, command, [request], lambda a: change(request, a))
         return self._view(request)

@@ -18,10 +18,10 @@ from uuid import UUID
 
 import attrs
 
-from rfr.application.services.base import OPERATIONAL_ROLES, Need, Page, UseCase, list_ids
+from rfr.application.services.base import Need, Page, UseCase, list_ids
 from rfr.application.services.searches import requests_for_probe
 from rfr.domain.forms import ReviewOutcome
-from rfr.domain.people import Rank, Role
+from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.probe_image import ProbeImage, UccRequest
 from rfr.domain.search_terms import SearchGround
 
@@ -33,13 +33,6 @@ REQUESTERS = Need((Role.RFR_USER,))
 DECIDERS = Need((Role.APPROVING_OFFICER,))
 REMOVERS = Need(OPERATIONAL_ROLES)
 UCC_READERS = Need(OPERATIONAL_ROLES)
-
-
-def adder(config_needs_inspector: bool) -> Need:
-    """U-01 with P-08: an approving officer of Inspector rank or above, where the config says so."""
-    if config_needs_inspector:
-        return Need((Role.APPROVING_OFFICER,), Rank.INSPECTOR, "P-08")
-    return Need((Role.APPROVING_OFFICER, Role.RFR_USER))
 
 
 @attrs.frozen
@@ -157,7 +150,6 @@ class UccEntries(UseCase):
         self._act(
             acting_user,
             "add to unresolved crime cache",
-            adder(self.config().ucc_addition_needs_inspector),
             [probe],
             lambda a: probe.add_to_ucc(a.actor, a.at, searches, grounds, rationale, config=a.config),
         )
@@ -177,7 +169,6 @@ class UccEntries(UseCase):
         self._act(
             acting_user,
             "request addition to unresolved crime cache",
-            REQUESTERS,
             [probe],
             lambda a: probe.request_ucc_addition(a.actor, a.at, searches, grounds, rationale),
         )
@@ -190,7 +181,6 @@ class UccEntries(UseCase):
         self._act(
             acting_user,
             "approve addition to unresolved crime cache",
-            DECIDERS,
             [probe],
             lambda a: probe.approve_ucc_addition(a.actor, a.at, searches, rationale, config=a.config),
         )
@@ -202,7 +192,6 @@ class UccEntries(UseCase):
         self._act(
             acting_user,
             "decline addition to unresolved crime cache",
-            DECIDERS,
             [probe],
             lambda a: probe.decline_ucc_addition(a.actor, a.at, rationale, config=a.config),
         )
@@ -216,7 +205,6 @@ class UccEntries(UseCase):
         self._act(
             acting_user,
             "review cache entry",
-            REVIEWERS,
             [probe],
             lambda a: probe.review_ucc_entry(a.actor, a.at, outcome, reason, a.config),
         )
@@ -228,7 +216,6 @@ class UccEntries(UseCase):
         self._act(
             acting_user,
             "remove from cache",
-            REMOVERS,
             [probe],
             lambda a: probe.remove_from_ucc(a.actor, a.at, reason, a.config),
         )

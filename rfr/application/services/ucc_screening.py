@@ -30,11 +30,12 @@ from eventsourcing.application import AggregateNotFoundError
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import NotFound, RecordNotFound
 from rfr.application.ports import Clock, StoredTemplate
-from rfr.application.services.base import OPERATIONAL_ROLES, Act, Need, UseCase
+from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import Biometrics, distances
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.governed import stored_topics
 from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.people import OPERATIONAL_ROLES
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.rules_search import within_access
@@ -247,7 +248,6 @@ class UccScreening(UseCase):
         return self._act(
             acting_user,
             "queue cache matches (U-02)",
-            Need(),
             [existing] if existing is not None else [],
             action,
             target_name=f"UccMatchQueue of probe {probe.id}",
@@ -301,7 +301,6 @@ class UccScreening(UseCase):
         self._act(
             acting_user,
             "adjudicate cache match",
-            Need(),
             [queue],
             lambda act: queue.adjudicate(
                 act.actor,

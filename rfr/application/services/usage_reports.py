@@ -499,9 +499,7 @@ class UsageReports(UseCase):
             act.new(UsageReportRun.record(act.actor, act.at, start, until, fmt=fmt, reason=reason))
             return compute_usage(self.app, start=start, end=until, now=act.at, real_time=end is None)
 
-        return self._act(
-            acting_user, "run usage report", REPORT_READERS, [], produce, target_name="UsageReportRun"
-        )
+        return self._act(acting_user, "run usage report", [], produce, target_name="UsageReportRun")
 
 
 # -- schedules -------------------------------------------------------------------------------
@@ -598,7 +596,6 @@ class ReportSchedules(UseCase):
         schedule = self._act(
             acting_user,
             "create report schedule",
-            SCHEDULE_MANAGERS,
             [],
             lambda a: a.new(ReportSchedule.create(a.actor, a.at, name, frequency, people)),
             target_name="ReportSchedule",
@@ -620,7 +617,6 @@ class ReportSchedules(UseCase):
         self._act(
             acting_user,
             "change report schedule",
-            SCHEDULE_MANAGERS,
             [schedule],
             lambda a: schedule.change(a.actor, a.at, reason, frequency=new_frequency, recipients=people),
         )
@@ -631,7 +627,6 @@ class ReportSchedules(UseCase):
         self._act(
             acting_user,
             "cancel report schedule",
-            SCHEDULE_MANAGERS,
             [schedule],
             lambda a: schedule.cancel(a.actor, a.at, reason),
         )

@@ -85,7 +85,6 @@ class UserAdministration(UseCase):
         user = self._act(
             acting_user,
             "register user",
-            ADMINISTRATOR,
             [],
             lambda a: a.new(User.register(a.actor, a.at, user_id, roles, rank=rank, teams=teams)),
             target_name=f"User {user_id}",
@@ -182,7 +181,7 @@ class UserAdministration(UseCase):
         self, acting_user: str, command: str, user_id: str, change: Callable[[User, Act], None]
     ) -> UserView:
         subject = self._subject(user_id)
-        self._act(acting_user, command, ADMINISTRATOR, [subject], lambda a: change(subject, a))
+        self._act(acting_user, command, [subject], lambda a: change(subject, a))
         return self._view(subject)
 
     def _subject(self, user_id: str) -> User:
