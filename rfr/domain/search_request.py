@@ -16,6 +16,7 @@ from uuid import UUID, uuid4
 import attrs
 from eventsourcing.domain import Aggregate
 
+from rfr.domain.adjudication import Adjudication, identity_recorded
 from rfr.domain.calendar import require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
@@ -73,16 +74,6 @@ class RequestedLibrary:
     approved_level: ImageLevel
     level: ImageLevel
     relevance: str
-
-
-@attrs.frozen
-class Adjudication:
-    candidate_id: str
-    viable: bool
-    rationale: str
-    identity_known: bool | None
-    by: str
-    at: datetime
 
 
 @attrs.frozen
@@ -431,7 +422,7 @@ class SearchRequest(GovernedAggregate):
             rationale,
             candidate_id=candidate_id,
             viable=viable,
-            identity_known=identity_known if viable else None,
+            identity_known=identity_recorded(viable, identity_known),
         )
 
     def issue_match_report(
@@ -555,7 +546,7 @@ class SearchRequest(GovernedAggregate):
         return tuple(sorted(found, key=lambda c: (c.rank, library_order[c.library_id])))
 
     def _libraries_with_viable_match(self) -> set[str]:
-        return {self.candidate_list[a.candidate_id].library_id for a in self.viable_matches}
+        return {self.candidate_list[a.match_id].library_id for a in self.viable_matches}
 
     def visible_to(self, actor: Actor, approvals: Mapping[str, LibraryApproval]) -> Decision:
         """Who reads the request: its requester and the governance roles that oversee searches;

@@ -25,6 +25,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import attrs
 from eventsourcing.domain import Aggregate
 
+from rfr.domain.adjudication import Adjudication, identity_recorded
 from rfr.domain.calendar import require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
@@ -53,16 +54,6 @@ class QueuedMatch:
     @property
     def match_id(self) -> str:
         return f"{self.library_id}#{self.image_id}"
-
-
-@attrs.frozen
-class MatchAdjudication:
-    match_id: str
-    viable: bool
-    rationale: str
-    identity_known: bool | None
-    by: str
-    at: datetime
 
 
 def may_queue(
@@ -119,7 +110,7 @@ class UccMatchQueue(GovernedAggregate):
         identity_known: bool | None
 
         def apply(self, agg: UccMatchQueue) -> None:
-            agg.adjudications[self.match_id] = MatchAdjudication(
+            agg.adjudications[self.match_id] = Adjudication(
                 self.match_id,
                 self.viable,
                 self.reason,
@@ -235,7 +226,7 @@ class UccMatchQueue(GovernedAggregate):
             rationale,
             match_id=match_id,
             viable=viable,
-            identity_known=identity_known,
+            identity_known=identity_recorded(viable, identity_known),
         )
 
     # -- queries ----------------------------------------------------------------------------

@@ -120,7 +120,7 @@ def test_S02_progressive_order_holds_for_any_libraries_and_results(levels, attem
                 level_of[target],
                 list(level_of.items()),
                 set(request.searches),
-                {request.candidate_list[a.candidate_id].library_id for a in request.viable_matches},
+                {request.candidate_list[a.match_id].library_id for a in request.viable_matches},
                 urgency,
             ).allowed
             and target not in request.searches
