@@ -44,3 +44,34 @@ class SteppingClock:
 @pytest.fixture
 def clock() -> SteppingClock:
     return SteppingClock()
+
+
+# -- the workflow modules' server, photos and cast (workflow_builders) -------------------------
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A workflow server of the test module's own; at its end the hash chain must verify (A-02)."""
+    from workflow_builders import audit_verify, start_workflow_server
+
+    live, _ = start_workflow_server(tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1]))
+    try:
+        yield live
+        verified = audit_verify(live)
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+    finally:
+        live.stop()
+
+
+@pytest.fixture(scope="module")
+def photos(shared_faces: Path) -> dict[str, list[Path]]:
+    from workflow_builders import lfw_photos
+
+    return lfw_photos(shared_faces)
+
+
+@pytest.fixture(scope="module")
+def people(server: LiveServer):
+    from workflow_builders import cast
+
+    return cast(server)

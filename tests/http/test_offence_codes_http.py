@@ -7,21 +7,12 @@ one refusal event more and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from workflow_builders import (
-    Cast,
-    audit_verify,
-    cast,
     form3,
     form3_part,
     image_part,
-    lfw_photos,
     ok,
     problem,
-    start_workflow_server,
     stored_events,
     submitted_probe,
 )
@@ -29,27 +20,6 @@ from workflow_builders import (
 from rfr.domain.offences import OFFENCE_CODES, OTHER_CODE
 
 PROBE_SUBJECT = "howard_dean"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    live, _ = start_workflow_server(tmp_path_factory.mktemp("offence-codes"))
-    try:
-        yield live
-        verified = audit_verify(live)
-        assert verified.returncode == 0, verified.stdout + verified.stderr
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def photos(shared_faces: Path) -> dict[str, list[Path]]:
-    return lfw_photos(shared_faces)
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server)
 
 
 def refused_exactly(server, before: list[str], response, status: int, slug: str, rule_ids: list[str]) -> dict:

@@ -9,46 +9,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 from workflow_builders import (
     Cast,
     approved_library,
     blob_count,
-    cast,
     enrol,
-    lfw_photos,
     ok,
     open_search,
     problem,
     ready_probe,
-    start_workflow_server,
     stored_events,
 )
 
 TARGET, OTHER = "andy_roddick", "bill_simon"
 HOLD = {"kind": "disclosure", "reason": "Disclosure schedule of R v Smith (CPIA 1996)"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    live, _ = start_workflow_server(tmp_path_factory.mktemp("polish-erasure"))
-    try:
-        yield live
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server)
-
-
-@pytest.fixture(scope="module")
-def photos(shared_faces: Path) -> dict[str, list[Path]]:
-    return lfw_photos(shared_faces)
 
 
 def _best(people: Cast, probe_id: str, library_id: str) -> tuple[str, list[dict]]:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -21,40 +20,18 @@ from workflow_builders import (
     application,
     approval_record,
     approved_library,
-    cast,
     enrol,
     later,
-    lfw_photos,
     ok,
     open_search,
     problem,
     ready_probe,
-    start_workflow_server,
     stored_events,
     submitted_probe,
     unique_id,
 )
 
 IDENTITIES = ("barbara_walters", "benjamin_netanyahu", "billy_crystal")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    live, _ = start_workflow_server(tmp_path_factory.mktemp("search-rules"))
-    try:
-        yield live
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def photos(shared_faces: Path) -> dict[str, list[Path]]:
-    return lfw_photos(shared_faces)
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server)
 
 
 @pytest.fixture(scope="module")

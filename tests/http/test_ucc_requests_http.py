@@ -7,49 +7,21 @@ one refusal event more and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from workflow_builders import (
-    Cast,
     approved_library,
-    audit_verify,
-    cast,
     enrol,
-    lfw_photos,
     ok,
     open_search,
     problem,
     ready_probe,
-    start_workflow_server,
     stored_events,
 )
 
 IDENTITIES = ("gordon_brown", "halle_berry", "hans_blix")
 PROBE_SUBJECT = "howard_dean"  # not enrolled: the search finds no viable match
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    live, _ = start_workflow_server(tmp_path_factory.mktemp("ucc-requests"))
-    try:
-        yield live
-        verified = audit_verify(live)
-        assert verified.returncode == 0, verified.stdout + verified.stderr
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def photos(shared_faces: Path) -> dict[str, list[Path]]:
-    return lfw_photos(shared_faces)
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server)
 
 
 @pytest.fixture(scope="module")

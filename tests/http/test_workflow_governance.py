@@ -3,7 +3,6 @@ variation, stop and expiry (L-12), endorsements (P-04, P-06), a drawn face (P-11
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,30 +11,14 @@ from workflow_builders import (
     Cast,
     application,
     approval_record,
-    cast,
     later,
     lfw_photos,
     ok,
     problem,
-    start_workflow_server,
     submitted_probe,
 )
 
 URGENCY = {"basis": "risk_to_life_or_harm", "rationale": "A missing person at risk"}
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    live, _ = start_workflow_server(tmp_path_factory.mktemp("workflow-governance"))
-    try:
-        yield live
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server)
 
 
 @pytest.fixture(scope="module")

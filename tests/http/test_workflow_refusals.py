@@ -6,56 +6,27 @@ a refusal record and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 from workflow_builders import (
-    Cast,
     application,
     approval_record,
     approved_library,
-    audit_verify,
     blob_count,
-    cast,
     enrol,
     form3,
     form3_part,
     image_part,
-    lfw_photos,
     ok,
     open_search,
     problem,
     ready_probe,
-    start_workflow_server,
     stored_events,
     submitted_probe,
 )
 
 IDENTITIES = ("barbara_walters", "benjamin_netanyahu", "billy_crystal")
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    live, _ = start_workflow_server(tmp_path_factory.mktemp("workflow-refusals"))
-    try:
-        yield live
-        # Every refusal was written into the hash chain like any other event.
-        verified = audit_verify(live)
-        assert verified.returncode == 0, verified.stdout + verified.stderr
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def photos(shared_faces: Path) -> dict[str, list[Path]]:
-    return lfw_photos(shared_faces)
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server)
 
 
 @pytest.fixture(scope="module")

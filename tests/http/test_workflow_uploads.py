@@ -4,7 +4,6 @@ and leave nothing behind: no event, no file in the biometric store."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,33 +16,17 @@ from workflow_builders import (
     approval_record,
     approved_library,
     blob_count,
-    cast,
     form3,
     form3_part,
     lfw_photos,
     ok,
     problem,
-    start_workflow_server,
     stored_events,
     submitted_probe,
 )
 
 # EXIF tag 0x0112: 6 means "rotate 90 degrees clockwise to display".
 ORIENTATION = 0x0112
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    live, _ = start_workflow_server(tmp_path_factory.mktemp("workflow-uploads"))
-    try:
-        yield live
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server)
 
 
 @pytest.fixture(scope="module")
