@@ -7,9 +7,14 @@ adjudication makes a viable match (S-05, 3.1).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 import attrs
+
+from rfr.domain.decisions import Decision, combine
+from rfr.domain.people import Actor, Role
+from rfr.domain.rules_access import authorised, stated
 
 
 @attrs.frozen
@@ -25,6 +30,26 @@ class Adjudication:
     identity_known: bool | None
     by: str
     at: datetime
+
+
+def may_adjudicate(
+    actor: Actor,
+    match_id: str,
+    rationale: str,
+    *,
+    known: Collection[str],
+    decided: Collection[str],
+    within_access: Decision,
+) -> Decision:
+    """S-05: an RFR User decides a potential match once, with a rationale, and only within the
+    access restrictions of its library (L-13, decided by the caller's ``within_access``)."""
+    return combine(
+        authorised(actor, Role.RFR_USER),
+        Decision.check(match_id in known, "S-05", "no such potential match"),
+        within_access,
+        Decision.check(match_id not in decided, "S-05", "already adjudicated"),
+        stated(rationale, "S-05", "the adjudication rationale"),
+    )
 
 
 def identity_recorded(viable: bool, identity_known: bool | None) -> bool | None:

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import attrs
 from eventsourcing.domain import Aggregate
 
-from rfr.domain.adjudication import Adjudication, identity_recorded
+from rfr.domain.adjudication import Adjudication, identity_recorded, may_adjudicate
 from rfr.domain.calendar import require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
@@ -408,11 +408,14 @@ class SearchRequest(GovernedAggregate):
             at,
             combine(
                 self._open(),
-                authorised(actor, Role.RFR_USER),
-                Decision.check(candidate_id in self.candidate_list, "S-05", "no such potential match"),
-                self._within_access_of_candidate(actor, candidate_id, approvals),
-                Decision.check(candidate_id not in self.adjudications, "S-05", "already adjudicated"),
-                stated(rationale, "S-05", "the adjudication rationale"),
+                may_adjudicate(
+                    actor,
+                    candidate_id,
+                    rationale,
+                    known=self.candidate_list.keys(),
+                    decided=self.adjudications.keys(),
+                    within_access=self._within_access_of_candidate(actor, candidate_id, approvals),
+                ),
             ),
         )
         self._record(

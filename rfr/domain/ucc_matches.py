@@ -25,17 +25,17 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 import attrs
 from eventsourcing.domain import Aggregate
 
-from rfr.domain.adjudication import Adjudication, identity_recorded
+from rfr.domain.adjudication import Adjudication, identity_recorded, may_adjudicate
 from rfr.domain.calendar import require_aware
 from rfr.domain.codec import from_data, to_data
 from rfr.domain.decisions import Decision, combine
 from rfr.domain.governed import GovernedAggregate, formerly
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Actor, Role
+from rfr.domain.people import Actor
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
-from rfr.domain.rules_access import authorised, stated
+from rfr.domain.rules_access import authorised
 from rfr.domain.rules_search import approval_covers, within_access
 
 _QUEUES = uuid5(NAMESPACE_URL, "urn:rfr:ucc-match-queues")
@@ -207,16 +207,19 @@ class UccMatchQueue(GovernedAggregate):
             actor,
             at,
             combine(
-                authorised(actor, Role.RFR_USER),
-                Decision.check(match is not None, "S-05", "no such queued match"),
-                Decision.check(match_id not in self.adjudications, "S-05", "already adjudicated"),
+                may_adjudicate(
+                    actor,
+                    match_id,
+                    rationale,
+                    known=self.matches.keys(),
+                    decided=self.adjudications.keys(),
+                    within_access=within_access(approval, actor),
+                ),
                 Decision.check(
                     match is None or self.library_approvals[match.library_id] == str(approval.id),
                     "L-01",
                     "not the approval of the match's library",
                 ),
-                within_access(approval, actor),
-                stated(rationale, "S-05", "the adjudication rationale"),
             ),
         )
         self._record(
