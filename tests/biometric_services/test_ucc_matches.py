@@ -147,3 +147,57 @@ def test_U02_R05_a_template_erased_before_screening_is_skipped_not_an_error(worl
 
     assert screening.probes_screened == 1
     assert {m.image_id for m in world.ucc.queue_of("analyst", probe_id).pending} == {kept.image_id}
+
+
+def _meanwhile(world: World, hook) -> None:
+    """Runs ``hook`` once, on the next clock read: another command lands after the next load."""
+
+    def now():
+        del world.clock.now  # the clock's own ``now`` again
+        hook()
+        return world.clock.now()
+
+    world.clock.now = now
+
+
+def _queued_matches(world: World, photos, n: int) -> tuple[str, list[str]]:
+    _, custody = world.library("custody images")
+    world.enrolment.enrol("admin", str(custody.id), gallery_items(photos, ["adam_sandler"]))
+    probe_id = _ucc_probe(world, photos["colin_powell"][2].read_bytes(), custody)
+    world.enrolment.enrol(
+        "admin", str(custody.id), [item(p, subject="colin_powell") for p in photos["colin_powell"][:n]]
+    )
+    matches = [m.match_id for m in world.ucc.queue_of("analyst", probe_id).pending]
+    assert len(matches) == n, matches
+    return probe_id, matches
+
+
+def test_S05_U02_adjudications_of_different_queued_matches_at_once_both_land(world: World, photos):
+    """ADR 0011: a colleague's adjudication saved between this one's load and save is no conflict."""
+    probe_id, (first, second) = _queued_matches(world, photos, 2)
+    _meanwhile(world, lambda: world.ucc.adjudicate("analyst-2", probe_id, second, False, "not him"))
+
+    view = world.ucc.adjudicate("analyst", probe_id, first, True, "same ear shape", identity_known=True)
+
+    assert "now" not in vars(world.clock), "the other adjudication ran between load and save"
+    assert {m.match_id: m.viable for m in view.matches} == {first: True, second: False}
+    queue = world.app.get(UccMatchQueue.id_for(probe_id), UccMatchQueue)
+    assert {m: a.by for m, a in queue.adjudications.items()} == {first: "analyst", second: "analyst-2"}
+    assert queue.refusals == ()
+
+
+def test_S05_U02_the_same_queued_match_adjudicated_twice_at_once_lands_once_and_is_refused_once(
+    world: World, photos
+):
+    probe_id, (match,) = _queued_matches(world, photos, 1)
+    _meanwhile(world, lambda: world.ucc.adjudicate("analyst-2", probe_id, match, False, "not him"))
+
+    with pytest.raises(PolicyRefusal) as refused:
+        world.ucc.adjudicate("analyst", probe_id, match, True, "same ear shape", identity_known=True)
+
+    assert "now" not in vars(world.clock)
+    assert refused.value.rule_ids == ("S-05",) and refused.value.reason == "already adjudicated"
+    queue = world.app.get(UccMatchQueue.id_for(probe_id), UccMatchQueue)
+    assert {m: a.by for m, a in queue.adjudications.items()} == {match: "analyst-2"}
+    (refusal,) = queue.refusals
+    assert (refusal.actor.user_id, refusal.rule_ids) == ("analyst", ("S-05",))

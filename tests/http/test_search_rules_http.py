@@ -7,13 +7,20 @@
   after a stop, and L-10 too after a Superintendent stopped an Inspector's urgent approval.
 - Form 3's urgency "search all" applies to the request (S-02); a request waits for the
   probe's endorsements as for its own approvals.
+- Two users adjudicating different candidates of one request at the same moment both land
+  (ADR 0011); the same candidate twice at once lands once and is refused once under S-05.
 """
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
+import httpx
 import pytest
 from workflow_builders import (
     Cast,
@@ -220,3 +227,71 @@ def test_L13_a_user_outside_the_library_cannot_adjudicate_a_ucc_match(server, pe
     response = people.outsider.client.post(path, json={"viable": True, "rationale": "Looks alike"})
     refused_exactly(server, before, response, "L-13")
     assert ok(people.analyst.client.post(path, json={"viable": True, "rationale": "Same scar"}))
+
+
+def at_once(*calls: Callable[[], httpx.Response]) -> list[httpx.Response]:
+    """Sends every call from a thread of its own, all released together by a barrier."""
+    barrier = threading.Barrier(len(calls))
+
+    def send(call: Callable[[], httpx.Response]) -> httpx.Response:
+        barrier.wait(timeout=30)
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(send, calls))
+
+
+def searched_candidates(people: Cast, probe: dict, library: dict) -> tuple[str, list[str]]:
+    search = ok(open_search(people, probe["probe_id"], library["id"]), 201)
+    path = f"/searches/{search['id']}"
+    run = ok(people.analyst.client.post(f"{path}/runs"))
+    return path, [c["candidate_id"] for c in run["candidates"]]
+
+
+def test_S05_adjudications_of_different_candidates_at_once_both_land(server, people, photos, library):
+    """ADR 0011: no spurious 409 for two people adjudicating two candidates of one request."""
+    probe = ready_probe(people, photos[IDENTITIES[0]][2])
+    verdict = {"viable": False, "rationale": "Different person"}
+    pairs = 0
+    for _ in range(2):
+        path, candidates = searched_candidates(people, probe, library)
+        url = f"{path}/adjudications"
+        for first, second in zip(candidates[0::2], candidates[1::2], strict=False):
+            responses = at_once(
+                partial(people.analyst.client.post, url, json={"candidate_id": first, **verdict}),
+                partial(people.colleague.client.post, url, json={"candidate_id": second, **verdict}),
+            )
+            for response in responses:
+                ok(response)
+            pairs += 1
+        after = ok(people.analyst.client.get(path))
+        by = {c["candidate_id"]: c["adjudication"]["by"] for c in after["candidates"] if c["adjudication"]}
+        paired = candidates[: len(candidates) // 2 * 2]
+        assert by == {
+            c: (people.analyst if i % 2 == 0 else people.colleague).user_id for i, c in enumerate(paired)
+        }
+        assert after["refusals"] == 0
+    assert pairs >= 4, "enough concurrent pairs for a spurious 409 to show"
+
+
+def test_S05_the_same_candidate_adjudicated_twice_at_once_lands_once_and_is_refused_once(
+    server, people, photos, library
+):
+    probe = ready_probe(people, photos[IDENTITIES[1]][2])
+    path, candidates = searched_candidates(people, probe, library)
+    url = f"{path}/adjudications"
+    repeats = candidates[:3]
+    for candidate in repeats:
+        body = {"candidate_id": candidate, "viable": False, "rationale": "Different person"}
+        responses = at_once(
+            partial(people.analyst.client.post, url, json=body),
+            partial(people.colleague.client.post, url, json=body),
+        )
+        assert sorted(r.status_code for r in responses) == [200, 403], [r.text for r in responses]
+        refused = next(r for r in responses if r.status_code == 403)
+        body = problem(refused, 403, "policy-refusal")
+        assert body["rule_ids"] == ["S-05"] and body["reason"] == "already adjudicated", body
+        assert body["recorded"] is True
+    after = ok(people.analyst.client.get(path))
+    assert {c["candidate_id"] for c in after["candidates"] if c["adjudication"]} == set(repeats)
+    assert after["refusals"] == len(repeats)

@@ -13,6 +13,13 @@ command; it reads top to bottom as load, command, save:
    ``app.save`` call, so a command either lands whole or not at all; biometric records
    written through ``Act.recording`` are erased again if it does not land.
 
+Conflicts (docs/adr/0011-retry-commands-on-conflict.md): every save is an optimistic lock on
+each aggregate it writes. A command run through ``_retrying`` loads its aggregates inside the
+attempt, so when another writer saved one of them between load and save the whole attempt is
+run again on a fresh load (at most ``MAX_ATTEMPTS`` times): the domain decides everything
+again on the new state, so commands on different parts of one aggregate both land, and a
+command the other writer made invalid is refused and recorded like any refusal.
+
 Queries have no domain command: ``_read`` checks the roles a query admits (``Need``) and any
 rule of the thing read (``decide``, e.g. L-13) and records a refusal as a ``RefusedAttempt``.
 
@@ -61,6 +68,10 @@ A = TypeVar("A", bound=BaseAggregate[UUID])
 ACTIVITY_RESOLUTION = timedelta(hours=1)
 
 MAX_PAGE = 500
+
+# How many times ``_retrying`` runs a command in all when other writers keep saving first.
+# Each conflict means another command landed, so a handful covers any realistic contention.
+MAX_ATTEMPTS = 5
 
 log = logging.getLogger("rfr.application")
 
@@ -197,6 +208,9 @@ def any_created(app: RfrApplication, created: type[Aggregate.Event]) -> bool:
 class UseCase:
     """Base of every application service; see the module docstring for the sequence it enforces."""
 
+    # How many times ``_retrying`` runs a command in all (1: a conflict is raised at once).
+    max_attempts: int = MAX_ATTEMPTS
+
     def __init__(self, app: RfrApplication, clock: Clock) -> None:
         self.app = app
         self.clock = clock
@@ -275,6 +289,35 @@ class UseCase:
         attempt = RefusedAttempt.record(command, target_name, actor, at, decision)
         self.app.save(attempt)
         return PolicyRefusal(decision.rule_ids, decision.reason, record=attempt)
+
+    def _retrying(self, attempt: Callable[[], R]) -> R:
+        """Runs ``attempt`` (load, then ``_act``) again while another writer saved first.
+
+        ``attempt`` must load every aggregate it touches itself: nothing of a failed attempt
+        is reused, so each retry re-decides the command on the state now stored. A refusal, or
+        any error but ``ConcurrentModification``, ends it at once; after ``max_attempts``
+        conflicts the last is raised (409 over HTTP).
+        """
+        attempts = max(1, self.max_attempts)
+        for n in range(1, attempts + 1):
+            try:
+                return attempt()
+            except ConcurrentModification as conflict:
+                if n == attempts:
+                    raise
+                log.info("retrying a command after attempt %d: %s", n, conflict)
+                self._reload_acting_user()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _reload_acting_user(self) -> None:
+        """The request's ``User`` as now stored: a failed save left the one in hand mutated."""
+        acting = _ACTING_USER.get()
+        if acting is None:
+            return
+        try:
+            act_for_request(self.app.get(acting.id, User))
+        except (AggregateNotFoundError, TypeError):
+            _ACTING_USER.set(None)
 
     def _act(
         self,

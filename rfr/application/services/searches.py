@@ -417,12 +417,11 @@ class SearchRequests(UseCase):
     ) -> MatchReportView:
         """S-06: the report of a viable match, with the 8.27 caveat and the performance link."""
         rid = report_id or str(uuid4())
-        request = self.load(request_id, SearchRequest)
-        self._act(
+        request = self._on_fresh(
             acting_user,
             "issue match report",
-            [request],
-            lambda a: request.issue_match_report(a.actor, a.at, candidate_id, rid, self._approvals(request)),
+            request_id,
+            lambda r, a: r.issue_match_report(a.actor, a.at, candidate_id, rid, self._approvals(r)),
         )
         return next(r for r in self._view(request).reports if r.report_id == rid)
 
@@ -492,6 +491,23 @@ class SearchRequests(UseCase):
         request_id: UUID | str,
         change: Callable[[SearchRequest, Act], None],
     ) -> SearchView:
-        request = self.load(request_id, SearchRequest)
-        self._act(acting_user, command, [request], lambda a: change(request, a))
-        return self._view(request)
+        return self._view(self._on_fresh(acting_user, command, request_id, change))
+
+    def _on_fresh(
+        self,
+        acting_user: str,
+        command: str,
+        request_id: UUID | str,
+        change: Callable[[SearchRequest, Act], None],
+    ) -> SearchRequest:
+        """Runs ``change`` on the request as now stored, again on a fresh load if another writer
+        saved the request first (``_retrying``): commands on different parts of one request (two
+        candidates, two reports) both land; the domain decides the later one on the new state.
+        Each attempt loads the request and its approvals anew; the request saved is returned."""
+
+        def attempt() -> SearchRequest:
+            request = self.load(request_id, SearchRequest)
+            self._act(acting_user, command, [request], lambda a: change(request, a))
+            return request
+
+        return self._retrying(attempt)

@@ -292,24 +292,33 @@ class UccScreening(UseCase):
         *,
         identity_known: bool | None = None,
     ) -> UccQueueView:
-        """S-05 on a queued match, by an RFR User within the library's access restrictions (L-13)."""
+        """S-05 on a queued match, by an RFR User within the library's access restrictions (L-13).
+
+        Another writer saving the queue first (a colleague adjudicating another match, a
+        screening queuing new ones) runs it again on a fresh load (``_retrying``); the same match
+        adjudicated twice at once is refused the second time under S-05, and recorded.
+        """
         probe = self.load(probe_id, ProbeImage)
-        queue = self._queue_or_none(probe)
-        if queue is None or match_id not in queue.matches:
-            raise NotFound("queued match", match_id)
-        approval = self.load(queue.library_approvals[queue.matches[match_id].library_id], LibraryApproval)
-        self._act(
-            acting_user,
-            "adjudicate cache match",
-            [queue],
-            lambda act: queue.adjudicate(
-                act.actor,
-                act.at,
-                match_id,
-                viable,
-                rationale,
-                approval=approval,
-                identity_known=identity_known,
-            ),
-        )
+
+        def attempt() -> None:
+            queue = self._queue_or_none(probe)
+            if queue is None or match_id not in queue.matches:
+                raise NotFound("queued match", match_id)
+            approval = self.load(queue.library_approvals[queue.matches[match_id].library_id], LibraryApproval)
+            self._act(
+                acting_user,
+                "adjudicate cache match",
+                [queue],
+                lambda act: queue.adjudicate(
+                    act.actor,
+                    act.at,
+                    match_id,
+                    viable,
+                    rationale,
+                    approval=approval,
+                    identity_known=identity_known,
+                ),
+            )
+
+        self._retrying(attempt)
         return self.queue_of(acting_user, probe_id)
