@@ -29,6 +29,7 @@ from rfr.adapters.image_decoding import DEFAULT_MAX_PIXELS
 from rfr.adapters.report_delivery.files import FileReportSink
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
+from rfr.application.heavy_work import HeavyWork, HeavyWorkLimits
 from rfr.application.ports import Clock
 from rfr.application.services.access import DEFAULT_BEARER_TTL, AccessService, AuditService
 from rfr.application.services.biometric_erasure import BiometricErasure
@@ -104,6 +105,9 @@ DEFAULT_MAX_IMAGE_PIXELS = DEFAULT_MAX_PIXELS
 DEFAULT_SEARCH_TOP_K = DEFAULT_TOP_K
 
 
+_HEAVY = HeavyWorkLimits()
+
+
 @attrs.frozen
 class BiometricOptions:
     """What the HTTP API and the worker choose about biometrics, read from the environment.
@@ -112,12 +116,17 @@ class BiometricOptions:
     |---|---|---|
     | RFR_MAX_IMAGE_PIXELS | 40000000 | largest image (width x height) decoded; more is refused (413) |
     | RFR_SEARCH_TOP_K | 20 | potential matches kept per library searched (S-04) |
+    | RFR_HEAVY_WORKERS | 2 | image requests (decode, detect, template) run at once per process |
+    | RFR_HEAVY_QUEUE | 8 | image requests that may wait for a worker; beyond that 503 |
+    | RFR_HEAVY_PER_USER | 2 | image requests one user may have running or waiting; beyond that 503 |
+    | RFR_HEAVY_MAX_WAIT_SECONDS | 30 | longest wait for a worker before 503 |
 
     The folder bulk enrolment may read is ``Settings.import_root`` (RFR_IMPORT_ROOT).
     """
 
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     top_k: int = DEFAULT_SEARCH_TOP_K
+    heavy: HeavyWorkLimits = attrs.field(factory=HeavyWorkLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BiometricOptions:
@@ -125,6 +134,12 @@ class BiometricOptions:
         return cls(
             max_pixels=positive_int_from_env(env, "RFR_MAX_IMAGE_PIXELS", DEFAULT_MAX_IMAGE_PIXELS),
             top_k=positive_int_from_env(env, "RFR_SEARCH_TOP_K", DEFAULT_SEARCH_TOP_K),
+            heavy=HeavyWorkLimits(  # the defaults are _HEAVY's
+                workers=positive_int_from_env(env, "RFR_HEAVY_WORKERS", _HEAVY.workers),
+                queue=positive_int_from_env(env, "RFR_HEAVY_QUEUE", _HEAVY.queue),
+                per_user=positive_int_from_env(env, "RFR_HEAVY_PER_USER", _HEAVY.per_user),
+                max_wait=positive_int_from_env(env, "RFR_HEAVY_MAX_WAIT_SECONDS", 30),
+            ),
         )
 
 
@@ -137,6 +152,7 @@ def build_biometrics(settings: Settings, options: BiometricOptions | None = None
         top_k=options.top_k,
         max_pixels=options.max_pixels,
         import_root=settings.import_root,
+        heavy=HeavyWork(options.heavy),
     )
 
 
@@ -147,6 +163,7 @@ def embedded_biometrics(
     top_k: int = DEFAULT_TOP_K,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     import_root: Path | None = None,
+    heavy: HeavyWork | None = None,
 ) -> Biometrics:
     """Biometrics under the data folder: ``biometrics/`` (the encrypted store), ``keys/`` (its
     master key) and ``indexes/`` (one usearch index per library and algorithm)."""
@@ -170,6 +187,7 @@ def embedded_biometrics(
         encode_jpeg=encode_jpeg,
         top_k=top_k,
         import_root=import_root,
+        heavy=heavy or HeavyWork(),
     )
 
 

@@ -23,6 +23,7 @@ import attrs
 import numpy as np
 
 from rfr.application.face_engine import AnalysedFace, FaceEngine
+from rfr.application.heavy_work import HeavyWork
 from rfr.application.ports import (
     BiometricStore,
     DetectedFace,
@@ -50,6 +51,7 @@ class Biometrics:
     this score (0.5 is the algorithm's own decision threshold) and at most this many per
     probe and enrolment, so re-searching does not flood adjudicators with non-matches.
     ``import_root``: the server folder bulk enrolment may read from (None: no bulk import).
+    ``heavy``: admission to decoding, detection and templating (one pool per process).
     """
 
     engine: FaceEngine
@@ -61,6 +63,7 @@ class Biometrics:
     ucc_min_score: float = 0.5
     ucc_top_k: int = 5
     import_root: Path | None = None
+    heavy: HeavyWork = attrs.field(factory=HeavyWork)
 
     @property
     def algorithm_id(self) -> str:

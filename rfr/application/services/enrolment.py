@@ -169,17 +169,18 @@ class Enrolment(UseCase):
         progress: Progress | None = None,
     ) -> EnrolmentReport:
         """Enrol ``items`` as one batch; ``progress(done, total)`` follows the face detection."""
-        library = self.load(library_id, ReferenceLibrary)
-        approval = self.load(library.approval_id, LibraryApproval)
-        staged: dict[str, tuple[str, np.ndarray]] = {}
+        with self.bio.heavy.admit(acting_user):
+            library = self.load(library_id, ReferenceLibrary)
+            approval = self.load(library.approval_id, LibraryApproval)
+            staged: dict[str, tuple[str, np.ndarray]] = {}
 
-        def action(act: Act) -> list[EnrolmentResult]:
-            return self._enrol(act, library, approval, list(items), staged=staged, progress=progress)
+            def action(act: Act) -> list[EnrolmentResult]:
+                return self._enrol(act, library, approval, list(items), staged=staged, progress=progress)
 
-        results = self._act(acting_user, "enrol images", [library], action)
-        live = self._index(str(library.id), staged)
-        screening = self.screening.screen(acting_user, str(library.id), live)
-        return EnrolmentReport(str(library.id), self.bio.algorithm_id, tuple(results), screening)
+            results = self._act(acting_user, "enrol images", [library], action)
+            live = self._index(str(library.id), staged)
+            screening = self.screening.screen(acting_user, str(library.id), live)
+            return EnrolmentReport(str(library.id), self.bio.algorithm_id, tuple(results), screening)
 
     def enrol_folder(
         self,

@@ -128,57 +128,60 @@ class Probes(UseCase):
 
     def submit(self, acting_user: str, form: Form3, image: bytes) -> ProbeView:
         """Form 3 and the image; faces detected, none templated (P-01, P-11)."""
-        pixels = self.bio.decode(image)
-        digest = content_hash(image)
-        probe_id = uuid4()
-        owner = str(probe_id)
+        with self.bio.heavy.admit(acting_user):
+            pixels = self.bio.decode(image)
+            digest = content_hash(image)
+            probe_id = uuid4()
+            owner = str(probe_id)
 
-        def action(act: Act) -> ProbeImage:
-            probe = act.new(ProbeImage.submit(act.actor, act.at, form, digest, probe_id=probe_id))
-            faces = self.bio.engine.detect(pixels)
-            analyses = [FaceAnalysis.of(f"face-{n}", f) for n, f in enumerate(faces, start=1)]
-            probe.record_faces_detected(
-                act.actor,
-                act.at,
-                self.bio.engine.detector.algorithm_id,
-                [_region(a) for a in analyses],
-            )
-            store = act.recording(self.bio.store)
-            store.put(probe_image_record(owner), RecordKind.IMAGE, image, owner=owner)
-            for analysis in analyses:
-                analysis.put(store, probe_face_record(owner, analysis.face_id), owner)
-            return probe
+            def action(act: Act) -> ProbeImage:
+                probe = act.new(ProbeImage.submit(act.actor, act.at, form, digest, probe_id=probe_id))
+                faces = self.bio.engine.detect(pixels)
+                analyses = [FaceAnalysis.of(f"face-{n}", f) for n, f in enumerate(faces, start=1)]
+                probe.record_faces_detected(
+                    act.actor,
+                    act.at,
+                    self.bio.engine.detector.algorithm_id,
+                    [_region(a) for a in analyses],
+                )
+                store = act.recording(self.bio.store)
+                store.put(probe_image_record(owner), RecordKind.IMAGE, image, owner=owner)
+                for analysis in analyses:
+                    analysis.put(store, probe_face_record(owner, analysis.face_id), owner)
+                return probe
 
-        probe = self._act(acting_user, "submit probe", [], action, target_name="ProbeImage")
-        return self._view(probe)
+            probe = self._act(acting_user, "submit probe", [], action, target_name="ProbeImage")
+            return self._view(probe)
 
     def select_faces(
         self, acting_user: str, probe_id: str, face_ids: Sequence[str], reason: str
     ) -> ProbeView:
         """P-11: the user's choice; quality recorded (P-10) and templates made for these faces only."""
-        probe = self.load(probe_id, ProbeImage)
-        face_ids = list(dict.fromkeys(face_ids))
-        return self._template_after(
-            acting_user,
-            "select faces",
-            probe,
-            lambda act: probe.select_faces(act.actor, act.at, face_ids, reason),
-            face_ids,
-        )
+        with self.bio.heavy.admit(acting_user):
+            probe = self.load(probe_id, ProbeImage)
+            face_ids = list(dict.fromkeys(face_ids))
+            return self._template_after(
+                acting_user,
+                "select faces",
+                probe,
+                lambda act: probe.select_faces(act.actor, act.at, face_ids, reason),
+                face_ids,
+            )
 
     def draw_face(self, acting_user: str, probe_id: str, box: FaceBox, reason: str) -> ProbeView:
         """P-11: a box drawn by the user when no face (or not the right one) was detected."""
-        probe = self.load(probe_id, ProbeImage)
-        face_id = f"drawn-{sum(1 for f in probe.faces.values() if f.drawn) + 1}"
-        pixels = self._pixels(probe)
-        analysis = FaceAnalysis.of(face_id, self.bio.engine.face_from_box(pixels, box), drawn=True)
+        with self.bio.heavy.admit(acting_user):
+            probe = self.load(probe_id, ProbeImage)
+            face_id = f"drawn-{sum(1 for f in probe.faces.values() if f.drawn) + 1}"
+            pixels = self._pixels(probe)
+            analysis = FaceAnalysis.of(face_id, self.bio.engine.face_from_box(pixels, box), drawn=True)
 
-        def draw(act: Act) -> None:
-            probe.draw_face(act.actor, act.at, _region(analysis), reason)
+            def draw(act: Act) -> None:
+                probe.draw_face(act.actor, act.at, _region(analysis), reason)
 
-        return self._template_after(
-            acting_user, "draw face", probe, draw, [face_id], drawn=analysis, pixels=pixels
-        )
+            return self._template_after(
+                acting_user, "draw face", probe, draw, [face_id], drawn=analysis, pixels=pixels
+            )
 
     def decide_on_quality(self, acting_user: str, probe_id: str, proceed: bool, reason: str) -> ProbeView:
         """P-10: the user's decision on the flags shown, recorded with them."""
