@@ -48,6 +48,7 @@ from rfr.entrypoints.http.context import STATE_KEY, HttpContext
 from rfr.entrypoints.http.openapi_contract import FieldDocs, document_operations
 from rfr.entrypoints.http.openapi_page import OfflineReferencePlugin
 from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
+from rfr.entrypoints.http.strict_input import screen_request
 from rfr.entrypoints.http.swagger_ui import console_assets, console_plugin
 from rfr.infrastructure.settings import Settings
 
@@ -138,6 +139,8 @@ def create_app(
         # Each body and view type's fields are described from its docstring (openapi_contract).
         plugins=[FieldDocs()],
         request_max_body_size=http.max_request_bytes,
+        # Media type, JSON depth, strict types and size, before any parameter is read.
+        before_request=screen_request,
         state=None,
         # Services (or a store) passed in belong to the caller, who closes them.
         on_shutdown=[services.close] if owns_services else [],

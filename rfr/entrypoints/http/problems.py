@@ -13,9 +13,14 @@ occurrence, written for the caller), ``instance`` (the request path), plus exten
 | unknown resource or route | 404 | not-found | |
 | wrong method | 405 | method-not-allowed | |
 | ``ConcurrentModification`` | 409 | conflict | |
-| body over ``RFR_MAX_REQUEST_BYTES`` | 413 | request-too-large | ``max_bytes`` |
+| body over ``RFR_MAX_REQUEST_BYTES``, announced or streamed | 413 | request-too-large | ``max_bytes`` |
+| multipart body of more than 1,000 parts | 413 | request-too-large | ``max_parts`` |
+| body not of the route's media type (JSON or multipart) | 415 | unsupported-media-type | |
 | ``ImageRejected`` | its code's status | image-rejected | ``code`` |
 | anything unexpected | 500 | internal | ``incident`` (also in the server log) |
+
+Bodies and query parameters are read strictly, and JSON nested at most 64 deep
+(``strict_input``): a violation is a validation problem naming the field.
 
 A validation error's ``field`` is the full path of the field, down to a missing or unknown
 one (``record.access``, ``libraries[0].library_id``), for every route.
@@ -98,7 +103,20 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             409,
             "Someone changed the same record first, or the resource already exists. Reload and decide again.",
         ),
-        ProblemType("request-too-large", "Request too large", 413, "The body is over the configured limit."),
+        ProblemType(
+            "request-too-large",
+            "Request too large",
+            413,
+            "The body is over the configured limit (max_bytes), or a multipart body has too many "
+            "parts (max_parts).",
+        ),
+        ProblemType(
+            "unsupported-media-type",
+            "Unsupported media type",
+            415,
+            "The body is not of the media type the route reads: application/json, or "
+            "multipart/form-data for uploads.",
+        ),
         ProblemType(
             "image-rejected",
             "Image rejected",
@@ -124,6 +142,7 @@ _BY_STATUS = {
     405: "method-not-allowed",
     409: "conflict",
     413: "request-too-large",
+    415: "unsupported-media-type",
 }
 
 
@@ -176,7 +195,7 @@ def _field_path(item: Mapping[str, Any]) -> Any:
         if marker in message:
             named = message.split(marker, 1)[1].split("`", 1)[0]
             parent = str(key or "")
-            return named if parent in ("", "data") else f"{parent}.{named}"
+            return named if parent in ("", "data", "body") else f"{parent}.{named}"
     return key
 
 
@@ -185,6 +204,11 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
         return _validation(request, exc)
     if exc.status_code >= 500:
         return _internal(request, exc)
+    if _too_many_parts(exc):
+        limit = request.app.multipart_form_part_limit
+        return problem(
+            request, "request-too-large", f"more than {limit} parts in the multipart body", max_parts=limit
+        )
     slug = _BY_STATUS.get(exc.status_code, "http-error")
     extensions: dict[str, Any] = {}
     if exc.status_code == 413:
@@ -196,6 +220,18 @@ def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[
     if exc.status_code == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
     return problem(request, slug, exc.detail, status=exc.status_code, headers=headers, **extensions)
+
+
+def _too_many_parts(exc: HTTPException) -> bool:
+    # Litestar's multipart parser answers its part limit with a 400 (a 413 from its 3.0 on).
+    return exc.status_code == 400 and exc.detail == "Request Entity Too Large" and _raised_in_parser(exc)
+
+
+def _raised_in_parser(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.endswith(_MULTIPART_PARSER)
 
 
 def _policy_refusal(request: Request[Any, Any, Any], exc: PolicyRefusal) -> Response[dict[str, Any]]:

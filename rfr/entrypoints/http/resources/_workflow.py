@@ -28,6 +28,7 @@ from rfr.domain.codec import from_data
 from rfr.domain.search_terms import UrgencyBasis
 from rfr.entrypoints.http.access_control import route_access
 from rfr.entrypoints.http.problems import PROBLEM_JSON
+from rfr.entrypoints.http.strict_input import decode_json
 
 T = TypeVar("T")
 
@@ -105,7 +106,7 @@ class FieldError(msgspec.Struct, kw_only=True):
 class Problem(msgspec.Struct, kw_only=True):
     """An RFC 9457 problem (``application/problem+json``); each type's extensions are listed at
     ``/problems``: ``rule_ids``/``reason``/``recorded`` for refusals, ``errors`` for validation,
-    ``code`` for image rejections, ``max_bytes`` for 413, ``incident`` for 500.
+    ``code`` for image rejections, ``max_bytes`` or ``max_parts`` for 413, ``incident`` for 500.
 
     Attributes:
         type: The problem type, a relative URI (``/problems/<slug>``) the API describes itself.
@@ -120,6 +121,7 @@ class Problem(msgspec.Struct, kw_only=True):
         code: Why an image was rejected, e.g. ``unsupported_type``, ``undecodable``,
             ``too_many_pixels``.
         max_bytes: The body size limit, in bytes (413).
+        max_parts: The limit on the parts of a multipart body (413).
         incident: The id of an unexpected failure (500), to quote to the operators: the server
             log holds the details under it.
     """
@@ -135,6 +137,7 @@ class Problem(msgspec.Struct, kw_only=True):
     errors: list[FieldError] | None = None
     code: str | None = None
     max_bytes: int | None = None
+    max_parts: int | None = None
     incident: str | None = None
 
 
@@ -248,15 +251,9 @@ def image_bytes(upload: UploadFile, field: str) -> bytes:
 
 
 def decode_json_part(text: str, kind: type[T], field: str) -> T:
-    """A JSON form part decoded into ``kind``; errors name ``field.<path>`` like body errors do."""
-    try:
-        return msgspec.json.decode(text.encode(), type=kind)
-    except msgspec.ValidationError as e:
-        # The validation problem (``problems``) adds a missing or unknown field's own name.
-        message, _, path = str(e).partition(" - at `$")
-        raise invalid(field + path.rstrip("`"), message) from None
-    except msgspec.DecodeError as e:
-        raise invalid(field, f"not valid JSON: {e}") from None
+    """A JSON form part decoded strictly into ``kind`` (nested at most ``MAX_JSON_DEPTH`` deep);
+    errors name ``field.<path>`` like body errors do."""
+    return decode_json(text.encode(), kind, field)
 
 
 def example_json(value: Any) -> str:
