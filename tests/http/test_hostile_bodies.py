@@ -223,6 +223,7 @@ def test_query_values_as_written():
     assert query_value_problem("0.5", datetime | None)
     assert query_value_problem("2026-01-01T00:00:00Z", datetime | None) is None
     assert query_value_problem("1", bool | None) and query_value_problem("true", bool | None) is None
+    assert query_value_problem("True", bool) is None
     assert query_value_problem("5", int) is None and query_value_problem("5.0", int)
 
 

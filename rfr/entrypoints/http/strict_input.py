@@ -17,9 +17,9 @@ guard and before any parameter or body is read, on every route.
   number, no number for a date or an enum) before Litestar converts it with its lax ones
   (Litestar hard-codes ``strict=False``; strictly valid input converts identically). Query
   parameters are text by nature: a number must be written as one (``5``, not ``5.0`` or
-  ``five``), a boolean as ``true`` or ``false``, and a date, time, UUID or enum as its own text
-  (``?to=0.5`` is not a date). Multipart form fields stay text; the routes that take them
-  document and check them as text.
+  ``five``), a boolean as ``true`` or ``false`` (any case, never ``1``), and a date, time,
+  UUID or enum as its own text (``?to=0.5`` is not a date). Multipart form fields stay
+  text; the routes that take them document and check them as text.
 - **Size** (413 ``request-too-large``): a body announced over the limit is refused on every
   route, even one that reads no body; Litestar refuses a streamed one as it reads it.
 """
@@ -164,7 +164,7 @@ def query_value_problem(text: str, kind: Any) -> str | None:
     messages = []
     for option in _alternatives(kind):
         if option is bool:
-            if text in ("true", "false"):
+            if text.lower() in ("true", "false"):
                 return None
             messages.append("Expected `bool` (true or false)")
         elif option is int:
