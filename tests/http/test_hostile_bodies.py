@@ -288,3 +288,11 @@ def test_streamed_bodies_over_the_limit_are_413_on_a_real_server(live_server):
         headers={"content-type": "multipart/form-data; boundary=XX"},
     )
     assert _problem(parts, 413)["max_parts"] == 1000
+
+
+def test_every_route_is_screened_by_the_one_hook(api: InProcess):
+    """A router or route with a before_request of its own would skip the checks: none has one."""
+    from rfr.entrypoints.http.strict_input import screen_request
+
+    for path, handler in http_handlers(api.app):
+        assert handler.resolve_before_request() is screen_request, path
