@@ -17,6 +17,7 @@ occurrence, written for the caller), ``instance`` (the request path), plus exten
 | multipart body of more than 1,000 parts | 413 | request-too-large | ``max_parts`` |
 | body not of the route's media type (JSON or multipart) | 415 | unsupported-media-type | |
 | ``ImageRejected`` | its code's status | image-rejected | ``code`` |
+| ``Busy``: image work at capacity (``heavy_work``) | 503 | busy | ``retry_after`` (and ``Retry-After``) |
 | anything unexpected | 500 | internal | ``incident`` (also in the server log) |
 
 Bodies and query parameters are read strictly, and JSON nested at most 64 deep
@@ -52,6 +53,7 @@ from rfr.application.errors import (
     RecordNotFound,
     UnknownUser,
 )
+from rfr.application.heavy_work import Busy
 from rfr.application.services.access import AuthenticationFailed
 from rfr.application.services.enrolment import ManifestError
 from rfr.domain.decisions import PolicyRefusal
@@ -123,6 +125,13 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             422,
             "The image cannot be used (status 415 for an unsupported type, 413 for too many pixels, "
             "422 otherwise); code says why.",
+        ),
+        ProblemType(
+            "busy",
+            "Busy",
+            503,
+            "Image work (decoding, detection, templating) is at capacity, or the caller already has "
+            "their share of it in progress; nothing was done. Try again after Retry-After seconds.",
         ),
         ProblemType("http-error", "HTTP error", 400, "Another HTTP-level error; status says which."),
         ProblemType(
@@ -293,6 +302,16 @@ def _image_rejected(request: Request[Any, Any, Any], exc: ImageRejected) -> Resp
     )
 
 
+def _busy(request: Request[Any, Any, Any], exc: Busy) -> Response[dict[str, Any]]:
+    return problem(
+        request,
+        "busy",
+        exc.reason,
+        headers={"Retry-After": str(exc.retry_after)},
+        retry_after=exc.retry_after,
+    )
+
+
 def _undecodable_form_field(
     request: Request[Any, Any, Any], exc: UnicodeDecodeError
 ) -> Response[dict[str, Any]]:
@@ -353,6 +372,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConcurrentModification: _conflict,
     AlreadyBootstrapped: _conflict,
     ImageRejected: _image_rejected,
+    Busy: _busy,
     RecordNotFound: _not_found,
     ManifestError: _manifest_refused,
     UnicodeDecodeError: _undecodable_form_field,

@@ -122,6 +122,7 @@ class Problem(msgspec.Struct, kw_only=True):
             ``too_many_pixels``.
         max_bytes: The body size limit, in bytes (413).
         max_parts: The limit on the parts of a multipart body (413).
+        retry_after: Seconds to wait before trying image work again (503, also ``Retry-After``).
         incident: The id of an unexpected failure (500), to quote to the operators: the server
             log holds the details under it.
     """
@@ -138,6 +139,7 @@ class Problem(msgspec.Struct, kw_only=True):
     code: str | None = None
     max_bytes: int | None = None
     max_parts: int | None = None
+    retry_after: int | None = None
     incident: str | None = None
 
 
@@ -160,6 +162,7 @@ UPLOAD_RESPONSES: dict[int, ResponseSpec] = {
     413: _problem_spec("The body is over the size limit, or the image has too many pixels"),
     415: _problem_spec("Not a JPEG, PNG or WebP image"),
     422: _problem_spec("The image cannot be decoded (damaged, truncated or empty)"),
+    503: _problem_spec("Image work is at capacity, or the caller has their share in progress: retry later"),
 }
 
 
