@@ -37,6 +37,10 @@ Statement = Annotated[str, msgspec.Meta(max_length=8000)]
 # A reason for an action: required.
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=4000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+# Lists are bounded by what they can mean (issue 8): a few of a closed set of choices, or a team's
+# members; a longer list is refused before anything is recorded.
+Choices = msgspec.Meta(max_length=20)  # values of one enum (purposes, grounds, roles, checks tried)
+Names = Annotated[list[Name], msgspec.Meta(max_length=500)]  # teams or named users
 AwareDateTime = Annotated[
     datetime, msgspec.Meta(tz=True, description="ISO 8601 with a time zone, e.g. 2026-06-30T17:00:00Z")
 ]

@@ -32,8 +32,9 @@ from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
     AwareDateTime,
+    Choices,
     Cursor,
-    Name,
+    Names,
     PageSize,
     RationaleBody,
     ReasonBody,
@@ -84,8 +85,8 @@ class AccessBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             never implied by empty lists.
     """
 
-    teams: list[Name] = msgspec.field(default_factory=list)
-    users: list[Name] = msgspec.field(default_factory=list)
+    teams: Names = msgspec.field(default_factory=list)
+    users: Names = msgspec.field(default_factory=list)
     all_rfr_users: bool = False
 
 
@@ -108,7 +109,7 @@ class ApprovalRecordBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     access: AccessBody
     image_level: ImageLevel
     conditions: Statement
-    purposes: list[SearchPurpose]
+    purposes: Annotated[list[SearchPurpose], Choices]
     review_due: AwareDateTime
     expires_at: AwareDateTime | None = None
 

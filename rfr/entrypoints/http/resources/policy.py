@@ -29,7 +29,8 @@ class SettingsChange(msgspec.Struct, forbid_unknown_fields=True):
         reason: Why the values change, in the SRO's words; recorded.
     """
 
-    config: dict[str, Any]
+    # At most as many names as the policy has values (PolicyConfig validates each value's type).
+    config: Annotated[dict[str, Any], msgspec.Meta(max_length=64)]
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 
 

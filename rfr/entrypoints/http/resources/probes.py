@@ -41,6 +41,8 @@ from rfr.domain.search_terms import PreRfrOption, SearchGround, SearchPurpose
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
+    Choices,
+    Name,
     Reason,
     Statement,
     UrgencyBody,
@@ -81,7 +83,7 @@ class PreRfrChecksBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
         why_insufficient: Why they did not identify the person.
     """
 
-    tried: list[PreRfrOption]
+    tried: Annotated[list[PreRfrOption], Choices]
     why_insufficient: Statement
 
 
@@ -108,7 +110,7 @@ class GroundGBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 # text is taken, so that a code outside them reaches the domain, which refuses it naming C-01
 # and records the refusal (A-01), where a schema error would record nothing.
 OffenceCode = Annotated[
-    str | None,
+    Annotated[str, msgspec.Meta(max_length=64)] | None,
     msgspec.Meta(
         description="an Annex C offence code (GET /policy/offences), or 'other' with offence_description",
         extra_json_schema={"extra": {"enum": [*OFFENCE_CODES, None]}},
@@ -147,8 +149,8 @@ class Form3Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """
 
     case_reference: Statement
-    purposes: list[SearchPurpose]
-    grounds: list[SearchGround]
+    purposes: Annotated[list[SearchPurpose], Choices]
+    grounds: Annotated[list[SearchGround], Choices]
     image_level: ImageLevel
     necessity_and_proportionality: Statement
     image_source: Statement
@@ -161,7 +163,7 @@ class Form3Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pre_rfr_checks: PreRfrChecksBody | None = None
     urgency: UrgencyBody | None = None
     ground_g_rationale: GroundGBody | None = None
-    collection_id: str | None = None
+    collection_id: Name | None = None
 
 
 FORM3_EXAMPLE = {
@@ -207,7 +209,8 @@ class SelectionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """
 
     face_ids: Annotated[
-        list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(min_length=1)
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]],
+        msgspec.Meta(min_length=1, max_length=100),
     ]
     reason: Reason
 

@@ -92,7 +92,7 @@ class OpenSearchBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """
 
     probe_id: UUID
-    libraries: Annotated[list[LibrarySelectionBody], msgspec.Meta(min_length=1)]
+    libraries: Annotated[list[LibrarySelectionBody], msgspec.Meta(min_length=1, max_length=50)]
     urgency: UrgencyBody | None = None
 
 
@@ -152,9 +152,9 @@ class DisseminationBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     recipient: Statement
     legal_basis: Statement
     safeguards_acknowledged: bool
-    items: list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]] = msgspec.field(
-        default_factory=lambda: ["match_report"]
-    )
+    items: Annotated[
+        list[Annotated[str, msgspec.Meta(min_length=1, max_length=100)]], msgspec.Meta(max_length=20)
+    ] = msgspec.field(default_factory=lambda: ["match_report"])
 
 
 @attrs.frozen

@@ -43,6 +43,7 @@ from rfr.domain.search_terms import SearchGround
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._workflow import (
+    Choices,
     Cursor,
     PageSize,
     RationaleBody,
@@ -69,7 +70,7 @@ class AddBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """
 
     probe_id: UUID
-    grounds: list[SearchGround]
+    grounds: Annotated[list[SearchGround], Choices]
     rationale: Statement
 
 

@@ -18,7 +18,7 @@ from rfr.application.services.users import ADMINISTRATOR, USER_READERS, UserAdmi
 from rfr.domain.people import Rank, Role
 from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Cursor, documented
+from rfr.entrypoints.http.resources._workflow import Choices, Cursor, Names, documented
 
 RankName = enum.StrEnum("RankName", {r.name: r.name.lower() for r in Rank})  # type: ignore[misc]
 
@@ -39,9 +39,9 @@ class Registration(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """
 
     user_id: Name
-    roles: list[Role]
+    roles: Annotated[list[Role], Choices]
     rank: RankName | None = None  # type: ignore[valid-type]
-    teams: list[Name] = msgspec.field(default_factory=list)
+    teams: Names = msgspec.field(default_factory=list)
 
 
 class RoleChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -79,7 +79,7 @@ class TeamsChange(msgspec.Struct, forbid_unknown_fields=True):
         reason: Why, in the administrator's words; recorded with the change.
     """
 
-    teams: list[Name]
+    teams: Names
     reason: Text
 
 
