@@ -5,7 +5,8 @@ Modules, by what they hold:
 - ``people`` (Role, Rank, Actor), ``images`` (ImageLevel, PerceivedAgeBand, MopiGroup,
   VulnerabilityFlags), ``search_terms`` (SearchPurpose, SearchGround, Urgency, PreRfrChecks),
   ``forms`` (LibraryApplication, ApprovalRecord, Form3, Dissemination, LegalHold, ReviewOutcome),
-  ``offences`` (Annex C), ``policy_config`` (PolicyConfig), ``match_report`` (the Match Report and the 8.27 caveat), ``adjudication`` (S-05, one shape for candidates and UCC matches).
+  ``offences`` (Annex C), ``policy_config`` (PolicyConfig), ``match_report`` (the Match Report
+  and the 8.27 caveat), ``adjudication`` (S-05, one shape for candidates and UCC matches).
 - Rules as pure functions returning ``decisions.Decision``: ``rules_access``, ``rules_library``,
   ``rules_probe``, ``rules_search``, ``retention``; ``retention_sweep`` says what the
   retention worker must delete and when.
