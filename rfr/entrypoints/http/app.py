@@ -43,6 +43,7 @@ from rfr.entrypoints.http.access_control import (
     public,
     undeclared_routes,
 )
+from rfr.entrypoints.http.allowed_methods import answer_options_for_served_routes
 from rfr.entrypoints.http.config import BOOTSTRAP_TOKEN_FILE, HttpSettings
 from rfr.entrypoints.http.context import STATE_KEY, HttpContext
 from rfr.entrypoints.http.openapi_contract import FieldDocs, document_operations
@@ -151,4 +152,6 @@ def create_app(
         raise UndeclaredAccess(f"routes without allow() or public(): {', '.join(missing)}")
     # Each operation states its roles, read from the same declaration the guard reads.
     document_operations(api)
+    # OPTIONS lists every method of its path, however many handlers serve it.
+    answer_options_for_served_routes(api)
     return api
