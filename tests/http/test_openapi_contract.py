@@ -109,7 +109,8 @@ def test_every_field_of_every_named_schema_has_a_description(app: Litestar, docu
 def test_form_3_is_a_named_schema_with_its_enums(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
     form3 = schemas["ProbeUpload"]["properties"]["form3"]
-    assert form3["contentSchema"] == {"$ref": f"{COMPONENT}Form3Body"}
+    # The JSON part is the object itself: a form sends an object property as application/json.
+    assert form3["$ref"] == f"{COMPONENT}Form3Body" and form3["description"]
     properties = schemas["Form3Body"]["properties"]
     assert properties["perceived_age"]["$ref"] == f"{COMPONENT}PerceivedAgeBand"
     assert "under_13" in schemas["PerceivedAgeBand"]["enum"]
@@ -180,9 +181,15 @@ def test_the_reference_page_shows_the_fields_of_form_3(page: str, document: dict
     assert "<a href='#schema-PerceivedAgeBand'>PerceivedAgeBand</a>" in age
     assert all(f"<code>{band}</code>" in age for band in schemas["PerceivedAgeBand"]["enum"])
     assert "max length 8000" in _section(form3, "<tr><td><code>case_reference</code></td>", "</tr>")
-    # The probe upload names Form 3 as the JSON of its part.
+    # The probe upload names Form 3 as its part (sent as JSON, like any object part of a form).
     upload = _section(page, "<code>/probes</code>", "<div class='op'>")
-    assert "JSON text: <a href='#schema-Form3Body'>Form3Body</a>" in upload
+    assert "<td><code>form3</code></td><td><a href='#schema-Form3Body'>Form3Body</a></td>" in upload
+
+
+def test_the_reference_page_states_the_rules_between_fields(page: str) -> None:
+    rank = _section(page, "id='schema-RankChange'", "<div class='schema'")
+    assert "Give exactly one of <code>rank</code>, <code>staff_grade</code>." in rank
+    assert "No other field is accepted." in rank
 
 
 def test_the_reference_page_shows_the_fields_of_an_adjudication(page: str, document: dict[str, Any]) -> None:

@@ -252,7 +252,8 @@ def test_bulk_enrolment_from_a_server_folder_runs_as_a_job_with_progress_and_per
 
     # The folder must be inside the import root, and the job is the library's own.
     refused = people.lead.client.post(f"/libraries/{library['id']}/imports", json={"folder": "../"})
-    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "folder"
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "folder"
+    assert refused.json()["type"] == "/problems/unprocessable"
     other = approved_library(people, name="LFW other")
     assert people.lead.client.get(f"/libraries/{other['id']}/imports/{started['job_id']}").status_code == 404
 

@@ -23,8 +23,10 @@ Three things Litestar does not do on its own, done here once for every route and
           \"\"\"
 
 * **JSON parts of a form as components.** A multipart part that carries JSON names its type in
-  ``schema_extra={"contentSchema": SomeStruct}``; ``FieldDocs`` replaces the type with a
-  ``$ref`` to its component (Form 3 of a probe upload), enums and nested types included.
+  ``schema_extra={"contentMediaType": "application/json", "contentSchema": SomeStruct}``;
+  ``FieldDocs`` writes the part as a ``$ref`` to its component (Form 3 of a probe upload),
+  enums and nested types included: OpenAPI sends an object property of a form as an
+  ``application/json`` part, so a client (or a fuzzer) sends a JSON document there, not text.
 
 * **Bodies as plain references, roles on each operation.** Litestar wraps a body's ``$ref`` in
   ``allOf``/``oneOf`` when the route gives it examples or a description; ``document_operations``
@@ -45,11 +47,13 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 import msgspec
-from litestar.openapi.spec import Operation, Reference, Schema
+from litestar.openapi.spec import OpenAPIType, Operation, Reference, Schema
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.typing import FieldDefinition
 
 from rfr.entrypoints.http.access_control import RouteAccess, access_extension, http_handlers, route_access
+from rfr.entrypoints.http.body_rules import fields_rule
+from rfr.entrypoints.http.problem_responses import document_problems
 
 if TYPE_CHECKING:
     from litestar import Litestar
@@ -137,14 +141,95 @@ class FieldDocs(OpenAPISchemaPlugin):
         for name, prop in properties.items():
             if isinstance(prop, Schema) and inspect.isclass(prop.content_schema):
                 part = FieldDefinition.from_annotation(prop.content_schema)
-                prop = dataclasses.replace(prop, content_schema=schema_creator.for_field_definition(part))
+                component = schema_creator.for_field_definition(part)
+                if prop.content_media_type == "application/json" and isinstance(component, Reference):
+                    component.description = prop.description
+                    prop = component
+                else:
+                    prop = dataclasses.replace(prop, content_schema=component)
             if name in docs:
                 prop = _described(prop, docs[name])
             properties[name] = prop
         schema.properties = properties
         if summary and not schema.description:
             schema.description = summary
+        if isinstance(kind, type) and issubclass(kind, msgspec.Struct):
+            _as_msgspec_reads(schema, kind)
         return schema
+
+
+# -- what the decoder enforces, in the schema ---------------------------------------------------
+
+# JSON Schema's limits, by the name of the ``Schema`` attribute that holds each.
+_LIMIT_ATTRIBUTES = {
+    "maxLength": "max_length",
+    "minLength": "min_length",
+    "maxItems": "max_items",
+    "minItems": "min_items",
+    "minimum": "minimum",
+    "maximum": "maximum",
+    "exclusiveMinimum": "exclusive_minimum",
+    "exclusiveMaximum": "exclusive_maximum",
+    "pattern": "pattern",
+}
+
+
+def _as_msgspec_reads(schema: Schema, kind: type[msgspec.Struct]) -> None:
+    """Makes ``schema`` say what msgspec, which decodes the body, accepts of ``kind``.
+
+    Litestar drops the limits of a list's items and writes those of an optional field beside
+    its ``oneOf`` rather than on the value; it leaves out ``additionalProperties: false``. msgspec
+    writes its own schema of the type exactly: its limits are copied onto Litestar's, value by
+    value, so names and ``$ref``s stay Litestar's. A rule between fields (``body_rules``) is
+    added as JSON Schema.
+    """
+    (ref,), components = msgspec.json.schema_components([kind])
+    reads = components.get(ref.get("$ref", "").rpartition("/")[2], {}).get("properties", {})
+    schema.properties = {
+        name: _limited(prop, reads[name]) if isinstance(prop, Schema) and name in reads else prop
+        for name, prop in (schema.properties or {}).items()
+    }
+    if kind.__struct_config__.forbid_unknown_fields:
+        schema.additional_properties = False
+    rule = fields_rule(kind)
+    if rule is not None:
+        for keyword, options in rule.json_schema().items():
+            setattr(schema, _SCHEMA_ATTRIBUTE[keyword], [Schema(required=o["required"]) for o in options])
+
+
+_SCHEMA_ATTRIBUTE = {"oneOf": "one_of", "anyOf": "any_of"}
+
+
+def _limited(target: Schema, wanted: dict[str, Any]) -> Schema:
+    """``target`` with ``wanted``'s limits, in list items and the non-null alternative too.
+
+    A copy: Litestar shares some schemas (that of ``str``) between fields.
+    """
+    options = target.one_of or target.any_of
+    if options:
+        # A limit beside the alternatives belongs to the value, not to null: moved onto it.
+        beside = {a: getattr(target, a) for a in _LIMIT_ATTRIBUTES.values() if getattr(target, a) is not None}
+        values = [o for o in (wanted.get("anyOf") or [wanted]) if o.get("type") != "null"]
+        limited = []
+        for option in options:
+            if isinstance(option, Schema) and option.type != OpenAPIType.NULL:
+                option = dataclasses.replace(
+                    option, **{a: v for a, v in beside.items() if getattr(option, a) is None}
+                )
+                same = [v for v in values if v.get("type") == _type_name(option)]
+                option = _limited(option, same[0]) if same else option
+            limited.append(option)
+        alternatives = {"one_of" if target.one_of else "any_of": limited}
+        return dataclasses.replace(target, **alternatives, **dict.fromkeys(beside))
+    found = {a: wanted[k] for k, a in _LIMIT_ATTRIBUTES.items() if k in wanted and getattr(target, a) is None}
+    if isinstance(target.items, Schema) and isinstance(wanted.get("items"), dict):
+        found["items"] = _limited(target.items, wanted["items"])
+    return dataclasses.replace(target, **found) if found else target
+
+
+def _type_name(option: Schema) -> str | None:
+    kind = option.type
+    return kind.value if isinstance(kind, OpenAPIType) else None
 
 
 def _described(prop: Schema | Reference, text: str) -> Schema | Reference:
@@ -216,7 +301,9 @@ def operation_class(base: type[Operation], access: RouteAccess) -> type[Operatio
 
 
 def document_operations(app: Litestar) -> None:
-    """Gives every route handler of ``app`` the operation class above; call before the schema is built."""
+    """Gives every route handler of ``app`` the operation class above and its problem responses
+    (``problem_responses``); call before the schema is built."""
     for _, handler in http_handlers(app):
         if getattr(handler.operation_class, "rfr_access", None) is None:  # not done already
             handler.operation_class = operation_class(handler.operation_class, route_access(handler))
+            document_problems(handler)

@@ -102,8 +102,6 @@ class _Schemas:
         kind = schema.get("type")
         if kind == "array":
             return f"{self.type_of(schema.get('items', {}))}[]"
-        if schema.get("contentMediaType") == "application/json" and "contentSchema" in schema:
-            return f"JSON text: {self.type_of(schema['contentSchema'])}"
         if schema.get("format") == "binary":
             return "file"
         if isinstance(kind, list):
@@ -159,6 +157,9 @@ class _Schemas:
                 f"<td>{prose(prop.get('description', ''))}</td><td>{self.values_of(prop)}</td></tr>"
             )
         rows.append("</table>")
+        rows += [f"<div>{rule}</div>" for rule in _rules_between_fields(target)]
+        if target.get("additionalProperties") is False:
+            rows.append("<div>No other field is accepted.</div>")
         return "".join(rows)
 
     def component(self, name: str) -> str:
@@ -171,6 +172,17 @@ class _Schemas:
         parts.append(self.fields_table(schema))
         parts.append("</div>")
         return "".join(parts)
+
+
+def _rules_between_fields(schema: dict[str, Any]) -> list[str]:
+    """The rules a ``oneOf``/``anyOf`` of ``required`` states, as sentences."""
+    rules = []
+    for key, how in (("oneOf", "exactly one"), ("anyOf", "at least one")):
+        options = schema.get(key, [])
+        if options and all(set(o) == {"required"} for o in options):
+            named = ", ".join(f"<code>{escape(n)}</code>" for o in options for n in o["required"])
+            rules.append(f"Give {how} of {named}.")
+    return rules
 
 
 class OfflineReferencePlugin(OpenAPIRenderPlugin):

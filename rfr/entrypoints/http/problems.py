@@ -7,6 +7,7 @@ occurrence, written for the caller), ``instance`` (the request path), plus exten
 | error | status | type | extensions |
 |---|---|---|---|
 | request validation (body, query, path) | 400 | validation | ``errors``: [{field, source, message}] |
+| ``Unprocessable``: well formed, names what the server lacks | 422 | unprocessable | ``errors`` |
 | no, bad, expired or revoked token | 401 | unauthenticated | (and ``WWW-Authenticate: Bearer``) |
 | role not held, user disabled (A-05) | 403 | forbidden | ``rule_ids``, ``recorded`` |
 | ``PolicyRefusal`` from the domain | 403 | policy-refusal | ``rule_ids``, ``reason``, ``recorded`` |
@@ -120,6 +121,14 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
             "multipart/form-data for uploads.",
         ),
         ProblemType(
+            "unprocessable",
+            "The request cannot be carried out",
+            422,
+            "The request is well formed but names something this server does not have or cannot use "
+            "(a folder or manifest for bulk enrolment, or bulk enrolment is not enabled); errors names "
+            "the field.",
+        ),
+        ProblemType(
             "image-rejected",
             "Image rejected",
             422,
@@ -178,6 +187,12 @@ def problem(
     )
 
 
+class Unprocessable(ValidationException):
+    """A well-formed request naming something the server does not have (``errors`` as for 400)."""
+
+    status_code = 422
+
+
 def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
     errors = []
     for item in exc.extra if isinstance(exc.extra, list) else []:
@@ -187,7 +202,8 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
             )
     named = sorted({str(e["field"]) for e in errors if e["field"]})
     detail = f"invalid {', '.join(named)}" if named else (exc.detail or "the request is invalid")
-    return problem(request, "validation", detail, errors=errors)
+    slug = "unprocessable" if isinstance(exc, Unprocessable) else "validation"
+    return problem(request, slug, detail, errors=errors)
 
 
 def _field_path(item: Mapping[str, Any]) -> Any:
@@ -282,7 +298,7 @@ def _not_found(request: Request[Any, Any, Any], exc: Exception) -> Response[dict
 def _manifest_refused(request: Request[Any, Any, Any], exc: ManifestError) -> Response[dict[str, Any]]:
     return problem(
         request,
-        "validation",
+        "unprocessable",
         str(exc),
         errors=[{"field": "manifest", "source": "body", "message": str(exc)}],
     )

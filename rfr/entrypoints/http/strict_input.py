@@ -14,7 +14,9 @@ guard and before any parameter or body is read, on every route.
   for a body with fewer brackets than the limit.
 - **Strict types** (400 ``validation`` naming the field): a JSON body is decoded against the
   route's body type with msgspec's strict rules (no ``0`` for ``false``, no ``"10"`` for a
-  number, no number for a date or an enum) before Litestar converts it with its lax ones
+  number, no number for a date or an enum; ``360.0`` is an integer, as JSON Schema has it),
+  and held to its type's rule between fields (``body_rules``), before Litestar converts it
+  with its lax ones
   (Litestar hard-codes ``strict=False``; strictly valid input converts identically). Query
   parameters are text by nature: a number must be written as one (``5``, not ``5.0`` or
   ``five``), a boolean as ``true`` or ``false`` (any case, never ``1``), and a date, time,
@@ -42,7 +44,11 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import BodyKwarg, ParameterKwarg
 
+from rfr.entrypoints.http.body_rules import check_fields_rule
+
 MAX_JSON_DEPTH = 64
+# Integers a double holds exactly (I-JSON, RFC 7493 2.2).
+_EXACT_INTEGERS = 2**53 - 1
 # Bodies larger than this are checked in a worker thread.
 _INLINE_BYTES = 256 * 1024
 T = TypeVar("T")
@@ -102,9 +108,11 @@ def decode_json(raw: bytes, kind: Any, field: str | None = None) -> Any:
     if json_too_deep(raw):
         raise too_deep(field or "body")
     try:
-        return msgspec.json.decode(raw, type=kind, strict=True)
+        body = msgspec.json.decode(raw, type=kind, strict=True)
     except msgspec.ValidationError as e:
-        raise validation_error(e, field) from None
+        body = _with_integral_numbers(raw, kind)
+        if body is None:
+            raise validation_error(e, field) from None
     except msgspec.DecodeError as e:
         name = field or "body"
         message = f"not valid JSON: {e}"
@@ -113,6 +121,32 @@ def decode_json(raw: bytes, kind: Any, field: str | None = None) -> Any:
         ) from None
     except RecursionError:  # under the depth limit but deep in an already deep stack
         raise too_deep(field or "body") from None
+    check_fields_rule(body)
+    return body
+
+
+def _with_integral_numbers(raw: bytes, kind: Any) -> Any | None:
+    """``raw`` as ``kind`` when the one objection was an integer written with a fraction of zero.
+
+    JSON has numbers, not integers; JSON Schema calls ``360.0`` an integer, and so must the
+    API whose schema it is. msgspec's strict decoding refuses it, so a refused body is read
+    again with every such number (exact in a double) made an ``int``; anything else it refused
+    it refuses again. Only refused bodies pay for the second reading.
+    """
+    try:
+        return msgspec.convert(_integral(msgspec.json.decode(raw)), kind, strict=True)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return None
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer() and abs(value) <= _EXACT_INTEGERS:
+        return int(value)
+    if isinstance(value, list):
+        return [_integral(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _integral(v) for k, v in value.items()}
+    return value
 
 
 def _body(handler: HTTPRouteHandler) -> tuple[str, Any] | None:

@@ -18,7 +18,6 @@ from rfr.application.services.access import AuditAnswer, AuditService, Principal
 from rfr.domain.people import Role
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import documented
 from rfr.infrastructure.persistence.chain import ChainHead
 
 Reason = Annotated[str, Parameter(min_length=1, max_length=2000, description="why this query is made")]
@@ -86,7 +85,7 @@ def aggregate_events(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented([verify_chain, chain_head, aggregate_events], only_applicable=True),
+        route_handlers=[verify_chain, chain_head, aggregate_events],
         dependencies={"audit": use_case(_audit)},
         tags=["audit"],
     )

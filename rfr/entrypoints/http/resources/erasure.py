@@ -31,7 +31,7 @@ from rfr.domain.people import Role
 from rfr.domain.reference_library import LIBRARY_MANAGERS
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody, documented
+from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody
 
 ProbeId = Annotated[UUID, PathParameter(description="the probe's id")]
 LibraryId = Annotated[UUID, PathParameter(description="the library's id")]
@@ -137,7 +137,7 @@ def purge_probe(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented([purge_images, purge_probe], only_applicable=True),
+        route_handlers=[purge_images, purge_probe],
         dependencies={"erasure": use_case(_erasure)},
         tags=["erasure"],
     )

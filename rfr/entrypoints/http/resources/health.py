@@ -12,7 +12,6 @@ from litestar.params import FromPath
 from rfr.entrypoints.http.access_control import public
 from rfr.entrypoints.http.context import STATE_KEY
 from rfr.entrypoints.http.problems import PROBLEM_TYPES, ProblemType
-from rfr.entrypoints.http.resources._workflow import documented
 from rfr.infrastructure.persistence.chain import ChainedRecorder
 
 
@@ -82,4 +81,4 @@ def _describe(kind: ProblemType) -> ProblemTypeView:
     return ProblemTypeView(type=kind.uri, title=kind.title, status=kind.status, meaning=kind.meaning)
 
 
-ROUTES = documented([health, problem_types, problem_type], only_applicable=True)
+ROUTES = [health, problem_types, problem_type]

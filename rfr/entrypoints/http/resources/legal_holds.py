@@ -30,7 +30,7 @@ from rfr.application.services.legal_holds import (
 )
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody, documented
+from rfr.entrypoints.http.resources._workflow import Reason, ReasonBody
 
 ProbeId = Annotated[UUID, PathParameter(description="the probe's id")]
 LibraryId = Annotated[UUID, PathParameter(description="the library's id")]
@@ -151,10 +151,14 @@ def lift_library_hold(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [probe_hold, hold_probe, lift_probe_hold, library_hold, hold_library, lift_library_hold],
-            only_applicable=True,
-        ),
+        route_handlers=[
+            probe_hold,
+            hold_probe,
+            lift_probe_hold,
+            library_hold,
+            hold_library,
+            lift_library_hold,
+        ],
         dependencies={"holds": use_case(_holds)},
         tags=["legal holds"],
     )

@@ -11,11 +11,12 @@ and runs as a job the client polls (``_import_jobs``).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 from uuid import UUID
 
 import attrs
@@ -49,14 +50,15 @@ from rfr.application.services.libraries import (
 from rfr.domain.images import MopiGroup, PerceivedAgeBand
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.problem_responses import problem_spec
 from rfr.entrypoints.http.resources._import_jobs import ImportJobs, ImportJobView
 from rfr.entrypoints.http.resources._workflow import (
     Cursor,
     Name,
     PageSize,
-    documented,
     image_bytes,
     invalid,
+    unprocessable,
 )
 
 V = TypeVar("V")
@@ -92,20 +94,40 @@ class ImportBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     batch_size: Annotated[int, msgspec.Meta(ge=1, le=500)] = DEFAULT_BATCH
 
 
+# One enrolment upload is one recorded batch: at most this many images, each fact as often.
+MAX_UPLOAD_FILES = 500
+MAX_SUBJECT = 200
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ONE_PER_FILE = {"min_items": 1, "max_items": MAX_UPLOAD_FILES}
+
+
+def _each(description: str, **item: Any) -> Any:
+    """A form field repeated once, or once per file; ``item`` is the schema of one value."""
+    return Body(description=description, **_ONE_PER_FILE, schema_extra={"items": {"type": "string", **item}})
+
+
 @dataclass
 class EnrolmentUpload:
     """Images to enrol with the facts R-01 needs. Each fact is given once (it applies to every
-    file) or once per file, in the order of the files."""
+    file) or once per file, in the order of the files (another count is refused with 422)."""
 
-    files: Annotated[list[UploadFile], Body(description="the images: JPEG, PNG or WebP, one face each")]
-    capture_date: Annotated[list[str], Body(description="date of capture, YYYY-MM-DD")]
-    age_band: Annotated[
-        list[str],
-        Body(description=f"perceived age at capture: {', '.join(b.value for b in PerceivedAgeBand)}"),
+    files: Annotated[
+        list[UploadFile], Body(description="the images: JPEG, PNG or WebP, one face each", **_ONE_PER_FILE)
     ]
-    mopi_group: Annotated[list[str], Body(description="MOPI group of the record: 1, 2 or 3")]
+    capture_date: Annotated[
+        list[str], _each("date of capture, YYYY-MM-DD, from 1900 to today", format="date", maxLength=10)
+    ]
+    age_band: Annotated[
+        list[str], _each("perceived age at capture", enum=[b.value for b in PerceivedAgeBand])
+    ]
+    mopi_group: Annotated[list[str], _each("MOPI group of the record", enum=["1", "2", "3"])]
     subject: Annotated[
-        list[str], Body(description="optional reference of the person shown (e.g. a custody record number)")
+        list[str],
+        Body(
+            description="optional reference of the person shown (e.g. a custody record number)",
+            max_items=MAX_UPLOAD_FILES,
+            schema_extra={"items": {"type": "string", "maxLength": MAX_SUBJECT}},
+        ),
     ] = field(default_factory=list)
 
 
@@ -281,6 +303,11 @@ def enrol_images(
     sync_to_thread=True,
     status_code=202,
     summary="Enrol a server folder (background job)",
+    responses={
+        422: problem_spec(
+            "The folder or manifest does not exist or cannot be read, or bulk enrolment is not enabled"
+        )
+    },
     **allow(*ENROLLERS.roles),
 )
 def start_import(
@@ -347,11 +374,13 @@ def get_import(
 
 def _items(data: EnrolmentUpload, enrolment: Enrolment) -> list[EnrolmentItem]:
     count = len(data.files)
+    if not 1 <= count <= MAX_UPLOAD_FILES:
+        raise invalid("files", f"give 1 to {MAX_UPLOAD_FILES} files")
     today = enrolment.clock.now().date()
     dates = _per_file(data.capture_date, count, "capture_date", lambda text: _date(text, today))
     ages = _per_file(data.age_band, count, "age_band", _age)
     groups = _per_file(data.mopi_group, count, "mopi_group", _mopi)
-    subjects = _per_file(data.subject, count, "subject", str.strip) if data.subject else [None] * count
+    subjects = _per_file(data.subject, count, "subject", _subject) if data.subject else [None] * count
     payloads = []
     for n, upload in enumerate(data.files):
         name = upload.filename or f"file {n + 1}"
@@ -370,47 +399,63 @@ def _items(data: EnrolmentUpload, enrolment: Enrolment) -> list[EnrolmentItem]:
 
 
 def _per_file(values: list[str], count: int, name: str, parse: Callable[[str], V]) -> list[V]:
+    if len(values) > MAX_UPLOAD_FILES:
+        raise invalid(name, f"at most {MAX_UPLOAD_FILES} values")
     if len(values) not in (1, count):
-        raise invalid(name, f"give one {name} for every file, or one per file ({count})")
+        # A count the schema cannot state (it depends on the files): 422, not 400.
+        raise unprocessable(name, f"give one {name} for every file, or one per file ({count})")
     parsed = []
     for n, value in enumerate(values):
         try:
             parsed.append(parse(value))
+        except OutOfRange as e:
+            raise unprocessable(f"{name}[{n}]", str(e)) from None
         except ValueError as e:
             raise invalid(f"{name}[{n}]", str(e)) from None
     return parsed * count if len(parsed) == 1 else parsed
 
 
 def _date(text: str, today: date) -> date:
+    if not _ISO_DATE.fullmatch(text):
+        raise ValueError(f"{text[:20]!r} is not a date (YYYY-MM-DD)")
     try:
-        captured = date.fromisoformat(text.strip())
+        captured = date.fromisoformat(text)
     except ValueError:
         raise ValueError(f"{text!r} is not a date (YYYY-MM-DD)") from None
     # A day's slack: the uploader's calendar may be ahead of the server's clock.
     if not EARLIEST_CAPTURE <= captured <= today + timedelta(days=1):
-        raise ValueError(f"{captured} is not a possible capture date (from {EARLIEST_CAPTURE} to today)")
+        raise OutOfRange(f"{captured} is not a possible capture date (from {EARLIEST_CAPTURE} to today)")
     return captured
+
+
+class OutOfRange(ValueError):
+    """A value of the right form that cannot be so (a date to come): 422, not 400."""
+
+
+def _subject(text: str) -> str:
+    if len(text) > MAX_SUBJECT:
+        raise ValueError(f"at most {MAX_SUBJECT} characters")
+    return text.strip()
 
 
 def _age(text: str) -> PerceivedAgeBand:
     try:
-        return PerceivedAgeBand(text.strip())
+        return PerceivedAgeBand(text)
     except ValueError:
         raise ValueError(f"must be one of {', '.join(b.value for b in PerceivedAgeBand)}") from None
 
 
 def _mopi(text: str) -> MopiGroup:
-    try:
-        return MopiGroup(int(text.strip()))
-    except ValueError:
-        raise ValueError("must be 1, 2 or 3") from None
+    if text not in ("1", "2", "3"):
+        raise ValueError("must be 1, 2 or 3")
+    return MopiGroup(int(text))
 
 
 def _import_paths(enrolment: Enrolment, data: ImportBody) -> tuple[Path, str]:
     """The folder and manifest, checked before a job starts (the enrolment checks them again)."""
     root = enrolment.bio.import_root
     if root is None:
-        raise invalid("folder", "bulk enrolment from server folders is not enabled here (RFR_IMPORT_ROOT)")
+        raise unprocessable("folder", "bulk enrolment from server folders is not enabled (RFR_IMPORT_ROOT)")
     root = Path(root).resolve()
     try:
         folder = (root / data.folder).resolve()
@@ -418,32 +463,29 @@ def _import_paths(enrolment: Enrolment, data: ImportBody) -> tuple[Path, str]:
     except (OSError, ValueError):  # a NUL byte, a name too long: no such folder either
         found = False
     if not found:
-        raise invalid("folder", "no such folder inside the import root")
+        raise unprocessable("folder", "no such folder inside the import root")
     try:
         manifest = (folder / data.manifest).resolve()
         found = manifest.is_relative_to(folder) and manifest.is_file()
     except (OSError, ValueError):
         found = False
     if not found:
-        raise invalid("manifest", "no such manifest file in the folder")
+        raise unprocessable("manifest", "no such manifest file in the folder")
     return folder, str(manifest.relative_to(folder))
 
 
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [
-                create_library,
-                list_libraries,
-                get_library,
-                library_images,
-                enrol_images,
-                start_import,
-                get_import,
-            ],
-            uploads=(enrol_images,),
-        ),
+        route_handlers=[
+            create_library,
+            list_libraries,
+            get_library,
+            library_images,
+            enrol_images,
+            start_import,
+            get_import,
+        ],
         dependencies={
             "libraries": use_case(_libraries),
             "enrolment": use_case(_enrolment),

@@ -40,7 +40,6 @@ from rfr.entrypoints.http.resources._workflow import (
     ReasonBody,
     Statement,
     UrgencyBody,
-    documented,
     domain_value,
     plausible,
 )
@@ -462,23 +461,21 @@ def expire(principal: Caller, approvals: Approvals, approval_id: FromPath[Approv
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [
-                apply_for_approval,
-                list_approvals,
-                flagged_approvals,
-                get_approval,
-                approve,
-                approve_urgently,
-                reject,
-                written_rationale,
-                ratify,
-                review,
-                vary,
-                stop,
-                expire,
-            ]
-        ),
+        route_handlers=[
+            apply_for_approval,
+            list_approvals,
+            flagged_approvals,
+            get_approval,
+            approve,
+            approve_urgently,
+            reject,
+            written_rationale,
+            ratify,
+            review,
+            vary,
+            stop,
+            expire,
+        ],
         dependencies={"approvals": use_case(_approvals)},
         tags=["library approvals"],
     )

@@ -17,7 +17,6 @@ from rfr.application.services.policy import SETTINGS_READERS, SRO, PolicySetting
 from rfr.domain.policy_config import PolicyConfig
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import documented
 
 
 class SettingsChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -98,7 +97,7 @@ def _invalid(fields: list[str], message: str) -> ValidationException:
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented([read_settings, change_settings, list_offences], only_applicable=True),
+        route_handlers=[read_settings, change_settings, list_offences],
         dependencies={"policy": use_case(_policy), "offences": use_case(_offences)},
         tags=["policy"],
     )

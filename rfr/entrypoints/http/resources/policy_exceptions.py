@@ -26,7 +26,7 @@ from rfr.application.services.exceptions import (
 )
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Cursor, Name, PageSize, Statement, documented
+from rfr.entrypoints.http.resources._workflow import Cursor, Name, PageSize, Statement
 
 ExceptionId = Annotated[UUID, PathParameter(description="the policy exception's id")]
 Caller = NamedDependency[Principal]
@@ -169,9 +169,7 @@ def review_exception(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [record_exception, list_exceptions, get_exception, review_exception], only_applicable=True
-        ),
+        route_handlers=[record_exception, list_exceptions, get_exception, review_exception],
         dependencies={"exceptions": use_case(_exceptions)},
         tags=["policy exceptions"],
     )

@@ -2,7 +2,7 @@
 endorsements (P-04, P-06, P-08) and technical advice.
 
 The upload is ``multipart/form-data`` with two parts: ``image`` (the file) and ``form3`` (Form 3
-as a JSON document, its schema the component ``Form3Body`` named by the part's ``contentSchema``).
+as a JSON document: in OpenAPI the part is the object ``Form3Body``, which a form sends as JSON).
 JSON rather than one form field per answer because Form 3 nests (pre-RFR checks, urgency, the
 8.3(g) case) and its lists (purposes, grounds) would otherwise need a convention of their own.
 The image is decoded before anything is recorded: a bad one is refused (413/415/422) and nothing
@@ -40,6 +40,7 @@ from rfr.domain.rules_probe import EndorsementKind
 from rfr.domain.search_terms import PreRfrOption, SearchGround, SearchPurpose
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.problem_responses import IMAGE_WORK_BUSY, problem_spec
 from rfr.entrypoints.http.resources._workflow import (
     Choices,
     Name,
@@ -47,11 +48,9 @@ from rfr.entrypoints.http.resources._workflow import (
     Statement,
     UrgencyBody,
     decode_json_part,
-    documented,
     domain_value,
-    example_json,
     image_bytes,
-    invalid,
+    unprocessable,
 )
 
 ProbeId = Annotated[UUID, PathParameter(description="the probe's id")]
@@ -193,7 +192,6 @@ class ProbeUpload:
         str,
         Body(
             description="Form 3 as a JSON document (send the part as application/json)",
-            examples=[Example(value=example_json(FORM3_EXAMPLE))],
             # The part's type: a component of its own in OpenAPI (openapi_contract.FieldDocs).
             schema_extra={"contentMediaType": "application/json", "contentSchema": Form3Body},
         ),
@@ -292,7 +290,7 @@ def submit_probe(
         Body(
             media_type=RequestEncodingType.MULTI_PART,
             description="multipart/form-data with the parts ``image`` and ``form3`` (JSON)",
-            examples=[Example(value={"image": "<the image file>", "form3": example_json(FORM3_EXAMPLE)})],
+            examples=[Example(value={"image": "<the image file>", "form3": FORM3_EXAMPLE})],
         ),
     ],
 ) -> ProbeView:
@@ -345,6 +343,7 @@ def face_thumbnail(
     sync_to_thread=True,
     status_code=200,
     summary="Select faces (P-11)",
+    responses=IMAGE_WORK_BUSY,
     **allow(*PROBE_USERS.roles),
 )
 def select_faces(
@@ -365,6 +364,12 @@ def select_faces(
     sync_to_thread=True,
     status_code=200,
     summary="Draw a face box (P-11)",
+    responses={
+        **IMAGE_WORK_BUSY,
+        422: problem_spec(
+            "right is not greater than left, bottom not below top, or the box leaves the image"
+        ),
+    },
     **allow(*PROBE_USERS.roles),
 )
 def draw_face(
@@ -390,15 +395,15 @@ def draw_face(
 ) -> ProbeView:
     """When no face, or not the right one, was detected: the box is selected and templated."""
     if data.right <= data.left:
-        raise invalid("right", "right must be greater than left")
+        raise unprocessable("right", "right must be greater than left")
     if data.bottom <= data.top:
-        raise invalid("bottom", "bottom must be greater than top")
+        raise unprocessable("bottom", "bottom must be greater than top")
     box = FaceBox(data.left, data.top, data.right, data.bottom)
     try:
         return probes.draw_face(principal.user_id, str(probe_id), box, data.reason)
     except ValueError as e:
         # The engine's one objection to a box (it lies outside the image); only it knows the size.
-        raise invalid("left", str(e)) from None
+        raise unprocessable("left", str(e)) from None
 
 
 @post(
@@ -463,20 +468,17 @@ def technical_advice(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [
-                submit_probe,
-                get_probe,
-                probe_governance,
-                face_thumbnail,
-                select_faces,
-                draw_face,
-                decide_on_quality,
-                endorse,
-                technical_advice,
-            ],
-            uploads=(submit_probe,),
-        ),
+        route_handlers=[
+            submit_probe,
+            get_probe,
+            probe_governance,
+            face_thumbnail,
+            select_faces,
+            draw_face,
+            decide_on_quality,
+            endorse,
+            technical_advice,
+        ],
         dependencies={"probes": use_case(_probes), "endorsements": use_case(_endorsements)},
         tags=["probes"],
     )

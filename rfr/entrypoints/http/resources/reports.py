@@ -11,14 +11,13 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 import attrs
 import msgspec
 from litestar import Response, Router, get, patch, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
@@ -33,8 +32,10 @@ from rfr.application.services.usage_reports import (
 )
 from rfr.domain.report_schedule import ReportFrequency
 from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.body_rules import at_least_one_of
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Cursor, documented
+from rfr.entrypoints.http.problem_responses import problem_spec
+from rfr.entrypoints.http.resources._workflow import Cursor, unprocessable
 
 Text = Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -73,9 +74,11 @@ class ScheduleChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         recipients: The new recipients, all of them (user ids of administrators).
     """
 
+    fields_rule: ClassVar = at_least_one_of("frequency", "recipients")
+
     reason: Text
-    frequency: ReportFrequency | None = None
-    recipients: Recipients | None = None
+    frequency: ReportFrequency | msgspec.UnsetType = msgspec.UNSET
+    recipients: Recipients | msgspec.UnsetType = msgspec.UNSET
 
 
 class Reason(msgspec.Struct, forbid_unknown_fields=True):
@@ -113,10 +116,6 @@ def _utc(moment: datetime | None) -> datetime | None:
     if moment is None:
         return None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _invalid(key: str, message: str) -> ValidationException:
-    return ValidationException(message, extra=[{"key": key, "source": "query", "message": message}])
 
 
 class UsagePeriod(msgspec.Struct):
@@ -197,7 +196,8 @@ class _UsageReportOperation(Operation):
             UsageReportDocument,
             generate_examples=False,
             description="The report: JSON (format=json) or CSV (format=csv)",
-        )
+        ),
+        422: problem_spec("from is not before to"),
     },
     **allow(*REPORT_READERS.roles),
 )
@@ -209,7 +209,7 @@ def usage_report(
         datetime | None,
         QueryParameter(
             name="from",
-            description="start of the period, inclusive (no zone: UTC); default: the first record",
+            description="start of the period, inclusive (no zone: UTC), before to; default: the first record",
         ),
     ] = None,
     end: Annotated[
@@ -229,7 +229,7 @@ def usage_report(
     reviews and refusals over ``[from, to)``. The run is recorded (A-04, A-01)."""
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:
-        raise _invalid("from", "from must be before to")
+        raise unprocessable("from", "from must be before to", source="query")
     report = reports.run(principal.user_id, start=start, end=end, fmt=report_format.value, reason=reason)
     content, media_type = report.render(report_format.value)
     headers = {}
@@ -295,13 +295,10 @@ def change_schedule(
     schedule_id: FromPath[UUID],
     data: JSONBody[ScheduleChange],
 ) -> ScheduleView:
-    if data.frequency is None and data.recipients is None:
-        raise ValidationException(
-            "give frequency, recipients or both",
-            extra=[{"key": "frequency", "source": "body", "message": "give frequency, recipients or both"}],
-        )
+    frequency = data.frequency if data.frequency is not msgspec.UNSET else None
+    recipients = data.recipients if data.recipients is not msgspec.UNSET else None
     return schedules.change(
-        principal.user_id, schedule_id, data.reason, frequency=data.frequency, recipients=data.recipients
+        principal.user_id, schedule_id, data.reason, frequency=frequency, recipients=recipients
     )
 
 
@@ -323,17 +320,14 @@ def cancel_schedule(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [
-                usage_report,
-                create_schedule,
-                list_schedules,
-                get_schedule,
-                change_schedule,
-                cancel_schedule,
-            ],
-            only_applicable=True,
-        ),
+        route_handlers=[
+            usage_report,
+            create_schedule,
+            list_schedules,
+            get_schedule,
+            change_schedule,
+            cancel_schedule,
+        ],
         dependencies={"reports": use_case(_reports), "schedules": use_case(_schedules)},
         tags=["reports"],
     )

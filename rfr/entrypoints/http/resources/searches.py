@@ -55,7 +55,6 @@ from rfr.entrypoints.http.resources._workflow import (
     ReasonBody,
     Statement,
     UrgencyBody,
-    documented,
     domain_value,
 )
 
@@ -592,24 +591,22 @@ def _report(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [
-                open_search,
-                list_searches,
-                get_search,
-                approve_search,
-                reject_search,
-                run_search,
-                list_candidates,
-                candidate_thumbnail,
-                adjudicate,
-                issue_report,
-                get_report,
-                printable_report,
-                disseminate,
-                close_search,
-            ]
-        ),
+        route_handlers=[
+            open_search,
+            list_searches,
+            get_search,
+            approve_search,
+            reject_search,
+            run_search,
+            list_candidates,
+            candidate_thumbnail,
+            adjudicate,
+            issue_report,
+            get_report,
+            printable_report,
+            disseminate,
+            close_search,
+        ],
         dependencies={
             "searches": use_case(_searches),
             "execution": use_case(_execution),

@@ -19,7 +19,6 @@ from rfr.domain.access_token import TokenKind
 from rfr.domain.people import Role
 from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import documented
 
 MAX_TTL_DAYS = 366
 
@@ -133,9 +132,7 @@ def revoke_token(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [issue_token, list_tokens, exchange_token, revoke_token], only_applicable=True
-        ),
+        route_handlers=[issue_token, list_tokens, exchange_token, revoke_token],
         dependencies={"tokens": use_case(_access)},
         tags=["tokens"],
     )

@@ -50,7 +50,6 @@ from rfr.entrypoints.http.resources._workflow import (
     Reason,
     ReasonBody,
     Statement,
-    documented,
 )
 
 ProbeId = Annotated[UUID, PathParameter(description="the probe's id (an entry is keyed by its probe)")]
@@ -382,23 +381,21 @@ def adjudicate_match(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [
-                add_entry,
-                request_addition,
-                list_requests,
-                get_request,
-                approve_request,
-                decline_request,
-                list_entries,
-                overdue_entries,
-                get_entry,
-                review_entry,
-                remove_entry,
-                queued_matches,
-                adjudicate_match,
-            ]
-        ),
+        route_handlers=[
+            add_entry,
+            request_addition,
+            list_requests,
+            get_request,
+            approve_request,
+            decline_request,
+            list_entries,
+            overdue_entries,
+            get_entry,
+            review_entry,
+            remove_entry,
+            queued_matches,
+            adjudicate_match,
+        ],
         dependencies={"ucc": use_case(_ucc), "screening": use_case(_screening)},
         tags=["unresolved crime cache"],
     )

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import attrs
 import msgspec
 from litestar import Router, get, post, put
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException, ValidationException
+from litestar.exceptions import ClientException
 from litestar.params import JSONBody, Parameter, PathParameter
 
 from rfr.application.errors import UnknownUser
@@ -17,8 +17,9 @@ from rfr.application.services.access import Principal
 from rfr.application.services.users import ADMINISTRATOR, USER_READERS, UserAdministration, UserView
 from rfr.domain.people import Rank, Role
 from rfr.entrypoints.http.access_control import EVERY_ROLE, allow
+from rfr.entrypoints.http.body_rules import exactly_one_of
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.http.resources._workflow import Choices, Cursor, Names, documented
+from rfr.entrypoints.http.resources._workflow import Choices, Cursor, Names
 
 RankName = enum.StrEnum("RankName", {r.name: r.name.lower() for r in Rank})  # type: ignore[misc]
 
@@ -66,9 +67,11 @@ class RankChange(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             equivalents; refused if the settings do not name it.
     """
 
+    fields_rule: ClassVar = exactly_one_of("rank", "staff_grade")
+
     reason: Text
-    rank: RankName | None = None  # type: ignore[valid-type]
-    staff_grade: Name | None = None
+    rank: RankName | msgspec.UnsetType = msgspec.UNSET  # type: ignore[valid-type]
+    staff_grade: Name | msgspec.UnsetType = msgspec.UNSET
 
 
 class TeamsChange(msgspec.Struct, forbid_unknown_fields=True):
@@ -214,14 +217,9 @@ def set_rank(
     user_id: UserId,
     data: JSONBody[RankChange],
 ) -> UserView:
-    if (data.rank is None) == (data.staff_grade is None):
-        raise ValidationException(
-            "give either rank or staff_grade",
-            extra=[{"key": "rank", "source": "body", "message": "give either rank or staff_grade"}],
-        )
-    return users.set_rank(
-        principal.user_id, user_id, data.reason, rank=_rank(data.rank), staff_grade=data.staff_grade
-    )
+    rank = _rank(data.rank) if data.rank is not msgspec.UNSET else None
+    grade = data.staff_grade if data.staff_grade is not msgspec.UNSET else None
+    return users.set_rank(principal.user_id, user_id, data.reason, rank=rank, staff_grade=grade)
 
 
 @put("/users/{user_id:str}/teams", summary="Set a user's teams", sync_to_thread=True, **allow(*ADMIN))
@@ -267,23 +265,20 @@ def enable_user(
 ROUTES = [
     Router(
         path="/",
-        route_handlers=documented(
-            [
-                register_user,
-                list_users,
-                inactive_users,
-                me,
-                get_user,
-                grant_role,
-                revoke_role,
-                set_rank,
-                set_teams,
-                record_training,
-                disable_user,
-                enable_user,
-            ],
-            only_applicable=True,
-        ),
+        route_handlers=[
+            register_user,
+            list_users,
+            inactive_users,
+            me,
+            get_user,
+            grant_role,
+            revoke_role,
+            set_rank,
+            set_teams,
+            record_training,
+            disable_user,
+            enable_user,
+        ],
         dependencies={"users": use_case(_users)},
         tags=["users"],
     )
