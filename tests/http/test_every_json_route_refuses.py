@@ -364,10 +364,14 @@ def probes(operation: Operation, components: dict[str, Any]) -> list[Probe]:
             many = [minimal(resolved["items"], components) for _ in range(resolved["maxItems"] + 1)]
             found.append(Probe(TOO_LONG_LIST, field, steps, many, valid))
         extra = resolved.get("additionalProperties")
+        names = resolved.get("propertyNames", {}).get("enum")
         if kind == "object" and "maxProperties" in resolved and extra is not False:
             value = minimal(extra if isinstance(extra, dict) else {}, components)
-            many = {f"k{n}": value for n in range(resolved["maxProperties"] + 1)}
-            found.append(Probe(TOO_LONG_LIST, field or "body", steps, many, valid))
+            count = resolved["maxProperties"] + 1
+            # Names from a closed set cannot be one too many if the set is no larger than the limit.
+            if names is None or len(names) >= count:
+                keys = names[:count] if names is not None else [f"k{n}" for n in range(count)]
+                found.append(Probe(TOO_LONG_LIST, field or "body", steps, dict.fromkeys(keys, value), valid))
     resolved, _, _ = effective(operation.schema, components)
     properties = resolved.get("properties", {})
     first = next((p for p in resolved.get("required", []) if p in properties), next(iter(properties), None))

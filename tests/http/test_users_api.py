@@ -108,4 +108,5 @@ def test_only_the_sro_changes_policy_settings_and_every_change_is_kept(live_serv
 
     unknown = sro.client.put("/policy/settings", json={"config": {"no_such_value": 1}, "reason": "x"})
     assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "config.no_such_value"
+    assert unknown.json()["errors"][0]["message"] == "not a name this object takes"
     assert analyst.client.put("/policy/settings", json={"config": {}, "reason": "x"}).status_code == 403

@@ -171,6 +171,8 @@ _LIMIT_ATTRIBUTES = {
     "exclusiveMinimum": "exclusive_minimum",
     "exclusiveMaximum": "exclusive_maximum",
     "pattern": "pattern",
+    "maxProperties": "max_properties",
+    "minProperties": "min_properties",
 }
 
 
@@ -222,9 +224,16 @@ def _limited(target: Schema, wanted: dict[str, Any]) -> Schema:
         alternatives = {"one_of" if target.one_of else "any_of": limited}
         return dataclasses.replace(target, **alternatives, **dict.fromkeys(beside))
     found = {a: wanted[k] for k, a in _LIMIT_ATTRIBUTES.items() if k in wanted and getattr(target, a) is None}
+    if target.property_names is None and isinstance(wanted.get("propertyNames"), dict):
+        found["property_names"] = Schema(**_keywords(wanted["propertyNames"]))
     if isinstance(target.items, Schema) and isinstance(wanted.get("items"), dict):
         found["items"] = _limited(target.items, wanted["items"])
     return dataclasses.replace(target, **found) if found else target
+
+
+def _keywords(names: dict[str, Any]) -> dict[str, Any]:
+    """The ``Schema`` arguments of msgspec's schema of a dict's keys (an enum of names, a length)."""
+    return {attr: names[k] for k, attr in {**_LIMIT_ATTRIBUTES, "enum": "enum"}.items() if k in names}
 
 
 def _type_name(option: Schema) -> str | None:

@@ -47,6 +47,9 @@ from litestar.params import BodyKwarg, ParameterKwarg
 from rfr.entrypoints.http.body_rules import check_fields_rule
 
 MAX_JSON_DEPTH = 64
+# msgspec's refusal of a dict key, and how much of a refused key an error repeats.
+_REFUSED_KEY = re.compile(r"Invalid enum value '(?P<key>.*)' - at `key` in `\$(?P<path>.*)`", re.DOTALL)
+_ECHOED = 64
 # Integers a double holds exactly (I-JSON, RFC 7493 2.2).
 _EXACT_INTEGERS = 2**53 - 1
 # Bodies larger than this are checked in a worker thread.
@@ -94,8 +97,17 @@ def too_deep(field: str) -> ValidationException:
 
 def validation_error(error: msgspec.ValidationError, field: str | None = None) -> ValidationException:
     """A 400 naming the field msgspec's ``error`` is about, under ``field`` (the body: ``data``)."""
-    message, _, path = str(error).partition(" - at `$")
-    path = path.rstrip("`").lstrip(".")
+    text = str(error)
+    refused_key = _REFUSED_KEY.fullmatch(text)
+    if refused_key:
+        # A name an object of names does not take: the field is the name, shortened if long.
+        name = refused_key["key"]
+        name = name if len(name) <= _ECHOED else f"{name[:_ECHOED]}..."
+        message, path = "not a name this object takes", f"{refused_key['path']}.{name}"
+    else:
+        message, _, path = text.partition(" - at `$")
+        path = path.rstrip("`")
+    path = path.lstrip(".")
     if field is None:
         key = path or "body"
     else:
