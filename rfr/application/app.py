@@ -6,13 +6,19 @@ Its persistence comes from the environment it is given; entrypoints build that w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import BaseAggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, StoredEvent, Transcoding
+
+from rfr.application.projections import STATEMENTS_KEYWORD, Projection, ProjectionStore, Statement
+from rfr.application.projections.library_images import LibraryImages, LibraryImagesProjection
+
+# Every projection the application keeps (ADR 0013).
+PROJECTIONS: tuple[Projection, ...] = (LibraryImagesProjection(),)
 
 A = TypeVar("A", bound=BaseAggregate[UUID])
 
@@ -46,6 +52,29 @@ class RfrApplication(Application[UUID]):
                 f"{type(self.recorder).__name__} keeps no audit hash chain (A-02); "
                 "use a persistence module from rfr.infrastructure.persistence"
             )
+        if not isinstance(self.recorder, ProjectionStore):
+            raise TypeError(f"{type(self.recorder).__name__} keeps no projections (ADR 0013)")
+        self.projections: tuple[Projection, ...] = PROJECTIONS
+        self.library_images = LibraryImages(self.recorder)
+        if str(env.get("CREATE_TABLE", "yes")).lower() not in ("no", "n", "false", "0", "off"):
+            # A store written before a projection (or another version of it) existed: built now.
+            stale = self.recorder.install_projections(self.projections)
+            if stale:
+                self.rebuild_projections(stale)
+
+    def rebuild_projections(self, names: Sequence[str] | None = None) -> int:
+        """Empties the projections named (all by default) and replays the whole log into them,
+        in one transaction; returns the number of events read."""
+        chosen = [p for p in self.projections if names is None or p.name in names]
+        unknown = set(names or ()) - {p.name for p in chosen}
+        if unknown:
+            raise ValueError(f"no projection named {', '.join(sorted(unknown))}")
+
+        def statements_of(stored: StoredEvent) -> list[Statement]:
+            event = self.mapper.to_domain_event(stored)
+            return [s for p in chosen for s in p.statements(event)]
+
+        return self.recorder.rebuild_projections(chosen, statements_of)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -61,8 +90,17 @@ class RfrApplication(Application[UUID]):
             if obj is not None
             for event in (obj.pending_events if isinstance(obj, BaseAggregate) else (obj,))
         )
+        # Each projection's rows for these events, written by the recorder in the same transaction.
+        statements = [
+            statement
+            for obj in objs
+            if obj is not None
+            for event in (obj.pending_events if isinstance(obj, BaseAggregate) else (obj,))
+            for projection in self.projections
+            for statement in projection.statements(event)
+        ]
         try:
-            return super().save(*objs, **kwargs)
+            return super().save(*objs, **{STATEMENTS_KEYWORD: statements, **kwargs})
         except IntegrityError as e:
             raise ConcurrentModification(attempted) from e
 

@@ -7,7 +7,7 @@ eventsourcing can find it by module topic.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,8 @@ from typing import Any
 from eventsourcing import sqlite as es_sqlite
 from eventsourcing.persistence import OperationalError, StoredEvent
 
+from rfr.application.projections import STATEMENTS_KEYWORD, Projection, Statement
+from rfr.infrastructure.persistence import projection_tables
 from rfr.infrastructure.persistence.chain import (
     EMPTY_HEAD,
     AuditChainError,
@@ -112,6 +114,9 @@ class ChainedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
             f"UPDATE {HEAD_TABLE} SET count = ?, hash = ? WHERE id = 1",
             (new_head.count, new_head.hash),
         )
+        # The projections' rows and positions, in this same transaction (ADR 0013).
+        position = notification_ids[-1] if self._projections_installed else None
+        projection_tables.apply(c, kwargs.get(STATEMENTS_KEYWORD, ()), position)
         return notification_ids
 
     def chain_head(self) -> ChainHead | None:
@@ -145,6 +150,49 @@ class ChainedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
                     events=(StoredRow(*tuple(r)) for r in events),
                     links=(ChainLink(*tuple(r)) for r in links),
                 )
+
+    # -- projections (rfr.application.projections.ProjectionStore) ------------------------------
+
+    _projections_installed = False
+
+    def install_projections(self, projections: Sequence[Projection]) -> list[str]:
+        with self.datastore.transaction(commit=True) as c:
+            projection_tables.create(c, projections)
+            c.execute(self.select_max_notification_id_statement)
+            head = c.fetchone()[0] or 0
+            stale = projection_tables.stale(c, projections, head)
+        self._projections_installed = True
+        return stale
+
+    def rebuild_projections(
+        self, projections: Sequence[Projection], statements_of: Callable[[StoredEvent], list[Statement]]
+    ) -> int:
+        with (
+            self.datastore.get_connection(commit=True) as conn,
+            conn.transaction(commit=True) as c,
+            conn.cursor() as rows,
+        ):
+            # The DELETEs take the write lock first: no event is stored while the log is replayed.
+            for projection in projections:
+                for table in projection.tables:
+                    c.execute(f"DELETE FROM {table}")
+            rows.execute(
+                "SELECT rowid, originator_id, originator_version, topic, state "
+                f"FROM {self.events_table_name} ORDER BY rowid"
+            )
+            events = (
+                (r[0], StoredEvent(self.convert_originator_id(r[1]), r[2], r[3], r[4])) for r in rows
+            )
+            return projection_tables.rebuild(c, projections, events, statements_of)
+
+    def projection_positions(self) -> dict[str, tuple[int, int]]:
+        with self.datastore.transaction(commit=False) as c:
+            return projection_tables.positions(c)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(sql, tuple(params))
+            return [tuple(r) for r in c.fetchall()]
 
 
 class ChainedSQLiteFactory(es_sqlite.SQLiteFactory):
