@@ -56,6 +56,21 @@ class EnrolledImage:
         return self.expired_at is None and self.purged_at is None
 
 
+@attrs.frozen
+class LibraryHoldings:
+    """What a decision about a library's images knows of them: read for that decision from the
+    library images projection (ADR 0013), never by loading every image of the library.
+
+    ``searchable_with``: the algorithms that template every searchable image now (T-02).
+    ``searchable_templates``: of the templates the decision names, those the library may still
+    search (R-01, L-12, R-05).
+    """
+
+    library_id: str
+    searchable_with: frozenset[str]
+    searchable_templates: frozenset[str]
+
+
 class ReferenceLibrary(LegallyHoldable):
     class Created(GovernedAggregate.Event, Aggregate.Created):
         name: str

@@ -33,7 +33,7 @@ from rfr.domain.match_report import (
 from rfr.domain.people import Actor, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
-from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.reference_library import LibraryHoldings, ReferenceLibrary
 from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.rules_access import authorised, different_person, inspector_or_above, stated
 from rfr.domain.rules_search import (
@@ -331,12 +331,16 @@ class SearchRequest(GovernedAggregate):
         *,
         probe: ProbeImage,
         library: ReferenceLibrary,
+        holdings: LibraryHoldings,
         approval: LibraryApproval,
         algorithm_id: str,
         candidates: Sequence[Candidate],
         config: PolicyConfig,
     ) -> None:
-        """Record one library's search and its potential matches, if every rule allows it now."""
+        """Record one library's search and its potential matches, if every rule allows it now.
+
+        ``holdings``: what the library holds of these candidates and algorithm, now.
+        """
         library_id = str(library.id)
         requested = self.libraries.get(library_id)
         checks = [
@@ -348,8 +352,9 @@ class SearchRequest(GovernedAggregate):
             Decision.check(str(approval.id) == library.approval_id, "L-01", "not the library's approval"),
             library_searchable(approval, actor, self.purposes, at, config),
             probe.ready_for_search(algorithm_id, config),
+            Decision.check(holdings.library_id == library_id, "S-04", "facts of another library"),
             Decision.check(
-                library.searchable_with(algorithm_id, at),
+                algorithm_id in holdings.searchable_with,
                 "T-02",
                 f"the library is not (fully) templated with {algorithm_id}",
             ),
@@ -368,9 +373,7 @@ class SearchRequest(GovernedAggregate):
                     self._libraries_with_viable_match(),
                     self.urgency,
                 ),
-                candidates_valid(
-                    candidates, library_id, algorithm_id, library.template_ids(algorithm_id, at)
-                ),
+                candidates_valid(candidates, library_id, algorithm_id, holdings.searchable_templates),
             ]
         self._enforce(f"search library {library_id}", actor, at, combine(*checks))
         self._record(

@@ -34,7 +34,7 @@ from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
-from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.reference_library import LibraryHoldings, ReferenceLibrary
 from rfr.domain.rules_access import authorised
 from rfr.domain.rules_search import approval_covers, within_access
 
@@ -142,6 +142,7 @@ class UccMatchQueue(GovernedAggregate):
         *,
         probe: ProbeImage,
         library: ReferenceLibrary,
+        holdings: LibraryHoldings,
         approval: LibraryApproval,
         algorithm_id: str,
         matches: Sequence[QueuedMatch],
@@ -149,7 +150,7 @@ class UccMatchQueue(GovernedAggregate):
     ) -> None:
         """U-02: queue new potential matches of this probe in one library's new material."""
         library_id = str(library.id)
-        searchable = set(library.template_ids(algorithm_id, at))
+        searchable = holdings.searchable_templates if holdings.library_id == library_id else frozenset()
         ids = [m.match_id for m in matches]
         again = sorted(i for i in ids if i in self.matches)
         self._enforce(

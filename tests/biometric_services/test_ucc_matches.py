@@ -115,6 +115,9 @@ def test_U02_the_queue_refuses_probes_out_of_the_cache_and_repeats(world: World,
             world.clock.now(),
             probe=probe,
             library=library,
+            holdings=world.app.library_images.holdings(
+                str(library.id), world.bio.algorithm_id, [match.template_id], world.clock.now()
+            ),
             approval=approval,
             algorithm_id=world.bio.algorithm_id,
             matches=[match],

@@ -16,7 +16,7 @@ from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor, Rank, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import FaceRegion, ProbeImage
-from rfr.domain.reference_library import LibraryImage, ReferenceLibrary
+from rfr.domain.reference_library import LibraryHoldings, LibraryImage, ReferenceLibrary
 from rfr.domain.rules_probe import EndorsementKind
 from rfr.domain.rules_search import Candidate
 from rfr.domain.search_request import LibraryChoice, SearchRequest
@@ -182,6 +182,16 @@ def candidates_for(library: ReferenceLibrary, n: int = 2, algorithm_id: str = AL
     ]
 
 
+def holdings(library: ReferenceLibrary, at=T0, algorithm_id: str = ALG) -> LibraryHoldings:
+    """What the library images projection would tell a decision about ``library`` at ``at``."""
+    complete = library.searchable_with(algorithm_id, at)
+    return LibraryHoldings(
+        str(library.id),
+        frozenset({algorithm_id} if complete else ()),
+        frozenset(library.template_ids(algorithm_id, at)),
+    )
+
+
 def search(request: SearchRequest, probe: ProbeImage, pair, when=T0, candidates=None, actor: Actor = ANALYST):
     approval, library = pair
     request.search_library(
@@ -189,6 +199,7 @@ def search(request: SearchRequest, probe: ProbeImage, pair, when=T0, candidates=
         when,
         probe=probe,
         library=library,
+        holdings=holdings(library, when),
         approval=approval,
         algorithm_id=ALG,
         candidates=candidates_for(library) if candidates is None else candidates,

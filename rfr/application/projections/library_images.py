@@ -23,7 +23,7 @@ import attrs
 from eventsourcing.domain import DomainEventProtocol
 
 from rfr.application.projections import ProjectionStore, Statement, placeholders
-from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.reference_library import LibraryHoldings, ReferenceLibrary
 
 IMAGES = "rfr_library_images"
 TEMPLATES = "rfr_library_templates"
@@ -309,6 +309,24 @@ class LibraryImages:
             (*ids, library_id, algorithm_id, at.date().isoformat()),
         )
         return {t: i for t, i in rows}
+
+    def holdings(
+        self, library_id: str, algorithm_id: str, template_ids: Collection[str], at: datetime
+    ) -> LibraryHoldings:
+        """What a decision about these templates of the library needs to know, now."""
+        return LibraryHoldings(
+            library_id,
+            frozenset(self.totals(library_id, at).searchable_with),
+            frozenset(self.searchable_templates(library_id, algorithm_id, template_ids, at)),
+        )
+
+    def templated(self, library_id: str, algorithm_id: str) -> int:
+        """How many live images of the library the algorithm templates."""
+        found = self._store.query(
+            f"SELECT live FROM {TEMPLATED} WHERE library_id = ? AND algorithm_id = ?",
+            (library_id, algorithm_id),
+        )
+        return found[0][0] if found else 0
 
     def totals(self, library_id: str, at: datetime) -> LibraryTotals:
         found = self._store.query(f"SELECT enrolled, live FROM {TOTALS} WHERE library_id = ?", (library_id,))

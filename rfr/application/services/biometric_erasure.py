@@ -51,10 +51,10 @@ class BiometricErasure(UseCase):
         self, acting_user: str, library_id: UUID | str, image_ids: list[str], reason: str
     ) -> tuple[str, ...]:
         library = self.load(library_id, ReferenceLibrary)
-        by_algorithm = {
-            algorithm_id: [t for i, t in templates.items() if i in image_ids]
-            for algorithm_id, templates in library.templates.items()
-        }
+        by_algorithm: dict[str, list[str]] = {}
+        for templates in self.app.library_images.templates_of(image_ids).values():
+            for algorithm_id, template_id in templates.items():
+                by_algorithm.setdefault(algorithm_id, []).append(template_id)
 
         def action(act: Act) -> tuple[str, ...]:
             library.purge_images(act.actor, act.at, image_ids, reason)

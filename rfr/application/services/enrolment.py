@@ -235,7 +235,9 @@ class Enrolment(UseCase):
     ) -> list[EnrolmentResult]:
         results: dict[int, EnrolmentResult] = {}
         offered: list[_Candidate] = []
-        seen = {e.image.content_hash: i for i, e in library.images.items() if e.purged_at is None}
+        # Already in the library (not purged), from the projection's unique key: what this batch
+        # offers, not the whole library. A race with another enrolment fails that key at save.
+        seen = self.app.library_images.enrolled_as(str(library.id), {content_hash(i.data) for i in items})
         for position, item in enumerate(items):
             name = item.name or f"item {position + 1}"
             outcome = self._prepare(act, position, item, name, seen)

@@ -11,10 +11,11 @@ from uuid import UUID
 
 import attrs
 
+from rfr.application.projections.library_images import ImageRow, LibraryTotals
 from rfr.application.services.base import MAX_PAGE, Need, Page, UseCase
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import OPERATIONAL_ROLES, Role
-from rfr.domain.reference_library import LIBRARY_MANAGERS, EnrolledImage, ReferenceLibrary
+from rfr.domain.reference_library import LIBRARY_MANAGERS, ReferenceLibrary
 from rfr.domain.rules_search import within_access
 
 MANAGERS = Need(LIBRARY_MANAGERS)
@@ -55,8 +56,9 @@ class LibraryView:
     legal_hold: bool
 
     @classmethod
-    def of(cls, library: ReferenceLibrary, approval: LibraryApproval, now: datetime) -> LibraryView:
-        algorithms = tuple(sorted(library.templates))
+    def of(
+        cls, library: ReferenceLibrary, approval: LibraryApproval, totals: LibraryTotals, now: datetime
+    ) -> LibraryView:
         return cls(
             id=library.id,
             name=library.name,
@@ -64,10 +66,10 @@ class LibraryView:
             kind=library.kind.value,
             approved_level=int(library.approved_level),
             created_at=library.created_on,
-            images_enrolled=len(library.images),
-            images_searchable=len(library.searchable_image_ids(now)),
-            algorithms=algorithms,
-            searchable_with=tuple(a for a in algorithms if library.searchable_with(a, now)),
+            images_enrolled=totals.enrolled,
+            images_searchable=totals.searchable,
+            algorithms=totals.algorithms,
+            searchable_with=totals.searchable_with,
             approval_in_force=approval.in_force_at(now),
             legal_hold=library.legal_hold is not None,
         )
@@ -106,27 +108,20 @@ class LibraryImageView:
     templates: tuple[tuple[str, str], ...]  # (algorithm_id, template_id)
 
     @classmethod
-    def of(cls, entry: EnrolledImage, library: ReferenceLibrary, now: datetime) -> LibraryImageView:
-        image = entry.image
+    def of(cls, image: ImageRow, templates: dict[str, str], now: datetime) -> LibraryImageView:
         return cls(
             image_id=image.image_id,
             content_hash=image.content_hash,
             captured_on=image.captured_on,
-            age_at_capture=image.age_at_capture.value,
-            mopi_group=int(image.mopi_group),
-            retention_until=entry.retention_until,
-            enrolled_at=entry.enrolled_at,
-            searchable=entry.searchable and entry.retention_until > now.date(),
-            expired_at=entry.expired_at,
-            deletion_due=entry.deletion_due,
-            purged_at=entry.purged_at,
-            templates=tuple(
-                sorted(
-                    (alg, by_image[image.image_id])
-                    for alg, by_image in library.templates.items()
-                    if image.image_id in by_image
-                )
-            ),
+            age_at_capture=image.age_at_capture,
+            mopi_group=image.mopi_group,
+            retention_until=image.retention_until,
+            enrolled_at=image.enrolled_at,
+            searchable=image.searchable_at(now),
+            expired_at=image.expired_at,
+            deletion_due=image.deletion_due,
+            purged_at=image.purged_at,
+            templates=tuple(sorted(templates.items())),
         )
 
 
@@ -156,12 +151,12 @@ class ReferenceLibraries(UseCase):
             lambda a: a.new(ReferenceLibrary.create(a.actor, a.at, name, approval)),
             target_name=f"ReferenceLibrary under approval {approval.id}",
         )
-        return LibraryView.of(library, approval, self.clock.now())
+        return self._view(library, approval, self.clock.now())
 
     def get(self, acting_user: str, library_id: UUID | str) -> LibraryView:
         self._read(acting_user, "read library", LIBRARY_READERS, target=f"ReferenceLibrary {library_id}")
         library = self.load(library_id, ReferenceLibrary)
-        return LibraryView.of(library, self._approval(library), self.clock.now())
+        return self._view(library, self._approval(library), self.clock.now())
 
     def list(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[LibraryView]:
         self._read(acting_user, "list libraries", LIBRARY_READERS)
@@ -169,7 +164,7 @@ class ReferenceLibraries(UseCase):
 
         def view(library_id: UUID) -> LibraryView:
             library = self.load(library_id, ReferenceLibrary)
-            return LibraryView.of(library, self._approval(library), now)
+            return self._view(library, self._approval(library), now)
 
         return self.page(ReferenceLibrary.Created, view, after=after, limit=limit)
 
@@ -192,13 +187,18 @@ class ReferenceLibraries(UseCase):
             decide=lambda actor: within_access(approval, actor),
         )
         now = self.clock.now()
-        entries = list(library.images.values())[offset : offset + limit]
-        more = offset + limit < len(library.images)
+        images = self.app.library_images
+        rows = images.page(str(library.id), offset, limit + 1)
+        shown = rows[:limit]
+        templates = images.templates_of([r.image_id for r in shown])
         return LibraryContents(
-            LibraryView.of(library, approval, now),
-            tuple(LibraryImageView.of(e, library, now) for e in entries),
-            offset + limit if more else None,
+            self._view(library, approval, now),
+            tuple(LibraryImageView.of(r, templates.get(r.image_id, {}), now) for r in shown),
+            offset + limit if len(rows) > limit else None,
         )
+
+    def _view(self, library: ReferenceLibrary, approval: LibraryApproval, now: datetime) -> LibraryView:
+        return LibraryView.of(library, approval, self.app.library_images.totals(str(library.id), now), now)
 
     def _approval(self, library: ReferenceLibrary) -> LibraryApproval:
         return self.load(library.approval_id, LibraryApproval)

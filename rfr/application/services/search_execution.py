@@ -30,7 +30,7 @@ import attrs
 
 from rfr.application.app import RfrApplication
 from rfr.application.errors import NotFound
-from rfr.application.ports import Clock, FaceBox, VectorIndex
+from rfr.application.ports import Clock, FaceBox
 from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import (
     Biometrics,
@@ -130,11 +130,15 @@ class SearchExecution(UseCase):
 
         def action(act: Act) -> datetime:
             candidates = self._candidates(probe, library, act.at, k)
+            holdings = self.app.library_images.holdings(
+                str(library.id), algorithm_id, [c.template_id for c in candidates], act.at
+            )
             request.search_library(
                 act.actor,
                 act.at,
                 probe=probe,
                 library=library,
+                holdings=holdings,
                 approval=approval,
                 algorithm_id=algorithm_id,
                 candidates=candidates,
@@ -182,7 +186,7 @@ class SearchExecution(UseCase):
             target=f"ReferenceLibrary {library.id}",
             decide=lambda actor: within_access(approval, actor),
         )
-        entry = library.images.get(candidate.image_id)
+        entry = self.app.library_images.image(str(library.id), candidate.image_id)
         if entry is None or entry.purged_at is not None:
             raise NotFound("library image", candidate.image_id)
         analysis = load_analysis(self.bio.store, library_face_record(candidate.image_id))
@@ -195,39 +199,47 @@ class SearchExecution(UseCase):
     def _candidates(
         self, probe: ProbeImage, library: ReferenceLibrary, at: datetime, k: int
     ) -> list[Candidate]:
+        """The ``k`` searchable templates of the library nearest the probe's, by the index.
+
+        The index may hold templates no longer searchable (expired, past retention, of an
+        image purged since it was read); its hits are checked against the library images
+        projection, and the search goes deeper until ``k`` searchable ones are found or the
+        index has no more. Its cost is that of the hits read, not of the library.
+        """
         algorithm_id = self.bio.algorithm_id
         templates = [self.bio.store.get_template(t) for t in probe.template_ids(algorithm_id)]
         for template in templates:
             ensure_same_algorithm(algorithm_id, template.algorithm_id)
-        searchable = library.template_ids(algorithm_id, at)
-        if not templates or not searchable:
+        library_id = str(library.id)
+        images = self.app.library_images
+        templated = images.templated(library_id, algorithm_id)
+        if not templates or not templated:
             # Nothing to compare: the domain says why (no selected face, T-02...).
             return []
-        wanted = set(searchable)
-        index = self._complete_index(str(library.id), wanted)
-        extra = max(0, len(index) - len(wanted))
-        depth = min(len(index), k + extra)
+        index = self.bio.index(library_id)
+        if len(index) < templated:
+            # Fewer templates than the library holds: a lost or damaged index, rebuilt.
+            embedder = self.bio.engine.embedder
+            index = self.bio.indexes.rebuild(library_id, algorithm_id, embedder.dimension, embedder.metric)
         best: dict[str, float] = {}
-        for template in templates:
-            for hit in index.search(template.vector, depth):
-                if hit.template_id in wanted:
-                    best[hit.template_id] = min(best.get(hit.template_id, math.inf), hit.distance)
+        image_of: dict[str, str] = {}
+        depth = min(len(index), 2 * k)
+        while True:
+            hits: dict[str, float] = {}
+            for template in templates:
+                for hit in index.search(template.vector, depth):
+                    hits[hit.template_id] = min(hits.get(hit.template_id, math.inf), hit.distance)
+            image_of = images.searchable_templates(library_id, algorithm_id, hits, at)
+            best = {t: d for t, d in hits.items() if t in image_of}
+            if len(best) >= k or depth >= len(index):
+                break
+            depth = min(len(index), depth * 4)
         ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
-        image_of = {t: i for i, t in library.templates.get(algorithm_id, {}).items()}
         scale = self.bio.scale
         return [
-            Candidate(rank, scale.score(distance), str(library.id), algorithm_id, image_of[t], t)
+            Candidate(rank, scale.score(distance), library_id, algorithm_id, image_of[t], t)
             for rank, (t, distance) in enumerate(ranked, start=1)
         ]
-
-    def _complete_index(self, library_id: str, wanted: set[str]) -> VectorIndex:
-        index = self.bio.index(library_id)
-        if any(t not in index for t in wanted):
-            embedder = self.bio.engine.embedder
-            index = self.bio.indexes.rebuild(
-                library_id, self.bio.algorithm_id, embedder.dimension, embedder.metric
-            )
-        return index
 
     def _found(self, candidate: Candidate) -> FoundCandidate:
         """Only ever built for users the library admits (L-13): it names the enrolled subject."""

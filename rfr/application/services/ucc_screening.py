@@ -129,7 +129,9 @@ class UccScreening(UseCase):
         new = [t for t in self._live_templates(template_ids) if t.algorithm_id == algorithm_id]
         if not new:
             return ScreeningReport.empty()
-        image_of = {t: i for i, t in library.templates.get(algorithm_id, {}).items()}
+        image_of = self.app.library_images.searchable_templates(
+            str(library.id), algorithm_id, [t.record_id for t in new], self.clock.now()
+        )
         screened, queued, skipped = 0, 0, []
         for probe in self.ucc_probes():
             if str(library.id) not in self._relevant_libraries(probe):
@@ -233,11 +235,15 @@ class UccScreening(UseCase):
 
         def action(act: Act) -> int:
             queue = existing or act.new(UccMatchQueue.open_for(act.actor, act.at, probe))
+            holdings = self.app.library_images.holdings(
+                str(library.id), self.bio.algorithm_id, [m.template_id for m in matches], act.at
+            )
             queue.queue(
                 act.actor,
                 act.at,
                 probe=probe,
                 library=library,
+                holdings=holdings,
                 approval=approval,
                 algorithm_id=self.bio.algorithm_id,
                 matches=matches,
