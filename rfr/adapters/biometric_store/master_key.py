@@ -22,6 +22,11 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _WRAP_CONTEXT = b"rfr-data-key/1:"
+# Index keys are wrapped under their own context, so a wrapped index key can never be taken
+# for a record's data key (or the reverse), whatever the names they are bound to.
+_INDEX_WRAP_CONTEXT = b"rfr-index-key/1:"
+# Where a deployment keeps its master key, relative to its data folder ($RFR_DATA_DIR).
+MASTER_KEY_FILE = Path("keys") / "master.key"
 
 
 class MasterKeyError(Exception):
@@ -57,6 +62,11 @@ class MasterKey:
             raise MasterKeyError(f"{path} does not hold a {KEY_BYTES}-byte key")
         return cls(key)
 
+    @classmethod
+    def in_data_dir(cls, data_dir: Path) -> MasterKey:
+        """The master key of the deployment whose data folder is ``data_dir``."""
+        return cls.load_or_create(Path(data_dir) / MASTER_KEY_FILE)
+
     def wrap(self, data_key: bytes, record_id: str) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
         return nonce + self._aead.encrypt(nonce, data_key, _WRAP_CONTEXT + record_id.encode())
@@ -65,6 +75,16 @@ class MasterKey:
         """The data key; ``InvalidTag`` when the wrapped key is damaged or belongs to another record."""
         nonce, sealed = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
         return self._aead.decrypt(nonce, sealed, _WRAP_CONTEXT + record_id.encode())
+
+    def wrap_index_key(self, index_key: bytes, name: str) -> bytes:
+        """Wrap the key of one vector index file generation, bound to ``name`` (which index)."""
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, index_key, _INDEX_WRAP_CONTEXT + name.encode())
+
+    def unwrap_index_key(self, wrapped: bytes, name: str) -> bytes:
+        """The index key; ``InvalidTag`` when damaged or wrapped for another index."""
+        nonce, sealed = wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:]
+        return self._aead.decrypt(nonce, sealed, _INDEX_WRAP_CONTEXT + name.encode())
 
 
 def _create(path: Path) -> None:
