@@ -4,11 +4,15 @@ Persisted as two files: ``path`` holds the float32 matrix in ``.npy`` format (wr
 exact path given, whatever its suffix) and ``path`` + ``.ids.json`` the template id of each
 row, in row order. Removing a template deletes its row, so its vector is gone from the file
 at the next ``save`` (R-05).
+
+``dump`` and ``load`` are how ``IndexRegistry`` persists the index: as bytes it encrypts,
+never through ``path``; ``save`` writes the files in clear, for use outside the registry.
 """
 
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,6 +31,9 @@ from rfr.application.ports import IndexHit
 from rfr.infrastructure.atomic_files import replace_together
 
 SIDECAR_FORMAT = "rfr-exact-numpy-ids/1"
+DUMP_MAGIC = b"RFRNPX1\n"
+DUMP_FORMAT = "rfr-exact-numpy-dump/1"
+_U32 = struct.Struct(">I")
 
 
 class ExactNumpyIndex:
@@ -106,6 +113,44 @@ class ExactNumpyIndex:
 
     def __contains__(self, template_id: object) -> bool:
         return isinstance(template_id, str) and template_id in self._rows
+
+    def purge_removed(self) -> None:
+        """Nothing to do: removing a template already deleted its row."""
+
+    def dump(self) -> list[bytes | bytearray | memoryview]:
+        """The index as bytes ``load`` takes back; parts to be joined."""
+        head = {"format": DUMP_FORMAT, "dimension": self.dimension, "metric": self.metric, "ids": self._ids}
+        header = json.dumps(head).encode()
+        vectors = np.ascontiguousarray(self._vectors, dtype="<f4")
+        return [DUMP_MAGIC, _U32.pack(len(header)), header, memoryview(vectors.reshape(-1).view(np.uint8))]
+
+    def load(self, data: bytes | bytearray | memoryview) -> None:
+        """Replace this index's content with what ``dump`` wrote; ``IndexCorrupted`` if it is not that."""
+        view = memoryview(data).cast("B")
+        start = len(DUMP_MAGIC) + _U32.size
+        if view.nbytes < start or bytes(view[: len(DUMP_MAGIC)]) != DUMP_MAGIC:
+            raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
+        (head_length,) = _U32.unpack(view[len(DUMP_MAGIC) : start])
+        try:
+            head = json.loads(bytes(view[start : start + head_length]))
+            ids = head["ids"]
+            known = head["format"] == DUMP_FORMAT
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorrupted(f"damaged {DUMP_FORMAT} dump ({exc})") from exc
+        if not known or not isinstance(ids, list) or len(set(ids)) != len(ids):
+            raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
+        if head.get("dimension") != self.dimension or head.get("metric") != self.metric:
+            raise ValueError(
+                f"the dump holds {head.get('dimension')}-d {head.get('metric')} vectors, "
+                f"not {self.dimension}-d {self.metric}"
+            )
+        matrix = view[start + head_length :]
+        if matrix.nbytes != 4 * self.dimension * len(ids):
+            raise IndexCorrupted("the ids and the vectors of the dump disagree")
+        rows = np.frombuffer(matrix, dtype="<f4").astype(np.float32)
+        self._vectors = rows.reshape(len(ids), self.dimension)
+        self._ids = [str(i) for i in ids]
+        self._rows = {template_id: row for row, template_id in enumerate(self._ids)}
 
     def save(self) -> None:
         vectors, ids = self._vectors, list(self._ids)

@@ -11,10 +11,21 @@ opening loads the whole index into memory and drops the view; the next ``save`` 
 new file and moves it over the old one, which readers still mapping the old file keep
 seeing intact until they reopen.
 
-Erasure (R-05): usearch only marks a removed vector deleted, and its saved file still
-holds the vector's bytes, even with ``compact=True``. So ``save`` after any removal builds
-a fresh index from the live vectors alone, under the same keys, and the removed vectors
-are not written out.
+Erasure (R-05): usearch only marks a removed vector deleted, and its saved bytes still
+hold the vector, even with ``compact=True`` or after ``Index.compact``. But usearch reuses
+a deleted slot, first freed first reused, for the next vector added, overwriting the old
+bytes. So before saving or dumping after a removal, ``purge_removed`` adds as many
+*fillers* (copies of live vectors under fresh keys) as there are deleted slots, checks that
+they took exactly those slots (the slot count did not grow), and removes the fillers again:
+every deleted slot then holds a copy of a live vector, nothing of a removed one. That costs
+one insertion per deleted slot instead of rebuilding the graph; when deleted slots pile up
+(more than ``PURGE_REBUILD_FRACTION`` of the live ones) or the check fails, the index is
+rebuilt from the live vectors alone instead, which frees every slot.
+
+``dump`` and ``load`` are how ``IndexRegistry`` persists the index: as bytes it encrypts,
+never through ``path`` (which it never lets exist). ``save`` and the memory-mapped opening
+from ``path`` write and read the files in clear, for use outside the registry (the
+contract tests, benchmarks).
 
 Both files are replaced atomically, one after the other. Opening checks that they agree
 (same metric, dimension and set of keys) and raises ``IndexCorrupted`` otherwise: the
@@ -23,8 +34,10 @@ index is a projection of the biometric store and is then rebuilt from it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -49,6 +62,13 @@ from rfr.application.ports import IndexHit
 from rfr.infrastructure.atomic_files import replace_together
 
 SIDECAR_FORMAT = "rfr-usearch-ids/1"
+DUMP_MAGIC = b"RFRUSX1\n"
+DUMP_FORMAT = "rfr-usearch-dump/1"
+# Deleted slots are overwritten by fillers up to this share of the live vectors (and at
+# least PURGE_REBUILD_MIN of them); beyond it a rebuild frees them all for less work.
+PURGE_REBUILD_FRACTION = 0.05
+PURGE_REBUILD_MIN = 1024
+_U32 = struct.Struct(">I")
 
 _USEARCH_METRIC = {"euclidean": MetricKind.L2sq, "cosine": MetricKind.Cos}
 
@@ -106,7 +126,8 @@ class UsearchIndex:
         self._ids_by_key: dict[int, str] = {}
         self._next_key = 0
         self._viewed = False
-        self._removed_since_save = False
+        # Vectors removed since the last purge: their bytes are still in a deleted slot.
+        self._holes = False
         if self.path.exists() or self._sidecar.exists():
             self._index = self._open_existing()
             self._viewed = True
@@ -178,7 +199,7 @@ class UsearchIndex:
         self._writable().remove(keys)
         for template_id in doomed:
             del self._ids_by_key[self._keys.pop(template_id)]
-        self._removed_since_save = True
+        self._holes = True
 
     def search(self, vector: np.ndarray, k: int) -> list[IndexHit]:
         query = check_query(vector, k, self.dimension, self.metric)
@@ -210,12 +231,95 @@ class UsearchIndex:
             fresh.add(keys, vectors, threads=self._threads)
         return fresh
 
+    def purge_removed(self) -> None:
+        """Overwrite the bytes of every vector removed since the last purge (see the module docstring)."""
+        if not self._holes:
+            return
+        index = self._writable()
+        live = len(self._keys)
+        slots = int(index.stats.nodes)
+        free = slots - live
+        if 0 < free <= max(PURGE_REBUILD_MIN, PURGE_REBUILD_FRACTION * live) and live:
+            live_keys = itertools.cycle(self._keys.values())
+            donors = np.fromiter(itertools.islice(live_keys, free), np.uint64, free)
+            fillers = np.arange(self._next_key, self._next_key + free, dtype=np.uint64)
+            self._next_key += free
+            index.add(fillers, np.vstack(index.get(donors, dtype="f32")), threads=self._threads)
+            # Every filler took a deleted slot (none a new one), so no removed vector is left.
+            filled = int(index.stats.nodes) == slots and len(index) == slots
+            index.remove(fillers)
+            if not filled:
+                self._index = self._without_removed()
+        elif free:
+            self._index = self._without_removed()
+        self._holes = False
+
+    def dump(self) -> list[bytes | bytearray | memoryview]:
+        """The index as bytes ``load`` takes back, holding no removed vector; parts to be joined."""
+        self.purge_removed()
+        ids = list(self._keys)
+        keys = np.fromiter((self._keys[i] for i in ids), dtype="<u8", count=len(ids))
+        head = json.dumps(
+            {
+                "format": DUMP_FORMAT,
+                "dimension": self.dimension,
+                "metric": self.metric,
+                "next_key": self._next_key,
+                "ids": ids,
+            }
+        ).encode()
+        return [DUMP_MAGIC, _U32.pack(len(head)), head, keys.tobytes(), self._index.save()]
+
+    def load(self, data: bytes | bytearray | memoryview) -> None:
+        """Replace this index's content with what ``dump`` wrote; ``IndexCorrupted`` if it is not that."""
+        view = memoryview(data).cast("B")
+        start = len(DUMP_MAGIC) + _U32.size
+        if view.nbytes < start or bytes(view[: len(DUMP_MAGIC)]) != DUMP_MAGIC:
+            raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
+        (head_length,) = _U32.unpack(view[len(DUMP_MAGIC) : start])
+        try:
+            head = json.loads(bytes(view[start : start + head_length]))
+            ids, next_key = head["ids"], head["next_key"]
+            known = head["format"] == DUMP_FORMAT
+        except (ValueError, KeyError, TypeError) as exc:
+            raise IndexCorrupted(f"damaged {DUMP_FORMAT} dump ({exc})") from exc
+        if not known or not isinstance(ids, list) or not isinstance(next_key, int):
+            raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
+        if head.get("dimension") != self.dimension or head.get("metric") != self.metric:
+            raise ValueError(
+                f"the dump holds {head.get('dimension')}-d {head.get('metric')} vectors, "
+                f"not {self.dimension}-d {self.metric}"
+            )
+        keys_start = start + head_length
+        keys_end = keys_start + 8 * len(ids)
+        if view.nbytes < keys_end:
+            raise IndexCorrupted(f"truncated {DUMP_FORMAT} dump")
+        keys = np.frombuffer(view[keys_start:keys_end], dtype="<u8").astype(np.uint64)
+        try:
+            index = Index.restore(view[keys_end:], view=False)
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise IndexCorrupted(f"the usearch part of the dump is unreadable ({exc})") from exc
+        if index is None or index.ndim != self.dimension or index.metric != _USEARCH_METRIC[self.metric]:
+            raise IndexCorrupted("the usearch part of the dump is not this index")
+        if (
+            len(index) != len(ids)
+            or len(set(ids)) != len(ids)
+            or len(set(keys.tolist())) != len(ids)
+            or (len(ids) and (int(keys.max()) >= next_key or not np.all(index.contains(keys))))
+        ):
+            raise IndexCorrupted("the ids and the usearch part of the dump disagree")
+        self._index = index
+        self._viewed = False
+        self._holes = False
+        self._keys = {str(template_id): int(key) for template_id, key in zip(ids, keys.tolist(), strict=True)}
+        self._ids_by_key = {key: template_id for template_id, key in self._keys.items()}
+        self._next_key = next_key
+
     def save(self) -> None:
         if self._viewed:
             # Unchanged since it was opened: the files on disk are already this index.
             return
-        if self._removed_since_save:
-            self._index = self._without_removed()
+        self.purge_removed()
         index = self._index
         meta = {
             "format": SIDECAR_FORMAT,
@@ -232,4 +336,3 @@ class UsearchIndex:
             tmp.write_text(json.dumps(meta), encoding="utf-8")
 
         replace_together({self.path: write_index, self._sidecar: write_ids})
-        self._removed_since_save = False
