@@ -154,7 +154,12 @@ def main() -> int:
         lines.append(f"| {stage} | {unit} | {ours:.1f} | {note} | {theirs_s} | {speed} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    args.out.write_text(text + _TARGETS, encoding="utf-8")
+    # The audit trail's append and verify rates (issue 9): their own script, same output file.
+    from audit_throughput import markdown_section, measure
+
+    audit = markdown_section(measure())
+    print(audit)
+    args.out.write_text(text + _TARGETS + "\n" + audit, encoding="utf-8")
     return 0
 
 

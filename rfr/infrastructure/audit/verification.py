@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import zip_longest
+from typing import Any
 
 import attrs
 
-from rfr.infrastructure.persistence.chain import (
-    EMPTY_HEAD,
-    ChainedRecorder,
-    ChainHead,
-    ChainLink,
-    StoredRow,
-    link_hash,
-)
+from rfr.infrastructure.persistence.chain import EMPTY_HEAD, ChainedRecorder, ChainHead, link_digest
 
 
 @attrs.frozen
@@ -45,62 +40,64 @@ def verify(recorder: object, anchor: ChainHead | None = None) -> VerificationRes
 
 
 def verify_rows(
-    events: Iterable[StoredRow],
-    links: Iterable[ChainLink],
+    events: Iterable[tuple[Any, ...]],
+    links: Iterable[tuple[Any, ...]],
     head: ChainHead | None,
     anchor: ChainHead | None = None,
 ) -> VerificationResult:
-    """The check itself, over events in notification-id order and links in position order."""
-    event_iter, link_iter = iter(events), iter(links)
+    """The check itself, over events in notification-id order and links in position order.
+
+    Events are ``StoredRow``s and links ``ChainLink``s, or the plain tuples a cursor returns
+    in the same column order (``audit_snapshot`` streams those: no object per row).
+    """
     previous = EMPTY_HEAD.hash
+    previous_raw = bytes.fromhex(previous)
     position = 0
+    anchor_count = anchor.count if anchor is not None else -1
 
     def broken(at: int, reason: str) -> VerificationResult:
         return VerificationResult(ok=False, checked=at - 1, first_bad_position=at, reason=reason)
 
-    while True:
-        event, link = next(event_iter, None), next(link_iter, None)
-        if event is None and link is None:
-            break
+    # One pass pairing the n-th event with the n-th link.
+    for event, link in zip_longest(events, links):
         position += 1
         if link is None:
-            assert event is not None
             return broken(
                 position,
-                f"event with notification id {event.notification_id} has no chain link "
-                "(written outside the recorder)",
+                f"event with notification id {event[0]} has no chain link (written outside the recorder)",
             )
         if event is None:
             return broken(
                 position,
-                f"chain link {link.position} names notification id {link.notification_id}, "
+                f"chain link {link[0]} names notification id {link[1]}, "
                 "which is no longer stored (event removed)",
             )
-        if link.position != position:
+        link_position, link_notification_id, link_previous, stored_hash = link
+        if link_position != position:
             return broken(
-                position, f"chain link numbered {link.position} found (chain links removed or inserted)"
+                position, f"chain link numbered {link_position} found (chain links removed or inserted)"
             )
-        if link.notification_id != event.notification_id:
+        if link_notification_id != event[0]:
             return broken(
                 position,
-                f"chain link names notification id {link.notification_id} but the event here has "
-                f"notification id {event.notification_id} (event removed, inserted or renumbered)",
+                f"chain link names notification id {link_notification_id} but the event here has "
+                f"notification id {event[0]} (event removed, inserted or renumbered)",
             )
-        if link.previous_hash != previous:
+        if link_previous != previous:
             return broken(position, "link does not continue the previous hash (chain link altered)")
         try:
-            computed = link_hash(previous, position, event)
+            raw = link_digest(previous_raw, position, event)
         except (TypeError, ValueError) as e:
             return broken(position, f"stored event row has altered column types: {e}")
-        if computed != link.hash:
+        computed = raw.hex()
+        if computed != stored_hash:
             return broken(
                 position,
-                f"event {event.originator_id} v{event.originator_version} does not match its "
-                "chain hash (event altered or reordered)",
+                f"event {event[1]} v{event[2]} does not match its chain hash (event altered or reordered)",
             )
-        if anchor is not None and anchor.count == position and computed != anchor.hash:
+        if position == anchor_count and anchor is not None and computed != anchor.hash:
             return broken(position, f"chain no longer passes through the published head {anchor}")
-        previous = computed
+        previous, previous_raw = computed, raw
 
     if head is None:
         if position:

@@ -10,9 +10,10 @@ so removing events from the end is caught too; see docs/adr/0005-hash-chain-audi
 from __future__ import annotations
 
 import hashlib
+import struct
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
-from typing import Protocol, runtime_checkable
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 import attrs
@@ -23,12 +24,12 @@ CHAIN_FORMAT = b"rfr-audit-chain/v1"
 GENESIS_HASH = "0" * 64
 
 
-@attrs.frozen
-class StoredRow:
+class StoredRow(NamedTuple):
     """One stored event row as the store holds it (no decoding, no type coercion).
 
     Types are not enforced here on purpose: verification reports a row whose column types
-    were changed instead of failing to build it.
+    were changed instead of failing to build it. A tuple in column order, so the plain
+    tuples a cursor returns can stand in for it where millions of rows stream (verification).
     """
 
     notification_id: int
@@ -38,8 +39,7 @@ class StoredRow:
     state: bytes
 
 
-@attrs.frozen
-class ChainLink:
+class ChainLink(NamedTuple):
     position: int
     notification_id: int
     previous_hash: str
@@ -71,11 +71,15 @@ EMPTY_HEAD = ChainHead(count=0, hash=GENESIS_HASH)
 
 @attrs.frozen
 class AuditSnapshot:
-    """A consistent view of the store for verification: head, events and links in order."""
+    """A consistent view of the store for verification: head, events and links in order.
+
+    Events and links are ``StoredRow``s and ``ChainLink``s or plain tuples in their field
+    order: a store streams the tuples its cursor returns, with no object built per row.
+    """
 
     head: ChainHead | None
-    events: Iterator[StoredRow]
-    links: Iterator[ChainLink]
+    events: Iterator[tuple[Any, ...]]
+    links: Iterator[tuple[Any, ...]]
 
 
 @runtime_checkable
@@ -108,34 +112,61 @@ def stored_row(event: StoredEvent, notification_id: int) -> StoredRow:
     )
 
 
+_LENGTH = struct.Struct(">Q").pack  # the 8-byte big-endian length prefix of every field
+_SHORT = tuple(_LENGTH(n) for n in range(256))  # prefixes of short fields, made once
+_sha256 = hashlib.sha256
+
+
 def link_hash(previous_hash: str, position: int, row: StoredRow) -> str:
     """SHA-256 over the previous hash and the canonical encoding of one stored row.
 
     Raises ``TypeError`` when a column holds the wrong type, which only tampering produces.
     """
-    if not isinstance(row.originator_id, str) or not isinstance(row.topic, str):
+    return link_digest(bytes.fromhex(previous_hash), position, row).hex()
+
+
+def link_digest(previous: bytes, position: int, row: tuple[Any, ...]) -> bytes:
+    """``link_hash`` as raw bytes, from the previous link's raw digest.
+
+    ``row`` holds a stored row's columns in ``StoredRow`` order (a ``StoredRow`` or the plain
+    tuple a cursor returns). Verification runs this for every stored event, so the message
+    is built in one join and hashed in one call.
+    """
+    notification_id, originator_id, originator_version, topic, state = row
+    if not isinstance(originator_id, str) or not isinstance(topic, str):
         raise TypeError("originator_id and topic must be text")
-    if isinstance(row.originator_version, bool) or not isinstance(row.originator_version, int):
+    if isinstance(originator_version, bool) or not isinstance(originator_version, int):
         raise TypeError("originator_version must be an integer")
-    if isinstance(row.notification_id, bool) or not isinstance(row.notification_id, int):
+    if isinstance(notification_id, bool) or not isinstance(notification_id, int):
         raise TypeError("notification id must be an integer")
-    if not isinstance(row.state, bytes):
+    if not isinstance(state, bytes):
         raise TypeError("state must be bytes")
-    digest = hashlib.sha256()
-    digest.update(CHAIN_FORMAT)
-    for field in (
-        bytes.fromhex(previous_hash),
-        str(position).encode(),
-        str(row.notification_id).encode(),
-        row.originator_id.encode(),
-        str(row.originator_version).encode(),
-        row.topic.encode(),
-        row.state,
-    ):
-        # Length prefixes keep field boundaries unambiguous ("ab"+"c" never equals "a"+"bc").
-        digest.update(len(field).to_bytes(8, "big"))
-        digest.update(field)
-    return digest.hexdigest()
+    at = b"%d" % position
+    nid = b"%d" % notification_id
+    oid = originator_id.encode()
+    version = b"%d" % originator_version
+    name = topic.encode()
+    short, length = _SHORT, _LENGTH
+    # Length prefixes keep field boundaries unambiguous ("ab"+"c" never equals "a"+"bc");
+    # the table lookup for short fields saves a call per field (measured, ADR 0012).
+    message = (
+        CHAIN_FORMAT,
+        short[n] if (n := len(previous)) < 256 else length(n),
+        previous,
+        short[n] if (n := len(at)) < 256 else length(n),
+        at,
+        short[n] if (n := len(nid)) < 256 else length(n),
+        nid,
+        short[n] if (n := len(oid)) < 256 else length(n),
+        oid,
+        short[n] if (n := len(version)) < 256 else length(n),
+        version,
+        short[n] if (n := len(name)) < 256 else length(n),
+        name,
+        short[n] if (n := len(state)) < 256 else length(n),
+        state,
+    )
+    return _sha256(b"".join(message)).digest()
 
 
 def extend_chain(head: ChainHead, rows: list[StoredRow]) -> tuple[list[ChainLink], ChainHead]:
