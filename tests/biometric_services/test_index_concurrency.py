@@ -4,7 +4,8 @@ The API process and the ``rfr worker`` process write the same index files. Each 
 runs the writers as real processes (a small command loop in a child interpreter, driven
 step by step over a pipe) on one registry folder, so the file locks and the files are the
 real ones. R-05 is checked on the bytes: the erased vector must be in no file under the
-index's folder, not only absent from ``len`` and ``in``.
+index's folder, not only absent from ``len`` and ``in``; the registry's files are encrypted,
+so they are decrypted with the master key before they are searched (ADR 0014).
 """
 
 from __future__ import annotations
@@ -38,8 +39,10 @@ REPLY_TIMEOUT = 20.0
 
 # The child: one IndexRegistry per (root, adapter), as one process of the product holds one.
 # "open" keeps the index it gets; "add" writes through that kept index, however stale (the
-# old call-site pattern). "raw_*" use the adapter without the registry, keeping the copy in
-# memory across commands: they reproduce the lost update the lock prevents.
+# old call-site pattern). "raw_*" use the adapter without the registry, on its own clear-text
+# files in ``<root>/bare`` (the registry's files are encrypted; a bare adapter cannot read
+# them), keeping the copy in memory across commands: they reproduce the lost update of
+# whole-file saves that the lock prevents.
 CHILD = r"""
 import json, sys, time
 from pathlib import Path
@@ -100,7 +103,7 @@ for line in sys.stdin:
             time.sleep(600)
     elif op in ("raw_open", "raw_add", "raw_remove"):
         if op == "raw_open" or key not in raw:
-            path = registry.folder(cmd["library"], cmd["algorithm"]) / INDEX_FILE
+            path = Path(cmd["root"]) / "bare" / INDEX_FILE
             raw[key] = FACTORIES[cmd["kind"]](path, cmd["dimension"], cmd["metric"])
         index = raw[key]
         if op == "raw_add":
@@ -189,6 +192,13 @@ def _vectors(n: int, seed: int) -> np.ndarray:
 
 
 def _files_holding(folder: Path, vector: np.ndarray) -> list[str]:
+    """The files under an index root that hold ``vector``, in clear or once decrypted."""
+    needle = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+    contents = IndexRegistry(folder, ExactNumpyIndex).decrypted_files()
+    return sorted(str(p.relative_to(folder)) for p, content in contents.items() if needle in content)
+
+
+def _bare_files_holding(folder: Path, vector: np.ndarray) -> list[str]:
     needle = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
     files = [p for p in folder.rglob("*") if p.is_file()]
     return sorted(str(p.relative_to(folder)) for p in files if needle in p.read_bytes())
@@ -206,16 +216,21 @@ def test_without_the_lock_a_stale_copy_brings_an_erased_template_back(tmp_path, 
     """The race itself, with the adapters used bare: this is what the registry must prevent."""
     api, worker = processes
     root = tmp_path / "indexes"
-    victim, _ = _seed(root, kind)
+    bare = root / "bare" / "templates.index"
+    vectors = _vectors(2, seed=1)
+    victim = vectors[0]
+    seeded = FACTORIES[kind](bare, DIM, METRIC)
+    seeded.add(["victim", "kept"], vectors)
+    seeded.save()
     api("raw_open", root, kind)
     # An earlier write of its own: the API's copy now lives in memory, as after any save.
     api("raw_add", root, kind, ids=["early"], vectors=_vectors(1, seed=10))
     worker("raw_open", root, kind)
     worker("raw_remove", root, kind, ids=["victim"])
     api("raw_add", root, kind, ids=["new"], vectors=_vectors(1, seed=2))
-    index = IndexRegistry(root, FACTORIES[kind]).open(LIB, ALG, DIM, METRIC)
+    index = FACTORIES[kind](bare, DIM, METRIC)
     assert "victim" in index and "new" in index
-    assert _files_holding(root, victim), "the lost update should have written the removed vector back"
+    assert _bare_files_holding(bare.parent, victim), "the lost update should write the removed vector back"
 
 
 @pytest.mark.parametrize("api_writes", ["add", "write_add"])
