@@ -10,8 +10,9 @@ Modules, by what they hold:
 - Rules as pure functions returning ``decisions.Decision``: ``rules_access``, ``rules_library``,
   ``rules_probe``, ``rules_search``, ``retention``; ``retention_sweep`` says what the
   retention worker must delete and when.
-- Aggregates: ``library_approval``, ``reference_library``, ``probe_image`` (with the UCC entry),
-  ``search_request``, ``ucc_matches`` (U-02 queue), ``user``, ``access_token``,
+- Aggregates: ``library_approval``, ``reference_library``, ``enrolment_batch`` (a library's
+  images), ``probe_image`` (with the UCC entry), ``search_request``, ``ucc_matches`` (U-02
+  queue), ``user``, ``access_token``,
   ``policy_exception``, ``policy_settings``, ``report_schedule`` (with UsageReportRun),
   ``audit_access``, ``refused_attempt``. Their common base and the refusal mechanism are in
   ``governed``; ``legal_holds`` is the R-04 base of probes and libraries.

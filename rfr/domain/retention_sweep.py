@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from rfr.domain.enrolment_batch import ImageHolder
 from rfr.domain.forms import LegalHold
 from rfr.domain.library_approval import ApprovalStatus, LibraryApproval
 from rfr.domain.people import Actor, Role
@@ -86,21 +87,40 @@ def approval_ended(approval: LibraryApproval, at: datetime) -> bool:
     return approval_lapsed(approval, at)
 
 
-def library_due(library: ReferenceLibrary, approval: LibraryApproval, at: datetime) -> LibraryDue | None:
+@attrs.frozen
+class ImagesDue:
+    """A library's images the sweep may act on, as the library images projection lists them:
+    ``remaining``, not purged (read only once its approval has ended, L-12); ``past_limit``,
+    still searchable but at or past their retention limit; ``expired``, out of searching but
+    not yet purged (R-01)."""
+
+    remaining: tuple[str, ...] = ()
+    past_limit: tuple[str, ...] = ()
+    expired: tuple[str, ...] = ()
+
+    @classmethod
+    def held_by(cls, holder: ImageHolder, at: datetime) -> ImagesDue:
+        """The same facts from the images one aggregate holds."""
+        kept = {i: e for i, e in holder.images.items() if e.purged_at is None}
+        return cls(
+            tuple(sorted(kept)),
+            tuple(sorted(i for i, e in kept.items() if e.searchable and e.retention_until <= at.date())),
+            tuple(sorted(i for i, e in kept.items() if e.expired_at is not None)),
+        )
+
+
+def library_due(
+    library: ReferenceLibrary, approval: LibraryApproval, at: datetime, images: ImagesDue
+) -> LibraryDue | None:
     """The library's images the sweep must act on at ``at``; None when there are none."""
-    remaining = [i for i, e in library.images.items() if e.purged_at is None]
     if approval_ended(approval, at):
-        if not remaining:
+        if not images.remaining:
             return None
-        return LibraryDue("L-12", (), tuple(sorted(remaining)), library.legal_hold)
-    today = at.date()
-    past_limit = sorted(i for i in remaining if library.images[i].retention_until <= today)
-    expired = sorted(i for i in remaining if library.images[i].expired_at is not None)
-    to_delete = tuple(sorted(set(past_limit) | set(expired)))
+        return LibraryDue("L-12", (), tuple(sorted(images.remaining)), library.legal_hold)
+    to_delete = tuple(sorted(set(images.past_limit) | set(images.expired)))
     if not to_delete:
         return None
-    to_expire = tuple(i for i in past_limit if library.images[i].searchable)
-    return LibraryDue("R-01", to_expire, to_delete, library.legal_hold)
+    return LibraryDue("R-01", tuple(sorted(images.past_limit)), to_delete, library.legal_hold)
 
 
 def probe_rule(probe: ProbeImage, searches: Sequence[SearchRequest]) -> str:

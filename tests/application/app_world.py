@@ -189,9 +189,9 @@ class World:
         library = self.app.get(library_id, ReferenceLibrary)
         approval = self.app.get(approval_id, LibraryApproval)
         at, admin = self.clock.now(), self.actor("op-lead")
-        ids = library.enrol_images(admin, at, b.library_images(n, prefix=name), approval, b.CONFIG)
-        library.record_templates(admin, at, b.ALG, {i: f"tpl-{i}" for i in ids})
-        self.app.save(library)
+        batch = library.enrol(admin, at, b.library_images(n, prefix=name), approval, b.CONFIG)
+        batch.record_templates(admin, at, b.ALG, {i: f"tpl-{i}" for i in batch.images})
+        self.app.save(batch)
         return approval_id, library_id
 
     def enrolled_library(
@@ -221,7 +221,7 @@ class World:
 
     def image_ids(self, library_id: UUID) -> list[str]:
         """The library's image ids in enrolment order (for ``enrolled_library``: nearest first)."""
-        return list(self.app.get(library_id, ReferenceLibrary).images)
+        return [row.image_id for row in self.app.library_images.page(str(library_id), 0, 500)]
 
     def probe(self, **form_overrides: Any) -> UUID:
         """A probe through the P-11 pipeline (submitted, its face selected, assessed and templated),

@@ -7,9 +7,14 @@ exactly what replaying the whole log into empty tables gives.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import domain_builders as b
 import pytest
@@ -19,6 +24,8 @@ from hypothesis import strategies as st
 
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.projections.library_images import LibraryImagesProjection
+from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.enrolment_batch import EnrolmentBatch
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.reference_library import LibraryImage, ReferenceLibrary
 from rfr.infrastructure.settings import Settings
@@ -41,7 +48,8 @@ def test_enrolment_is_projected_with_its_counts(world: World) -> None:
     assert totals.searchable_with == totals.algorithms == (world.bio.algorithm_id,)
     page = images.page(str(library_id), 0, 10)
     assert [r.image_id for r in page] == world.image_ids(library_id)
-    assert all(r.holder_id == str(library_id) for r in page)
+    # Held by the one batch that enrolled them, not by the library (ADR 0013).
+    assert len({r.holder_id for r in page}) == 1 and page[0].holder_id != str(library_id)
     templates = images.templates_of([r.image_id for r in page])
     wanted = {t[world.bio.algorithm_id]: i for i, t in templates.items()}
     assert (
@@ -56,51 +64,58 @@ def test_enrolment_is_projected_with_its_counts(world: World) -> None:
 def test_the_same_image_enrolled_twice_at_once_is_a_conflict_the_store_refuses(world: World) -> None:
     approval_id, library_id = world.library(n=1)
     approval = world.app.get(approval_id, LibraryApproval)
-    first, second = (world.app.get(library_id, ReferenceLibrary) for _ in range(2))
+    library = world.app.get(library_id, ReferenceLibrary)
     at, lead = world.clock.now(), world.actor("op-lead")
-    # Two writers that both read the library before either saved: the aggregate's own version
-    # check would refuse the second; two batches (ADR 0013) rely on the unique key alone, so it
-    # is the projection that is tested here, by saving the events on a fresh aggregate id.
+    # Two enrolments that both checked the projection before either saved: two new batches,
+    # which no version check relates; the projection's unique key refuses the second.
     (image,) = b.library_images(1, prefix="twice")
-    first.enrol_images(lead, at, [image], approval, b.CONFIG)
-    world.app.save(first)
     copy = LibraryImage(
         "twice-copy", image.content_hash, image.captured_on, image.age_at_capture, image.mopi_group
     )
-    second.enrol_images(lead, at, [copy], approval, b.CONFIG)
+    first = library.enrol(lead, at, [image], approval, b.CONFIG)
+    second = library.enrol(lead, at, [copy], approval, b.CONFIG)
+    world.app.save(first)
     with pytest.raises(ConcurrentModification):
         world.app.save(second)
     assert world.app.library_images.totals(str(library_id), at).enrolled == 2
+    assert world.app.library_images.enrolled_as(str(library_id), [image.content_hash]) == {
+        image.content_hash: "twice-0"
+    }
 
 
-def _run(world: World, steps: list[tuple[str, int]]) -> ReferenceLibrary:
+def _run(world: World, steps: list[tuple[str, int]]) -> tuple[ReferenceLibrary, list[EnrolmentBatch]]:
     approval_id, library_id = world.library(n=2)
     approval = world.app.get(approval_id, LibraryApproval)
+    library = world.app.get(library_id, ReferenceLibrary)
     lead, made = world.actor("op-lead"), 2
+    batch_ids = list(
+        dict.fromkeys(r.holder_id for r in world.app.library_images.page(str(library_id), 0, 10))
+    )
     for command, n in steps:
-        library = world.app.get(library_id, ReferenceLibrary)
         at = world.clock.now()
+        batches = [world.app.get(UUID(i), EnrolmentBatch) for i in batch_ids]
         if command == "enrol":
-            images = b.library_images(n, prefix=f"gen{made}")
+            batch = library.enrol(lead, at, b.library_images(n, prefix=f"gen{made}"), approval, b.CONFIG)
             made += n
-            ids = library.enrol_images(lead, at, images, approval, b.CONFIG)
-            if n % 2 and ids:
-                library.record_templates(lead, at, b.ALG, {i: f"tpl-{i}" for i in ids})
+            if n % 2 and batch.images:
+                batch.record_templates(lead, at, b.ALG, {i: f"tpl-{i}" for i in batch.images})
+            batch_ids.append(str(batch.id))
+            world.app.save(batch)
         elif command == "age":
             world.clock.advance(days=365 * n)
-            continue
         elif command == "expire":
-            try:
-                library.expire_images(lead, at, b.CONFIG)
-            except Exception:
-                pass
+            for batch in batches:
+                with contextlib.suppress(PolicyRefusal):
+                    batch.expire_images(lead, at, b.CONFIG)
+            world.app.save(*batches)
         elif command == "purge":
-            live = [i for i, e in library.images.items() if e.purged_at is None][:n]
-            if not live:
-                continue
-            library.purge_images(lead, at, live, "no longer needed")
-        world.app.save(library)
-    return world.app.get(library_id, ReferenceLibrary)
+            for batch in batches:
+                live = [i for i, e in batch.images.items() if e.purged_at is None][:n]
+                if live:
+                    batch.purge_images(lead, at, live, "no longer needed", hold=None)
+                    world.app.save(batch)
+                    break
+    return library, [world.app.get(UUID(i), EnrolmentBatch) for i in batch_ids]
 
 
 COMMANDS = st.lists(
@@ -112,15 +127,21 @@ COMMANDS = st.lists(
 @given(steps=COMMANDS)
 def test_a_rebuilt_projection_equals_the_live_one(steps: list[tuple[str, int]]) -> None:
     world = World(memory_app(), FixedClock()).populate()
-    library = _run(world, steps)
-    # The counts agree with the library's own facts...
+    library, batches = _run(world, steps)
+    # The counts agree with the batches' own facts...
     now = world.clock.now()
     totals = world.app.library_images.totals(str(library.id), now)
-    assert totals.enrolled == len(library.images)
-    assert totals.searchable == len(library.searchable_image_ids(now))
-    assert totals.searchable_with == tuple(
-        a for a in sorted(library.templates) if library.searchable_with(a, now)
-    )
+    assert totals.enrolled == sum(len(batch.images) for batch in batches)
+    searchable = [(batch, batch.searchable_image_ids(now)) for batch in batches]
+    assert totals.searchable == sum(len(ids) for _, ids in searchable)
+    algorithms = sorted({a for batch in batches for a in batch.templates})
+    complete = [
+        a
+        for a in algorithms
+        if any(ids for _, ids in searchable)
+        and all(i in batch.templates.get(a, {}) for batch, ids in searchable for i in ids)
+    ]
+    assert totals.searchable_with == tuple(complete)
     # ...and the tables are what a replay of the log gives.
     live = tables(world.app)
     assert world.app.rebuild_projections() > 0
@@ -151,3 +172,30 @@ def test_sqlite_a_store_without_projections_gets_them_on_first_start(tmp_path: P
         "library_images": (LibraryImagesProjection.version, head)
     }
     assert reopened.library_images.totals(str(library_id), world.clock.now()).enrolled == 3
+
+
+def test_rfr_projections_status_and_rebuild_on_a_file_store(tmp_path: Path) -> None:
+    world = World(sqlite_app(tmp_path), FixedClock()).populate()
+    world.library(n=4)
+    live = tables(world.app)
+    head = world.app.recorder.max_notification_id()
+    world.app.close()
+    env = {**os.environ, "RFR_DATA_DIR": str(tmp_path), "RFR_PERSISTENCE": "sqlite"}
+
+    def rfr(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "rfr.entrypoints.cli", "projections", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    assert f"library_images: version {LibraryImagesProjection.version}, position {head} (up to date)" in rfr(
+        "status"
+    )
+    assert f"rebuilt library_images from {head} events" in rfr("rebuild", "library_images")
+    assert tables(sqlite_app(tmp_path)) == live

@@ -52,9 +52,8 @@ def test_R05_purging_a_library_image_erases_it_everywhere(world: World, photos):
     hits = index.search(vector, 4)
     assert victim.template_id not in {h.template_id for h in hits}
     assert vector.astype("<f4").tobytes() not in _all_bytes(world)
-    stored = world.app.get(library.id, ReferenceLibrary)
-    assert stored.images[victim.image_id].purged_at is not None
-    assert victim.image_id not in stored.searchable_image_ids(world.clock.now())
+    stored = world.app.library_images.images([victim.image_id])[victim.image_id]
+    assert stored.purged_at is not None and not stored.searchable_at(world.clock.now())
     assert world.bio.index(str(library.id)) is not None
     with pytest.raises(RecordNotFound):
         world.bio.store.get(victim.image_id)

@@ -29,7 +29,6 @@ from service_builders import World, gallery_items
 from rfr.adapters.indexes.exact_numpy import ExactNumpyIndex
 from rfr.adapters.indexes.registry import IndexBusy, IndexRegistry
 from rfr.adapters.indexes.usearch_index import UsearchIndex
-from rfr.domain.reference_library import ReferenceLibrary
 
 DIM = 16
 METRIC = "euclidean"
@@ -407,7 +406,13 @@ def test_R05_enrolment_does_not_index_a_template_a_concurrent_purge_erased(world
         templates: dict[str, str] = {}
         while not templates and time.monotonic() < deadline:
             time.sleep(0.02)
-            templates = world.app.get(library.id, ReferenceLibrary).templates.get(world.bio.algorithm_id, {})
+            images = world.app.library_images
+            ids = [r.image_id for r in images.page(str(library.id), 0, 10)]
+            templates = {
+                i: t[world.bio.algorithm_id]
+                for i, t in images.templates_of(ids).items()
+                if world.bio.algorithm_id in t
+            }
         assert len(templates) == 2 and enrolling.is_alive(), "the enrolment should wait for the index lock"
         victim, kept = sorted(templates.values())
         vector = world.bio.store.get_template(victim).vector

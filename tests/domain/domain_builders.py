@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.enrolment_batch import EnrolmentBatch
 from rfr.domain.forms import AccessRestriction, ApprovalRecord, Form3, LibraryApplication, LibraryKind
 from rfr.domain.images import ImageLevel, MopiGroup, PerceivedAgeBand
 from rfr.domain.library_approval import LibraryApproval
@@ -101,10 +102,34 @@ def searchable_library(
 ) -> tuple[LibraryApproval, ReferenceLibrary]:
     approval = approved(kind, when, **record_kw)
     library = ReferenceLibrary.create(ADMIN, when, name, approval)
-    ids = library.enrol_images(ADMIN, when, library_images(prefix=name), approval, CONFIG)
-    library.record_templates(ADMIN, when, ALG, {i: f"tpl-{i}" for i in ids})
+    enrolled_into(library, approval, library_images(prefix=name), when)
     _APPROVALS[str(library.id)] = approval
     return approval, library
+
+
+def enrolled_into(
+    library: ReferenceLibrary,
+    approval: LibraryApproval,
+    images: list[LibraryImage],
+    when: datetime = T0,
+    *,
+    templated: bool = True,
+) -> EnrolmentBatch:
+    """A batch of ``images`` enrolled into ``library`` (templated ``tpl-<image id>`` by ALG)."""
+    batch = library.enrol(ADMIN, when, images, approval, CONFIG)
+    if templated:
+        batch.record_templates(ADMIN, when, ALG, {i: f"tpl-{i}" for i in batch.images})
+    _BATCHES.setdefault(str(library.id), []).append(batch)
+    return batch
+
+
+def batch_of(library: ReferenceLibrary) -> EnrolmentBatch:
+    """The first batch enrolled into ``library`` here (the images ``searchable_library`` made)."""
+    return _BATCHES[str(library.id)][0]
+
+
+# The enrolment batches of every library built here, by library id.
+_BATCHES: dict[str, list[EnrolmentBatch]] = {}
 
 
 # The approval of every library built here, by library id: what the application loads to let a
@@ -175,7 +200,7 @@ def open_request(probe: ProbeImage, *libraries: tuple[LibraryApproval, Reference
 
 
 def candidates_for(library: ReferenceLibrary, n: int = 2, algorithm_id: str = ALG) -> list[Candidate]:
-    ids = library.searchable_image_ids(T0)[:n]
+    ids = batch_of(library).searchable_image_ids(T0)[:n]
     return [
         Candidate(rank, 0.9 - rank / 10, str(library.id), algorithm_id, image_id, f"tpl-{image_id}")
         for rank, image_id in enumerate(ids, start=1)
@@ -184,11 +209,15 @@ def candidates_for(library: ReferenceLibrary, n: int = 2, algorithm_id: str = AL
 
 def holdings(library: ReferenceLibrary, at=T0, algorithm_id: str = ALG) -> LibraryHoldings:
     """What the library images projection would tell a decision about ``library`` at ``at``."""
-    complete = library.searchable_with(algorithm_id, at)
+    batches = _BATCHES.get(str(library.id), [])
+    searchable = [(batch, batch.searchable_image_ids(at)) for batch in batches]
+    complete = any(ids for _, ids in searchable) and all(
+        i in batch.templates.get(algorithm_id, {}) for batch, ids in searchable for i in ids
+    )
     return LibraryHoldings(
         str(library.id),
         frozenset({algorithm_id} if complete else ()),
-        frozenset(library.template_ids(algorithm_id, at)),
+        frozenset(t for batch in batches for t in batch.template_ids(algorithm_id, at)),
     )
 
 

@@ -13,6 +13,7 @@ from domain_builders import (
     T0,
     approvals_of,
     at,
+    batch_of,
     open_request,
     ready_probe,
     refused,
@@ -80,9 +81,14 @@ def test_R04_legal_hold_suspends_probe_deletion_until_lifted():
 
 def test_R04_legal_hold_suspends_library_image_deletion():
     _, library = searchable_library()
+    batch = batch_of(library)
     library.place_legal_hold(OP_LEAD, T0, HOLD)
-    refused("R-04", lambda: library.purge_images(ADMIN, at(1), ["lib-0"], "retention"), library)
+    refused(
+        "R-04",
+        lambda: batch.purge_images(ADMIN, at(1), ["lib-0"], "retention", hold=library.legal_hold),
+        batch,
+    )
     library.lift_legal_hold(OP_LEAD, at(2), "complaint closed")
-    library.purge_images(ADMIN, at(3), ["lib-0"], "retention")
-    assert library.pending_events[-1].template_ids == ["tpl-lib-0"]
-    assert "lib-0" not in library.searchable_image_ids(at(3))
+    batch.purge_images(ADMIN, at(3), ["lib-0"], "retention", hold=library.legal_hold)
+    assert batch.pending_events[-1].template_ids == ["tpl-lib-0"]
+    assert "lib-0" not in batch.searchable_image_ids(at(3))

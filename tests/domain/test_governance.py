@@ -171,14 +171,14 @@ def test_R01_enrolment_follows_the_age_and_mopi_retention_table():
         LibraryImage("teen-m3", "h4", date(2021, 6, 1), PerceivedAgeBand.AGE_16_17, MopiGroup.GROUP_3),
         LibraryImage("adult-old", "h5", date(2017, 1, 1), PerceivedAgeBand.ADULT, MopiGroup.GROUP_3),
     ]
-    enrolled = library.enrol_images(ADMIN, T0, images, approval, CONFIG)
-    assert enrolled == ("young-m2", "teen-m3")
-    assert library.images["teen-m3"].retention_until == date(2024, 6, 1)
-    not_enrolled = library.pending_events[-1].not_enrolled
+    batch = library.enrol(ADMIN, T0, images, approval, CONFIG)
+    assert tuple(batch.images) == ("young-m2", "teen-m3")
+    assert batch.images["teen-m3"].retention_until == date(2024, 6, 1)
+    not_enrolled = batch.pending_events[-1].not_enrolled
     assert {n["image_id"] for n in not_enrolled} == {"child", "young-m3", "adult-old"}
-    library.record_templates(ADMIN, T0, ALG, {"young-m2": "t1", "teen-m3": "t2"})
-    assert library.expire_images(ADMIN, T0 + timedelta(days=100), CONFIG) == ("teen-m3",)
-    assert library.template_ids(ALG, T0 + timedelta(days=100)) == ("t1",)
+    batch.record_templates(ADMIN, T0, ALG, {"young-m2": "t1", "teen-m3": "t2"})
+    assert batch.expire_images(ADMIN, T0 + timedelta(days=100), CONFIG) == ("teen-m3",)
+    assert batch.template_ids(ALG, T0 + timedelta(days=100)) == ("t1",)
     assert retention_end(date(2020, 2, 29), PerceivedAgeBand.ADULT, MopiGroup.GROUP_3, CONFIG) == date(
         2026, 2, 28
     )
@@ -229,8 +229,9 @@ def test_R01_an_image_captured_in_the_future_is_not_enrolled():
         LibraryImage("far-future", "h2", date(9999, 12, 31), PerceivedAgeBand.ADULT, MopiGroup.GROUP_1),
         LibraryImage("today", "h3", T0.date(), PerceivedAgeBand.ADULT, MopiGroup.GROUP_1),
     ]
-    assert library.enrol_images(ADMIN, T0, images, approval, CONFIG) == ("today",)
-    reasons = {n["image_id"]: n["reason"] for n in library.pending_events[-1].not_enrolled}
+    batch = library.enrol(ADMIN, T0, images, approval, CONFIG)
+    assert tuple(batch.images) == ("today",)
+    reasons = {n["image_id"]: n["reason"] for n in batch.pending_events[-1].not_enrolled}
     assert "in the future" in reasons["future"] and "in the future" in reasons["far-future"]
 
 

@@ -266,7 +266,7 @@ def test_L12_no_enrolment_into_a_library_whose_approval_stopped():
     approval.stop(SUPERINTENDENT, at(1), "closed", CONFIG)
     from domain_builders import library_images
 
-    refused("L-12", lambda: library.enrol_images(ADMIN, at(2), library_images(), approval, CONFIG), library)
+    refused("L-12", lambda: library.enrol(ADMIN, at(2), library_images(), approval, CONFIG), library)
 
 
 def test_L01_library_is_created_only_under_an_approval_in_force():

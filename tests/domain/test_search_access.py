@@ -12,7 +12,6 @@ import attrs
 import pytest
 from domain_builders import (
     ADMIN,
-    ALG,
     ANALYST,
     CONFIG,
     INSPECTOR,
@@ -23,6 +22,7 @@ from domain_builders import (
     application,
     approvals_of,
     at,
+    enrolled_into,
     library_images,
     open_request,
     ready_probe,
@@ -216,6 +216,5 @@ def _record():
 
 def _library(approval: LibraryApproval) -> ReferenceLibrary:
     library = ReferenceLibrary.create(ADMIN, T0, "urgent", approval)
-    ids = library.enrol_images(ADMIN, T0, library_images(prefix="urgent"), approval, CONFIG)
-    library.record_templates(ADMIN, T0, ALG, {i: f"tpl-{i}" for i in ids})
+    enrolled_into(library, approval, library_images(prefix="urgent"))
     return library

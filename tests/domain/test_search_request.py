@@ -341,7 +341,7 @@ def test_P12_search_approval_by_someone_other_than_the_requester():
 def test_T02_library_not_fully_templated_with_the_algorithm_is_not_searched():
     probe, pair = ready_probe(), searchable_library()
     request = open_request(probe, pair)
-    from domain_builders import ADMIN, library_images
+    from domain_builders import enrolled_into, library_images
 
-    pair[1].enrol_images(ADMIN, T0, library_images(1, prefix="new"), pair[0], CONFIG)
+    enrolled_into(pair[1], pair[0], library_images(1, prefix="new"), templated=False)
     refused("T-02", lambda: search(request, probe, pair), request)

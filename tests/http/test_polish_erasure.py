@@ -89,7 +89,9 @@ def test_R04_R05_a_held_library_keeps_its_images_until_lifted_then_a_search_no_l
     again = lead.post(purge_url, json={"image_ids": purged[:1], "reason": "twice"})
     assert problem(again, 403, "policy-refusal")["rule_ids"] == ["R-05"]
 
-    (fact,) = [e for e in _events(people, library["id"]) if e["topic"].endswith("ImagesPurged")]
+    # The fact is on the enrolment batch that holds the images (ADR 0013).
+    (batch_id,) = {i["batch_id"] for i in gone}
+    (fact,) = [e for e in _events(people, batch_id) if e["topic"].endswith("ImagesPurged")]
     assert fact["attributes"]["image_ids"] == purged
     assert_only_the_fact(fact, people.lead.user_id, "subject acquitted")
 

@@ -11,6 +11,7 @@ from rfr.domain.forms import LegalHold
 from rfr.domain.retention_sweep import (
     DEFAULT_LEAD_TIME,
     RETENTION_WORKER,
+    ImagesDue,
     approval_ended,
     approval_lapsed,
     library_due,
@@ -41,23 +42,33 @@ def test_L12_an_approval_past_its_end_date_has_lapsed_until_its_expiry_is_record
 def test_L12_R01_every_image_not_yet_deleted_is_due_once_the_approval_stopped_otherwise():
     """R-01: every image not yet deleted is due once the approval stopped otherwise."""
     approval, library = b.searchable_library()
-    assert library_due(library, approval, b.at(1)) is None
+    batch = b.batch_of(library)
+
+    def due_at(t):
+        return library_due(library, approval, t, ImagesDue.held_by(batch, t))
+
+    assert due_at(b.at(1)) is None
     approval.stop(b.SUPERINTENDENT, b.at(1), "operation closed", b.CONFIG)
-    due = library_due(library, approval, b.at(1))
+    due = due_at(b.at(1))
     assert (due.rule_id, due.to_expire, due.hold) == ("L-12", (), None)
-    assert due.to_delete == tuple(sorted(library.images))
-    library.purge_images(b.ADMIN, b.at(2), ["lib-0"], "L-12")
-    assert library_due(library, approval, b.at(2)).to_delete == ("lib-1", "lib-2")
+    assert due.to_delete == tuple(sorted(batch.images))
+    batch.purge_images(b.ADMIN, b.at(2), ["lib-0"], "L-12", hold=None)
+    assert due_at(b.at(2)).to_delete == ("lib-1", "lib-2")
 
 
 def test_R01_R04_images_are_due_from_their_limit_day_and_a_hold_is_carried():
     """R-04: images are due from their limit day and a hold is carried."""
     approval, library = b.searchable_library()
-    limit = library.images["lib-0"].retention_until
+    batch = b.batch_of(library)
+
+    def due_at(t):
+        return library_due(library, approval, t, ImagesDue.held_by(batch, t))
+
+    limit = batch.images["lib-0"].retention_until
     day_before = b.at((limit - b.T0.date()).days - 1)
-    assert library_due(library, approval, day_before) is None
+    assert due_at(day_before) is None
     library.place_legal_hold(b.OP_LEAD, b.T0, HOLD)
-    due = library_due(library, approval, day_before + timedelta(days=1))
+    due = due_at(day_before + timedelta(days=1))
     assert (due.rule_id, due.to_expire, due.to_delete, due.hold) == (
         "R-01",
         due.to_delete,
@@ -65,8 +76,8 @@ def test_R01_R04_images_are_due_from_their_limit_day_and_a_hold_is_carried():
         HOLD,
     )
     assert len(due.to_delete) == 3
-    library.expire_images(RETENTION_WORKER, day_before + timedelta(days=1), b.CONFIG)
-    again = library_due(library, approval, day_before + timedelta(days=2))
+    batch.expire_images(RETENTION_WORKER, day_before + timedelta(days=1), b.CONFIG)
+    again = due_at(day_before + timedelta(days=2))
     assert (again.to_expire, again.to_delete) == ((), due.to_delete)  # out of searching, still held
 
 

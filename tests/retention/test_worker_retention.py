@@ -15,7 +15,6 @@ from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
 from rfr.domain.forms import LegalHold
 from rfr.domain.probe_image import ProbeImage
-from rfr.domain.reference_library import ReferenceLibrary
 from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings
 
@@ -59,10 +58,11 @@ def test_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_hel
         "(R-04, disclosure: disclosure to the defence pending)",
     ]
     with RfrApplication(application_env(Settings(data_dir=data_dir, persistence="sqlite"))) as app:
-        library = app.get(stopped.library_id, ReferenceLibrary)
-        assert all(e.purged_at is not None for e in library.images.values())
-        kept = app.get(custody.library_id, ReferenceLibrary).images
-        assert sorted(kept) == sorted(custody.image_ids) and all(e.purged_at is None for e in kept.values())
+        gone = app.library_images.page(str(stopped.library_id), 0, 100)
+        assert gone and all(r.purged_at is not None for r in gone)
+        kept = app.library_images.page(str(custody.library_id), 0, 100)
+        assert sorted(r.image_id for r in kept) == sorted(custody.image_ids)
+        assert all(r.purged_at is None for r in kept)
         assert app.get(UUID(unmatched), ProbeImage).purged_at is not None
         assert app.get(UUID(held), ProbeImage).purged_at is None
     assert not any(history.image_stored(i) for i in stopped.image_ids)

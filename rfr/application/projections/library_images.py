@@ -23,7 +23,9 @@ import attrs
 from eventsourcing.domain import DomainEventProtocol
 
 from rfr.application.projections import ProjectionStore, Statement, placeholders
+from rfr.domain.enrolment_batch import EnrolmentBatch, ImageHolder
 from rfr.domain.reference_library import LibraryHoldings, ReferenceLibrary
+from rfr.domain.retention_sweep import ImagesDue
 
 IMAGES = "rfr_library_images"
 TEMPLATES = "rfr_library_templates"
@@ -35,7 +37,7 @@ _LIVE = "expired_at IS NULL AND purged_at IS NULL"
 
 class LibraryImagesProjection:
     name = "library_images"
-    version = 1
+    version = 2
     tables = (IMAGES, TEMPLATES, TOTALS, TEMPLATED)
     ddl = (
         f"CREATE TABLE IF NOT EXISTS {IMAGES} ("
@@ -49,6 +51,8 @@ class LibraryImagesProjection:
         f"CREATE INDEX IF NOT EXISTS {IMAGES}_due ON {IMAGES} (retention_until) WHERE {_LIVE}",
         f"CREATE INDEX IF NOT EXISTS {IMAGES}_due_in_library ON {IMAGES} (library_id, retention_until) "
         f"WHERE {_LIVE}",
+        f"CREATE INDEX IF NOT EXISTS {IMAGES}_expired ON {IMAGES} (library_id) "
+        "WHERE expired_at IS NOT NULL AND purged_at IS NULL",
         f"CREATE TABLE IF NOT EXISTS {TEMPLATES} ("
         "template_id TEXT PRIMARY KEY, image_id TEXT NOT NULL, library_id TEXT NOT NULL, "
         "algorithm_id TEXT NOT NULL)",
@@ -61,13 +65,16 @@ class LibraryImagesProjection:
     )
 
     def statements(self, event: DomainEventProtocol[Any]) -> list[Statement]:
+        if isinstance(event, EnrolmentBatch.Enrolled):
+            return _enrolled(event.library_id, str(event.originator_id), event.enrolled, event)
         if isinstance(event, ReferenceLibrary.ImagesEnrolled):
+            # A library enrolled before batches existed holds its images itself.
             return _enrolled(str(event.originator_id), str(event.originator_id), event.enrolled, event)
-        if isinstance(event, ReferenceLibrary.TemplatesBuilt):
+        if isinstance(event, ImageHolder.TemplatesBuilt):
             return _templated(event.algorithm_id, event.templates)
-        if isinstance(event, ReferenceLibrary.ImageRetentionExpired):
+        if isinstance(event, ImageHolder.ImageRetentionExpired):
             return _expired(event.image_ids, _at(event), event.deletion_due.isoformat())
-        if isinstance(event, ReferenceLibrary.ImagesPurged):
+        if isinstance(event, ImageHolder.ImagesPurged):
             return _purged(event.image_ids, _at(event))
         return []
 
@@ -309,6 +316,40 @@ class LibraryImages:
             (*ids, library_id, algorithm_id, at.date().isoformat()),
         )
         return {t: i for t, i in rows}
+
+    def due(self, library_id: str, at: datetime, *, remaining: bool) -> ImagesDue:
+        """What the sweep may act on in the library (``retention_sweep.ImagesDue``): the due and
+        expired images through their partial indexes; every image not purged only when asked
+        (an ended approval, L-12, deletes the whole library)."""
+        kept: tuple[str, ...] = ()
+        if remaining:
+            kept = tuple(
+                r[0]
+                for r in self._store.query(
+                    f"SELECT image_id FROM {IMAGES} WHERE library_id = ? AND purged_at IS NULL ORDER BY seq",
+                    (library_id,),
+                )
+            )
+        past = self._store.query(
+            f"SELECT image_id FROM {IMAGES} WHERE library_id = ? AND retention_until <= ? AND {_LIVE}",
+            (library_id, at.date().isoformat()),
+        )
+        expired = self._store.query(
+            f"SELECT image_id FROM {IMAGES} WHERE library_id = ? AND expired_at IS NOT NULL "
+            "AND purged_at IS NULL",
+            (library_id,),
+        )
+        return ImagesDue(kept, tuple(sorted(r[0] for r in past)), tuple(sorted(r[0] for r in expired)))
+
+    def holders(self, library_id: str, image_ids: Collection[str]) -> dict[str, list[str]]:
+        """holder id -> the given images of the library it holds (unknown ids: none)."""
+        rows = self.images(image_ids)
+        found: dict[str, list[str]] = {}
+        for image_id in image_ids:  # in the order given
+            row = rows.get(image_id)
+            if row is not None and row.library_id == library_id:
+                found.setdefault(row.holder_id, []).append(image_id)
+        return found
 
     def holdings(
         self, library_id: str, algorithm_id: str, template_ids: Collection[str], at: datetime

@@ -23,6 +23,7 @@ from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.ports import Clock
 from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import Biometrics, library_image_records
+from rfr.domain.enrolment_batch import ImageHolder
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 
@@ -50,14 +51,25 @@ class BiometricErasure(UseCase):
     def _purge_images(
         self, acting_user: str, library_id: UUID | str, image_ids: list[str], reason: str
     ) -> tuple[str, ...]:
+        """The images' holders (enrolment batches, or a library enrolled before them) each record
+        the purge, in one save; an id the library does not hold is refused on the library's record."""
         library = self.load(library_id, ReferenceLibrary)
+        images, own = self.app.library_images, str(library.id)
+        holders = images.holders(own, image_ids)
+        unknown = set(image_ids) - {i for held in holders.values() for i in held}
+        if unknown:
+            # Refused by the library, on its record (R-05: not an image it holds).
+            holders.setdefault(own, []).extend(i for i in image_ids if i in unknown)
+        loaded: list[ImageHolder] = [library if h == own else self.load(h, ImageHolder) for h in holders]
         by_algorithm: dict[str, list[str]] = {}
-        for templates in self.app.library_images.templates_of(image_ids).values():
+        for templates in images.templates_of(image_ids).values():
             for algorithm_id, template_id in templates.items():
                 by_algorithm.setdefault(algorithm_id, []).append(template_id)
 
         def action(act: Act) -> tuple[str, ...]:
-            library.purge_images(act.actor, act.at, image_ids, reason)
+            for holder in loaded:
+                ids, hold = holders[str(holder.id)], library.legal_hold
+                holder.purge_images(act.actor, act.at, ids, reason, hold=hold)
             for image_id in image_ids:
                 for record_id in library_image_records(image_id):
                     self.bio.store.erase(record_id)
@@ -69,7 +81,8 @@ class BiometricErasure(UseCase):
                 self._unindex(str(library.id), algorithm_id, template_ids)
             return tuple(sorted(destroyed))
 
-        return self._act(acting_user, "purge library images", [library], action)
+        others = [h for h in loaded if h is not library]
+        return self._act(acting_user, "purge library images", [library, *others], action)
 
     def _unindex(self, library_id: str, algorithm_id: str, template_ids: list[str]) -> None:
         if not template_ids:

@@ -1,14 +1,15 @@
 """Enrolling images into a reference library: from bytes to a searchable template (R-01, T-01, T-02).
 
 Each image goes: decode -> hash -> R-01 -> detect -> choose the subject's face -> template.
-Only then is the batch offered to ``ReferenceLibrary.enrol_images``, which decides R-01
-for the record and lists what it refused with why. Images are detected BEFORE the domain
-enrols them because an enrolled image without a template would keep the whole library
-unsearchable (T-02); an image with no usable face is reported and never enrolled.
+Only then is the batch offered to ``ReferenceLibrary.enrol``, which makes a new
+``EnrolmentBatch`` of what R-01 allows and lists what it refused with why (ADR 0013).
+Images are detected BEFORE the domain enrols them because an enrolled image without a
+template would keep the whole library unsearchable (T-02); an image with no usable face is
+reported and never enrolled.
 
 What the domain enrolled is then stored (image, face analysis, subject reference and
-template, each encrypted on its own key) and the templates recorded, and the library and
-the acting user are saved in one step. Nothing of an item that was refused, rejected or
+template, each encrypted on its own key) and the templates recorded, and the batch, the
+library and the acting user are saved in one step. Nothing of an item that was refused, rejected or
 had no face is kept, and if the save fails every record written for the batch is erased (the
 use case writes through ``Act.recording``, the unit of work that undoes them).
 The index is updated after the save: it is a projection, so if that update fails the
@@ -251,8 +252,8 @@ class Enrolment(UseCase):
         if not offered:
             return [results[p] for p in range(len(items))]
 
-        enrolled = set(
-            library.enrol_images(
+        batch = act.new(
+            library.enrol(
                 act.actor,
                 act.at,
                 [
@@ -265,7 +266,7 @@ class Enrolment(UseCase):
                 act.config,
             )
         )
-        refused = _refusals_of_last_enrolment(library)
+        enrolled, refused = set(batch.images), batch.refused
         templates: dict[str, str] = {}
         store, owner = act.recording(self.bio.store), str(library.id)
         for c in offered:
@@ -295,7 +296,7 @@ class Enrolment(UseCase):
                 name, True, "enrolled", None, ("R-01", "T-01"), c.image_id, template_id, c.digest
             )
         if templates:
-            library.record_templates(act.actor, act.at, self.bio.algorithm_id, templates)
+            batch.record_templates(act.actor, act.at, self.bio.algorithm_id, templates)
         return [results[p] for p in range(len(items))]
 
     def _prepare(
@@ -361,13 +362,6 @@ class Enrolment(UseCase):
         if not resolved.is_dir():
             raise ManifestError(f"{folder} is not a folder")
         return resolved
-
-
-def _refusals_of_last_enrolment(library: ReferenceLibrary) -> dict[str, tuple[tuple[str, ...], str]]:
-    for event in reversed(library.pending_events):
-        if isinstance(event, ReferenceLibrary.ImagesEnrolled):
-            return {r["image_id"]: (tuple(r["rule_ids"]), r["reason"]) for r in event.not_enrolled}
-    return {}
 
 
 def _read_manifest(path: Path) -> Iterator[tuple[int, dict[str, str]]]:

@@ -92,6 +92,8 @@ class LibraryImageView:
         deletion_due: When it must be deleted by, once expired, or null.
         purged_at: When the image and its templates were erased, or null.
         templates: Its templates, each a pair ``[algorithm_id, template_id]``.
+        batch_id: The enrolment batch that holds its facts (ADR 0013): the aggregate whose
+            events in the audit trail record its enrolment, expiry and deletion.
     """
 
     image_id: str
@@ -106,6 +108,7 @@ class LibraryImageView:
     deletion_due: datetime | None
     purged_at: datetime | None
     templates: tuple[tuple[str, str], ...]  # (algorithm_id, template_id)
+    batch_id: str
 
     @classmethod
     def of(cls, image: ImageRow, templates: dict[str, str], now: datetime) -> LibraryImageView:
@@ -122,6 +125,7 @@ class LibraryImageView:
             deletion_due=image.deletion_due,
             purged_at=image.purged_at,
             templates=tuple(sorted(templates.items())),
+            batch_id=image.holder_id,
         )
 
 

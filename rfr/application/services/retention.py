@@ -39,6 +39,7 @@ from rfr.application.services.base import MAX_PAGE, UseCase, list_ids
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.enrolment_batch import ImageHolder
 from rfr.domain.forms import LegalHold
 from rfr.domain.governed import GovernedAggregate, stored_topics
 from rfr.domain.library_approval import LibraryApproval
@@ -49,6 +50,7 @@ from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.retention_sweep import (
     DEFAULT_LEAD_TIME,
     RETENTION_WORKER,
+    approval_ended,
     approval_lapsed,
     library_due,
     probe_due,
@@ -229,17 +231,24 @@ class RetentionSweep(_ActsAsRetentionWorker):
     def _sweep_library(
         self, library: ReferenceLibrary, approval: LibraryApproval, at: datetime, tally: _Tally
     ) -> None:
-        due = library_due(library, approval, at)
+        images = self.app.library_images
+        library_id = str(library.id)
+        due = library_due(
+            library, approval, at, images.due(library_id, at, remaining=approval_ended(approval, at))
+        )
         if due is None:
             return
         if due.to_expire:
-            # Leaving searching is not a deletion: a legal hold does not suspend it.
-            self._act(
-                RETENTION_WORKER.user_id,
-                "expire images",
-                [library],
-                lambda a: library.expire_images(a.actor, a.at, a.config),
-            )
+            # Leaving searching is not a deletion: a legal hold does not suspend it. Each
+            # batch holding due images expires its own.
+            for holder_id in images.holders(library_id, due.to_expire):
+                holder = library if holder_id == library_id else self.load(holder_id, ImageHolder)
+                self._act(
+                    RETENTION_WORKER.user_id,
+                    "expire images",
+                    [holder],
+                    lambda a, holder=holder: holder.expire_images(a.actor, a.at, a.config),
+                )
             tally.removed_from_search += len(due.to_expire)
         if due.hold is not None:
             tally.hold("library", library.id, due.rule_id, len(due.to_delete), due.hold)

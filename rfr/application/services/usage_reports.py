@@ -46,6 +46,7 @@ from rfr.application.errors import UnknownUser
 from rfr.application.ports import Clock, ReportSink
 from rfr.application.services.base import Need, Page, UseCase, list_ids
 from rfr.domain.decisions import PolicyRefusal
+from rfr.domain.enrolment_batch import EnrolmentBatch, ImageHolder
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor, Role
@@ -81,6 +82,7 @@ _REPLAYED: tuple[type[BaseAggregate[UUID]], ...] = (
     SearchRequest,
 )
 _COUNTED: tuple[type[BaseAggregate[UUID]], ...] = (
+    EnrolmentBatch,
     RefusedAttempt,
     UccMatchQueue,
     ReportSchedule,
@@ -330,10 +332,10 @@ class _Scan:
             case ProbeImage.Purged():
                 self.count("probes_purged")
                 self.count("templates_deleted", n=len(e.template_ids))
-            case ReferenceLibrary.ImagesPurged():
+            case ImageHolder.ImagesPurged():
                 self.count("library_images_purged", n=len(e.image_ids))
                 self.count("templates_deleted", n=len(e.template_ids))
-            case ReferenceLibrary.ImageRetentionExpired():
+            case ImageHolder.ImageRetentionExpired():
                 self.count("library_images_retention_expired", n=len(e.image_ids))
             case UsageReportRun.Produced():
                 self.count("reports_run")

@@ -1,0 +1,101 @@
+"""Enrolling one image and searching a library cost the same in a library of 100 or 5,000 images.
+
+Counting, not timing (issue 9): the stored events a command reads are counted at the event
+store, for the production enrolment and search over the real encrypted store and index (with
+the fake engine), in a library filled with images that have real stored, indexed templates.
+Before ADR 0013 each of these commands replayed every event of the library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from typing import Any
+
+import domain_builders as b
+import numpy as np
+import pytest
+from app_world import FixedClock, World, memory_app
+from fake_biometrics import face_image
+
+from rfr.application.services.enrolment import EnrolmentItem
+from rfr.application.services.searches import LibrarySelection
+from rfr.domain.enrolment_batch import MAX_BATCH_IMAGES
+from rfr.domain.images import MopiGroup, PerceivedAgeBand
+from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.reference_library import ReferenceLibrary
+
+
+@contextmanager
+def events_read(world: World) -> Iterator[list[int]]:
+    """Counts the stored events the application reads while the block runs."""
+    recorder = world.app.recorder
+    select = recorder.select_events
+    count = [0]
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        found = select(*args, **kwargs)
+        count[0] += len(found)
+        return found
+
+    recorder.select_events = counted  # type: ignore[method-assign]
+    try:
+        yield count
+    finally:
+        recorder.select_events = select  # type: ignore[method-assign]
+
+
+def library_of(world: World, images: int) -> str:
+    """A library of ``images`` enrolled images, each with a stored and indexed template of the
+    engine's algorithm (random vectors far from any face of the tests), in batches."""
+    approval_id = world.approved()
+    library_id = world.libraries.create("op-lead", f"lib-{images}", approval_id).id
+    library = world.app.get(library_id, ReferenceLibrary)
+    approval = world.app.get(approval_id, LibraryApproval)
+    lead, at, bio = world.actor("op-lead"), world.clock.now(), world.bio
+    embedder = bio.engine.embedder
+    rng = np.random.default_rng(images)
+    with bio.indexes.writing(str(library_id), bio.algorithm_id, embedder.dimension, embedder.metric) as index:
+        for start in range(0, images, MAX_BATCH_IMAGES):
+            count = min(MAX_BATCH_IMAGES, images - start)
+            batch = library.enrol(
+                lead, at, b.library_images(count, prefix=f"bulk{start}"), approval, b.CONFIG
+            )
+            vectors = rng.uniform(5.0, 6.0, (count, embedder.dimension)).astype(np.float32)
+            templates = {}
+            for image_id, vector in zip(batch.images, vectors, strict=True):
+                template_id = f"tpl-{image_id}"
+                bio.store.put_template(
+                    template_id, vector, owner=str(library_id), algorithm_id=bio.algorithm_id
+                )
+                templates[image_id] = template_id
+            batch.record_templates(lead, at, bio.algorithm_id, templates)
+            world.app.save(batch)
+            index.add(list(templates.values()), vectors)
+    return str(library_id)
+
+
+def one_enrolment_and_one_search(images: int) -> tuple[int, int]:
+    world = World(memory_app(), FixedClock()).populate()
+    library_id = library_of(world, images)
+    assert world.app.library_images.totals(library_id, world.clock.now()).searchable == images
+    item = EnrolmentItem(face_image(3), date(2022, 1, 1), PerceivedAgeBand.ADULT, MopiGroup.GROUP_2)
+    with events_read(world) as enrolment:
+        report = world.enrolment.enrol("op-lead", library_id, [item])
+    assert len(report.enrolled) == 1
+    probe_id = world.probe()
+    request = world.searches.open("analyst", probe_id, [LibrarySelection(library_id, "may be held here")])
+    with events_read(world) as search:
+        found = world.execution.search_library("analyst", request.id, library_id, top_k=1)
+    # The nearest is the image just enrolled, among thousands of others.
+    assert found.candidates[0].image_id == report.enrolled[0].image_id
+    return enrolment[0], search[0]
+
+
+@pytest.mark.slow
+def test_enrolling_one_image_and_searching_read_as_many_events_in_a_library_of_100_or_5000():
+    small = one_enrolment_and_one_search(100)
+    large = one_enrolment_and_one_search(5000)
+    assert small == large, f"events read (enrolment, search): {small} at 100 images, {large} at 5,000"
+    assert max(small) < 100
