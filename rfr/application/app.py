@@ -16,9 +16,10 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording,
 
 from rfr.application.projections import STATEMENTS_KEYWORD, Projection, ProjectionStore, Statement
 from rfr.application.projections.library_images import LibraryImages, LibraryImagesProjection
+from rfr.application.projections.probe_searches import ProbeSearches, ProbeSearchesProjection
 
 # Every projection the application keeps (ADR 0013).
-PROJECTIONS: tuple[Projection, ...] = (LibraryImagesProjection(),)
+PROJECTIONS: tuple[Projection, ...] = (LibraryImagesProjection(), ProbeSearchesProjection())
 
 A = TypeVar("A", bound=BaseAggregate[UUID])
 
@@ -56,6 +57,7 @@ class RfrApplication(Application[UUID]):
             raise TypeError(f"{type(self.recorder).__name__} keeps no projections (ADR 0013)")
         self.projections: tuple[Projection, ...] = PROJECTIONS
         self.library_images = LibraryImages(self.recorder)
+        self.probe_searches = ProbeSearches(self.recorder)
         if str(env.get("CREATE_TABLE", "yes")).lower() not in ("no", "n", "false", "0", "off"):
             # A store written before a projection (or another version of it) existed: built now.
             stale = self.recorder.install_projections(self.projections)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from uuid import UUID, uuid4
 
 import attrs
@@ -55,8 +55,28 @@ from rfr.domain.rules_probe import (
 )
 from rfr.domain.search_terms import SearchGround
 
-if TYPE_CHECKING:
-    from rfr.domain.search_request import SearchRequest
+
+class ProbeSearch(Protocol):
+    """What the probe's decisions know of one search request on it (U-01, R-02, R-03): the
+    request itself (``SearchRequest`` has these) or its row in the probe searches projection."""
+
+    @property
+    def id(self) -> Any: ...
+
+    @property
+    def probe_id(self) -> str: ...
+
+    @property
+    def last_searched_at(self) -> datetime | None: ...
+
+    @property
+    def searched_library_ids(self) -> tuple[str, ...]: ...
+
+    @property
+    def has_viable_match(self) -> bool: ...
+
+    @property
+    def has_viable_match_of_known_person(self) -> bool: ...
 
 
 @attrs.frozen
@@ -548,7 +568,7 @@ class ProbeImage(LegallyHoldable):
         self,
         actor: Actor,
         at: datetime,
-        searches: Sequence[SearchRequest],
+        searches: Sequence[ProbeSearch],
         grounds_still_applying: Sequence[SearchGround],
         rationale: str,
         *,
@@ -575,7 +595,7 @@ class ProbeImage(LegallyHoldable):
         self,
         actor: Actor,
         at: datetime,
-        searches: Sequence[SearchRequest],
+        searches: Sequence[ProbeSearch],
         grounds_still_applying: Sequence[SearchGround],
         rationale: str,
     ) -> None:
@@ -611,7 +631,7 @@ class ProbeImage(LegallyHoldable):
         self,
         actor: Actor,
         at: datetime,
-        searches: Sequence[SearchRequest],
+        searches: Sequence[ProbeSearch],
         rationale: str,
         *,
         config: PolicyConfig,
@@ -766,14 +786,14 @@ class ProbeImage(LegallyHoldable):
         """U-03: an entry past its review date is flagged."""
         return self.ucc is not None and self.ucc.removed_at is None and t > self.ucc.review_due
 
-    def deletion_due(self, config: PolicyConfig, searches: Sequence[SearchRequest] = ()) -> datetime | None:
+    def deletion_due(self, config: PolicyConfig, searches: Sequence[ProbeSearch] = ()) -> datetime | None:
         """R-02/R-03/U-04: when the probe must be gone, if it must; never while held (R-04)."""
         if self.legal_hold is not None:
             return None
         return self.deletion_due_ignoring_hold(config, searches)
 
     def deletion_due_ignoring_hold(
-        self, config: PolicyConfig, searches: Sequence[SearchRequest] = ()
+        self, config: PolicyConfig, searches: Sequence[ProbeSearch] = ()
     ) -> datetime | None:
         """``deletion_due`` without the hold, so what a hold keeps can be reported as held (R-04)."""
         if self.purged_at is not None:
@@ -806,10 +826,10 @@ class ProbeImage(LegallyHoldable):
         given = self.endorsements.get(EndorsementKind.UNDER_16)
         return Rank(given.rank) if given is not None and given.rank is not None else None
 
-    def _search_ids(self, searches: Sequence[SearchRequest]) -> list[str]:
+    def _search_ids(self, searches: Sequence[ProbeSearch]) -> list[str]:
         return [str(s.id) for s in searches if s.probe_id == str(self.id)]
 
-    def _ucc_eligible(self, searches: Sequence[SearchRequest], grounds: Sequence[SearchGround]) -> Decision:
+    def _ucc_eligible(self, searches: Sequence[ProbeSearch], grounds: Sequence[SearchGround]) -> Decision:
         """U-01 over every search of the probe, with the age safeguards a search would need (P-03,
         P-04 with its endorsement): the cache exists to search the probe again (6.2)."""
         mine = [s for s in searches if s.probe_id == str(self.id)]
@@ -855,7 +875,7 @@ class ProbeImage(LegallyHoldable):
         at: datetime,
         rationale: str,
         *,
-        searches: Sequence[SearchRequest],
+        searches: Sequence[ProbeSearch],
         grounds: Sequence[SearchGround],
         config: PolicyConfig,
     ) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import attrs
 
@@ -35,11 +34,8 @@ from rfr.domain.forms import LegalHold
 from rfr.domain.library_approval import ApprovalStatus, LibraryApproval
 from rfr.domain.people import Actor, Role
 from rfr.domain.policy_config import PolicyConfig
-from rfr.domain.probe_image import ProbeImage
+from rfr.domain.probe_image import ProbeImage, ProbeSearch
 from rfr.domain.reference_library import ReferenceLibrary
-
-if TYPE_CHECKING:
-    from rfr.domain.search_request import SearchRequest
 
 RETENTION_WORKER = Actor("rfr:retention-worker", {Role.ADMINISTRATOR})
 
@@ -123,7 +119,7 @@ def library_due(
     return LibraryDue("R-01", tuple(sorted(images.past_limit)), to_delete, library.legal_hold)
 
 
-def probe_rule(probe: ProbeImage, searches: Sequence[SearchRequest]) -> str:
+def probe_rule(probe: ProbeImage, searches: Sequence[ProbeSearch]) -> str:
     """Which rule deletes the probe: U-04 after a cache removal, R-02 after a viable match, else R-03."""
     if probe.ucc is not None and probe.ucc.removed_at is not None:
         return "U-04"
@@ -133,7 +129,7 @@ def probe_rule(probe: ProbeImage, searches: Sequence[SearchRequest]) -> str:
 
 def probe_due(
     probe: ProbeImage,
-    searches: Sequence[SearchRequest],
+    searches: Sequence[ProbeSearch],
     at: datetime,
     config: PolicyConfig,
     lead_time: timedelta = DEFAULT_LEAD_TIME,

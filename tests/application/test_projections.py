@@ -12,6 +12,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -28,6 +29,7 @@ from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.enrolment_batch import EnrolmentBatch
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.reference_library import LibraryImage, ReferenceLibrary
+from rfr.domain.search_request import SearchRequest
 from rfr.infrastructure.settings import Settings
 
 
@@ -163,13 +165,13 @@ def test_sqlite_a_store_without_projections_gets_them_on_first_start(tmp_path: P
     live = tables(world.app)
     # As a store written before projections existed: no tables, no positions.
     with sqlite3.connect(Settings(data_dir=tmp_path, persistence="sqlite").event_store_path) as db:
-        for table in [*LibraryImagesProjection.tables, "rfr_projections"]:
+        for table in [*(t for p in world.app.projections for t in p.tables), "rfr_projections"]:
             db.execute(f"DROP TABLE {table}")
     reopened = sqlite_app(tmp_path)
     assert tables(reopened) == live
     head = reopened.recorder.max_notification_id()
     assert reopened.recorder.projection_positions() == {
-        "library_images": (LibraryImagesProjection.version, head)
+        p.name: (p.version, head) for p in reopened.projections
     }
     assert reopened.library_images.totals(str(library_id), world.clock.now()).enrolled == 3
 
@@ -199,3 +201,29 @@ def test_rfr_projections_status_and_rebuild_on_a_file_store(tmp_path: Path) -> N
     )
     assert f"rebuilt library_images from {head} events" in rfr("rebuild", "library_images")
     assert tables(sqlite_app(tmp_path)) == live
+
+
+def test_a_probes_searches_are_projected_as_the_requests_hold_them(world: World) -> None:
+    request_id, probe_id, _ = world.searched()
+    request = world.app.get(request_id, SearchRequest)
+    candidate = request.candidates("rank")[0]
+    world.searches.adjudicate(
+        "analyst", request_id, candidate.candidate_id, True, "same person", identity_known=True
+    )
+    request = world.app.get(request_id, SearchRequest)
+    (projected,) = world.app.probe_searches.of(str(probe_id))
+    assert (projected.id, projected.probe_id, projected.last_searched_at) == (
+        str(request.id),
+        request.probe_id,
+        request.last_searched_at,
+    )
+    assert len(projected.searched_library_ids) == len(request.searched_library_ids) == 1
+    assert projected.has_viable_match is request.has_viable_match is True
+    assert projected.has_viable_match_of_known_person is request.has_viable_match_of_known_person is True
+    # The sweep sees the probe once its last search is old enough, and not before.
+    last = request.last_searched_at
+    assert world.app.probe_searches.maybe_due(last - timedelta(seconds=1), last) == []
+    assert world.app.probe_searches.maybe_due(last, last) == [str(probe_id)]
+    live = tables(world.app)
+    world.app.rebuild_projections(["probe_searches"])
+    assert tables(world.app) == live

@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import attrs
@@ -41,12 +40,13 @@ from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.enrolment_batch import ImageHolder
 from rfr.domain.forms import LegalHold
-from rfr.domain.governed import GovernedAggregate, stored_topics
+from rfr.domain.governed import GovernedAggregate
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.retention import deletion_deadline
 from rfr.domain.retention_sweep import (
     DEFAULT_LEAD_TIME,
     RETENTION_WORKER,
@@ -55,7 +55,6 @@ from rfr.domain.retention_sweep import (
     library_due,
     probe_due,
 )
-from rfr.domain.search_request import SearchRequest
 from rfr.domain.user import User
 
 DEFAULT_BATCH_SIZE = 200
@@ -199,10 +198,13 @@ class RetentionSweep(_ActsAsRetentionWorker):
                 self._sweep_library(library, approval, at, tally)
             except Exception as err:  # one library's trouble never stops the round
                 tally.fail("library", library_id, "R-01/L-12", err)
-        searches = _searches_by_probe(self.app)
-        for probe_id in self._live_probe_ids():
+        # Only the probes whose deletion can be due by the lead time, through the projection's
+        # indexes: a round costs what is (nearly) due, not every probe ever submitted.
+        horizon = at + self.lead_time
+        searched_before = horizon - (deletion_deadline(at, config) - at)
+        for probe_id in self.app.probe_searches.maybe_due(searched_before, horizon):
             try:
-                self._sweep_probe(probe_id, searches.get(str(probe_id), []), at, config, tally)
+                self._sweep_probe(UUID(probe_id), at, config, tally)
             except Exception as err:  # one probe's trouble never stops the round
                 tally.fail("probe", probe_id, "R-02/R-03/U-04", err)
         return tally.summary(at)
@@ -276,20 +278,9 @@ class RetentionSweep(_ActsAsRetentionWorker):
 
     # -- probes ------------------------------------------------------------------------------
 
-    def _live_probe_ids(self) -> list[UUID]:
-        purged = set(_all_ids(self.app, ProbeImage.Purged))
-        return [i for i in _all_ids(self.app, ProbeImage.Submitted) if i not in purged]
-
-    def _sweep_probe(
-        self,
-        probe_id: UUID,
-        request_ids: Sequence[UUID],
-        at: datetime,
-        config: PolicyConfig,
-        tally: _Tally,
-    ) -> None:
+    def _sweep_probe(self, probe_id: UUID, at: datetime, config: PolicyConfig, tally: _Tally) -> None:
         probe = self.load(probe_id, ProbeImage)
-        searches = [self.load(r, SearchRequest) for r in request_ids]
+        searches = self.app.probe_searches.of(str(probe_id))
         due = probe_due(probe, searches, at, config, self.lead_time)
         if due is None:
             return
@@ -342,22 +333,6 @@ def _all_ids(app: RfrApplication, event: type[Aggregate.Event]) -> list[UUID]:
         if next_after is None:
             return list(dict.fromkeys(ids))
         after = next_after
-
-
-def _searches_by_probe(app: RfrApplication) -> dict[str, list[UUID]]:
-    """Search request ids per probe id, from one pass over the "opened" events."""
-    found: dict[str, list[UUID]] = {}
-    after = 0
-    while True:
-        notifications = app.recorder.select_notifications(
-            start=after, limit=MAX_PAGE, topics=stored_topics(SearchRequest.Opened), inclusive_of_start=False
-        )
-        for n in notifications:
-            event: Any = app.mapper.to_domain_event(n)
-            found.setdefault(event.probe_id, []).append(event.originator_id)
-        if len(notifications) < MAX_PAGE:
-            return found
-        after = notifications[-1].id
 
 
 def _describe(error: BaseException) -> str:

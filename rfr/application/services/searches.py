@@ -15,11 +15,9 @@ from uuid import UUID, uuid4
 
 import attrs
 
-from rfr.application.app import RfrApplication
 from rfr.application.services.base import Act, Need, Page, UseCase, list_ids
 from rfr.domain.codec import to_data
 from rfr.domain.forms import Dissemination
-from rfr.domain.governed import stored_topics
 from rfr.domain.images import ImageLevel
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import OPERATIONAL_ROLES, Role
@@ -42,31 +40,6 @@ class LibrarySelection:
     library_id: str
     relevance: str
     raised_level: ImageLevel | None = None
-
-
-def requests_for_probe(app: RfrApplication, probe_id: UUID | str) -> list[SearchRequest]:
-    """Every search request opened on a probe, found by reading the "opened" events.
-
-    A linear scan of request openings: fine for a force's volume; a projection keyed by
-    probe would replace it if that ever grows large.
-    """
-    wanted = str(probe_id)
-    found: list[SearchRequest] = []
-    after = 0
-    while True:
-        notifications = app.recorder.select_notifications(
-            start=after,
-            limit=500,
-            topics=stored_topics(SearchRequest.Opened),
-            inclusive_of_start=False,
-        )
-        for n in notifications:
-            event = app.mapper.to_domain_event(n)
-            if isinstance(event, SearchRequest.Opened) and event.probe_id == wanted:
-                found.append(app.get(event.originator_id, SearchRequest))
-        if len(notifications) < 500:
-            return found
-        after = notifications[-1].id
 
 
 @attrs.frozen

@@ -19,7 +19,6 @@ from uuid import UUID
 import attrs
 
 from rfr.application.services.base import Need, Page, UseCase, list_ids
-from rfr.application.services.searches import requests_for_probe
 from rfr.domain.forms import ReviewOutcome
 from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.probe_image import ProbeImage, UccRequest
@@ -146,7 +145,7 @@ class UccEntries(UseCase):
         """U-01: no useful viable match in any search of the probe, a ground still applies."""
         grounds = tuple(grounds_still_applying)
         probe = self.load(probe_id, ProbeImage)
-        searches = requests_for_probe(self.app, probe.id)
+        searches = self.app.probe_searches.of(str(probe.id))
         self._act(
             acting_user,
             "add to unresolved crime cache",
@@ -165,7 +164,7 @@ class UccEntries(UseCase):
         """U-01: the probe's requester asks for its addition; U-01 is checked now and on approval."""
         grounds = tuple(grounds_still_applying)
         probe = self.load(probe_id, ProbeImage)
-        searches = requests_for_probe(self.app, probe.id)
+        searches = self.app.probe_searches.of(str(probe.id))
         self._act(
             acting_user,
             "request addition to unresolved crime cache",
@@ -177,7 +176,7 @@ class UccEntries(UseCase):
     def approve_addition(self, acting_user: str, probe_id: UUID | str, rationale: str) -> UccRequestView:
         """P-08: an Inspector or above, not the requester (P-12); the probe enters the cache."""
         probe = self.load(probe_id, ProbeImage)
-        searches = requests_for_probe(self.app, probe.id)
+        searches = self.app.probe_searches.of(str(probe.id))
         self._act(
             acting_user,
             "approve addition to unresolved crime cache",

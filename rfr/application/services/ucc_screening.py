@@ -33,7 +33,6 @@ from rfr.application.ports import Clock, StoredTemplate
 from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import Biometrics, distances
 from rfr.domain.decisions import PolicyRefusal
-from rfr.domain.governed import stored_topics
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import OPERATIONAL_ROLES
 from rfr.domain.probe_image import ProbeImage
@@ -42,7 +41,6 @@ from rfr.domain.rules_search import within_access
 from rfr.domain.search_request import SearchRequest
 from rfr.domain.ucc_matches import QueuedMatch, UccMatchQueue, may_queue
 
-_PAGE = 500
 UCC_MATCH_READERS = Need(OPERATIONAL_ROLES)
 
 
@@ -159,18 +157,7 @@ class UccScreening(UseCase):
 
     def ucc_probes(self) -> list[ProbeImage]:
         """Probes in the Unresolved Crime Cache now (added, not removed, not purged)."""
-        topics = stored_topics(ProbeImage.AddedToUcc)
-        ids: dict[UUID, None] = {}
-        start = 0
-        while True:
-            page = self.app.recorder.select_notifications(
-                start=start, limit=_PAGE, topics=topics, inclusive_of_start=False
-            )
-            ids.update((UUID(str(n.originator_id)), None) for n in page)
-            if len(page) < _PAGE:
-                break
-            start = page[-1].id
-        probes = [self.app.get(i, ProbeImage) for i in ids]
+        probes = [self.app.get(UUID(i), ProbeImage) for i in self.app.probe_searches.in_ucc()]
         return [p for p in probes if p.purged_at is None and p.ucc is not None and p.ucc.removed_at is None]
 
     def _relevant_libraries(self, probe: ProbeImage) -> set[str]:
