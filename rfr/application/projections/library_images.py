@@ -15,7 +15,7 @@ Tables:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -268,13 +268,13 @@ class LibraryImages:
         return {h: i for h, i in rows}
 
     def images(self, image_ids: Collection[str]) -> dict[str, ImageRow]:
-        if not image_ids:
-            return {}
-        ids = tuple(image_ids)
-        rows = self._store.query(
-            f"SELECT {_COLUMNS} FROM {IMAGES} WHERE image_id IN ({placeholders(len(ids))})", ids
-        )
-        return {r[0]: ImageRow.of(r) for r in rows}
+        found: dict[str, ImageRow] = {}
+        for ids in _chunks(image_ids):
+            rows = self._store.query(
+                f"SELECT {_COLUMNS} FROM {IMAGES} WHERE image_id IN ({placeholders(len(ids))})", ids
+            )
+            found.update((r[0], ImageRow.of(r)) for r in rows)
+        return found
 
     def image(self, library_id: str, image_id: str) -> ImageRow | None:
         found = self.images([image_id]).get(image_id)
@@ -289,17 +289,15 @@ class LibraryImages:
 
     def templates_of(self, image_ids: Collection[str]) -> dict[str, dict[str, str]]:
         """image id -> {algorithm id: template id}, for the images given that have templates."""
-        if not image_ids:
-            return {}
-        ids = tuple(image_ids)
-        rows = self._store.query(
-            f"SELECT image_id, algorithm_id, template_id FROM {TEMPLATES} "
-            f"WHERE image_id IN ({placeholders(len(ids))})",
-            ids,
-        )
         found: dict[str, dict[str, str]] = {}
-        for image_id, algorithm_id, template_id in rows:
-            found.setdefault(image_id, {})[algorithm_id] = template_id
+        for ids in _chunks(image_ids):
+            rows = self._store.query(
+                f"SELECT image_id, algorithm_id, template_id FROM {TEMPLATES} "
+                f"WHERE image_id IN ({placeholders(len(ids))})",
+                ids,
+            )
+            for image_id, algorithm_id, template_id in rows:
+                found.setdefault(image_id, {})[algorithm_id] = template_id
         return found
 
     def searchable_templates(
@@ -386,6 +384,17 @@ class LibraryImages:
         searchable = live - overdue
         complete = tuple(a for a, n in templated.items() if searchable > 0 and n >= live)
         return LibraryTotals(enrolled, searchable, tuple(sorted(templated)), complete)
+
+
+# Values bound in one IN (...): well under SQLite's limit of 32,766 variables per statement.
+_IN_LIST = 500
+
+
+def _chunks(values: Collection[str]) -> Iterator[tuple[str, ...]]:
+    """``values`` in tuples of at most ``_IN_LIST``, for one query each (a sweep may name many)."""
+    listed = tuple(values)
+    for start in range(0, len(listed), _IN_LIST):
+        yield listed[start : start + _IN_LIST]
 
 
 def _moment(text: str | None) -> datetime | None:
