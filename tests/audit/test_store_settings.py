@@ -209,3 +209,21 @@ def test_the_head_read_for_publishing_is_on_disk(
     head = sqlite_app.recorder.chain_head()
     assert head is not None and head.count == 1
     assert f"{data_dir / 'events.sqlite3'}-wal" in flushed
+
+
+def test_the_health_check_reads_the_head_without_flushing_to_disk(
+    data_dir: Path, sqlite_app: RfrApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Anyone may call /health: it must not let them make the server fsync at will.
+    from litestar.testing import TestClient
+
+    from rfr.entrypoints.http.app import create_app
+    from rfr.infrastructure.settings import Settings
+
+    sqlite_app.save(Case("C-1", "Smith", "DS"))
+    with TestClient(create_app(Settings(data_dir, persistence="sqlite"))) as client:
+        flushed: list[int] = []
+        monkeypatch.setattr(os, "fsync", flushed.append)
+        for _ in range(3):
+            assert client.get("/health").status_code == 200
+        assert flushed == []

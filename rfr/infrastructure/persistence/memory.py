@@ -90,7 +90,7 @@ class ChainedPOPOApplicationRecorder(popo.POPOApplicationRecorder):
         with self._database_lock:
             return [tuple(r) for r in self._tables.execute(sql, tuple(params)).fetchall()]
 
-    def chain_head(self) -> ChainHead | None:
+    def chain_head(self, *, durable: bool = True) -> ChainHead | None:
         with self._database_lock:
             return self._head
 

@@ -166,12 +166,17 @@ class ChainedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
         projection_tables.apply(c, kwargs.get(STATEMENTS_KEYWORD, ()), position)
         return notification_ids
 
-    def chain_head(self) -> ChainHead | None:
-        """The head, with every commit it counts on disk: a head gets published as an anchor."""
+    def chain_head(self, *, durable: bool = True) -> ChainHead | None:
+        """The head, with every commit it counts on disk: a head gets published as an anchor.
+
+        ``durable=False`` skips the flush, for a caller that only asks whether the store reads
+        (the public health check must not let anyone make the server fsync at will).
+        """
         with self.datastore.transaction(commit=False) as c:
             c.execute(f"SELECT count, hash FROM {HEAD_TABLE} WHERE id = 1")
             found = c.fetchone()
-        self._flush_to_disk()
+        if durable:
+            self._flush_to_disk()
         return None if found is None else ChainHead(count=found["count"], hash=found["hash"])
 
     def _flush_to_disk(self) -> None:
