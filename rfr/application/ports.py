@@ -188,6 +188,15 @@ class StoredRecordInfo:
     dimension: int | None = None
 
 
+@attrs.frozen
+class WrittenRecord:
+    """A record as the store lists what was written: ``position`` grows with each write, in the
+    order writes were committed, and is never reused."""
+
+    position: int
+    info: StoredRecordInfo
+
+
 @attrs.frozen(eq=False)
 class StoredTemplate:
     """A template read back from the store, with the algorithm that made it (T-01)."""
@@ -206,6 +215,13 @@ class BiometricStore(Protocol):
     content hash. ``get`` of an unknown or erased id raises ``RecordNotFound``. ``erase``
     is irrecoverable (R-05): the record's key and bytes are destroyed; it returns False when
     there was nothing to erase, so erasure can be retried safely.
+
+    What was written, for the reconciliation of records that no event names (ADR 0015):
+    ``written_after`` lists the records written after a position, in the order written, up to
+    the first written less than ``older_than`` seconds ago; ``reconciled_position`` and
+    ``record_reconciled`` keep how far they were reconciled, never going back;
+    ``sweep_orphans`` removes stored bytes that no record names (a write cut short), looking
+    only at those written at least ``older_than`` seconds ago.
     """
 
     def put(
@@ -232,6 +248,14 @@ class BiometricStore(Protocol):
     def records(self, owner: str, kind: RecordKind | None = None) -> list[StoredRecordInfo]: ...
 
     def erase(self, record_id: str) -> bool: ...
+
+    def written_after(self, position: int, *, older_than: float, limit: int) -> list[WrittenRecord]: ...
+
+    def reconciled_position(self) -> int: ...
+
+    def record_reconciled(self, position: int) -> None: ...
+
+    def sweep_orphans(self, *, older_than: float = 0.0) -> int: ...
 
 
 @runtime_checkable

@@ -19,6 +19,14 @@ is the step the guarantee rests on.
 
 Writes put the file first and the row second, so a crash can leave an orphan file (never
 readable: no key) but never a row without its bytes.
+
+Every row also carries its *position*, from a counter kept in ``biometric_positions`` and
+advanced in the row's own transaction (so positions follow commit order and are never reused,
+even after the newest row is erased), and the time it was written. ``written_after`` lists
+rows by position, so a caller that remembers how far it has looked (``reconciled_position``,
+``record_reconciled``) reads only what was written since: the reconciliation of records that
+no event names (ADR 0015). A store written before positions existed gets them, in row order,
+when it is next opened.
 """
 
 from __future__ import annotations
@@ -28,6 +36,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,7 +46,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from rfr.adapters.biometric_store.master_key import NONCE_BYTES, MasterKey
 from rfr.application.errors import DuplicateRecord, RecordNotFound, RecordUnreadable
-from rfr.application.ports import RecordKind, StoredRecordInfo, StoredTemplate
+from rfr.application.ports import RecordKind, StoredRecordInfo, StoredTemplate, WrittenRecord
 
 FILE_MAGIC = b"RFRB1"
 _RECORD_CONTEXT = b"rfr-record/1:"
@@ -55,10 +64,19 @@ CREATE TABLE IF NOT EXISTS biometric_records (
     dimension INTEGER,
     blob_name TEXT NOT NULL UNIQUE,
     master_key_id TEXT NOT NULL,
-    wrapped_key BLOB NOT NULL
+    wrapped_key BLOB NOT NULL,
+    position INTEGER,
+    written_at REAL
 );
 CREATE INDEX IF NOT EXISTS biometric_records_by_owner ON biometric_records (owner, kind);
+CREATE TABLE IF NOT EXISTS biometric_positions (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO biometric_positions VALUES ('written', 0), ('reconciled', 0);
 """
+# Columns added after the first release, each with its type: added to an older table on open.
+_ADDED_COLUMNS = (("position", "INTEGER"), ("written_at", "REAL"))
+_BY_POSITION = (
+    "CREATE UNIQUE INDEX IF NOT EXISTS biometric_records_by_position ON biometric_records (position)"
+)
 
 _INFO_COLUMNS = "record_id, kind, owner, content_hash, size, algorithm_id, dimension"
 
@@ -100,6 +118,7 @@ class EncryptedFileStore:
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._number_rows()
 
     @classmethod
     def in_data_dir(cls, data_dir: Path) -> EncryptedFileStore:
@@ -125,6 +144,30 @@ class EncryptedFileStore:
 
     def _path(self, blob_name: str) -> Path:
         return self._blobs / blob_name[:2] / blob_name
+
+    def _number_rows(self) -> None:
+        """Adds the position columns to a table written before them, and numbers its rows."""
+        with self._transaction() as cursor:
+            columns = {row[1] for row in cursor.execute("PRAGMA table_info(biometric_records)")}
+            for name, kind in _ADDED_COLUMNS:
+                if name not in columns:
+                    cursor.execute(f"ALTER TABLE biometric_records ADD COLUMN {name} {kind}")
+            cursor.execute(_BY_POSITION)
+            unnumbered = cursor.execute(
+                "SELECT rowid FROM biometric_records WHERE position IS NULL ORDER BY rowid"
+            ).fetchall()
+            if not unnumbered:
+                return
+            (last,) = cursor.execute(
+                "SELECT value FROM biometric_positions WHERE name = 'written'"
+            ).fetchone()
+            cursor.executemany(
+                "UPDATE biometric_records SET position = ? WHERE rowid = ?",
+                [(last + n, rowid) for n, (rowid,) in enumerate(unnumbered, start=1)],
+            )
+            cursor.execute(
+                "UPDATE biometric_positions SET value = ? WHERE name = 'written'", (last + len(unnumbered),)
+            )
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -155,8 +198,13 @@ class EncryptedFileStore:
         _write_new_file(path, FILE_MAGIC + nonce + sealed)
         try:
             with self._transaction() as cursor:
+                (position,) = cursor.execute(
+                    "UPDATE biometric_positions SET value = value + 1 WHERE name = 'written' RETURNING value"
+                ).fetchone()
                 cursor.execute(
-                    "INSERT INTO biometric_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO biometric_records (record_id, kind, owner, content_hash, size, "
+                    "algorithm_id, dimension, blob_name, master_key_id, wrapped_key, position, written_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record_id,
                         kind.value,
@@ -168,6 +216,8 @@ class EncryptedFileStore:
                         blob_name,
                         self._master.key_id,
                         wrapped,
+                        position,
+                        time.time(),
                     ),
                 )
         except sqlite3.IntegrityError:
@@ -225,6 +275,44 @@ class EncryptedFileStore:
             rows = self._db.execute(query + " ORDER BY record_id", params).fetchall()
         return [_info(r) for r in rows]
 
+    def written_after(self, position: int, *, older_than: float, limit: int) -> list[WrittenRecord]:
+        """The records written after ``position``, in the order written, at most ``limit``, up to
+        (not including) the first written less than ``older_than`` seconds ago by this host's clock.
+
+        A record numbered when positions were added to an older store counts as long written.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT position, written_at, {_INFO_COLUMNS} FROM biometric_records "
+                "WHERE position > ? ORDER BY position LIMIT ?",
+                (position, limit),
+            ).fetchall()
+        settled_before = time.time() - older_than
+        found: list[WrittenRecord] = []
+        for row in rows:
+            written_at = row[1]
+            if written_at is not None and written_at > settled_before:
+                break
+            found.append(WrittenRecord(row[0], _info(row[2:])))
+        return found
+
+    def reconciled_position(self) -> int:
+        """How far ``record_reconciled`` says the records were reconciled (0: not at all)."""
+        with self._lock:
+            (value,) = self._db.execute(
+                "SELECT value FROM biometric_positions WHERE name = 'reconciled'"
+            ).fetchone()
+        return int(value)
+
+    def record_reconciled(self, position: int) -> None:
+        """Every record up to ``position`` was reconciled; a lower position than known changes nothing."""
+        with self._transaction() as cursor:
+            cursor.execute(
+                "UPDATE biometric_positions SET value = max(value, ?) WHERE name = 'reconciled'", (position,)
+            )
+
     def get(self, record_id: str) -> bytes:
         return self._read(record_id)[1]
 
@@ -275,13 +363,33 @@ class EncryptedFileStore:
         _shred(self._path(row[0]))
         return True
 
-    def sweep_orphans(self) -> int:
-        """Remove files that no key row names (left by a crash); returns how many."""
+    def sweep_orphans(self, *, older_than: float = 0.0) -> int:
+        """Remove files that no key row names (left by a crash); returns how many.
+
+        Only files last written at least ``older_than`` seconds ago are looked at: a ``put``
+        writes its file before its row, so with writers running, ``older_than`` must exceed the
+        longest ``put`` (``SQLITE_TIMEOUT_S`` waiting for the lock, and more). A ``.tmp`` file is
+        a write that never finished and is removed only when ``older_than`` is given. The rows
+        are read after the files are listed, so a row committed meanwhile keeps its file.
+        """
+        settled_before = time.time() - older_than
+        candidates: list[Path] = []
+        for path in self._blobs.glob("*/*"):
+            if path.name.endswith(".tmp") and older_than <= 0:
+                continue
+            try:
+                if not path.is_file() or path.stat().st_mtime > settled_before:
+                    continue
+            except FileNotFoundError:
+                continue
+            candidates.append(path)
+        if not candidates:
+            return 0
         with self._lock:
             known = {name for (name,) in self._db.execute("SELECT blob_name FROM biometric_records")}
         removed = 0
-        for path in self._blobs.glob("*/*"):
-            if path.is_file() and path.name not in known and not path.name.endswith(".tmp"):
+        for path in candidates:
+            if path.name not in known:
                 _shred(path)
                 removed += 1
         return removed
