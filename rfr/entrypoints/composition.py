@@ -30,7 +30,7 @@ from rfr.adapters.report_delivery.files import FileReportSink
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
 from rfr.application.heavy_work import HeavyWork, HeavyWorkLimits
-from rfr.application.ports import Clock
+from rfr.application.ports import BiometricStore, Clock
 from rfr.application.services.access import DEFAULT_BEARER_TTL, AccessService, AuditService
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import DEFAULT_TOP_K, Biometrics
@@ -43,6 +43,7 @@ from rfr.application.services.library_approvals import LibraryApprovals
 from rfr.application.services.offences import OffenceCodes
 from rfr.application.services.policy import PolicySettingsService
 from rfr.application.services.probes import Probes
+from rfr.application.services.reconciliation import DEFAULT_GRACE, BiometricReconciliation
 from rfr.application.services.retention import RetentionSweep
 from rfr.application.services.search_execution import SearchExecution
 from rfr.application.services.searches import SearchRequests
@@ -120,6 +121,10 @@ class BiometricOptions:
     | RFR_HEAVY_QUEUE | 8 | image requests that may wait for a worker; beyond that 503 |
     | RFR_HEAVY_PER_USER | 2 | image requests one user may have running or waiting; beyond that 503 |
     | RFR_HEAVY_MAX_WAIT_SECONDS | 30 | longest wait for a worker before 503 |
+    | RFR_ORPHAN_GRACE_SECONDS | 3600 | a biometric record no event names is erased once this old |
+
+    The grace period must exceed what any command takes from its first biometric write to the
+    end of its save, lock waits included (ADR 0015).
 
     The folder bulk enrolment may read is ``Settings.import_root`` (RFR_IMPORT_ROOT).
     """
@@ -127,6 +132,7 @@ class BiometricOptions:
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
     top_k: int = DEFAULT_SEARCH_TOP_K
     heavy: HeavyWorkLimits = attrs.field(factory=HeavyWorkLimits)
+    orphan_grace_s: int = int(DEFAULT_GRACE.total_seconds())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> BiometricOptions:
@@ -139,6 +145,9 @@ class BiometricOptions:
                 queue=positive_int_from_env(env, "RFR_HEAVY_QUEUE", _HEAVY.queue),
                 per_user=positive_int_from_env(env, "RFR_HEAVY_PER_USER", _HEAVY.per_user),
                 max_wait=positive_int_from_env(env, "RFR_HEAVY_MAX_WAIT_SECONDS", 30),
+            ),
+            orphan_grace_s=positive_int_from_env(
+                env, "RFR_ORPHAN_GRACE_SECONDS", int(DEFAULT_GRACE.total_seconds())
             ),
         )
 
@@ -230,6 +239,7 @@ class Services:
         self.biometric_options = biometric_options
         self._build_biometrics = biometrics
         self._biometrics: Biometrics | None = None
+        self._store: BiometricStore | None = None
         self._lock = threading.Lock()
 
     # -- lifetime ----------------------------------------------------------------------------
@@ -267,6 +277,19 @@ class Services:
     def open_biometrics(self) -> Biometrics:
         """``biometrics`` as a callable, for a use case that opens them only when it must."""
         return self.biometrics
+
+    def biometric_store(self) -> BiometricStore:
+        """The biometric store alone, without the models: that of ``biometrics`` when they are
+        built (or a factory was passed in), else the embedded encrypted store, opened once and
+        kept (a second connection to the same files, which the store allows)."""
+        if self._store is None and (self._biometrics is not None or self._build_biometrics is not None):
+            return self.biometrics.store
+        with self._lock:
+            if self._store is None:
+                from rfr.adapters.biometric_store.encrypted_files import EncryptedFileStore
+
+                self._store = EncryptedFileStore.in_data_dir(self.settings.data_dir)
+            return self._store
 
     # -- use cases -----------------------------------------------------------------------------
 
@@ -354,3 +377,16 @@ class Services:
     def retention_sweep(self) -> RetentionSweep:
         """One round of scheduled deletion (the worker); opens the biometrics only to erase."""
         return RetentionSweep(self.app, self.clock, self.open_biometrics)
+
+    @property
+    def reconciliation(self) -> BiometricReconciliation:
+        """Erases biometric records no event names (the worker, ADR 0015); opens the store, and
+        the biometrics only to take an erased template out of an index."""
+        options = self.biometric_options or BiometricOptions.from_env()
+        return BiometricReconciliation(
+            self.app,
+            self.clock,
+            self.biometric_store,
+            self.open_biometrics,
+            grace=timedelta(seconds=options.orphan_grace_s),
+        )

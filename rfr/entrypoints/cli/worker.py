@@ -1,5 +1,6 @@
 """`rfr worker [--once]`: the background worker. Each round delivers scheduled usage reports
-(A-04), then runs the retention sweep (R-01..R-04, L-12, U-04).
+(A-04), runs the retention sweep (R-01..R-04, L-12, U-04), then erases the biometric records
+that no event names (ADR 0015).
 
 Reports: every period of every active report schedule that has ended and not been delivered
 is written to ``$RFR_DATA_DIR/reports/<schedule id>/<period>.json`` and a ``ReportDelivered``
@@ -11,6 +12,12 @@ probes under R-02, R-03 and U-04) with a ``Purged`` event for each, in the name 
 ``rfr:retention-worker``. A line is printed for what was deleted, for each failure (tried
 again next round) and for what a legal hold keeps (again only when that changes). The models
 and indexes are opened only when something must be erased.
+
+Reconciliation: ``BiometricReconciliation`` checks the biometric records written since the last
+round and at least ``RFR_ORPHAN_GRACE_SECONDS`` ago (default an hour) against the events, and
+erases those no event names (left by a process killed inside a command's write window); the
+first round of a worker also removes stored files no record names (the next round, if that
+failed). A line is printed when it erased anything, and for each failure (tried again next round).
 
 Without ``--once`` a round runs every ``--interval`` seconds until SIGINT or SIGTERM.
 
@@ -30,6 +37,7 @@ from types import FrameType
 
 from eventsourcing.persistence import PersistenceError
 
+from rfr.application.services.reconciliation import ReconciliationSummary
 from rfr.application.services.retention import IMAGE_RULES, HeldItem, RetentionSummary
 from rfr.application.services.usage_reports import DeliveryOutcome
 from rfr.entrypoints.composition import BiometricOptions, Services
@@ -45,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Each round delivers due scheduled usage reports (A-04) and runs the retention "
         "sweep: lapsed approvals recorded as expired, library images past their limit taken out of "
         "searching and deleted (R-01), libraries of ended approvals deleted (L-12), probes deleted "
-        "when due (R-02, R-03, U-04), legal holds respected and reported (R-04).",
+        "when due (R-02, R-03, U-04), legal holds respected and reported (R-04). Then biometric "
+        "records that no event names (left by a killed process) are erased once "
+        "RFR_ORPHAN_GRACE_SECONDS old.",
     )
     worker.add_argument("--once", action="store_true", help="run one round (reports and retention) and exit")
     worker.add_argument(
@@ -68,6 +78,12 @@ def run_retention_round(services: Services) -> RetentionSummary:
     return services.retention_sweep.run()
 
 
+def run_reconciliation_round(services: Services, *, first: bool = False) -> ReconciliationSummary:
+    """One reconciliation: the records written since the last one that no event names are
+    erased; the ``first`` round of a worker also removes stored files no record names."""
+    return services.reconciliation.run(sweep_files=first)
+
+
 def _worker(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         print("rfr worker: --interval must be positive", file=sys.stderr)
@@ -82,6 +98,7 @@ def _worker(args: argparse.Namespace) -> int:
     if not args.once:
         _stop_on_signals(stop)
     held: tuple[HeldItem, ...] = ()
+    first = True
     try:
         # The biometrics are opened once, on the first erasure: a worker with nothing to delete
         # loads no model.
@@ -92,6 +109,9 @@ def _worker(args: argparse.Namespace) -> int:
                 summary = run_retention_round(services)
                 _report_retention(summary, show_held=summary.held != held)
                 held = summary.held
+                reconciled = run_reconciliation_round(services, first=first)
+                _report_reconciliation(reconciled)
+                first = first and not reconciled.swept
                 if args.once or stop.wait(args.interval):
                     return 0
     except PersistenceError as e:
@@ -140,6 +160,31 @@ def _report_retention(summary: RetentionSummary, *, show_held: bool) -> None:
                 f"legal hold (R-04, {h.hold_kind}: {h.hold_reason})",
                 flush=True,
             )
+
+
+# A record kind's noun, singular and plural.
+_RECORD_NOUNS = {
+    "image": ("image", "images"),
+    "analysis": ("face analysis", "face analyses"),
+    "subject": ("subject reference", "subject references"),
+    "template": ("template", "templates"),
+}
+
+
+def _report_reconciliation(summary: ReconciliationSummary) -> None:
+    if summary.erased_total:
+        counts = ", ".join(f"{n} {_RECORD_NOUNS[kind][n != 1]}" for kind, n in summary.erased.items())
+        print(
+            f"reconciliation: erased {counts} that no event names "
+            f"({summary.checked} records written since the last round checked)",
+            flush=True,
+        )
+    if summary.files_removed:
+        print(
+            f"reconciliation: removed {summary.files_removed} stored files that no record names", flush=True
+        )
+    for failure in summary.failed:
+        print(f"reconciliation: FAILED {failure}, tried again next round", flush=True)
 
 
 def _unit(rule_id: str, n: int) -> str:
