@@ -57,6 +57,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--images", type=int, default=12, help="how many 640 px photos to time")
+    parser.add_argument("--scale-sizes", default="10000,100000",
+                        help="library sizes of bench/scale.py (rfr bench scale); add 1000000 for a million")
     args = parser.parse_args()
 
     from rfr.entrypoints.composition import build_face_engine
@@ -154,12 +156,21 @@ def main() -> int:
         lines.append(f"| {stage} | {unit} | {ours:.1f} | {note} | {theirs_s} | {speed} |")
     text = "\n".join(lines) + "\n"
     print(text)
-    # The audit trail's append and verify rates (issue 9): their own script, same output file.
+    # The audit trail's append and verify rates, and one library at scale (issue 9): their own
+    # scripts, same output file; the scale section reuses the audit measures.
+    import scale
     from audit_throughput import markdown_section, measure
 
-    audit = markdown_section(measure())
+    audited = measure()
+    audit = markdown_section(audited)
     print(audit)
-    args.out.write_text(text + _TARGETS + "\n" + audit, encoding="utf-8")
+    sizes = [int(n) for n in args.scale_sizes.split(",")]
+    command = f"python bench/run_all.py --scale-sizes {args.scale_sizes}"
+    scaled = scale.markdown_section(
+        scale.measure(sizes, audit=audited, command=command, log=lambda m: print(m, flush=True))
+    )
+    print(scaled)
+    args.out.write_text(text + _TARGETS + "\n" + audit + "\n" + scaled, encoding="utf-8")
     return 0
 
 

@@ -43,6 +43,7 @@ import math
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -870,6 +871,7 @@ def measure(
             "faiss": _faiss_version(),
             "usearch": _usearch_version(),
             "seconds": round(time.perf_counter() - began, 1),
+            "commit": source_commit(),
             "work_dir": str(work_dir or tempfile.gettempdir()),
         },
         "engine": {
@@ -904,6 +906,22 @@ def measure(
         },
         "targets": TARGETS,
     }
+
+
+def source_commit() -> str | None:
+    """The checkout's commit, marked ``+ uncommitted changes`` if the code measured differs from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True, timeout=30
+        ).stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "rfr", "bench")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + (" + uncommitted changes" if dirty else "")
 
 
 def _faiss_version() -> str | None:
@@ -1048,7 +1066,8 @@ def markdown_section(result: dict[str, Any]) -> str:
         "",
         f"- Run: {run['at']}, {run['machine']}, {run['cores']} cores{load}, Python {run['python']}, "
         f"numpy {run['numpy']}, usearch {run['usearch']}, faiss {run['faiss'] or 'not installed'}; "
-        f"{run['seconds']:,.0f} s in all, work folder {run['work_dir']}",
+        f"{run['seconds']:,.0f} s in all, work folder {run['work_dir']}, "
+        f"commit {run.get('commit') or 'unknown'}",
         f"- Engine: `{result['engine']['algorithm_id']}` ({result['engine']['dimension']}-d, "
         f"{result['engine']['metric']}, threshold {result['engine']['threshold']})",
         f"- Real photos: {real['photos']} single-face photos of {real['identities']} identities; the "
