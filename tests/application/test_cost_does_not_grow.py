@@ -31,21 +31,27 @@ from rfr.domain.reference_library import ReferenceLibrary
 
 @contextmanager
 def events_read(world: World) -> Iterator[list[int]]:
-    """Counts the stored events the application reads while the block runs."""
+    """Counts the stored events the application reads while the block runs (aggregates loaded
+    and notifications read, e.g. by the index catching up)."""
     recorder = world.app.recorder
-    select = recorder.select_events
+    originals = {name: getattr(recorder, name) for name in ("select_events", "select_notifications")}
     count = [0]
 
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        found = select(*args, **kwargs)
-        count[0] += len(found)
-        return found
+    def counting(select: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            found = select(*args, **kwargs)
+            count[0] += len(found)
+            return found
 
-    recorder.select_events = counted  # type: ignore[method-assign]
+        return counted
+
+    for name, select in originals.items():
+        setattr(recorder, name, counting(select))
     try:
         yield count
     finally:
-        recorder.select_events = select  # type: ignore[method-assign]
+        for name, select in originals.items():
+            setattr(recorder, name, select)
 
 
 def library_of(world: World, images: int) -> str:
@@ -75,6 +81,8 @@ def library_of(world: World, images: int) -> str:
             batch.record_templates(lead, at, bio.algorithm_id, templates)
             world.app.save(batch)
             index.add(list(templates.values()), vectors)
+        # As a serving process leaves it: caught up with the log (index_catch_up).
+        index.position = world.app.recorder.max_notification_id()
     return str(library_id)
 
 

@@ -300,6 +300,18 @@ class LibraryImages:
                 found.setdefault(image_id, {})[algorithm_id] = template_id
         return found
 
+    def templates_in(self, library_id: str, algorithm_id: str, template_ids: Collection[str]) -> set[str]:
+        """Of ``template_ids``, those of the library and algorithm whose image is not purged."""
+        found: set[str] = set()
+        for ids in _chunks(template_ids):
+            rows = self._store.query(
+                f"SELECT template_id FROM {TEMPLATES} WHERE template_id IN ({placeholders(len(ids))}) "
+                "AND library_id = ? AND algorithm_id = ?",
+                (*ids, library_id, algorithm_id),
+            )
+            found.update(r[0] for r in rows)
+        return found
+
     def searchable_templates(
         self, library_id: str, algorithm_id: str, template_ids: Collection[str], at: datetime
     ) -> dict[str, str]:

@@ -39,6 +39,7 @@ from rfr.application.services.biometric_support import (
     library_subject_record,
     load_analysis,
 )
+from rfr.application.services.index_catch_up import catch_up
 from rfr.application.similarity import ensure_same_algorithm
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import OPERATIONAL_ROLES, Role
@@ -201,7 +202,8 @@ class SearchExecution(UseCase):
     ) -> list[Candidate]:
         """The ``k`` searchable templates of the library nearest the probe's, by the index.
 
-        The index may hold templates no longer searchable (expired, past retention, of an
+        The index is first caught up with the library's template events; it may hold templates
+        no longer searchable (expired, past retention, of an
         image purged since it was read); its hits are checked against the library images
         projection, and the search goes deeper until ``k`` searchable ones are found or the
         index has no more. Its cost is that of the hits read, not of the library.
@@ -216,11 +218,9 @@ class SearchExecution(UseCase):
         if not templates or not templated:
             # Nothing to compare: the domain says why (no selected face, T-02...).
             return []
+        # The index holds every template the log has built for the library (index_catch_up).
+        catch_up(self.app, self.bio, library_id)
         index = self.bio.index(library_id)
-        if len(index) < templated:
-            # Fewer templates than the library holds: a lost or damaged index, rebuilt.
-            embedder = self.bio.engine.embedder
-            index = self.bio.indexes.rebuild(library_id, algorithm_id, embedder.dimension, embedder.metric)
         best: dict[str, float] = {}
         image_of: dict[str, str] = {}
         depth = min(len(index), 2 * k)
