@@ -1,4 +1,5 @@
-"""Enrolling one image and searching a library cost the same in a library of 100 or 5,000 images.
+"""Enrolling one image, searching a library and a retention round cost the same in a library of
+100 or 5,000 images.
 
 Counting, not timing (issue 9): the stored events a command reads are counted at the event
 store, and the bytes an enrolment adds to the index files measured, for the production
@@ -12,8 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
+from uuid import UUID
 
 import domain_builders as b
 import numpy as np
@@ -22,11 +24,13 @@ from app_world import FixedClock, World, memory_app
 from fake_biometrics import face_image
 
 from rfr.application.services.enrolment import EnrolmentItem
+from rfr.application.services.retention import RetentionSweep
 from rfr.application.services.searches import LibrarySelection
-from rfr.domain.enrolment_batch import MAX_BATCH_IMAGES
+from rfr.domain.enrolment_batch import MAX_BATCH_IMAGES, LibraryImage
 from rfr.domain.images import MopiGroup, PerceivedAgeBand
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.retention import retention_end
 
 
 @contextmanager
@@ -120,3 +124,36 @@ def test_enrolling_one_image_and_searching_read_as_many_events_in_a_library_of_1
     assert max(small[:2]) < 100
     # Index bytes written by the enrolment: one journal entry either way, far below the index.
     assert 0 < small[2] == large[2] < 4096, f"index bytes written: {small[2]} at 100, {large[2]} at 5,000"
+
+
+def one_sweep(images: int) -> tuple[int, int]:
+    """Events read by a retention round with nothing due, then with one image past its limit."""
+    world = World(memory_app(), FixedClock()).populate()
+    library_id = library_of(world, images)
+    approval_id = world.app.get(UUID(library_id), ReferenceLibrary).approval_id
+    sweep = RetentionSweep(world.app, world.clock, lambda: world.bio)
+    with events_read(world) as quiet:
+        summary = sweep.run()
+    assert summary.removed_from_search == 0 and not summary.failed
+    # One image, in a batch of its own, reaches its limit (R-01): the round expires and deletes it.
+    library = world.app.get(UUID(library_id), ReferenceLibrary)
+    approval = world.app.get(UUID(approval_id), LibraryApproval)
+    lead, at = world.actor("op-lead"), world.clock.now()
+    age, group = PerceivedAgeBand.ADULT, MopiGroup.GROUP_3
+    # Captured so that its retention ends 200 days from now.
+    kept_for = retention_end(at.date(), age, group, b.CONFIG) - at.date()
+    short = [
+        LibraryImage("short-lived", "sha256:short", at.date() - kept_for + timedelta(days=200), age, group)
+    ]
+    world.app.save(library.enrol(lead, at, short, approval, b.CONFIG))
+    world.clock.advance(days=201)
+    with events_read(world) as due:
+        summary = sweep.run()
+    assert summary.removed_from_search == 1 and dict(summary.deleted) == {"R-01": 1}, summary
+    return quiet[0], due[0]
+
+
+@pytest.mark.slow
+def test_a_retention_round_reads_as_many_events_in_a_library_of_100_or_5000():
+    small, large = one_sweep(100), one_sweep(5000)
+    assert small == large, f"events read (nothing due, one due): {small} at 100 images, {large} at 5,000"
