@@ -105,7 +105,14 @@ app = open_app(data_dir)
 while not go.exists():
     time.sleep(0.002)
 started = time.time()
-for i in range(40):
+app.save(Case(f"{tag}-0", "Smith", "DS"))
+# Every writer has saved once before any goes on: their windows overlap whatever the speed of
+# a save or the scheduling of the processes (saves got fast enough to finish one by one).
+(go.parent / f"{tag}.first").touch()
+deadline = time.time() + 60
+while len(list(go.parent.glob("*.first"))) < 3 and time.time() < deadline:
+    time.sleep(0.002)
+for i in range(1, 40):
     app.save(Case(f"{tag}-{i}", "Smith", "DS"))
 print(started, time.time())
 app.close()
