@@ -45,7 +45,8 @@ class ProbeSearchesProjection:
     )
 
     def statements(self, event: DomainEventProtocol[Any]) -> list[Statement]:
-        at = event.timestamp.astimezone(UTC).isoformat()
+        # Attributes are read only from the events matched: a projection never fails on an event
+        # it does not project (a store under verification may hold any row).
         probe = str(event.originator_id)
         match event:
             case ProbeImage.Submitted():
@@ -67,11 +68,11 @@ class ProbeSearchesProjection:
                     (
                         f"INSERT INTO {SEARCHES} (request_id, probe_id, opened_at, libraries_searched, "
                         "viable, viable_known) VALUES (?, ?, ?, 0, 0, 0)",
-                        (str(event.originator_id), event.probe_id, at),
+                        (str(event.originator_id), event.probe_id, _at(event)),
                     )
                 ]
             case SearchRequest.LibrarySearched():
-                request = str(event.originator_id)
+                request, at = str(event.originator_id), _at(event)
                 return [
                     (
                         f"UPDATE {SEARCHES} SET last_searched_at = ?, "
@@ -94,6 +95,10 @@ class ProbeSearchesProjection:
                     )
                 ]
         return []
+
+
+def _at(event: DomainEventProtocol[Any]) -> str:
+    return event.timestamp.astimezone(UTC).isoformat()
 
 
 @attrs.frozen
