@@ -60,9 +60,13 @@ class RfrApplication(Application[UUID]):
         self.probe_searches = ProbeSearches(self.recorder)
         if str(env.get("CREATE_TABLE", "yes")).lower() not in ("no", "n", "false", "0", "off"):
             # A store written before a projection (or another version of it) existed: built now.
-            stale = self.recorder.install_projections(self.projections)
-            if stale:
-                self.rebuild_projections(stale)
+            try:
+                stale = self.recorder.install_projections(self.projections)
+                if stale:
+                    self.rebuild_projections(stale)
+            except BaseException:
+                self.close()  # its connections, which no caller holds yet
+                raise
 
     def rebuild_projections(self, names: Sequence[str] | None = None) -> int:
         """Empties the projections named (all by default) and replays the whole log into them,
