@@ -762,7 +762,12 @@ def measure_size(
                 close()
     result["seconds"] = round(time.perf_counter() - began, 1)
     gc.collect()
-    log(f"size {size:,} done in {result['seconds']:.0f} s")
+    log(
+        f"size {size:,} done in {result['seconds']:.0f} s: search p50 {result['search_p50_ms']} ms, "
+        f"index p50 {result['index_p50_ms']} ms, FAISS HNSW p50 {result['faiss_hnsw_p50_ms']} ms, recall@1 "
+        f"{result['recall_at_1']}, enrol beyond detection p50 {result['enrol_extra_p50_ms']} ms, index "
+        f"{result['index_adds_per_s']} adds/s"
+    )
     return result
 
 
@@ -956,6 +961,60 @@ def _f(value: Any, digits: int = 1, suffix: str = "") -> str:
     return f"{value:,.{digits}f}{suffix}"
 
 
+def why(result: dict[str, Any]) -> dict[str, str]:
+    """Why a target is missed, from what this run measured (shown only beside a missed target)."""
+    top = result["sizes"][-1]
+    closed = result["real"]["recall_without_distractors"]
+    out = {}
+    raw, index = top.get("usearch_raw_p50_ms"), top["index_p50_ms"]
+    if raw is not None:
+        out["index"] = (
+            f"usearch's own search takes {raw:.3f} ms of the {index:.3f} ms (the adapter and the registry's "
+            "read lock the rest): the graph walk at expansion_search 256, UsearchIndex's default chosen for "
+            "recall, costs that much at this size. A smaller expansion_search saves time and loses recall, "
+            "which the templates cannot spare (below)"
+        )
+    out["ahead"] = (
+        "on the same vectors FAISS HNSW32 (32 links a node, 64 on its bottom layer; usearch here 16) reaches "
+        "the same or a higher neighbour recall in less time (FAISS rows of the table); the index would need "
+        "another configuration or library to be ahead"
+    )
+    exact, app = top.get("exact_recall_at_1"), top["recall_at_1"]
+    if exact is not None:
+        out["recall"] = (
+            f"not the index: exact search of the same vectors gives recall@1 {exact:.3f} and "
+            f"{top['exact_mates_in_top_10']:.3f} in the top 10, the application {app:.3f} and "
+            f"{top['mates_in_top_10']:.3f}. Without any synthetic template the real photos alone give "
+            f"{closed['recall_at_1']:.3f} and {closed['mates_in_top_10']:.3f}; the distractors take the "
+            "rest: dlib's descriptors do not separate a person from this many others drawn from the same "
+            "distribution. The lever is a stronger embedder (an ArcFace-class model through the onnx_arcface "
+            "adapter), not the index. A real gallery, with several images of many people, is not one Gaussian"
+        )
+        out["recall_again"] = "as for recall@1"
+    store_ms = top.get("fill_store_ms_per_template")
+    if store_ms is not None:
+        out["enrol"] = (
+            "the use case writes four records to the encrypted store (image, face analysis, subject "
+            "reference, template), each its own file written and fsynced and its own SQLite transaction "
+            f"(rollback journal, synchronous=FULL): {store_ms:.2f} ms a record in this size's fill, "
+            f"about {4 * store_ms:.0f} ms "
+            f"of the {top['enrol_extra_p50_ms']:.1f}; the rest is loading the library, its approval and the "
+            "user, the save (events, projections, chain) and an fsynced index journal entry. None of it "
+            "grows with the library (the ratio to the first size): it is per-enrolment work, mostly "
+            "durable writes on this disk"
+        )
+    added, alone = top["index_adds_per_s"], top.get("index_add_only_adds_per_s")
+    if alone:
+        out["build"] = (
+            f"usearch's add alone runs at {alone:,} adds/s: it inserts with expansion_add 128 "
+            "(UsearchIndex's default; FAISS here builds with efConstruction 40) on 2 threads, and each "
+            "insertion costs more as the graph grows; the registry's encrypted journal and its compactions "
+            f"take the rest ({1 - added / alone:.0%}). Built with expansion_add 40, usearch adds 2 to 3 "
+            "times as fast (a side measurement at 200,000 and 300,000 templates), with lower recall"
+        )
+    return out
+
+
 def target_lines(result: dict[str, Any]) -> list[str]:
     """Each target of issue 9 against the largest size measured: met, or missed by how much."""
     if not result["sizes"]:
@@ -998,14 +1057,26 @@ def target_lines(result: dict[str, Any]) -> list[str]:
         )
     growth = top.get("enrol_extra_vs_first")
     memory = top.get("index_memory_mib")
+    notes = why(result)
+
+    def because(line: str, key: str) -> str:
+        return f"{line}. Why: {notes[key]}" if "missed" in line and key in notes else line
+
     lines = [
-        most("search through the application, p50", top["search_p50_ms"], 20, "ms"),
-        most("index part of a search, p50", top["index_p50_ms"], 1, "ms", 3),
-        ahead,
-        least("recall@1 of a true mate", top["recall_at_1"], 0.99, ""),
-        least("true mates in the top 10", top["mates_in_top_10"], 0.99, ""),
-        most(
-            "enrolling one image beyond detection and embedding, p50", top["enrol_extra_p50_ms"], 20, "ms", 1
+        because(most("search through the application, p50", top["search_p50_ms"], 20, "ms"), "search"),
+        because(most("index part of a search, p50", top["index_p50_ms"], 1, "ms", 3), "index"),
+        because(ahead, "ahead"),
+        because(least("recall@1 of a true mate", top["recall_at_1"], 0.99, ""), "recall"),
+        because(least("true mates in the top 10", top["mates_in_top_10"], 0.99, ""), "recall_again"),
+        because(
+            most(
+                "enrolling one image beyond detection and embedding, p50",
+                top["enrol_extra_p50_ms"],
+                20,
+                "ms",
+                1,
+            ),
+            "enrol",
         ),
         (
             f"- the same, against {first['templates']:,} templates: {growth:.2f}x (target at most 2x): "
@@ -1013,7 +1084,7 @@ def target_lines(result: dict[str, Any]) -> list[str]:
             if growth is not None
             else "- the same against the first size: not measured"
         ),
-        least("index build", top["index_adds_per_s"], 5_000, "adds/s", 0),
+        because(least("index build", top["index_adds_per_s"], 5_000, "adds/s", 0), "build"),
         most("index memory", None if memory is None else memory / 1024, 1.5, "GiB", 2),
         least("audited commands appended", audit.get("commands_per_s"), 2_000, "commands/s", 0).replace(
             f" {at}", ""
