@@ -70,7 +70,9 @@ class ProbeSearch(Protocol):
     def last_searched_at(self) -> datetime | None: ...
 
     @property
-    def searched_library_ids(self) -> tuple[str, ...]: ...
+    def searched(self) -> bool:
+        """Whether any library was searched (U-01)."""
+        ...
 
     @property
     def has_viable_match(self) -> bool: ...
@@ -836,7 +838,7 @@ class ProbeImage(LegallyHoldable):
         return combine(
             ucc_addition_allowed(
                 in_ucc=self.ucc is not None and self.ucc.removed_at is None,
-                searched=any(s.searched_library_ids for s in mine),
+                searched=any(s.searched for s in mine),
                 viable_match_of_known_person=any(s.has_viable_match_of_known_person for s in mine),
                 grounds_still_applying=grounds,
                 form_grounds=self.form.grounds,

@@ -531,6 +531,11 @@ class SearchRequest(GovernedAggregate):
         return tuple(self.searches)
 
     @property
+    def searched(self) -> bool:
+        """Whether any library was searched (``probe_image.ProbeSearch``)."""
+        return bool(self.searches)
+
+    @property
     def viable_matches(self) -> tuple[Adjudication, ...]:
         return tuple(a for a in self.adjudications.values() if a.viable)
 

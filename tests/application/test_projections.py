@@ -217,7 +217,8 @@ def test_a_probes_searches_are_projected_as_the_requests_hold_them(world: World)
         request.probe_id,
         request.last_searched_at,
     )
-    assert len(projected.searched_library_ids) == len(request.searched_library_ids) == 1
+    assert projected.libraries_searched == len(request.searched_library_ids) == 1
+    assert projected.searched is request.searched is True
     assert projected.has_viable_match is request.has_viable_match is True
     assert projected.has_viable_match_of_known_person is request.has_viable_match_of_known_person is True
     # The sweep sees the probe once its last search is old enough, and not before.

@@ -70,8 +70,10 @@ def test_S01_ready_probe_and_approved_library_are_searched():
     """S-01: ready probe and approved library are searched."""
     probe, pair = ready_probe(), searchable_library()
     request = open_request(probe, pair)
+    assert request.searched is False
     search(request, probe, pair)
     assert request.searched_library_ids == (str(pair[1].id),)
+    assert request.searched is True
     event = request.pending_events[-1]
     assert type(event).__name__ == "LibrarySearched" and event.probe_template_ids == ["probe-tpl-1"]
 

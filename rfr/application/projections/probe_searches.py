@@ -113,9 +113,8 @@ class SearchOfProbe:
     viable_known: int
 
     @property
-    def searched_library_ids(self) -> tuple[str, ...]:
-        # How many, not which: the probe's rules ask only whether any library was searched.
-        return ("",) * self.libraries_searched
+    def searched(self) -> bool:
+        return self.libraries_searched > 0
 
     @property
     def has_viable_match(self) -> bool:
