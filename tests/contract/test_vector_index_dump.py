@@ -96,3 +96,20 @@ def test_usearch_overwrites_removed_slots_rather_than_rebuilding(tmp_path: Path)
     index.purge_removed()
     assert index._index is graph and len(index) == 98
     assert int(graph.stats.nodes) == 100  # the two slots stay, holding copies of live vectors
+
+
+def test_each_adapter_refuses_the_other_adapters_dump_and_a_damaged_header(metric, tmp_path):
+    """Both read their header with one reader (``read_dump_head``), each under its own magic."""
+    dumps = {}
+    for cls in ADAPTERS:
+        index = cls(tmp_path / cls.__name__, DIM, metric)
+        index.add(["t0"], vectors(1))
+        dumps[cls] = _joined(index)
+    for cls in ADAPTERS:
+        other = next(c for c in ADAPTERS if c is not cls)
+        with pytest.raises(IndexCorrupted, match="not a"):
+            cls(tmp_path / "x", DIM, metric).load(dumps[other])
+        own = dumps[cls]
+        damaged = own[:12] + b"[" + own[13:]  # the header opens a list: no longer JSON
+        with pytest.raises(IndexCorrupted, match="damaged"):
+            cls(tmp_path / "x", DIM, metric).load(damaged)

@@ -11,8 +11,6 @@ never through ``path``; ``save`` writes the files in clear, for use outside the 
 
 from __future__ import annotations
 
-import json
-import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,20 +18,23 @@ import numpy as np
 
 from rfr.adapters.indexes.vector_checks import (
     SIDECAR_SUFFIX,
+    check_not_present,
     check_opening,
     check_query,
     check_template_ids,
     check_vectors,
+    dump_head,
     exact_distances,
+    read_dump_head,
+    read_sidecar,
+    save_with_sidecar,
 )
-from rfr.application.errors import DuplicateTemplateId, IndexCorrupted
+from rfr.application.errors import IndexCorrupted
 from rfr.application.ports import IndexHit
-from rfr.infrastructure.atomic_files import replace_together
 
 SIDECAR_FORMAT = "rfr-exact-numpy-ids/1"
 DUMP_MAGIC = b"RFRNPX1\n"
 DUMP_FORMAT = "rfr-exact-numpy-dump/1"
-_U32 = struct.Struct(">I")
 
 
 class ExactNumpyIndex:
@@ -52,20 +53,11 @@ class ExactNumpyIndex:
             self._load()
 
     def _load(self) -> None:
-        if not (self.path.exists() and self._sidecar.exists()):
-            raise IndexCorrupted(f"{self.path}: the vectors or the id file is missing; rebuild the index")
+        meta = read_sidecar(self.path, self._sidecar, SIDECAR_FORMAT, self.dimension, self.metric)
         try:
-            meta = json.loads(self._sidecar.read_text(encoding="utf-8"))
             vectors = np.load(self.path, allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise IndexCorrupted(f"{self.path}: unreadable ({exc}); rebuild the index") from exc
-        if meta.get("format") != SIDECAR_FORMAT:
-            raise IndexCorrupted(f"{self._sidecar}: not an {SIDECAR_FORMAT} file")
-        if meta.get("dimension") != self.dimension or meta.get("metric") != self.metric:
-            raise ValueError(
-                f"{self.path} holds {meta.get('dimension')}-d {meta.get('metric')} vectors, "
-                f"not {self.dimension}-d {self.metric}"
-            )
         ids = meta.get("ids")
         if (
             not isinstance(ids, list)
@@ -81,9 +73,7 @@ class ExactNumpyIndex:
     def add(self, template_ids: Sequence[str], vectors: np.ndarray) -> None:
         ids = check_template_ids(template_ids)
         batch = check_vectors(vectors, len(ids), self.dimension, self.metric)
-        present = [i for i in ids if i in self._rows]
-        if present:
-            raise DuplicateTemplateId(f"already in the index: {present[:5]}")
+        check_not_present(ids, self._rows)
         start = len(self._ids)
         self._vectors = np.concatenate([self._vectors, batch])
         self._ids.extend(ids)
@@ -120,31 +110,15 @@ class ExactNumpyIndex:
     def dump(self) -> list[bytes | bytearray | memoryview]:
         """The index as bytes ``load`` takes back; parts to be joined."""
         head = {"format": DUMP_FORMAT, "dimension": self.dimension, "metric": self.metric, "ids": self._ids}
-        header = json.dumps(head).encode()
         vectors = np.ascontiguousarray(self._vectors, dtype="<f4")
-        return [DUMP_MAGIC, _U32.pack(len(header)), header, memoryview(vectors.reshape(-1).view(np.uint8))]
+        return [*dump_head(DUMP_MAGIC, head), memoryview(vectors.reshape(-1).view(np.uint8))]
 
     def load(self, data: bytes | bytearray | memoryview) -> None:
         """Replace this index's content with what ``dump`` wrote; ``IndexCorrupted`` if it is not that."""
-        view = memoryview(data).cast("B")
-        start = len(DUMP_MAGIC) + _U32.size
-        if view.nbytes < start or bytes(view[: len(DUMP_MAGIC)]) != DUMP_MAGIC:
+        head, matrix = read_dump_head(data, DUMP_MAGIC, DUMP_FORMAT, self.dimension, self.metric)
+        ids = head["ids"]
+        if len(set(ids)) != len(ids):
             raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
-        (head_length,) = _U32.unpack(view[len(DUMP_MAGIC) : start])
-        try:
-            head = json.loads(bytes(view[start : start + head_length]))
-            ids = head["ids"]
-            known = head["format"] == DUMP_FORMAT
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IndexCorrupted(f"damaged {DUMP_FORMAT} dump ({exc})") from exc
-        if not known or not isinstance(ids, list) or len(set(ids)) != len(ids):
-            raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
-        if head.get("dimension") != self.dimension or head.get("metric") != self.metric:
-            raise ValueError(
-                f"the dump holds {head.get('dimension')}-d {head.get('metric')} vectors, "
-                f"not {self.dimension}-d {self.metric}"
-            )
-        matrix = view[start + head_length :]
         if matrix.nbytes != 4 * self.dimension * len(ids):
             raise IndexCorrupted("the ids and the vectors of the dump disagree")
         rows = np.frombuffer(matrix, dtype="<f4").astype(np.float32)
@@ -160,7 +134,4 @@ class ExactNumpyIndex:
             with tmp.open("wb") as fh:
                 np.save(fh, vectors, allow_pickle=False)
 
-        def write_ids(tmp: Path) -> None:
-            tmp.write_text(json.dumps(meta), encoding="utf-8")
-
-        replace_together({self.path: write_vectors, self._sidecar: write_ids})
+        save_with_sidecar(self.path, write_vectors, self._sidecar, meta)

@@ -35,9 +35,7 @@ index is a projection of the biometric store and is then rebuilt from it.
 from __future__ import annotations
 
 import itertools
-import json
 import math
-import struct
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -52,14 +50,18 @@ from usearch.index import Index, MetricKind
 
 from rfr.adapters.indexes.vector_checks import (
     SIDECAR_SUFFIX,
+    check_not_present,
     check_opening,
     check_query,
     check_template_ids,
     check_vectors,
+    dump_head,
+    read_dump_head,
+    read_sidecar,
+    save_with_sidecar,
 )
-from rfr.application.errors import DuplicateTemplateId, IndexCorrupted
+from rfr.application.errors import IndexCorrupted
 from rfr.application.ports import IndexHit
-from rfr.infrastructure.atomic_files import replace_together
 
 SIDECAR_FORMAT = "rfr-usearch-ids/1"
 DUMP_MAGIC = b"RFRUSX1\n"
@@ -68,7 +70,6 @@ DUMP_FORMAT = "rfr-usearch-dump/1"
 # least PURGE_REBUILD_MIN of them); beyond it a rebuild frees them all for less work.
 PURGE_REBUILD_FRACTION = 0.05
 PURGE_REBUILD_MIN = 1024
-_U32 = struct.Struct(">I")
 
 _USEARCH_METRIC = {"euclidean": MetricKind.L2sq, "cosine": MetricKind.Cos}
 
@@ -138,20 +139,13 @@ class UsearchIndex:
         return Index(ndim=self.dimension, metric=_USEARCH_METRIC[self.metric], dtype="f32", **self._options)
 
     def _open_existing(self) -> Index:
-        if not (self.path.exists() and self._sidecar.exists()):
-            raise IndexCorrupted(f"{self.path}: the index or its id file is missing; rebuild the index")
+        meta = read_sidecar(self.path, self._sidecar, SIDECAR_FORMAT, self.dimension, self.metric)
         try:
-            meta = json.loads(self._sidecar.read_text(encoding="utf-8"))
             index = Index.restore(self.path, view=True)
         except (OSError, ValueError, RuntimeError) as exc:
             raise IndexCorrupted(f"{self.path}: unreadable ({exc}); rebuild the index") from exc
-        if index is None or meta.get("format") != SIDECAR_FORMAT:
+        if index is None:
             raise IndexCorrupted(f"{self.path}: not an index written by {type(self).__name__}")
-        if meta.get("dimension") != self.dimension or meta.get("metric") != self.metric:
-            raise ValueError(
-                f"{self.path} holds {meta.get('dimension')}-d {meta.get('metric')} vectors, "
-                f"not {self.dimension}-d {self.metric}"
-            )
         if index.ndim != self.dimension or index.metric != _USEARCH_METRIC[self.metric]:
             raise IndexCorrupted(f"{self.path}: the index file disagrees with its id file; rebuild it")
         keys = {str(template_id): int(key) for template_id, key in meta.get("keys", {}).items()}
@@ -178,9 +172,7 @@ class UsearchIndex:
     def add(self, template_ids: Sequence[str], vectors: np.ndarray) -> None:
         ids = check_template_ids(template_ids)
         batch = check_vectors(vectors, len(ids), self.dimension, self.metric)
-        present = [i for i in ids if i in self._keys]
-        if present:
-            raise DuplicateTemplateId(f"already in the index: {present[:5]}")
+        check_not_present(ids, self._keys)
         if not ids:
             return
         keys = np.arange(self._next_key, self._next_key + len(ids), dtype=np.uint64)
@@ -259,44 +251,27 @@ class UsearchIndex:
         self.purge_removed()
         ids = list(self._keys)
         keys = np.fromiter((self._keys[i] for i in ids), dtype="<u8", count=len(ids))
-        head = json.dumps(
-            {
-                "format": DUMP_FORMAT,
-                "dimension": self.dimension,
-                "metric": self.metric,
-                "next_key": self._next_key,
-                "ids": ids,
-            }
-        ).encode()
-        return [DUMP_MAGIC, _U32.pack(len(head)), head, keys.tobytes(), self._index.save()]
+        head = {
+            "format": DUMP_FORMAT,
+            "dimension": self.dimension,
+            "metric": self.metric,
+            "next_key": self._next_key,
+            "ids": ids,
+        }
+        return [*dump_head(DUMP_MAGIC, head), keys.tobytes(), self._index.save()]
 
     def load(self, data: bytes | bytearray | memoryview) -> None:
         """Replace this index's content with what ``dump`` wrote; ``IndexCorrupted`` if it is not that."""
-        view = memoryview(data).cast("B")
-        start = len(DUMP_MAGIC) + _U32.size
-        if view.nbytes < start or bytes(view[: len(DUMP_MAGIC)]) != DUMP_MAGIC:
+        head, body = read_dump_head(data, DUMP_MAGIC, DUMP_FORMAT, self.dimension, self.metric)
+        ids, next_key = head["ids"], head.get("next_key")
+        if not isinstance(next_key, int):
             raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
-        (head_length,) = _U32.unpack(view[len(DUMP_MAGIC) : start])
-        try:
-            head = json.loads(bytes(view[start : start + head_length]))
-            ids, next_key = head["ids"], head["next_key"]
-            known = head["format"] == DUMP_FORMAT
-        except (ValueError, KeyError, TypeError) as exc:
-            raise IndexCorrupted(f"damaged {DUMP_FORMAT} dump ({exc})") from exc
-        if not known or not isinstance(ids, list) or not isinstance(next_key, int):
-            raise IndexCorrupted(f"not a {DUMP_FORMAT} dump")
-        if head.get("dimension") != self.dimension or head.get("metric") != self.metric:
-            raise ValueError(
-                f"the dump holds {head.get('dimension')}-d {head.get('metric')} vectors, "
-                f"not {self.dimension}-d {self.metric}"
-            )
-        keys_start = start + head_length
-        keys_end = keys_start + 8 * len(ids)
-        if view.nbytes < keys_end:
+        keys_end = 8 * len(ids)
+        if body.nbytes < keys_end:
             raise IndexCorrupted(f"truncated {DUMP_FORMAT} dump")
-        keys = np.frombuffer(view[keys_start:keys_end], dtype="<u8").astype(np.uint64)
+        keys = np.frombuffer(body[:keys_end], dtype="<u8").astype(np.uint64)
         try:
-            index = Index.restore(view[keys_end:], view=False)
+            index = Index.restore(body[keys_end:], view=False)
         except (OSError, ValueError, RuntimeError) as exc:
             raise IndexCorrupted(f"the usearch part of the dump is unreadable ({exc})") from exc
         if index is None or index.ndim != self.dimension or index.metric != _USEARCH_METRIC[self.metric]:
@@ -332,7 +307,4 @@ class UsearchIndex:
         def write_index(tmp: Path) -> None:
             index.save(tmp)
 
-        def write_ids(tmp: Path) -> None:
-            tmp.write_text(json.dumps(meta), encoding="utf-8")
-
-        replace_together({self.path: write_index, self._sidecar: write_ids})
+        save_with_sidecar(self.path, write_index, self._sidecar, meta)

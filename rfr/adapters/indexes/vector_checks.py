@@ -1,15 +1,22 @@
-"""Input checks shared by every vector index adapter, so they refuse the same things alike."""
+"""What every vector index adapter shares: the input checks, so they refuse the same things
+alike, the header of a dump, and the clear-text id file (sidecar) beside a saved index."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import struct
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rfr.application.errors import DuplicateTemplateId, InvalidVector
+from rfr.application.errors import DuplicateTemplateId, IndexCorrupted, InvalidVector
+from rfr.infrastructure.atomic_files import replace_together
 
 METRICS = ("euclidean", "cosine")
 SIDECAR_SUFFIX = ".ids.json"
+_U32 = struct.Struct(">I")
 
 
 def check_opening(dimension: int, metric: str) -> None:
@@ -17,6 +24,16 @@ def check_opening(dimension: int, metric: str) -> None:
         raise ValueError(f"dimension must be a positive integer, not {dimension!r}")
     if metric not in METRICS:
         raise ValueError(f"metric must be one of {METRICS}, not {metric!r}")
+
+
+def check_same_space(
+    where: object, dimension: object, metric: object, index_dimension: int, index_metric: str
+) -> None:
+    """Refuse (``ValueError``) a file or dump of other vectors than the index opening it holds."""
+    if dimension != index_dimension or metric != index_metric:
+        raise ValueError(
+            f"{where} holds {dimension}-d {metric} vectors, not {index_dimension}-d {index_metric}"
+        )
 
 
 def check_template_ids(template_ids: Sequence[str]) -> list[str]:
@@ -31,6 +48,13 @@ def check_template_ids(template_ids: Sequence[str]) -> list[str]:
         repeated = sorted({i for i in ids if ids.count(i) > 1})
         raise DuplicateTemplateId(f"template ids repeated within one batch: {repeated[:5]}")
     return ids
+
+
+def check_not_present(template_ids: Sequence[str], present: Collection[str]) -> None:
+    """Refuse to add a template id the index already holds."""
+    already = [i for i in template_ids if i in present]
+    if already:
+        raise DuplicateTemplateId(f"already in the index: {already[:5]}")
 
 
 def check_vectors(vectors: np.ndarray, count: int, dimension: int, metric: str) -> np.ndarray:
@@ -74,3 +98,63 @@ def exact_distances(matrix: np.ndarray, query: np.ndarray, metric: str) -> np.nd
     if metric == "cosine":
         return 1.0 - (rows @ q) / (np.linalg.norm(rows, axis=1) * np.linalg.norm(q))
     return np.sqrt(np.square(rows - q).sum(axis=1))
+
+
+def dump_head(magic: bytes, head: dict[str, Any]) -> list[bytes]:
+    """The start of a dump: ``magic``, the length of the JSON header, the header."""
+    header = json.dumps(head).encode()
+    return [magic, _U32.pack(len(header)), header]
+
+
+def read_dump_head(
+    data: bytes | bytearray | memoryview, magic: bytes, dump_format: str, dimension: int, metric: str
+) -> tuple[dict[str, Any], memoryview]:
+    """The JSON header ``dump_head`` wrote at the start of ``data``, and the bytes after it.
+
+    ``IndexCorrupted`` unless ``data`` starts with ``magic`` and a header of ``dump_format``
+    whose ``ids`` is a list; ``ValueError`` if the dump is of other vectors than
+    ``dimension`` and ``metric``. The caller checks the rest of the header and the body.
+    """
+    view = memoryview(data).cast("B")
+    start = len(magic) + _U32.size
+    if view.nbytes < start or bytes(view[: len(magic)]) != magic:
+        raise IndexCorrupted(f"not a {dump_format} dump")
+    (head_length,) = _U32.unpack(view[len(magic) : start])
+    try:
+        head = json.loads(bytes(view[start : start + head_length]))
+        known = head["format"] == dump_format and isinstance(head["ids"], list)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise IndexCorrupted(f"damaged {dump_format} dump ({exc})") from exc
+    if not known:
+        raise IndexCorrupted(f"not a {dump_format} dump")
+    check_same_space("the dump", head.get("dimension"), head.get("metric"), dimension, metric)
+    return head, view[start + head_length :]
+
+
+def read_sidecar(
+    path: Path, sidecar: Path, sidecar_format: str, dimension: int, metric: str
+) -> dict[str, Any]:
+    """The id file saved beside the index file ``path``, of ``sidecar_format`` and these vectors.
+
+    ``IndexCorrupted`` if either file is missing or the id file is not that format;
+    ``ValueError`` if it is of other vectors. The caller checks that the two files agree.
+    """
+    if not (path.exists() and sidecar.exists()):
+        raise IndexCorrupted(f"{path}: the index file or its id file is missing; rebuild the index")
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorrupted(f"{sidecar}: unreadable ({exc}); rebuild the index") from exc
+    if not isinstance(meta, dict) or meta.get("format") != sidecar_format:
+        raise IndexCorrupted(f"{sidecar}: not an {sidecar_format} file; rebuild the index")
+    check_same_space(path, meta.get("dimension"), meta.get("metric"), dimension, metric)
+    return meta
+
+
+def save_with_sidecar(path: Path, write_index: Callable[[Path], None], sidecar: Path, meta: dict) -> None:
+    """Write the index file (``write_index`` gets a temporary path) and its id file, atomically each."""
+
+    def write_ids(tmp: Path) -> None:
+        tmp.write_text(json.dumps(meta), encoding="utf-8")
+
+    replace_together({path: write_index, sidecar: write_ids})
