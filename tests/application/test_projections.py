@@ -58,6 +58,10 @@ def test_enrolment_is_projected_with_its_counts(world: World) -> None:
         images.searchable_templates(str(library_id), world.bio.algorithm_id, wanted, world.clock.now())
         == wanted
     )
+    assert images.libraries_of_templates([*wanted, "no-such-template"]) == dict.fromkeys(
+        wanted, str(library_id)
+    )
+    assert images.libraries_of_templates([]) == {}
     assert images.enrolled_as(str(library_id), [page[0].content_hash]) == {
         page[0].content_hash: page[0].image_id
     }

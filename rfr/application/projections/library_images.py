@@ -300,6 +300,18 @@ class LibraryImages:
                 found.setdefault(image_id, {})[algorithm_id] = template_id
         return found
 
+    def libraries_of_templates(self, template_ids: Collection[str]) -> dict[str, str]:
+        """Of ``template_ids``, those the projection lists (their image not purged): -> library id."""
+        found: dict[str, str] = {}
+        for ids in _chunks(template_ids):
+            rows = self._store.query(
+                f"SELECT template_id, library_id FROM {TEMPLATES} "
+                f"WHERE template_id IN ({placeholders(len(ids))})",
+                ids,
+            )
+            found.update((t, lib) for t, lib in rows)
+        return found
+
     def templates_in(self, library_id: str, algorithm_id: str, template_ids: Collection[str]) -> set[str]:
         """Of ``template_ids``, those of the library and algorithm whose image is not purged."""
         found: set[str] = set()

@@ -44,17 +44,15 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import cast
 
 import attrs
 
 from rfr.application.app import RfrApplication
 from rfr.application.errors import NotFound
 from rfr.application.ports import BiometricStore, Clock, RecordKind, StoredRecordInfo, WrittenRecord
-from rfr.application.projections import ProjectionStore, placeholders
-from rfr.application.projections.library_images import TEMPLATES, ImageRow
+from rfr.application.projections.library_images import ImageRow
 from rfr.application.services.base import UseCase
 from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.probe_image import ProbeImage
@@ -205,7 +203,9 @@ class BiometricReconciliation(UseCase):
             if i.kind is not RecordKind.TEMPLATE and not i.record_id.startswith(_PROBE_PREFIX)
         }
         images = self.app.library_images.images(image_ids)
-        listed = self._listed_templates({i.record_id for i in infos if i.kind is RecordKind.TEMPLATE})
+        listed = self.app.library_images.libraries_of_templates(
+            {i.record_id for i in infos if i.kind is RecordKind.TEMPLATE}
+        )
         probe_owners = {
             i.owner
             for i in infos
@@ -214,20 +214,6 @@ class BiometricReconciliation(UseCase):
         }
         probes = {owner: self._live_probe(owner) for owner in probe_owners}
         return {i.record_id for i in infos if not _named(i, images, listed, probes)}
-
-    def _listed_templates(self, template_ids: Collection[str]) -> dict[str, str]:
-        """Of ``template_ids``, those the library images projection lists: -> library id."""
-        ids = tuple(template_ids)
-        if not ids:
-            return {}
-        # The projection's own table, read by key: LibraryImages answers by image, not template.
-        projections = cast(ProjectionStore, self.app.recorder)
-        rows = projections.query(
-            f"SELECT template_id, library_id FROM {TEMPLATES} "
-            f"WHERE template_id IN ({placeholders(len(ids))})",
-            ids,
-        )
-        return {t: lib for t, lib in rows}
 
     def _live_probe(self, owner: str) -> ProbeImage | None:
         try:
