@@ -17,9 +17,14 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording,
 from rfr.application.projections import STATEMENTS_KEYWORD, Projection, ProjectionStore, Statement
 from rfr.application.projections.library_images import LibraryImages, LibraryImagesProjection
 from rfr.application.projections.probe_searches import ProbeSearches, ProbeSearchesProjection
+from rfr.application.projections.usage_counts import UsageCounts, UsageCountsProjection
 
 # Every projection the application keeps (ADR 0013).
-PROJECTIONS: tuple[Projection, ...] = (LibraryImagesProjection(), ProbeSearchesProjection())
+PROJECTIONS: tuple[Projection, ...] = (
+    LibraryImagesProjection(),
+    ProbeSearchesProjection(),
+    UsageCountsProjection(),
+)
 
 A = TypeVar("A", bound=BaseAggregate[UUID])
 
@@ -58,6 +63,7 @@ class RfrApplication(Application[UUID]):
         self.projections: tuple[Projection, ...] = PROJECTIONS
         self.library_images = LibraryImages(self.recorder)
         self.probe_searches = ProbeSearches(self.recorder)
+        self.usage_counts = UsageCounts(self.recorder)
         if str(env.get("CREATE_TABLE", "yes")).lower() not in ("no", "n", "false", "0", "off"):
             # A store written before a projection (or another version of it) existed: built now.
             try:

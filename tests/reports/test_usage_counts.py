@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,9 @@ from typing import Any
 import pytest
 from app_world import ALG, T0, FixedClock, World, sqlite_app
 from report_history import DAY_1, DAY_40, DAY_100, History, build_history
+from usage_oracle import replayed_report
 
+from rfr.application.services.searches import LibrarySelection
 from rfr.application.services.usage_reports import UsageReport, UsageReports, compute_usage
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.refused_attempt import RefusedAttempt
@@ -258,3 +263,94 @@ def test_A04_report_from_a_sqlite_store_after_a_restart(tmp_path: Path) -> None:
         [str(history.ucc_probe)],
     )
     assert report.sections["refusals"]["by_rule"] == {"L-13": 1, "S-04": 1}
+
+
+# -- the usage projection (issue 9): a report reads its period, and equals a replay of the log ----
+
+_MOMENTS = (
+    None,
+    T0,
+    T0 + timedelta(microseconds=1),
+    DAY_1,
+    T0 + timedelta(days=35),
+    DAY_40,
+    DAY_40 + timedelta(microseconds=1),
+    DAY_100,
+)
+
+
+def test_A04_every_period_of_the_history_equals_a_replay_of_the_whole_log(
+    world: World, history: History
+) -> None:
+    """A-04: for every period between moments of the history (including the very instants of its
+    events, either side), the report read from the usage projection equals the one recomputed
+    from every event with the domain's own state at the period's end."""
+    compared = 0
+    for start in _MOMENTS:
+        for end in _MOMENTS[1:]:
+            if start is not None and start >= end:
+                continue
+            for real_time in (False, True):
+                report = compute_usage(world.app, start=start, end=end, now=DAY_100, real_time=real_time)
+                expected = replayed_report(world.app, start=start, end=end, now=DAY_100, real_time=real_time)
+                assert report.sections == expected, (start, end, real_time)
+                compared += 1
+    assert compared == 56
+
+
+@contextmanager
+def reads(world: World) -> Iterator[Counter[str]]:
+    """Counts the stored events (by how they were read) and the projection rows the application
+    reads in the block."""
+    recorder = world.app.recorder
+    names = ("select_events", "select_notifications", "query")
+    originals = {name: getattr(recorder, name) for name in names}
+    count: Counter[str] = Counter()
+
+    def counting(name: str, select: Any) -> Any:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            found = select(*args, **kwargs)
+            count[name] += len(found)
+            return found
+
+        return counted
+
+    for name in names:
+        setattr(recorder, name, counting(name, originals[name]))
+    try:
+        yield count
+    finally:
+        for name in names:
+            setattr(recorder, name, originals[name])
+
+
+def test_A04_a_report_costs_its_period_not_the_history_after_it(world: World, history: History) -> None:
+    """A-04, issue 9: the report of day 0 reads the same events and rows after another 15 days
+    of searches, refusals and reports (60 of each) as before them; it reads no notification."""
+
+    def day_0() -> tuple[Counter[str], dict[str, Any]]:
+        with reads(world) as count:
+            report = compute_usage(world.app, start=T0, end=DAY_1, now=world.clock.now())
+        return count, report.sections
+
+    before, sections = day_0()
+    log_before = world.app.recorder.max_notification_id()
+    _, library_c = world.enrolled_library("lib-c")  # lib-a and lib-b are overdue for review by now
+    for step in range(60):
+        world.clock.advance(hours=6)
+        request = world.searches.open(
+            "analyst", world.probe(), [LibrarySelection(str(library_c), "may hold the subject")]
+        ).id
+        world.search(request, library_c)
+        with pytest.raises(PolicyRefusal):
+            world.searches.open(
+                "outsider", world.probe(), [LibrarySelection(str(history.library_a), "may hold them")]
+            )
+        UsageReports(world.app, world.clock).run("admin2", start=T0 + timedelta(hours=step))
+    assert world.app.recorder.max_notification_id() > log_before + 600
+
+    after, same = day_0()
+    assert (after, same) == (before, sections)
+    # Rows of day 0 and the events of the three approvals and the cache entry open on day 1.
+    assert before["select_notifications"] == 0
+    assert 0 < before["query"] < 100 and 0 < before["select_events"] < 100

@@ -1,8 +1,9 @@
 """Usage reports (A-04, policy 9.1): what the system was used for, computed from the audit trail.
 
-The event store is the single source of truth: a report reads the stored domain events in
-their global order (the application's notifications) and counts them. Nothing is kept in a
-second place that could disagree with the audit trail.
+The event store is the single source of truth. A report reads the usage projection
+(``rfr.application.projections.usage_counts``), which the store keeps from the same events in
+the same transactions and which ``rfr projections rebuild`` recomputes from the log, so a
+report costs its period, not the whole history (issue 9, ADR 0013).
 
 A report covers the period ``[start, end)`` by event time (``start`` None: since the first
 record; ``end`` None: up to and including now, a real-time report). Counts of things that happened are
@@ -38,29 +39,22 @@ from typing import Any, Literal
 from uuid import UUID
 
 import attrs
-from eventsourcing.domain import Aggregate, BaseAggregate
-from eventsourcing.utils import get_topic
 
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import UnknownUser
 from rfr.application.ports import Clock, ReportSink
+from rfr.application.projections.usage_counts import APPROVAL, UCC, RequestTimes, micros
 from rfr.application.services.base import Need, Page, UseCase, list_ids
 from rfr.domain.decisions import PolicyRefusal
-from rfr.domain.enrolment_batch import EnrolmentBatch, ImageHolder
-from rfr.domain.governed import GovernedAggregate
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor, Role
 from rfr.domain.probe_image import ProbeImage
-from rfr.domain.reference_library import ReferenceLibrary
-from rfr.domain.refused_attempt import RefusedAttempt
 from rfr.domain.report_schedule import (
     ReportFrequency,
     ReportPeriod,
     ReportSchedule,
     UsageReportRun,
 )
-from rfr.domain.search_request import RequestStatus, SearchRequest
-from rfr.domain.ucc_matches import UccMatchQueue
 
 ReportFormat = Literal["json", "csv"]
 FORMATS: tuple[str, ...] = ("json", "csv")
@@ -68,39 +62,8 @@ FORMATS: tuple[str, ...] = ("json", "csv")
 REPORT_READERS = Need((Role.ADMINISTRATOR, Role.AUDITOR))
 SCHEDULE_MANAGERS = Need((Role.ADMINISTRATOR,))
 
-# Notifications are read in pages of this many rows.
-PAGE_SIZE = 1000
 # A worker run catches up at most this many periods per schedule; the next run goes on.
 MAX_PERIODS_PER_RUN = 48
-
-# Aggregates whose state at the end of the period a report needs, so their events are
-# replayed (with the domain's own ``apply``), not merely counted.
-_REPLAYED: tuple[type[BaseAggregate[UUID]], ...] = (
-    LibraryApproval,
-    ProbeImage,
-    ReferenceLibrary,
-    SearchRequest,
-)
-_COUNTED: tuple[type[BaseAggregate[UUID]], ...] = (
-    EnrolmentBatch,
-    RefusedAttempt,
-    UccMatchQueue,
-    ReportSchedule,
-    UsageReportRun,
-)
-
-
-def _prefix(kind: type[BaseAggregate[UUID]]) -> str:
-    return get_topic(kind) + "."
-
-
-_REPLAYED_PREFIXES = tuple(_prefix(k) for k in _REPLAYED)
-_READ_PREFIXES = _REPLAYED_PREFIXES + tuple(_prefix(k) for k in _COUNTED)
-
-
-def _wanted(topic: str) -> bool:
-    # Every aggregate has its own Refused event class, including kinds added later.
-    return topic.startswith(_READ_PREFIXES) or topic.endswith(".Refused")
 
 
 # -- the report ------------------------------------------------------------------------------
@@ -213,34 +176,16 @@ def _counts(counter: Counter[str]) -> dict[str, int]:
     return {k: counter[k] for k in sorted(counter)}
 
 
-# -- computing it from the events ------------------------------------------------------------
+# -- computing it from the projection ---------------------------------------------------------
 
 
-def stored_events(app: RfrApplication, wanted: Any = _wanted) -> Iterator[Aggregate.Event]:
-    """The domain events of the store in their global order, those whose topic is ``wanted``."""
-    after = 0
-    while True:
-        page = app.recorder.select_notifications(start=after, limit=PAGE_SIZE, inclusive_of_start=False)
-        for notification in page:
-            if wanted(notification.topic):
-                yield app.mapper.to_domain_event(notification)
-        if len(page) < PAGE_SIZE:
-            return
-        after = page[-1].id
+class _Counts:
+    """The facts of the period, summed by measure and key."""
 
-
-class _Scan:
-    """One pass over the events: counts what happened in the period, replays state up to its end."""
-
-    def __init__(self, start: datetime | None, end: datetime, *, end_inclusive: bool) -> None:
-        self.start, self.end, self.end_inclusive = start, end, end_inclusive
-        self.states: dict[UUID, Any] = {}
-        self.stopped: set[UUID] = set()  # aggregates with an event at or after the end
-        self.opened_in_period: list[UUID] = []
+    def __init__(self, facts: Iterable[tuple[str, str, int]]) -> None:
         self.c: dict[str, Counter[str]] = {}
-
-    def count(self, name: str, key: str = "", n: int = 1) -> None:
-        self.c.setdefault(name, Counter())[key] += n
+        for measure, key, n in facts:
+            self.c.setdefault(measure, Counter())[key] += n
 
     def total(self, name: str) -> int:
         return self.c.get(name, Counter())[""]
@@ -248,233 +193,163 @@ class _Scan:
     def by(self, name: str) -> dict[str, int]:
         return _counts(self.c.get(name, Counter()))
 
-    def feed(self, event: Aggregate.Event) -> None:
-        oid = event.originator_id
-        if event.timestamp > self.end or (event.timestamp == self.end and not self.end_inclusive):
-            self.stopped.add(oid)
-            return
-        if get_topic(type(event)).startswith(_REPLAYED_PREFIXES):
-            if oid in self.stopped:
-                return
-            self.states[oid] = event.mutate(self.states.get(oid))
-        if self.start is None or event.timestamp >= self.start:
-            self._tally(event)
+    def of(self, name: str, keys: Sequence[str]) -> dict[str, int]:
+        found = self.c.get(name, Counter())
+        return {k: found[k] for k in keys}
 
-    def _tally(self, e: Any) -> None:
-        if isinstance(e, GovernedAggregate.Refused | RefusedAttempt.AttemptRefused):
-            self.count("refusals")
-            for rule in e.rule_ids:
-                self.count("refusals_by_rule", rule)
-            self.count("refusals_by_command", _command_kind(e.command))
-            if isinstance(e, RefusedAttempt.AttemptRefused) and e.command == "open search request":
-                self.count("requests_refused")
-            if isinstance(e, SearchRequest.Refused) and e.command.startswith("search library"):
-                self.count("library_searches_refused")
-            return
-        match e:
-            case SearchRequest.Opened():
-                self.opened_in_period.append(e.originator_id)
-                self.count("requests")
-                for purpose in e.purposes:
-                    self.count("requests_by_purpose", purpose)
-                self.count("requests_by_probe_level", str(e.probe_level))
-                self.count("requests_by_user", e.acting.user_id)
-                probe = self.states.get(UUID(e.probe_id))
-                for ground in sorted(probe.form.grounds) if probe is not None else ():
-                    self.count("requests_by_ground", ground.value)
-            case SearchRequest.LibrarySearched():
-                self.count("library_searches")
-                self.count("by_library", e.library_id)
-                self.count("by_library_level", str(e.level))
-                self.count("by_algorithm", e.algorithm_id)
-                self.count("by_searcher", e.acting.user_id)
-                self.count("potential_matches", n=len(e.candidates))
-            case SearchRequest.CandidateAdjudicated():
-                self.count("adjudications", "viable" if e.viable else "not_viable")
-            case SearchRequest.MatchReportIssued():
-                self.count("match_reports")
-            case SearchRequest.Disseminated():
-                self.count("disseminations")
-            case SearchRequest.Approved():
-                self.count("search_approvals", "granted")
-            case SearchRequest.Rejected():
-                self.count("search_approvals", "rejected")
-            case UccMatchQueue.MatchesQueued():
-                self.count("ucc_rescreens")
-            case UccMatchQueue.MatchAdjudicated() if e.viable:
-                self.count("ucc_rescreen_viable_matches")
-            case LibraryApproval.Applied():
-                self.count("library_approvals", "applied")
-            case LibraryApproval.Approved():
-                self.count("library_approvals", "granted")
-                if e.urgency is not None:
-                    self.count("library_approvals", "granted_urgently")
-                if e.awaiting_superintendent:
-                    self.count("library_approvals", "awaiting_superintendent")
-            case LibraryApproval.Rejected():
-                self.count("library_approvals", "rejected")
-            case LibraryApproval.UrgentApprovalRatified():
-                self.count("library_approvals", "ratified")
-            case LibraryApproval.Varied():
-                self.count("library_approvals", "varied")
-            case LibraryApproval.Reviewed():
-                self.count("library_reviews", e.outcome)
-            case LibraryApproval.Stopped():
-                self.count("library_approvals", "stopped")
-            case LibraryApproval.Expired():
-                self.count("library_approvals", "expired")
-            case ProbeImage.AddedToUcc():
-                self.count("ucc", "added")
-            case ProbeImage.UccReviewed():
-                self.count("ucc", "reviewed")
-            case ProbeImage.RemovedFromUcc():
-                self.count("ucc", "removed")
-            case ProbeImage.Purged():
-                self.count("probes_purged")
-                self.count("templates_deleted", n=len(e.template_ids))
-            case ImageHolder.ImagesPurged():
-                self.count("library_images_purged", n=len(e.image_ids))
-                self.count("templates_deleted", n=len(e.template_ids))
-            case ImageHolder.ImageRetentionExpired():
-                self.count("library_images_retention_expired", n=len(e.image_ids))
-            case UsageReportRun.Produced():
-                self.count("reports_run")
-            case ReportSchedule.ReportDelivered():
-                self.count("reports_delivered")
-            case _:
-                pass
 
-    def outcomes(self) -> dict[str, int]:
-        found: Counter[str] = Counter()
-        for request_id in self.opened_in_period:
-            request: SearchRequest = self.states[request_id]
-            if request.status is RequestStatus.REJECTED:
-                found["rejected"] += 1
-            elif request.has_viable_match:
-                found["viable_match"] += 1
-            elif request.searched_library_ids:
-                found["no_viable_match"] += 1
-            else:
-                found["not_searched"] += 1
-        found["refused_to_open"] = self.total("requests_refused")
-        return {
-            k: found[k]
-            for k in ("viable_match", "no_viable_match", "not_searched", "rejected", "refused_to_open")
-        }
+def _outcomes(requests: Sequence[RequestTimes], until: int, refused: int) -> dict[str, int]:
+    """The outcome of each request opened in the period, as it stood at its end (``until``,
+    inclusive): each time is final once set, so the first set before the end decides."""
 
-    def overdue(self, as_of: datetime) -> dict[str, Any]:
-        libraries = {s.approval_id: s.name for s in self.states.values() if isinstance(s, ReferenceLibrary)}
-        approvals = sorted(
-            (
-                {
-                    "id": str(a.id),
-                    "label": libraries.get(str(a.id), a.application.library_name),
-                    "due": _iso(a.review_due),
-                }
-                for a in self.states.values()
-                if isinstance(a, LibraryApproval) and a.review_overdue(as_of)
+    def by(moment: int | None) -> bool:
+        return moment is not None and moment <= until
+
+    found: Counter[str] = Counter()
+    for r in requests:
+        if by(r.rejected_at):
+            found["rejected"] += 1
+        elif by(r.viable_at):
+            found["viable_match"] += 1
+        elif by(r.searched_at):
+            found["no_viable_match"] += 1
+        else:
+            found["not_searched"] += 1
+    found["refused_to_open"] = refused
+    return {
+        k: found[k]
+        for k in ("viable_match", "no_viable_match", "not_searched", "rejected", "refused_to_open")
+    }
+
+
+def _as_of(app: RfrApplication, aggregate_id: UUID, end: datetime, *, end_inclusive: bool) -> Any:
+    """The aggregate as it stood at the end of the period: its own events up to then, replayed."""
+    state = None
+    for stored in app.recorder.select_events(aggregate_id):
+        event = app.mapper.to_domain_event(stored)
+        if event.timestamp > end or (event.timestamp == end and not end_inclusive):
+            break
+        state = event.mutate(state)
+    return state
+
+
+def _overdue(
+    app: RfrApplication, end: datetime, as_of: datetime, names: Mapping[str, str], *, end_inclusive: bool
+) -> dict[str, Any]:
+    """L-06, U-03: the approvals and cache entries overdue for review at ``as_of``, as the
+    domain decides it on their state at the end of the period; the projection names the only
+    ones that can be."""
+    approvals, cache = [], []
+    for subject_id, kind in app.usage_counts.open_for_review(as_of):
+        state = _as_of(app, UUID(subject_id), end, end_inclusive=end_inclusive)
+        if kind == APPROVAL and isinstance(state, LibraryApproval) and state.review_overdue(as_of):
+            label = names.get(subject_id, state.application.library_name)
+            approvals.append({"id": subject_id, "label": label, "due": _iso(state.review_due)})
+        elif kind == UCC and isinstance(state, ProbeImage) and state.ucc_review_overdue(as_of):
+            cache.append(
+                {"id": subject_id, "label": f"tier {state.ucc.tier}", "due": _iso(state.ucc.review_due)}
+            )
+    return {
+        "as_of": _iso(as_of),
+        "library_approvals": sorted(approvals, key=lambda item: (item["due"], item["id"])),
+        "ucc": sorted(cache, key=lambda item: (item["due"], item["id"])),
+    }
+
+
+def _sections(
+    counts: _Counts, outcomes: dict[str, int], library_names: dict[str, str], overdue: dict[str, Any]
+) -> dict[str, Any]:
+    adjudications = counts.of("adjudications", ("viable", "not_viable"))
+    return {
+        "searches": {
+            "requests_opened": counts.total("requests"),
+            "requests_by_purpose": counts.by("requests_by_purpose"),
+            "requests_by_ground": counts.by("requests_by_ground"),
+            "requests_by_probe_level": counts.by("requests_by_probe_level"),
+            "requests_by_user": counts.by("requests_by_user"),
+            "request_outcomes": outcomes,
+            "library_searches": counts.total("library_searches"),
+            "by_library": counts.by("by_library"),
+            "by_library_level": counts.by("by_library_level"),
+            "by_algorithm": counts.by("by_algorithm"),
+            "by_searcher": counts.by("by_searcher"),
+            "library_searches_refused": counts.total("library_searches_refused"),
+            "potential_matches": counts.total("potential_matches"),
+            "adjudications": adjudications,
+            "match_reports": counts.total("match_reports"),
+            "disseminations": counts.total("disseminations"),
+            "ucc_rescreens": counts.total("ucc_rescreens"),
+            "ucc_rescreen_viable_matches": counts.total("ucc_rescreen_viable_matches"),
+            "library_names": {k: library_names[k] for k in sorted(library_names)},
+        },
+        "approvals": {
+            "library": counts.of(
+                "library_approvals",
+                (
+                    "applied",
+                    "granted",
+                    "granted_urgently",
+                    "awaiting_superintendent",
+                    "rejected",
+                    "ratified",
+                    "varied",
+                    "stopped",
+                    "expired",
+                ),
             ),
-            key=lambda item: (item["due"], item["id"]),
-        )
-        cache = sorted(
-            (
-                {"id": str(p.id), "label": f"tier {p.ucc.tier}", "due": _iso(p.ucc.review_due)}
-                for p in self.states.values()
-                if isinstance(p, ProbeImage) and p.ucc_review_overdue(as_of)
-            ),
-            key=lambda item: (item["due"], item["id"]),
-        )
-        return {"as_of": _iso(as_of), "library_approvals": approvals, "ucc": cache}
-
-    def sections(self, as_of: datetime) -> dict[str, Any]:
-        library_names = {str(s.id): s.name for s in self.states.values() if isinstance(s, ReferenceLibrary)}
-        adjudications = self.c.get("adjudications", Counter())
-        library = self.c.get("library_approvals", Counter())
-        return {
-            "searches": {
-                "requests_opened": self.total("requests"),
-                "requests_by_purpose": self.by("requests_by_purpose"),
-                "requests_by_ground": self.by("requests_by_ground"),
-                "requests_by_probe_level": self.by("requests_by_probe_level"),
-                "requests_by_user": self.by("requests_by_user"),
-                "request_outcomes": self.outcomes(),
-                "library_searches": self.total("library_searches"),
-                "by_library": self.by("by_library"),
-                "by_library_level": self.by("by_library_level"),
-                "by_algorithm": self.by("by_algorithm"),
-                "by_searcher": self.by("by_searcher"),
-                "library_searches_refused": self.total("library_searches_refused"),
-                "potential_matches": self.total("potential_matches"),
-                "adjudications": {
-                    "viable": adjudications["viable"],
-                    "not_viable": adjudications["not_viable"],
-                },
-                "match_reports": self.total("match_reports"),
-                "disseminations": self.total("disseminations"),
-                "ucc_rescreens": self.total("ucc_rescreens"),
-                "ucc_rescreen_viable_matches": self.total("ucc_rescreen_viable_matches"),
-                "library_names": {k: library_names[k] for k in sorted(library_names)},
-            },
-            "approvals": {
-                "library": {
-                    k: library[k]
-                    for k in (
-                        "applied",
-                        "granted",
-                        "granted_urgently",
-                        "awaiting_superintendent",
-                        "rejected",
-                        "ratified",
-                        "varied",
-                        "stopped",
-                        "expired",
-                    )
-                },
-                "library_reviews": {
-                    k: self.c.get("library_reviews", Counter())[k] for k in ("continue", "vary", "stop")
-                },
-                "search": {k: self.c.get("search_approvals", Counter())[k] for k in ("granted", "rejected")},
-                "ucc": {k: self.c.get("ucc", Counter())[k] for k in ("added", "reviewed", "removed")},
-            },
-            "deletions": {
-                "probes_purged": self.total("probes_purged"),
-                "library_images_purged": self.total("library_images_purged"),
-                "templates_deleted": self.total("templates_deleted"),
-                "library_images_retention_expired": self.total("library_images_retention_expired"),
-            },
-            "overdue_reviews": self.overdue(as_of),
-            "refusals": {
-                "total": self.total("refusals"),
-                "by_rule": self.by("refusals_by_rule"),
-                "by_command": self.by("refusals_by_command"),
-            },
-            "reports": {
-                "run_on_demand": self.total("reports_run"),
-                "delivered": self.total("reports_delivered"),
-            },
-        }
-
-
-def _command_kind(command: str) -> str:
-    # "search library <uuid>" and "deliver usage report 2025-03" name an instance; count the kind.
-    # A refused HTTP call ("call GET /reports/usage") names its route template, so it stays whole.
-    for prefix in ("search library", "deliver usage report", "withhold usage report"):
-        if command.startswith(prefix):
-            return prefix.strip()
-    return command
+            "library_reviews": counts.of("library_reviews", ("continue", "vary", "stop")),
+            "search": counts.of("search_approvals", ("granted", "rejected")),
+            "ucc": counts.of("ucc", ("added", "reviewed", "removed")),
+        },
+        "deletions": {
+            "probes_purged": counts.total("probes_purged"),
+            "library_images_purged": counts.total("library_images_purged"),
+            "templates_deleted": counts.total("templates_deleted"),
+            "library_images_retention_expired": counts.total("library_images_retention_expired"),
+        },
+        "overdue_reviews": overdue,
+        "refusals": {
+            "total": counts.total("refusals"),
+            "by_rule": counts.by("refusals_by_rule"),
+            "by_command": counts.by("refusals_by_command"),
+        },
+        "reports": {
+            "run_on_demand": counts.total("reports_run"),
+            "delivered": counts.total("reports_delivered"),
+        },
+    }
 
 
 def compute_usage(
     app: RfrApplication, *, start: datetime | None, end: datetime, now: datetime, real_time: bool = False
 ) -> UsageReport:
-    """The usage report of ``[start, end)`` as the store holds it now (see ``UsageReport``)."""
+    """The usage report of ``[start, end)`` as the store holds it now (see ``UsageReport``).
+
+    It reads the usage projection's rows of the period, the libraries, and the approvals and
+    cache entries open at its end (each replayed from its own events): never the whole log.
+    """
     if start is not None and start >= end:
         raise ValueError("the period must start before it ends")
     # A real-time report includes what happened at the very moment it is run.
-    scan = _Scan(start, end, end_inclusive=real_time)
-    for event in stored_events(app):
-        scan.feed(event)
-    return UsageReport(start, end, now, real_time, scan.sections(min(end, now)))
+    inclusive = real_time
+    usage = app.usage_counts
+    counts = _Counts(usage.facts(start, end, end_inclusive=inclusive))
+    libraries = usage.libraries(end, end_inclusive=inclusive)
+    until = micros(end) - (0 if inclusive else 1)
+    outcomes = _outcomes(
+        usage.requests_opened(start, end, end_inclusive=inclusive), until, counts.total("requests_refused")
+    )
+    as_of = min(end, now)
+    overdue = _overdue(
+        app, end, as_of, {lib.approval_id: lib.name for lib in libraries}, end_inclusive=inclusive
+    )
+    return UsageReport(
+        start,
+        end,
+        now,
+        real_time,
+        _sections(counts, outcomes, {lib.library_id: lib.name for lib in libraries}, overdue),
+    )
 
 
 # -- on demand -------------------------------------------------------------------------------
