@@ -179,8 +179,8 @@ def _counts(counter: Counter[str]) -> dict[str, int]:
 # -- computing it from the projection ---------------------------------------------------------
 
 
-class _Counts:
-    """The facts of the period, summed by measure and key."""
+class Counts:
+    """The facts of a period (``usage_counts.Fact``), summed by measure and key."""
 
     def __init__(self, facts: Iterable[tuple[str, str, int]]) -> None:
         self.c: dict[str, Counter[str]] = {}
@@ -256,9 +256,11 @@ def _overdue(
     }
 
 
-def _sections(
-    counts: _Counts, outcomes: dict[str, int], library_names: dict[str, str], overdue: dict[str, Any]
+def report_sections(
+    counts: Counts, outcomes: dict[str, int], library_names: Mapping[str, str], overdue: dict[str, Any]
 ) -> dict[str, Any]:
+    """The sections of a report (see ``UsageReport``) from what its period counted, the outcomes
+    of the requests opened in it, the libraries' names and the reviews overdue at its end."""
     adjudications = counts.of("adjudications", ("viable", "not_viable"))
     return {
         "searches": {
@@ -333,7 +335,7 @@ def compute_usage(
     # A real-time report includes what happened at the very moment it is run.
     inclusive = real_time
     usage = app.usage_counts
-    counts = _Counts(usage.facts(start, end, end_inclusive=inclusive))
+    counts = Counts(usage.facts(start, end, end_inclusive=inclusive))
     libraries = usage.libraries(end, end_inclusive=inclusive)
     until = micros(end) - (0 if inclusive else 1)
     outcomes = _outcomes(
@@ -348,7 +350,7 @@ def compute_usage(
         end,
         now,
         real_time,
-        _sections(counts, outcomes, {lib.library_id: lib.name for lib in libraries}, overdue),
+        report_sections(counts, outcomes, {lib.library_id: lib.name for lib in libraries}, overdue),
     )
 
 
