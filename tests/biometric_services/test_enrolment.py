@@ -72,6 +72,27 @@ def test_R01_each_item_is_enrolled_or_told_why_not(world: World, photos, shared_
     assert report.results[0].content_hash == stored.content_hash
 
 
+def test_each_items_bytes_are_hashed_once(world: World, photos, monkeypatch: pytest.MonkeyPatch):
+    """The hash that finds duplicates is the one the image is enrolled and reported with."""
+    from rfr.application.services import enrolment
+
+    hashed: list[bytes] = []
+
+    def counted(data: bytes) -> str:
+        hashed.append(data)
+        return content_hash(data)
+
+    monkeypatch.setattr(enrolment, "content_hash", counted)
+    _, library = world.library()
+    good = photos["adam_sandler"][0]
+    items = [item(good), item(good), item(good, data=b"not an image at all")]
+    report = world.enrolment.enrol("admin", str(library.id), items)
+    assert [r.code for r in report.results] == [None, "duplicate", "undecodable"]
+    assert sorted(hashed) == sorted(i.data for i in items)
+    digest = content_hash(good.read_bytes())
+    assert [r.content_hash for r in report.results] == [digest, digest, None]
+
+
 def test_a_face_among_others_of_similar_size_is_not_guessed(world: World, photos, shared_faces):
     _, library = world.library()
     crowd = shared_faces / "deepface" / "_multi" / "selfie-many-people.jpg"

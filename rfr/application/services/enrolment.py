@@ -238,10 +238,11 @@ class Enrolment(UseCase):
         offered: list[_Candidate] = []
         # Already in the library (not purged), from the projection's unique key: what this batch
         # offers, not the whole library. A race with another enrolment fails that key at save.
-        seen = self.app.library_images.enrolled_as(str(library.id), {content_hash(i.data) for i in items})
-        for position, item in enumerate(items):
+        digests = [content_hash(i.data) for i in items]  # each item's bytes hashed once
+        seen = self.app.library_images.enrolled_as(str(library.id), set(digests))
+        for position, (item, digest) in enumerate(zip(items, digests, strict=True)):
             name = item.name or f"item {position + 1}"
-            outcome = self._prepare(act, position, item, name, seen)
+            outcome = self._prepare(act, position, item, name, digest=digest, seen=seen)
             if isinstance(outcome, EnrolmentResult):
                 results[position] = outcome
             else:
@@ -300,13 +301,12 @@ class Enrolment(UseCase):
         return [results[p] for p in range(len(items))]
 
     def _prepare(
-        self, act: Act, position: int, item: EnrolmentItem, name: str, seen: dict[str, str]
+        self, act: Act, position: int, item: EnrolmentItem, name: str, *, digest: str, seen: dict[str, str]
     ) -> EnrolmentResult | _Candidate:
         try:
             pixels = self.bio.decode(item.data)
         except ImageRejected as rejected:
             return EnrolmentResult(name, False, rejected.reason, rejected.code)
-        digest = content_hash(item.data)
         if digest in seen:
             return EnrolmentResult(
                 name,
