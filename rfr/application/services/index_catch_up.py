@@ -3,23 +3,37 @@
 The index of (library, algorithm) saves, with each change, the last notification id it has
 applied (its *position*, ADR 0014). Before a search, the searching process reads the template
 events stored after that position (templates built, images purged), keeps this library's,
-reads their vectors from the biometric store and applies them, then saves the new position, all
-under the index's write lock. So an index misses nothing the log holds, whichever process wrote
-the events and whether or not that process lived to write the index itself (an enrolment
+reads their vectors from the biometric store and applies them under the index's write lock,
+saving the new position with them. So an index misses nothing the log holds, whichever process
+wrote the events and whether or not that process lived to write the index itself (an enrolment
 writes its new templates at once, so a search right after it finds them; if it died between
-its save and that write, the next search adds them). The cost is the template events since the
+its save and that write, the next search adds them). The cost is the events since the
 position, never the library's size. An index with no position (new, or rebuilt from the store
 after damage) starts from the beginning of the log, once.
+
+A search is not a write. When the events since the position change nothing in the index (the
+usual case: the log moved by searches, audit queries, other libraries' enrolments, or by an
+enrolment that already wrote its templates), the position reached is kept in this process's
+memory only, and neither the lock is taken nor a journal entry written. The moved position is
+saved with the next change the catch-up writes anyway, or on its own (one small journal entry)
+once it is more than ``POSITION_GAP`` notifications ahead of the saved one, or when the index
+has no position yet. After a restart the memory is gone and the catch-up starts again from the
+saved position: it re-reads at most ``POSITION_GAP`` notifications that change nothing, which
+is correct, only slower once.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
+import weakref
 
+import attrs
 import numpy as np
 
 from rfr.application.app import RfrApplication
 from rfr.application.errors import RecordNotFound
+from rfr.application.ports import VectorIndex
 from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.enrolment_batch import EnrolmentBatch, ImageHolder
 from rfr.domain.governed import stored_topics
@@ -37,47 +51,137 @@ TOPICS = tuple(
     for topic in stored_topics(kind)
 )
 PAGE = 500
+# How far (in notifications) the position reached may run ahead of the saved one before a
+# catch-up that changes nothing saves it anyway. Bounds what a restart re-reads: the select by
+# topic scans every notification after the saved position (the log has no index on topics), and
+# 10,000 are a few tens of milliseconds once per library searched after a restart. Against one
+# journal entry per search before, a library searched all day writes one entry (about 100
+# bytes) per 10,000 events stored, so its journal no longer grows, and compacts, with searches.
+POSITION_GAP = 10_000
+
+
+@attrs.frozen
+class _Reached:
+    """No event in (saved, reached] changed the index whose saved position is ``saved``."""
+
+    saved: int
+    reached: int
+
+
+class _Memory:
+    """The positions this process reached without saving them, per registry and index.
+
+    Held weakly by registry (one folder of indexes), so a registry that is gone forgets its
+    positions; valid for one log, the recorder it was read from, and only while the index's
+    saved position is the one it was reached from (a rebuild or another process's save moves
+    that, and the catch-up then starts from the saved position again).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_registry: weakref.WeakKeyDictionary[object, dict] = weakref.WeakKeyDictionary()
+
+    def start(self, app: RfrApplication, bio: Biometrics, library_id: str, saved: int | None) -> int:
+        """Where to read from: the position reached from ``saved``, else ``saved`` itself."""
+        if saved is None:
+            return 0
+        with self._lock, contextlib.suppress(TypeError):
+            recorder, reached = self._by_registry.get(bio.indexes, {}).get(
+                (library_id, bio.algorithm_id), (None, None)
+            )
+            if recorder is not None and recorder() is app.recorder and reached.saved == saved:
+                return max(reached.reached, saved)
+        return saved
+
+    def remember(self, app: RfrApplication, bio: Biometrics, library_id: str, reached: _Reached) -> None:
+        with self._lock, contextlib.suppress(TypeError):  # a registry that takes no weak reference
+            positions = self._by_registry.setdefault(bio.indexes, {})
+            positions[(library_id, bio.algorithm_id)] = (weakref.ref(app.recorder), reached)
+
+
+_MEMORY = _Memory()
+
+
+@attrs.define
+class _Events:
+    """The template events of one algorithm in (after, head]."""
+
+    built: dict[str, None] = attrs.field(factory=dict)
+    purged: set[str] = attrs.field(factory=set)
+    read: int = 0
+
+
+def _read(app: RfrApplication, algorithm_id: str, after: int, head: int) -> _Events:
+    events = _Events()
+    while after < head:
+        page = app.recorder.select_notifications(
+            start=after, limit=PAGE, stop=head, topics=TOPICS, inclusive_of_start=False
+        )
+        for notification in page:
+            event = app.mapper.to_domain_event(notification)
+            if isinstance(event, ImageHolder.TemplatesBuilt) and event.algorithm_id == algorithm_id:
+                events.built.update(dict.fromkeys(event.templates.values()))
+            elif isinstance(event, ImageHolder.ImagesPurged):
+                events.purged.update(event.template_ids)
+        events.read += len(page)
+        if len(page) < PAGE:
+            break
+        after = page[-1].id
+    return events
+
+
+def _changes(
+    app: RfrApplication, bio: Biometrics, library_id: str, index: VectorIndex, events: _Events
+) -> tuple[list[str], list[str]]:
+    """The templates to add to ``index`` and those to remove from it, as the events say."""
+    # This library's templates, as the projection knows them (a purged one is gone from it).
+    mine = app.library_images.templates_in(library_id, bio.algorithm_id, events.built)
+    added = [t for t in events.built if t in mine and t not in events.purged and t not in index]
+    return added, [t for t in events.purged if t in index]
+
+
+def _must_save(saved: int | None, head: int) -> bool:
+    """Whether to save the position even though nothing changed: the first time (no position: a
+    new index, or one a rebuild from the store reset, is never trusted to memory), and when it
+    is more than ``POSITION_GAP`` ahead of the saved one."""
+    return saved is None or head - saved > POSITION_GAP
 
 
 def catch_up(app: RfrApplication, bio: Biometrics, library_id: str) -> int:
     """Applies the template events after the index's position; returns how many were read."""
     head = app.recorder.max_notification_id() or 0
-    if (getattr(bio.index(library_id), "position", None) or 0) >= head:
+    index = bio.index(library_id)
+    saved = getattr(index, "position", None)
+    after = _MEMORY.start(app, bio, library_id, saved)
+    if after >= head:
         return 0
+    # Read without the lock: the events are immutable, and if they change nothing in the index
+    # as its files hold it now, there is nothing to lock for.
+    events = _read(app, bio.algorithm_id, after, head)
+    read = events.read
+    added, gone = _changes(app, bio, library_id, index, events)
+    if not added and not gone and not _must_save(saved, head):
+        _MEMORY.remember(app, bio, library_id, _Reached(saved, head))
+        return read
     embedder = bio.engine.embedder
-    algorithm_id = bio.algorithm_id
-    with bio.indexes.writing(library_id, algorithm_id, embedder.dimension, embedder.metric) as index:
-        after = getattr(index, "position", None) or 0  # again, under the lock
-        if after >= head:
-            return 0
-        built: dict[str, None] = {}
-        purged: set[str] = set()
-        read = 0
-        while after < head:
-            page = app.recorder.select_notifications(
-                start=after, limit=PAGE, stop=head, topics=TOPICS, inclusive_of_start=False
-            )
-            for notification in page:
-                event = app.mapper.to_domain_event(notification)
-                if isinstance(event, ImageHolder.TemplatesBuilt) and event.algorithm_id == algorithm_id:
-                    built.update(dict.fromkeys(event.templates.values()))
-                elif isinstance(event, ImageHolder.ImagesPurged):
-                    purged.update(event.template_ids)
-            read += len(page)
-            if len(page) < PAGE:
-                break
-            after = page[-1].id
-        # This library's templates, as the projection knows them (a purged one is gone from it).
-        mine = app.library_images.templates_in(library_id, algorithm_id, built)
+    with bio.indexes.writing(library_id, bio.algorithm_id, embedder.dimension, embedder.metric) as index:
+        saved = getattr(index, "position", None)  # again, under the lock
+        start = _MEMORY.start(app, bio, library_id, saved)
+        if start >= head:
+            return read
+        if start != after:  # another process saved a position meanwhile, or a rebuild reset it
+            events = _read(app, bio.algorithm_id, start, head)
+            read += events.read
+        added, gone = _changes(app, bio, library_id, index, events)
         vectors: dict[str, np.ndarray] = {}
-        for template_id in built:
-            if template_id in mine and template_id not in purged and template_id not in index:
-                with contextlib.suppress(RecordNotFound):  # erased since: nothing to index
-                    vectors[template_id] = bio.store.get_template(template_id).vector
+        for template_id in added:
+            with contextlib.suppress(RecordNotFound):  # erased since: nothing to index
+                vectors[template_id] = bio.store.get_template(template_id).vector
         if vectors:
             index.add(list(vectors), np.stack(list(vectors.values())))
-        gone = [t for t in purged if t in index]
         if gone:
             index.remove(gone)
-        index.position = head  # type: ignore[attr-defined]
+        if vectors or gone or _must_save(saved, head):
+            index.position = saved = head  # type: ignore[attr-defined]
+    _MEMORY.remember(app, bio, library_id, _Reached(saved, head))
     return read
