@@ -203,10 +203,10 @@ class SearchExecution(UseCase):
         """The ``k`` searchable templates of the library nearest the probe's, by the index.
 
         The index is first caught up with the library's template events; it may hold templates
-        no longer searchable (expired, past retention, of an
-        image purged since it was read); its hits are checked against the library images
-        projection, and the search goes deeper until ``k`` searchable ones are found or the
-        index has no more. Its cost is that of the hits read, not of the library.
+        no longer searchable (expired, past retention, of an image purged since it was read); its
+        hits are checked against the library images projection, and the search goes deeper until
+        ``k`` searchable ones are found or the index has no more. Its cost is that of the hits
+        read, not of the library.
         """
         algorithm_id = self.bio.algorithm_id
         templates = [self.bio.store.get_template(t) for t in probe.template_ids(algorithm_id)]
