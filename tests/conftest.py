@@ -6,9 +6,14 @@ where ../shared is absent, but fail when CI=true, because CI always has it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -46,3 +51,51 @@ def dlib_reference() -> list[dict]:
 def policy_text() -> str:
     """The policy document, read for verbatim text (S-06)."""
     return _require(POLICY_TEXT).read_text(encoding="utf-8")
+
+
+# -- PostgreSQL (issue 10) -----------------------------------------------------------------------
+
+
+def _load_beside(name: str) -> ModuleType:
+    # ``--import-mode=importlib`` puts no test folder on sys.path; load the module by its file.
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent / f"{name}.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """The DSN of a private PostgreSQL cluster on loopback, started once for the session.
+
+    Skips where no server binaries can be had, but fails when CI=true: ``make test`` installs
+    Debian's ``postgresql`` package when they are missing.
+    """
+    postgres_cluster = _load_beside("postgres_cluster")
+    if postgres_cluster.server_binaries() is None:
+        message = "no PostgreSQL server binaries: `make test` installs Debian's postgresql package"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = postgres_cluster.start()
+    try:
+        yield cluster.dsn
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_store(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new empty schema for one test, named in RFR_POSTGRES_DSN and RFR_POSTGRES_SCHEMA (which
+    subprocesses inherit); ``Settings.from_env`` with RFR_PERSISTENCE=postgres opens it."""
+    import psycopg
+
+    schema = "t_" + uuid.uuid4().hex[:16]
+    with psycopg.connect(postgres_server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    monkeypatch.setenv("RFR_POSTGRES_DSN", postgres_server)
+    monkeypatch.setenv("RFR_POSTGRES_SCHEMA", schema)
+    return schema

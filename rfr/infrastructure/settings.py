@@ -3,7 +3,9 @@
 | variable | default | meaning |
 |---|---|---|
 | RFR_DATA_DIR | ./var | event store, biometric store, indexes and built models live under it |
-| RFR_PERSISTENCE | sqlite | "sqlite" (embedded default, file under RFR_DATA_DIR) or "memory" (tests) |
+| RFR_PERSISTENCE | sqlite | "sqlite" (embedded, under RFR_DATA_DIR), "postgres" or "memory" (tests) |
+| RFR_POSTGRES_DSN | (none) | with "postgres": ``postgresql://user:pw@host:port/db``; never logged |
+| RFR_POSTGRES_SCHEMA | public | with "postgres": the schema holding the event store, chain and projections |
 | RFR_ORT_THREADS | 2 | intra-op threads for each onnxruntime session |
 | RFR_IMPORT_ROOT | $RFR_DATA_DIR/import | the only server-side folder tree bulk enrolment may read |
 | RFR_QUALITY_THRESHOLDS | (none: built-in defaults) | TOML file of probe quality thresholds (P-10) |
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import attrs
 
-PERSISTENCE_CHOICES = ("sqlite", "memory")
+PERSISTENCE_CHOICES = ("sqlite", "postgres", "memory")
 
 
 def positive_int_from_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -39,6 +41,9 @@ class Settings:
     ort_threads: int = 2
     import_root: Path | None = None
     quality_thresholds: Path | None = None
+    # The DSN may carry a password: kept out of every repr, and so out of logs and errors.
+    postgres_dsn: str | None = attrs.field(default=None, repr=False)
+    postgres_schema: str = "public"
 
     @property
     def models_dir(self) -> Path:
@@ -58,10 +63,18 @@ class Settings:
         data_dir = Path(env.get("RFR_DATA_DIR", "./var")).expanduser().resolve()
         import_root = Path(env.get("RFR_IMPORT_ROOT", data_dir / "import")).expanduser().resolve()
         quality = env.get("RFR_QUALITY_THRESHOLDS", "").strip()
+        dsn = env.get("RFR_POSTGRES_DSN", "").strip() or None
+        if persistence == "postgres" and dsn is None:
+            raise ValueError("RFR_PERSISTENCE=postgres needs RFR_POSTGRES_DSN=postgresql://...")
+        schema = env.get("RFR_POSTGRES_SCHEMA", "public").strip() or "public"
+        if not schema.replace("_", "").isalnum() or not schema.isascii() or len(schema) > 63:
+            raise ValueError("RFR_POSTGRES_SCHEMA must be a plain name of letters, digits and _")
         return cls(
             data_dir=data_dir,
             persistence=persistence,
             ort_threads=threads,
             import_root=import_root,
             quality_thresholds=Path(quality).expanduser().resolve() if quality else None,
+            postgres_dsn=dsn,
+            postgres_schema=schema,
         )

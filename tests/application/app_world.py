@@ -266,3 +266,9 @@ def memory_app() -> RfrApplication:
 
 def sqlite_app(data_dir: Path) -> RfrApplication:
     return RfrApplication(application_env(Settings(data_dir=data_dir, persistence="sqlite")))
+
+
+def postgres_app(data_dir: Path) -> RfrApplication:
+    """On the database and schema the environment names (the ``postgres_store`` fixture)."""
+    env = {**os.environ, "RFR_DATA_DIR": str(data_dir), "RFR_PERSISTENCE": "postgres"}
+    return RfrApplication(application_env(Settings.from_env(env)))

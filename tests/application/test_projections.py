@@ -19,7 +19,7 @@ from uuid import UUID
 
 import domain_builders as b
 import pytest
-from app_world import FixedClock, World, memory_app, sqlite_app
+from app_world import FixedClock, World, memory_app, postgres_app, sqlite_app
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -161,6 +161,45 @@ def test_sqlite_a_rebuilt_projection_equals_the_live_one(tmp_path: Path) -> None
     assert live["rfr_library_images"], "the sequence enrolled nothing"
     world.app.rebuild_projections(["library_images"])
     assert tables(world.app) == live
+
+
+def test_postgres_the_unique_key_refuses_a_racing_duplicate(postgres_store: str, tmp_path: Path) -> None:
+    """Issue 10: on PostgreSQL too, two enrolments of one image that both checked the projection
+    before either saved end with one conflict (the projection's unique key, in the transaction)."""
+    world = World(postgres_app(tmp_path), FixedClock()).populate()
+    approval_id, library_id = world.library(n=1)
+    approval = world.app.get(approval_id, LibraryApproval)
+    library = world.app.get(library_id, ReferenceLibrary)
+    (image,) = b.library_images(1, prefix="pg-twice")
+    copy = LibraryImage(
+        "pg-copy", image.content_hash, image.captured_on, image.age_at_capture, image.mopi_group
+    )
+    at, lead = world.clock.now(), world.actor("op-lead")
+    first = library.enrol(lead, at, [image], approval, b.CONFIG)
+    second = library.enrol(lead, at, [copy], approval, b.CONFIG)
+    world.app.save(first)
+    with pytest.raises(ConcurrentModification):
+        world.app.save(second)
+    assert world.app.library_images.enrolled_as(str(library_id), [image.content_hash]) == {
+        image.content_hash: "pg-twice-0"
+    }
+    world.app.close()
+
+
+def test_postgres_a_rebuilt_projection_equals_the_live_one(postgres_store: str, tmp_path: Path) -> None:
+    """Issue 10: the projections' SQL runs on PostgreSQL in the events' transaction, and a
+    rebuild from the log there gives the same rows."""
+    world = World(postgres_app(tmp_path), FixedClock()).populate()
+    _run(world, [("enrol", 3), ("purge", 1), ("age", 9), ("expire", 1), ("enrol", 1)])
+    live = tables(world.app)
+    assert live["rfr_library_images"], "the sequence enrolled nothing"
+    assert world.app.rebuild_projections() > 0
+    assert tables(world.app) == live
+    head = world.app.recorder.max_notification_id()
+    assert world.app.recorder.projection_positions() == {
+        p.name: (p.version, head) for p in world.app.projections
+    }
+    world.app.close()
 
 
 def test_sqlite_a_store_without_projections_gets_them_on_first_start(tmp_path: Path) -> None:

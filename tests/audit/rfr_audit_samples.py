@@ -7,6 +7,7 @@ topics resolve in a ``rfr`` CLI subprocess too, given this folder on PYTHONPATH.
 from __future__ import annotations
 
 import enum
+import os
 from pathlib import Path
 
 import attrs
@@ -18,7 +19,11 @@ from rfr.infrastructure.settings import Settings
 
 
 def open_app(data_dir: Path, persistence: str = "sqlite") -> RfrApplication:
-    """The application exactly as the entrypoints build it, on ``data_dir``."""
+    """The application exactly as the entrypoints build it, on ``data_dir`` (on ``postgres``:
+    the database and schema the environment names, see the ``postgres_store`` fixture)."""
+    if persistence == "postgres":
+        env = {**os.environ, "RFR_DATA_DIR": str(data_dir), "RFR_PERSISTENCE": "postgres"}
+        return RfrApplication(env=application_env(Settings.from_env(env)))
     return RfrApplication(env=application_env(Settings(data_dir=data_dir, persistence=persistence)))
 
 

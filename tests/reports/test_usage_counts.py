@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from app_world import ALG, T0, FixedClock, World, sqlite_app
+from app_world import ALG, T0, FixedClock, World, postgres_app, sqlite_app
 from report_history import DAY_1, DAY_40, DAY_100, History, build_history
 from usage_oracle import replayed_report
 
@@ -354,3 +354,27 @@ def test_A04_a_report_costs_its_period_not_the_history_after_it(world: World, hi
     # Rows of day 0 and the events of the three approvals and the cache entry open on day 1.
     assert before["select_notifications"] == 0
     assert 0 < before["query"] < 100 and 0 < before["select_events"] < 100
+
+
+def test_A04_on_postgres_every_period_equals_a_replay_of_the_whole_log(
+    postgres_store: str, tmp_path: Path
+) -> None:
+    """A-04, issue 10: the usage projection's SQL gives the same report on PostgreSQL as a replay
+    of the log, for periods bounded at the history's own instants."""
+    clock = FixedClock()
+    app = postgres_app(tmp_path)
+    try:
+        build_history(World(app, clock).populate())
+        for start, end in (
+            (None, DAY_100),
+            (T0, DAY_1),
+            (T0 + timedelta(microseconds=1), DAY_40),
+            (DAY_1, DAY_100),
+        ):
+            for real_time in (False, True):
+                report = compute_usage(app, start=start, end=end, now=DAY_100, real_time=real_time)
+                assert report.sections == replayed_report(
+                    app, start=start, end=end, now=DAY_100, real_time=real_time
+                )
+    finally:
+        app.close()

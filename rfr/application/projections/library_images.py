@@ -113,8 +113,9 @@ def _enrolled(
     rows.append(
         (
             f"INSERT INTO {TOTALS} (library_id, enrolled, live) VALUES (?, ?, ?) "
-            "ON CONFLICT (library_id) DO UPDATE SET enrolled = enrolled + excluded.enrolled, "
-            "live = live + excluded.live",
+            # The table's own columns named with it: PostgreSQL reads a bare name as ambiguous.
+            f"ON CONFLICT (library_id) DO UPDATE SET enrolled = {TOTALS}.enrolled + excluded.enrolled, "
+            f"live = {TOTALS}.live + excluded.live",
             (library_id, count, count),
         )
     )
@@ -135,7 +136,7 @@ def _templated(algorithm_id: str, templates: dict[str, str]) -> list[Statement]:
             (
                 f"INSERT INTO {TEMPLATED} (library_id, algorithm_id, live) "
                 f"SELECT library_id, ?, 1 FROM {IMAGES} WHERE image_id = ? AND {_LIVE} "
-                "ON CONFLICT (library_id, algorithm_id) DO UPDATE SET live = live + 1",
+                f"ON CONFLICT (library_id, algorithm_id) DO UPDATE SET live = {TEMPLATED}.live + 1",
                 (algorithm_id, image_id),
             )
         )

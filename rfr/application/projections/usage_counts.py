@@ -164,20 +164,21 @@ class UsageCountsProjection:
     version = 1
     tables = (FACTS, REQUESTS, GROUNDS, LIBRARIES, REVIEWS)
     ddl = (
+        # Times are microseconds since the epoch: BIGINT (PostgreSQL's INTEGER is 32 bits).
         f"CREATE TABLE IF NOT EXISTS {FACTS} ("
-        "at INTEGER NOT NULL, measure TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL)",
+        "at BIGINT NOT NULL, measure TEXT NOT NULL, key TEXT NOT NULL, n INTEGER NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS {FACTS}_by_time ON {FACTS} (at)",
         f"CREATE TABLE IF NOT EXISTS {REQUESTS} ("
-        "request_id TEXT PRIMARY KEY, opened_at INTEGER NOT NULL, searched_at INTEGER, "
-        "viable_at INTEGER, rejected_at INTEGER)",
+        "request_id TEXT PRIMARY KEY, opened_at BIGINT NOT NULL, searched_at BIGINT, "
+        "viable_at BIGINT, rejected_at BIGINT)",
         f"CREATE INDEX IF NOT EXISTS {REQUESTS}_by_opening ON {REQUESTS} (opened_at)",
         f"CREATE TABLE IF NOT EXISTS {GROUNDS} ("
         "probe_id TEXT NOT NULL, ground TEXT NOT NULL, PRIMARY KEY (probe_id, ground))",
         f"CREATE TABLE IF NOT EXISTS {LIBRARIES} ("
         "library_id TEXT PRIMARY KEY, approval_id TEXT NOT NULL, name TEXT NOT NULL, "
-        "created_at INTEGER NOT NULL)",
+        "created_at BIGINT NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {REVIEWS} ("
-        "subject_id TEXT PRIMARY KEY, kind TEXT NOT NULL, from_at INTEGER NOT NULL, until_at INTEGER)",
+        "subject_id TEXT PRIMARY KEY, kind TEXT NOT NULL, from_at BIGINT NOT NULL, until_at BIGINT)",
         f"CREATE INDEX IF NOT EXISTS {REVIEWS}_open ON {REVIEWS} (from_at) WHERE until_at IS NULL",
         f"CREATE INDEX IF NOT EXISTS {REVIEWS}_closed ON {REVIEWS} (until_at)",
     )

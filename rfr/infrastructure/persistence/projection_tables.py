@@ -17,7 +17,7 @@ from rfr.application.projections import Projection, Statement
 POSITIONS = "rfr_projections"
 POSITIONS_DDL = (
     f"CREATE TABLE IF NOT EXISTS {POSITIONS} ("
-    "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position INTEGER NOT NULL)"
+    "name TEXT PRIMARY KEY, version INTEGER NOT NULL, position BIGINT NOT NULL)"
 )
 
 
