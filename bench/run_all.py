@@ -4,11 +4,19 @@ Run with `make bench` (or `python bench/run_all.py [--out docs/benchmarks.md]`).
 one results table comes from one run on one machine; ratios compare stages measured in that
 same run on the same images. Medians, not means: the first call of a session and the odd
 scheduler hiccup should not move the result.
+
+The output file is updated, not overwritten: its head (the engine table, before the first `## `
+heading) and the audit section are replaced by this run's; every other section is kept. The
+Scale section is replaced only by a run that measured every library size its table holds, and
+then with the notes written by hand under it, which described the run replaced; so the default
+10k and 100k run of `make bench` leaves a committed 1M table and its notes alone, and writes its
+own scale figures to bench/results/scale-<sizes>.json instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -166,12 +174,77 @@ def main() -> int:
     print(audit)
     sizes = [int(n) for n in args.scale_sizes.split(",")]
     command = f"python bench/run_all.py --scale-sizes {args.scale_sizes}"
-    scaled = scale.markdown_section(
-        scale.measure(sizes, audit=audited, command=command, log=lambda m: print(m, flush=True))
-    )
+    scale_result = scale.measure(sizes, audit=audited, command=command, log=lambda m: print(m, flush=True))
+    scaled = scale.markdown_section(scale_result)
     print(scaled)
-    args.out.write_text(text + _TARGETS + "\n" + audit + "\n" + scaled, encoding="utf-8")
+    existing = args.out.read_text(encoding="utf-8") if args.out.exists() else ""
+    sections = [audit]
+    if replaces_scale(existing, sizes):
+        sections.append(scaled)
+    else:
+        raw = REPO / "bench" / "results" / f"scale-{'-'.join(size_label(n) for n in sizes)}.json"
+        raw.write_text(json.dumps(scale_result, indent=2) + "\n", encoding="utf-8")
+        print(f"{args.out}: its Scale section holds sizes this run did not measure; kept as it is. "
+              f"This run's scale figures: {raw}", flush=True)
+    args.out.write_text(merged(existing, text + _TARGETS, sections), encoding="utf-8")
     return 0
+
+
+def sections_of(text: str) -> list[str]:
+    """The document's head (all before its first `## ` heading, maybe empty), then each `## ` section."""
+    parts: list[list[str]] = [[]]
+    for line in text.splitlines(keepends=True):
+        if line.startswith("## "):
+            parts.append([])
+        parts[-1].append(line)
+    return ["".join(part) for part in parts]
+
+
+def title(section: str) -> str:
+    """What names a section across runs: its heading up to a colon (`## Scale`, `## Audit trail`)."""
+    return section.split("\n", 1)[0].split(":", 1)[0].strip()
+
+
+def merged(existing: str, head: str, sections: list[str]) -> str:
+    """``existing`` with ``head`` as its head and each of ``sections`` in place of the section of the
+    same title (added at the end if it has none); every other section kept as it was."""
+    parts = sections_of(existing)
+    parts[0] = head
+    for section in sections:
+        same = [n for n, part in enumerate(parts) if n and title(part) == title(section)]
+        if same:
+            parts[same[0]] = section
+        else:
+            parts.append(section)
+    return "\n".join(part.rstrip("\n") + "\n" for part in parts if part.strip())
+
+
+def scale_sizes(section: str) -> set[int]:
+    """The library sizes of a Scale section: the numbered columns of its `| measure |` table."""
+    for line in section.splitlines():
+        if line.startswith("| measure |"):
+            cells = [cell.strip().replace(",", "") for cell in line.strip().strip("|").split("|")[1:]]
+            return {int(cell) for cell in cells if cell.isdigit()}
+    return set()
+
+
+def replaces_scale(existing: str, sizes: list[int]) -> bool:
+    """Whether a run of ``sizes`` may replace the Scale section of ``existing``: it has none, or
+    this run measured every size of its table (a smaller run never replaces a larger one; a
+    section without a table of sizes is never replaced)."""
+    committed = [part for part in sections_of(existing)[1:] if title(part) == "## Scale"]
+    if not committed:
+        return True
+    found = scale_sizes(committed[0])
+    return bool(found) and found <= set(sizes)
+
+
+def size_label(n: int) -> str:
+    """10000 -> 10k, 1000000 -> 1m, as in bench/results/scale-10k-100k-1m.json."""
+    for unit, suffix in ((1_000_000, "m"), (1_000, "k")):
+        if n >= unit and n % unit == 0:
+            return f"{n // unit}{suffix}"
+    return str(n)
 
 
 _TARGETS = """
