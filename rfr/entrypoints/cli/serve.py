@@ -1,9 +1,18 @@
-"""`rfr serve`: the HTTP API on uvicorn, over the store named by RFR_DATA_DIR / RFR_PERSISTENCE."""
+"""`rfr serve`: the HTTP API on uvicorn, over the store named by RFR_DATA_DIR / RFR_PERSISTENCE.
+
+``--workers N`` runs N API processes behind the one port (uvicorn's own workers, each building
+the application from the environment). They share the event store and the data folder's
+biometric store and index files; each process's indexes catch up from the event log before
+each search (ADR 0014), so what one process enrols another finds. With the embedded SQLite
+store the processes take turns to write; PostgreSQL (RFR_PERSISTENCE=postgres) is the store
+for several processes in production (ADR 0016).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rfr.entrypoints.http.config import HttpSettings
 from rfr.entrypoints.http.context import context_of
@@ -17,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument(
         "--log-level", default="info", choices=("critical", "error", "warning", "info", "debug")
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="API processes sharing the port (default 1); use RFR_PERSISTENCE=postgres for several",
+    )
     serve.set_defaults(handler=_serve)
 
 
@@ -24,27 +39,49 @@ def _serve(args: argparse.Namespace) -> int:
     # Imported here so other commands do not pay for the web stack.
     import uvicorn
 
-    from rfr.entrypoints.http.app import OPENAPI_JSON_PATH, SCHEMA_PATH, create_app
-    from rfr.entrypoints.http.swagger_ui import CONSOLE_PATH
+    from rfr.entrypoints.http.app import bootstrap, create_app
 
     try:
         settings, http = Settings.from_env(), HttpSettings.from_env()
     except ValueError as e:
         print(f"rfr serve: {e}", file=sys.stderr)
         return 2
-    api = create_app(settings, http=http)
+    if args.workers < 1:
+        print("rfr serve: --workers must be at least 1", file=sys.stderr)
+        return 2
     base = f"http://{args.host}:{args.port}"
-    print(f"rfr API on {base}  (data: {settings.data_dir})", flush=True)
+    if args.workers == 1:
+        api = create_app(settings, http=http)
+        _banner(base, settings, context_of(api).bootstrap_token_file, http.bootstrap_admin)
+        uvicorn.run(api, host=args.host, port=args.port, log_level=args.log_level)
+        return 0
+    # Bootstrapped here, once, before the processes start: their race for it would be safe (one
+    # wins, ADR of the bootstrap), but only this process can tell the operator where the token is.
+    _banner(base, settings, bootstrap(settings, http), http.bootstrap_admin)
+    print(f"  {args.workers} API processes share the port", flush=True)
+    uvicorn.run(
+        "rfr.entrypoints.http.app:app_from_env",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+    )
+    return 0
+
+
+def _banner(base: str, settings: Settings, token_file: Path | None, admin: str) -> None:
+    from rfr.entrypoints.http.app import OPENAPI_JSON_PATH, SCHEMA_PATH
+    from rfr.entrypoints.http.swagger_ui import CONSOLE_PATH
+
+    print(f"rfr API on {base}  (data: {settings.data_dir}, store: {settings.persistence})", flush=True)
     print(f"  API reference (works offline): {base}{SCHEMA_PATH}", flush=True)
     print(f"  Interactive console (Swagger): {base}{SCHEMA_PATH}{CONSOLE_PATH}", flush=True)
     print(f"  OpenAPI document:              {base}{OPENAPI_JSON_PATH}", flush=True)
-    token_file = context_of(api).bootstrap_token_file
     if token_file is not None:
         print(
-            f"  New installation: administrator {http.bootstrap_admin!r} was created. Their one-time token "
+            f"  New installation: administrator {admin!r} was created. Their one-time token "
             f"is in {token_file} (mode 0600).\n  Exchange it: POST {base}/tokens/exchange with "
             "'Authorization: Bearer <that token>', keep the bearer token returned, then delete the file.",
             flush=True,
         )
-    uvicorn.run(api, host=args.host, port=args.port, log_level=args.log_level)
-    return 0

@@ -83,6 +83,22 @@ def write_bootstrap_token(data_dir: Path, issued: IssuedToken) -> Path:
     return path
 
 
+def bootstrap(settings: Settings, http: HttpSettings) -> Path | None:
+    """On an empty store: the first administrator, and the file holding their one-time token."""
+    with Services(settings) as services:
+        issued = services.access().bootstrap(http.bootstrap_admin, ttl=http.bootstrap_token_ttl)
+    if issued is None:
+        return None
+    log.info("bootstrapped administrator %r", http.bootstrap_admin)
+    return write_bootstrap_token(settings.data_dir, issued)
+
+
+def app_from_env() -> Litestar:
+    """The API over the environment's settings: what each process of ``rfr serve --workers N``
+    builds (an empty store was bootstrapped before they started)."""
+    return create_app(Settings.from_env(), http=HttpSettings.from_env())
+
+
 def create_app(
     settings: Settings,
     *,
