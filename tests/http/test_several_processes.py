@@ -240,3 +240,60 @@ def test_rfr_serve_with_two_workers_serves_one_port_from_two_processes(pair: Pai
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def _details(server: LiveServer, admin: ApiUser) -> dict[str, Any]:
+    """``GET /health/details`` of ``server``, as the administrator."""
+    return ok(server.as_token(admin.token).get("/health/details"))
+
+
+def _index_of(details: dict[str, Any], library_id: str) -> dict[str, Any]:
+    (entry,) = [i for i in details["indexes"] if i["library_id"] == library_id]
+    return entry
+
+
+def test_health_details_of_each_process_report_its_own_indexes_and_their_lag(
+    pair: Pair, people: Cast, photos: dict[str, list[Path]]
+) -> None:
+    """Issue 10, item 4: each process answers for itself over the one PostgreSQL store. A holds the
+    index it enrolled into (no position saved by an enrolment: its next catch-up reads the whole
+    log); B, right after its search, has read the log up to where that search began storing its
+    own events, so only those are left to read (ADR 0014); neither shows the connection string."""
+    admin = pair.a.admin
+    assert admin is not None
+    on_a, on_b = people, through(pair.b, people)
+    library = approved_library(on_a, name="LFW health details")
+    assert (
+        enrol(on_a, library["id"], [(TARGET, photos[TARGET][0]), (OTHER, photos[OTHER][0])])["enrolled"] == 2
+    )
+    probe = ready_probe(on_b, photos[TARGET][1])
+    request = ok(open_search(on_b, probe["probe_id"], library["id"]), 201)
+
+    before = _details(pair.b, admin)
+    assert not [i for i in before["indexes"] if i["library_id"] == library["id"]]  # none opened in B yet
+    ok(on_b.analyst.client.post(f"/searches/{request['id']}/runs"))
+    on_b_after = _details(pair.b, admin)
+    on_a_after = _details(pair.a, admin)
+
+    for details in (on_b_after, on_a_after):
+        assert details["status"] == "ok" and details["store"] == "postgres" and details["store_answers"]
+        assert all(p["behind"] == 0 for p in details["projections"]), details["projections"]
+        text = str(details)
+        assert pair.env["RFR_POSTGRES_DSN"] not in text and "postgresql://" not in text
+    assert on_a_after["process_id"] != on_b_after["process_id"]
+    # One store: the same log and chain, whichever process reads them (nothing was written between).
+    assert on_a_after["log_head"] == on_b_after["log_head"]
+    assert on_a_after["chain_head"] == on_b_after["chain_head"]
+
+    searched = _index_of(on_b_after, library["id"])
+    assert searched["saved_position"] is not None  # an index's first catch-up saves its position
+    assert searched["reached_position"] >= before["log_head"]
+    stored_by_the_search = on_b_after["log_head"] - before["log_head"]
+    assert (
+        1 <= searched["lag"] == on_b_after["log_head"] - searched["reached_position"] <= stored_by_the_search
+    )
+
+    enrolled = _index_of(on_a_after, library["id"])
+    assert enrolled["algorithm_id"] == searched["algorithm_id"]
+    assert enrolled["saved_position"] is None and enrolled["reached_position"] == 0
+    assert enrolled["lag"] == on_a_after["log_head"]

@@ -354,6 +354,16 @@ class _Writing:
         self._registry._commit(self._slot, changes, position)
 
 
+@attrs.frozen
+class OpenedIndex:
+    """One index this process holds in memory: ``position`` is the one saved with it (None: never
+    set), as this process last read or wrote its files."""
+
+    library_id: str
+    algorithm_id: str
+    position: int | None
+
+
 class IndexRegistry:
     """``VectorIndexRegistry`` over encrypted index files under ``root``; see the module docstring.
 
@@ -422,6 +432,22 @@ class IndexRegistry:
             if path.is_file() and path not in found:
                 found[path] = path.read_bytes()
         return found
+
+    def opened(self) -> list[OpenedIndex]:
+        """The indexes this process holds in memory (opened, written or rebuilt here, not dropped
+        since, and not awaiting a re-read after a failed write), by library and algorithm.
+
+        Costs the number of indexes held: reads no file and takes no lock but the slots'. For
+        reports (the operators' health details); another process may have saved a later position.
+        """
+        with self._lock:
+            slots = list(self._slots.values())
+        held = [
+            OpenedIndex(slot.library_id, slot.algorithm_id, state.position)
+            for slot in slots
+            if (state := slot.state) is not None
+        ]
+        return sorted(held, key=lambda i: (i.library_id, i.algorithm_id))
 
     # -- reading -----------------------------------------------------------------------
 

@@ -83,11 +83,17 @@ class _Memory:
 
     def start(self, app: RfrApplication, bio: Biometrics, library_id: str, saved: int | None) -> int:
         """Where to read from: the position reached from ``saved``, else ``saved`` itself."""
+        return self.start_of(app, bio.indexes, library_id, bio.algorithm_id, saved)
+
+    def start_of(
+        self, app: RfrApplication, indexes: object, library_id: str, algorithm_id: str, saved: int | None
+    ) -> int:
+        """``start`` for the index of (library, algorithm) in the registry ``indexes``."""
         if saved is None:
             return 0
         with self._lock, contextlib.suppress(TypeError):
-            recorder, reached = self._by_registry.get(bio.indexes, {}).get(
-                (library_id, bio.algorithm_id), (None, None)
+            recorder, reached = self._by_registry.get(indexes, {}).get(
+                (library_id, algorithm_id), (None, None)
             )
             if recorder is not None and recorder() is app.recorder and reached.saved == saved:
                 return max(reached.reached, saved)
@@ -100,6 +106,20 @@ class _Memory:
 
 
 _MEMORY = _Memory()
+
+
+def next_start(
+    app: RfrApplication, indexes: object, library_id: str, algorithm_id: str, saved: int | None
+) -> int:
+    """The position the next catch-up of this index in this process reads after, if its files
+    still hold ``saved``: the position reached in memory from ``saved`` (ADR 0014's addendum),
+    else ``saved`` itself, or 0 when ``saved`` is None (the whole log is read then).
+
+    Reads this process's memory only: no event, no file. ``indexes`` is the registry the index
+    is in, ``saved`` the position saved with it as this process holds it. For reports (the
+    operators' health details); the catch-up itself decides with the same rule.
+    """
+    return _MEMORY.start_of(app, indexes, library_id, algorithm_id, saved)
 
 
 @attrs.define
