@@ -21,6 +21,7 @@ def test_every_aggregate_of_the_process_is_in_the_catalogue_with_versioned_event
     catalogue = event_catalogue()
     aggregates = {e.aggregate for e in catalogue}
     assert {"LibraryApproval", "ReferenceLibrary", "ProbeImage", "SearchRequest", "User"} <= aggregates
+    assert {"EnrolmentBatch", "ImportJob", "ReportSchedule", "RefusedAttempt"} <= aggregates
     assert "GovernedAggregate" not in aggregates and "LegallyHoldable" not in aggregates
     assert all(e.class_version >= 1 for e in catalogue)
     # every aggregate can record a refusal.
