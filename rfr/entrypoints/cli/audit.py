@@ -1,6 +1,7 @@
 """`rfr audit verify | head | replay`: the tamper-evidence and time-travel tools (A-02).
 
-They read the event store named by the environment (RFR_DATA_DIR, RFR_PERSISTENCE).
+They read the event store named by the environment: RFR_PERSISTENCE, then RFR_DATA_DIR (sqlite)
+or RFR_POSTGRES_DSN and RFR_POSTGRES_SCHEMA (postgres).
 """
 
 from __future__ import annotations
@@ -77,9 +78,22 @@ class _Refused(Exception):
     """Ends a sub-command with a message on stderr and exit code 2."""
 
 
+def _unreadable(settings: Settings, error: Exception) -> str:
+    """Names the store opened: the file, or the schema (never the DSN: it may hold a password)."""
+    if settings.persistence == "postgres":
+        return (
+            f"PostgreSQL schema {settings.postgres_schema!r} is not a readable rfr event store "
+            f"(check RFR_POSTGRES_DSN and RFR_POSTGRES_SCHEMA): {error}"
+        )
+    return f"{settings.event_store_path} is not a readable rfr event store: {error}"
+
+
 @contextmanager
 def _store() -> Iterator[RfrApplication]:
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as e:
+        raise _Refused(str(e)) from e
     if settings.persistence == "sqlite" and not settings.event_store_path.exists():
         # Opening would create an empty store, and "0 events, intact" about the wrong folder
         # is worse than an error.
@@ -88,7 +102,7 @@ def _store() -> Iterator[RfrApplication]:
         with Services(settings, create_tables=False) as services:
             yield services.app
     except PersistenceError as e:
-        raise _Refused(f"{settings.event_store_path} is not a readable rfr event store: {e}") from e
+        raise _Refused(_unreadable(settings, e)) from e
 
 
 def _refusable(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
