@@ -14,6 +14,8 @@ or, inside tests/http, just use the fixtures of ``conftest.py``:
   unique id through the API and returns an ``ApiUser`` with their own bearer token.
 - ``ApiUser.client`` is an ``httpx.Client`` bound to the server with their Authorization.
 - ``live_server.anonymous()`` is a client without a token.
+- ``live_server.store_env`` names the server's event store (RFR_DATA_DIR, RFR_PERSISTENCE and,
+  on PostgreSQL, RFR_POSTGRES_DSN and RFR_POSTGRES_SCHEMA), for tools that open it beside it.
 
 Tests share one store, so every user id is unique (``unique_id``); never assume an empty store.
 """
@@ -120,6 +122,7 @@ def start_server(data_dir: Path, *, env: Mapping[str, str] | None = None) -> Liv
         local.log_path,
         local.process,
         local.bootstrap_token_file.read_text().strip(),
+        env=local.env,
     )
 
 

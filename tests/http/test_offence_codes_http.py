@@ -19,6 +19,9 @@ from workflow_builders import (
 
 from rfr.domain.offences import OFFENCE_CODES, OTHER_CODE
 
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
+
 PROBE_SUBJECT = "howard_dean"
 
 

@@ -23,6 +23,9 @@ from workflow_builders import (
     stored_events,
 )
 
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
+
 TARGET, OTHER = "andy_roddick", "bill_simon"
 HOLD = {"kind": "disclosure", "reason": "Disclosure schedule of R v Smith (CPIA 1996)"}
 

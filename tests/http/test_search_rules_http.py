@@ -38,6 +38,9 @@ from workflow_builders import (
     unique_id,
 )
 
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
+
 IDENTITIES = ("barbara_walters", "benjamin_netanyahu", "billy_crystal")
 
 

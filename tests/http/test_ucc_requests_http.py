@@ -20,6 +20,9 @@ from workflow_builders import (
     stored_events,
 )
 
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
+
 IDENTITIES = ("gordon_brown", "halle_berry", "hans_blix")
 PROBE_SUBJECT = "howard_dean"  # not enrolled: the search finds no viable match
 

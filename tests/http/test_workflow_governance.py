@@ -18,6 +18,9 @@ from workflow_builders import (
     submitted_probe,
 )
 
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
+
 URGENCY = {"basis": "risk_to_life_or_harm", "rationale": "A missing person at risk"}
 
 

@@ -4,7 +4,7 @@ Form 1 -> approval -> library -> enrolment by upload and from a server folder ->
 Form 3 -> face selection -> search -> candidates by rank and score -> adjudication -> match
 report (JSON and printable, 8.27 caveat verbatim) -> dissemination -> close; then the
 Unresolved Crime Cache. The right identity must come back at rank 1, and the audit trail the
-server wrote must verify with `rfr audit verify`.
+server wrote must verify with `rfr audit verify`. All of it runs on SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -13,54 +13,33 @@ import csv
 import json
 import re
 import shutil
-import sqlite3
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 from workflow_builders import (
-    Cast,
     approved_library,
+    audit_cli,
     audit_verify,
-    cast,
     enrol,
-    lfw_photos,
+    import_root,
     ok,
     open_search,
     ready_probe,
-    start_workflow_server,
+    stored_rows,
     wait_for_job,
 )
 
 from rfr.domain.match_report import DISSEMINATION_CAVEAT, PERFORMANCE_DOCUMENT_URL
+
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
 
 # Four identities: two photos of each enrolled, the third is the probe.
 IDENTITIES = ("adam_sandler", "andy_roddick", "anne_mclellan", "bill_simon")
 JPEG_MAGIC = b"\xff\xd8\xff"
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple]:
-    live, imports = start_workflow_server(tmp_path_factory.mktemp("workflow-happy"))
-    try:
-        yield live, imports
-    finally:
-        live.stop()
-
-
-@pytest.fixture(scope="module")
-def photos(shared_faces: Path) -> dict[str, list[Path]]:
-    return lfw_photos(shared_faces)
-
-
-@pytest.fixture(scope="module")
-def people(server) -> Cast:
-    return cast(server[0])
-
-
 def test_from_form_1_to_a_disseminated_match_report_with_the_right_identity_at_rank_1(server, people, photos):
-    live, _ = server
     library = approved_library(people)
     gallery = [(who, p) for who in IDENTITIES for p in photos[who][:2]]
     report = enrol(people, library["id"], gallery)
@@ -155,9 +134,15 @@ def test_from_form_1_to_a_disseminated_match_report_with_the_right_identity_at_r
     )
     assert closed["status"] == "closed"
 
-    verified = audit_verify(live)
+    verified = audit_verify(server)
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    assert_no_biometric_data_in_events(live.data_dir / "events.sqlite3", photos[target][2].read_bytes())
+    # A-02: the head an operator publishes anchors the chain; a forged one is caught.
+    head = audit_cli(server, "head")
+    assert head.returncode == 0, head.stderr
+    assert audit_cli(server, "verify", "--anchor", head.stdout.strip()).returncode == 0
+    count = head.stdout.strip().partition(":")[0]
+    assert audit_cli(server, "verify", "--anchor", f"{count}:{'f' * 64}").returncode == 1
+    assert_no_biometric_data_in_events(stored_rows(server), photos[target][2].read_bytes())
 
 
 def _numeric_runs(value: object) -> Iterator[int]:
@@ -172,14 +157,11 @@ def _numeric_runs(value: object) -> Iterator[int]:
             yield from _numeric_runs(item)
 
 
-def assert_no_biometric_data_in_events(store: Path, probe_bytes: bytes) -> None:
+def assert_no_biometric_data_in_events(rows: list[tuple[str, bytes]], probe_bytes: bytes) -> None:
     """ADR 0004 / R-05: events carry ids, hashes and boxes, never images, templates or landmarks."""
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as db:
-        rows = db.execute("SELECT topic, state FROM stored_events").fetchall()
     topics = {topic for topic, _ in rows}
     assert any("ProbeImage" in t for t in topics) and any("CandidateAdjudicated" in t for t in topics)
-    for topic, state in rows:
-        blob = bytes(state)
+    for topic, blob in rows:
         assert probe_bytes[100:164] not in blob, f"{topic} holds image bytes"
         decoded = json.loads(blob)
         assert max(_numeric_runs(decoded), default=0) < 16, f"{topic} holds a vector of numbers"
@@ -191,9 +173,8 @@ def assert_no_biometric_data_in_events(store: Path, probe_bytes: bytes) -> None:
 def test_bulk_enrolment_from_a_server_folder_runs_as_a_job_with_progress_and_per_row_outcomes(
     server, people, photos
 ):
-    _, imports = server
     library = approved_library(people, name="LFW bulk")
-    folder = imports / "bulk-1"
+    folder = import_root(server) / "bulk-1"
     folder.mkdir()
     rows = []
     for who in IDENTITIES[:3]:

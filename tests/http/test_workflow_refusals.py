@@ -26,6 +26,9 @@ from workflow_builders import (
     submitted_probe,
 )
 
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
+
 IDENTITIES = ("barbara_walters", "benjamin_netanyahu", "billy_crystal")
 
 

@@ -25,6 +25,9 @@ from workflow_builders import (
     submitted_probe,
 )
 
+# Each test runs on both event stores (tests/http/conftest.py).
+STORES = ("sqlite", "postgres")
+
 # EXIF tag 0x0112: 6 means "rotate 90 degrees clockwise to display".
 ORIENTATION = 0x0112
 

@@ -5,8 +5,10 @@ Each test module starts its own server (``start_workflow_server``) because the s
 ``live_server`` has no import root and a 64 KiB body limit, too small for photographs. Every
 scenario makes its own team name, so libraries of one test never open to users of another.
 
-What the server stored is read straight from its files (``stored_events``, ``blob_count``):
-a rejected request must leave nothing, and only the files can show that.
+What the server stored is read straight from its store and files (``stored_events``,
+``blob_count``): a rejected request must leave nothing, and only they can show that. The store is
+the one the server was started on (``LiveServer.store_env``): its SQLite file, or its PostgreSQL
+schema when the module runs on both stores (``STORES`` in tests/http/conftest.py).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +27,17 @@ import attrs
 import httpx
 from http_harness import REPO_ROOT, ApiUser, LiveServer, start_with_admin, unique_id
 
+from rfr.infrastructure.settings import Settings
+
 MAX_REQUEST_BYTES = 2 * 1024 * 1024
 MAX_IMAGE_PIXELS = 4_000_000
 
 
-def start_workflow_server(root: Path) -> tuple[LiveServer, Path]:
-    """A server under ``root`` with bulk import from ``root/imports``; returns it and that folder."""
+def start_workflow_server(root: Path, *, env: Mapping[str, str] | None = None) -> tuple[LiveServer, Path]:
+    """A server under ``root`` with bulk import from ``root/imports``; returns it and that folder.
+
+    ``env`` adds to its environment, e.g. RFR_PERSISTENCE=postgres and the schema to use.
+    """
     imports = root / "imports"
     imports.mkdir(parents=True, exist_ok=True)
     server = start_with_admin(
@@ -39,9 +46,15 @@ def start_workflow_server(root: Path) -> tuple[LiveServer, Path]:
             "RFR_IMPORT_ROOT": str(imports),
             "RFR_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
             "RFR_MAX_IMAGE_PIXELS": str(MAX_IMAGE_PIXELS),
+            **(env or {}),
         },
     )
     return server, imports
+
+
+def import_root(server: LiveServer) -> Path:
+    """The folder a workflow server bulk-imports from (RFR_IMPORT_ROOT)."""
+    return Path(server.env["RFR_IMPORT_ROOT"])
 
 
 def lfw_photos(shared_faces: Path, minimum: int = 3) -> dict[str, list[Path]]:
@@ -232,7 +245,7 @@ def open_search(people: Cast, probe_id: str, *library_ids: str, **extra: Any) ->
 # -- what the server stored ------------------------------------------------------------------
 
 
-def _events_table(db: sqlite3.Connection) -> str:
+def _sqlite_events_table(db: sqlite3.Connection) -> str:
     for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
         columns = {row[1] for row in db.execute(f"PRAGMA table_info({name})")}
         if {"topic", "originator_id", "state"} <= columns:
@@ -240,14 +253,51 @@ def _events_table(db: sqlite3.Connection) -> str:
     raise AssertionError("no events table in the store")
 
 
-def stored_events(server: LiveServer) -> list[str]:
-    """Topics of every stored event, in order (read-only, beside the running server)."""
-    db = sqlite3.connect(f"file:{server.data_dir / 'events.sqlite3'}?mode=ro", uri=True)
+def _sqlite_rows(settings: Settings) -> list[tuple[str, bytes]]:
+    db = sqlite3.connect(f"file:{settings.event_store_path}?mode=ro", uri=True)
     try:
-        table = _events_table(db)
-        return [topic for (topic,) in db.execute(f"SELECT topic FROM {table} ORDER BY rowid")]
+        table = _sqlite_events_table(db)
+        return [(t, bytes(s)) for t, s in db.execute(f"SELECT topic, state FROM {table} ORDER BY rowid")]
     finally:
         db.close()
+
+
+def _postgres_rows(settings: Settings) -> list[tuple[str, bytes]]:
+    import psycopg
+    from psycopg.sql import SQL, Identifier
+
+    assert settings.postgres_dsn is not None
+    schema = settings.postgres_schema
+    with psycopg.connect(settings.postgres_dsn, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = on")
+        # The events table is the one numbering what it holds (the chain's links name the
+        # numbers but hold no topic; snapshots hold a topic but are not numbered).
+        tables = conn.execute(
+            "SELECT table_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND column_name IN ('notification_id', 'topic', 'state') "
+            "GROUP BY table_name HAVING count(*) = 3",
+            (schema,),
+        ).fetchall()
+        assert len(tables) == 1, f"not one events table in schema {schema}: {tables}"
+        query = SQL("SELECT topic, state FROM {0}.{1} ORDER BY notification_id").format(
+            Identifier(schema), Identifier(tables[0][0])
+        )
+        return [(t, bytes(s)) for t, s in conn.execute(query)]
+
+
+def stored_rows(server: LiveServer) -> list[tuple[str, bytes]]:
+    """(topic, state) of every stored event, in the store's order (read-only, beside the running
+    server): by rowid in its SQLite file, by notification id in its PostgreSQL schema."""
+    settings = Settings.from_env(server.store_env)
+    if settings.persistence == "postgres":
+        return _postgres_rows(settings)
+    assert settings.persistence == "sqlite", settings.persistence
+    return _sqlite_rows(settings)
+
+
+def stored_events(server: LiveServer) -> list[str]:
+    """Topics of every stored event, in order (read-only, beside the running server)."""
+    return [topic for topic, _ in stored_rows(server)]
 
 
 def blob_count(server: LiveServer) -> int:
@@ -256,11 +306,12 @@ def blob_count(server: LiveServer) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 
 
-def audit_verify(server: LiveServer) -> subprocess.CompletedProcess[str]:
-    """``rfr audit verify`` over the server's data folder, as an operator would run it."""
-    env = {"RFR_DATA_DIR": str(server.data_dir), "RFR_PERSISTENCE": "sqlite", "PATH": "/usr/bin:/bin"}
+def audit_cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """``rfr audit ARGS`` over the server's own store, as an operator would run it: only the
+    variables naming the store (``store_env``) are passed."""
+    env = {**server.store_env, "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "rfr.entrypoints.cli", "audit", "verify"],
+        [sys.executable, "-m", "rfr.entrypoints.cli", "audit", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
@@ -268,6 +319,11 @@ def audit_verify(server: LiveServer) -> subprocess.CompletedProcess[str]:
         timeout=120,
         check=False,
     )
+
+
+def audit_verify(server: LiveServer) -> subprocess.CompletedProcess[str]:
+    """``rfr audit verify`` over the server's store (its data folder's file, or its schema)."""
+    return audit_cli(server, "verify")
 
 
 def wait_for_job(client: httpx.Client, url: str, timeout_s: float = 90.0) -> dict[str, Any]:

@@ -32,12 +32,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# The variables that name a server's event store (``Settings.from_env``), for tools that open
+# the same store beside it, such as `rfr audit verify`.
+STORE_VARIABLES = ("RFR_DATA_DIR", "RFR_PERSISTENCE", "RFR_POSTGRES_DSN", "RFR_POSTGRES_SCHEMA")
+
+
 @attrs.define
 class LocalServer:
     base_url: str
     data_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes]
+    # The whole environment the process was started with (not shown: a DSN may hold a password).
+    env: Mapping[str, str] = attrs.field(factory=dict, kw_only=True, repr=False)
+
+    @property
+    def store_env(self) -> dict[str, str]:
+        """The variables of ``env`` that name its event store (sqlite file or PostgreSQL schema)."""
+        return {name: self.env[name] for name in STORE_VARIABLES if name in self.env}
 
     @property
     def bootstrap_token_file(self) -> Path:
@@ -63,7 +75,8 @@ class LocalServer:
 def start(data_dir: Path, log_path: Path, *, env: Mapping[str, str] | None = None) -> LocalServer:
     """Starts ``rfr serve`` over ``data_dir`` (sqlite) and waits until ``/health`` answers.
 
-    ``env`` adds to (or overrides) the server's environment, e.g. a smaller request limit.
+    ``env`` adds to (or overrides) the server's environment, e.g. a smaller request limit, or
+    RFR_PERSISTENCE=postgres with RFR_POSTGRES_DSN and RFR_POSTGRES_SCHEMA for another store.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +98,7 @@ def start(data_dir: Path, log_path: Path, *, env: Mapping[str, str] | None = Non
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = LocalServer(f"http://127.0.0.1:{port}", data_dir, log_path, process)
+    server = LocalServer(f"http://127.0.0.1:{port}", data_dir, log_path, process, env=process_env)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while True:
         if process.poll() is not None:
