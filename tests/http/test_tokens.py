@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sqlite3
+import time
 import stat
 from datetime import timedelta
 
@@ -130,7 +132,16 @@ def test_secrets_are_stored_only_as_hashes_and_never_logged(live_server):
     user = live_server.user([Role.RFR_USER.value], prefix="hashcheck")
     issued = live_server.admin.client.post(f"/users/{user.user_id}/tokens", json={"label": "second"}).json()
     secrets_seen = [user.token, issued["secret"], live_server.bootstrap_token, live_server.admin.token]
-    stored = b"".join(p.read_bytes() for p in live_server.data_dir.glob("events.sqlite3*"))
+    # Every committed row into the main file first: read while the server's WAL is checkpointed,
+    # a row could move from the -wal file to the main file between the two reads and be missed.
+    with sqlite3.connect(live_server.data_dir / "events.sqlite3", timeout=30) as db:
+        for _ in range(100):  # a reader of the server's may hold the WAL for a moment
+            if db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the store's WAL could not be checkpointed")
+    stored = b"".join(p.read_bytes() for p in sorted(live_server.data_dir.glob("events.sqlite3*")))
     log = live_server.log_text()
     for secret in secrets_seen:
         body = secret.removeprefix("rfr1_")
