@@ -5,8 +5,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import sqlite3
-import time
 import stat
+import time
 from datetime import timedelta
 
 from litestar.testing import TestClient
