@@ -27,6 +27,7 @@ import attrs
 from rfr.adapters.clock import SystemClock
 from rfr.adapters.image_decoding import DEFAULT_MAX_PIXELS
 from rfr.adapters.report_delivery.files import FileReportSink
+from rfr.adapters.runner_locks import RunnerLocks
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
 from rfr.application.heavy_work import HeavyWork, HeavyWorkLimits
@@ -37,6 +38,7 @@ from rfr.application.services.biometric_support import DEFAULT_TOP_K, Biometrics
 from rfr.application.services.endorsements import ProbeEndorsements
 from rfr.application.services.enrolment import Enrolment
 from rfr.application.services.exceptions import PolicyExceptions
+from rfr.application.services.import_jobs import ImportJobs
 from rfr.application.services.legal_holds import LegalHolds
 from rfr.application.services.libraries import ReferenceLibraries
 from rfr.application.services.library_approvals import LibraryApprovals
@@ -107,6 +109,9 @@ DEFAULT_SEARCH_TOP_K = DEFAULT_TOP_K
 
 
 _HEAVY = HeavyWorkLimits()
+
+# Under the data folder, which every process serving one store shares (ADR 0017).
+IMPORT_RUNNERS_DIR = "import-runners"
 
 
 @attrs.frozen
@@ -331,6 +336,16 @@ class Services:
     @property
     def enrolment(self) -> Enrolment:
         return Enrolment(self.app, self.clock, self.biometrics)
+
+    @property
+    def import_jobs(self) -> ImportJobs:
+        """Bulk enrolment jobs, stored; a job's runner is alive while it holds its lock (ADR 0017)."""
+        return ImportJobs(self.app, self.clock, self.import_runners)
+
+    @property
+    def import_runners(self) -> RunnerLocks:
+        """The locks of the processes running bulk enrolment jobs, in ``$RFR_DATA_DIR/import-runners``."""
+        return RunnerLocks(self.settings.data_dir / IMPORT_RUNNERS_DIR)
 
     @property
     def probes(self) -> Probes:

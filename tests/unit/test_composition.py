@@ -40,6 +40,7 @@ USE_CASES = (
     "libraries",
     "library_approvals",
     "enrolment",
+    "import_jobs",
     "probes",
     "endorsements",
     "searches",

@@ -1,10 +1,12 @@
-"""Bulk enrolment jobs: an enrolment from a server folder, run in the background, polled by the client.
+"""Bulk enrolment jobs in this process: an enrolment from a server folder, run in the background.
 
-A job is a window on work the event store records anyway: each batch the enrolment saves
-is an ``ImagesEnrolled`` event, whole or not at all. So jobs are kept in memory, one table
-per process: a restart loses the progress display, never an enrolment; the client reads the
-library to see what is in it. Jobs run one at a time (the machine's cores belong to the
-engine's onnxruntime threads; two imports would only slow each other and the searches).
+The jobs are stored (``rfr.application.services.import_jobs``, ADR 0017): any process serving
+the store answers a poll for any job, and a restart loses none. What stays in this process is
+the running: the process takes a runner id and holds its lock (``RunnerLocks``) from its first
+import until it exits, names that runner in every job it starts, and runs its jobs one at a
+time (the machine's cores belong to the engine's onnxruntime threads; two imports would only
+slow each other and the searches). A job whose process ended before it did is recorded as
+interrupted by whoever reads it next.
 """
 
 from __future__ import annotations
@@ -12,196 +14,88 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
 from uuid import uuid4
 
-import attrs
+from rfr.adapters.runner_locks import HeldRunner, RunnerLocks
+from rfr.application.services.enrolment import EnrolmentReport
+from rfr.application.services.import_jobs import ImportJobs, ImportJobView, JobEnded, JobError, job_error_of
 
-from rfr.application.errors import RfrError
-from rfr.application.ports import Clock
-from rfr.application.services.enrolment import EnrolmentReport, EnrolmentResult
-from rfr.domain.decisions import PolicyRefusal
+__all__ = ["ImportJobRunner", "ImportJobView", "JobError", "Work"]
 
 log = logging.getLogger("rfr.http")
 
-# Finished jobs kept for polling; the oldest finished one is forgotten past this.
-KEEP_FINISHED = 200
-
-
-@attrs.frozen
-class JobError:
-    """Why a job stopped: a policy refusal (``rule_ids``, recorded), a bad manifest, or an incident.
-
-    Attributes:
-        kind: ``policy-refusal`` (recorded, A-01), ``refused`` (e.g. a bad manifest or folder)
-            or ``internal`` (an unexpected failure).
-        detail: What went wrong, written for the caller.
-        rule_ids: The policy rules that refused the import, for ``policy-refusal``.
-        incident: The id to quote to the operators, for ``internal``; the server log holds
-            the details under it.
-    """
-
-    kind: str
-    detail: str
-    rule_ids: tuple[str, ...] = ()
-    incident: str | None = None
-
-
-@attrs.frozen
-class ImportJobView:
-    """A bulk enrolment as the client polls it. ``results`` (one per manifest row) come at the end.
-
-    Attributes:
-        job_id: The job's id, to poll it by.
-        library_id: The library enrolled into.
-        folder: The folder read, as given.
-        manifest: The manifest's file name in the folder.
-        started_by: The user id of whoever started the import.
-        status: ``queued``, ``running``, ``finished`` or ``failed``.
-        done: How many manifest rows have been handled so far.
-        total: How many rows the manifest has, once it has been read; else null.
-        created_at: When the job was started.
-        finished_at: When it finished or failed, or null.
-        enrolled: How many images were enrolled, once finished; else null.
-        not_enrolled: How many rows were not enrolled, once finished; else null.
-        results: What became of each manifest row, in order, once finished (empty before).
-        ucc_probes_screened: How many unresolved-crime-cache probes were searched against the
-            new images (U-02), once finished; else null.
-        ucc_matches_queued: How many potential matches that found, once finished; else null.
-        error: Why the job failed, or null.
-    """
-
-    job_id: str
-    library_id: str
-    folder: str
-    manifest: str
-    started_by: str
-    status: str  # queued, running, finished, failed
-    done: int
-    total: int | None
-    created_at: datetime
-    finished_at: datetime | None
-    enrolled: int | None
-    not_enrolled: int | None
-    results: tuple[EnrolmentResult, ...]
-    ucc_probes_screened: int | None
-    ucc_matches_queued: int | None
-    error: JobError | None
-
-
-@attrs.define
-class _Job:
-    job_id: str
-    library_id: str
-    folder: str
-    manifest: str
-    started_by: str
-    created_at: datetime
-    status: str = "queued"
-    done: int = 0
-    total: int | None = None
-    finished_at: datetime | None = None
-    report: EnrolmentReport | None = None
-    error: JobError | None = None
-
-    def view(self) -> ImportJobView:
-        report = self.report
-        return ImportJobView(
-            job_id=self.job_id,
-            library_id=self.library_id,
-            folder=self.folder,
-            manifest=self.manifest,
-            started_by=self.started_by,
-            status=self.status,
-            done=self.done,
-            total=self.total,
-            created_at=self.created_at,
-            finished_at=self.finished_at,
-            enrolled=len(report.enrolled) if report else None,
-            not_enrolled=len(report.not_enrolled) if report else None,
-            results=report.results if report else (),
-            ucc_probes_screened=report.screening.probes_screened if report else None,
-            ucc_matches_queued=report.screening.matches_queued if report else None,
-            error=self.error,
-        )
-
-
+# What a job does: the enrolment, given a ``progress(done, total)`` to call after each batch.
 Work = Callable[[Callable[[int, int], None]], EnrolmentReport]
 
 
-class ImportJobs:
-    """The jobs of this process: started by ``start``, read by ``get``; safe between threads."""
+class ImportJobRunner:
+    """This process's runner: starts jobs (``start``) and runs them one at a time; thread-safe."""
 
-    def __init__(self, clock: Clock) -> None:
-        self._clock = clock
-        self._jobs: dict[str, _Job] = {}
+    def __init__(self, locks: RunnerLocks) -> None:
+        self._locks = locks
+        self._held: HeldRunner | None = None
         self._lock = threading.Lock()
         # One import at a time, in the order started.
         self._turn = threading.Lock()
 
-    def start(
-        self, *, library_id: str, folder: str, manifest: str, started_by: str, work: Work
-    ) -> ImportJobView:
-        job = _Job(str(uuid4()), library_id, folder, manifest, started_by, self._clock.now())
+    @property
+    def runner_id(self) -> str:
+        """This process's runner id; its lock is taken on first use and held until the process exits."""
         with self._lock:
-            self._jobs[job.job_id] = job
-            self._forget_old()
-            view = job.view()
-        # A daemon thread: a stopping server does not wait for an import; every batch saved is whole.
+            if self._held is None:
+                self._held = self._locks.hold()
+            return self._held.runner_id
+
+    def start(
+        self,
+        jobs: ImportJobs,
+        *,
+        acting_user: str,
+        library_id: str,
+        folder: str,
+        manifest: str,
+        batch_size: int,
+        work: Work,
+    ) -> ImportJobView:
+        """Records the job (queued in this runner) and runs it in the background."""
+        view = jobs.start(
+            acting_user,
+            library_id,
+            folder=folder,
+            manifest=manifest,
+            batch_size=batch_size,
+            runner=self.runner_id,
+        )
+        # A daemon thread: a stopping server does not wait for an import; every batch saved is
+        # whole, and the job is recorded interrupted when next read.
         threading.Thread(
-            target=self._run, args=(job, work), name=f"rfr-import-{job.job_id}", daemon=True
+            target=self._run, args=(jobs, view.job_id, work), name=f"rfr-import-{view.job_id}", daemon=True
         ).start()
         return view
 
-    def get(self, job_id: str) -> ImportJobView | None:
-        with self._lock:
-            job = self._jobs.get(job_id)
-            return job.view() if job is not None else None
-
-    def _run(self, job: _Job, work: Work) -> None:
+    def _run(self, jobs: ImportJobs, job_id: str, work: Work) -> None:
         with self._turn:
-            self._update(job, status="running")
-
-            def progress(done: int, total: int) -> None:
-                self._update(job, done=done, total=total)
-
             try:
-                report = work(progress)
-            except PolicyRefusal as e:
-                self._finish(job, error=JobError("policy-refusal", e.reason, tuple(e.rule_ids)))
-            except RfrError as e:
-                self._finish(job, error=JobError("refused", str(e)))
-            except Exception:
+                if not jobs.begin(job_id):
+                    return  # recorded as ended meanwhile: not to be run
+                report = work(lambda done, total: jobs.progress(job_id, done, total))
+            except JobEnded:
+                log.warning("bulk enrolment job %s was recorded as ended by another process; stopped", job_id)
+                return
+            except Exception as error:
                 incident = str(uuid4())
-                log.exception("incident %s: bulk enrolment job %s failed", incident, job.job_id)
-                self._finish(
-                    job,
-                    error=JobError("internal", "the import failed; quote the incident id", incident=incident),
-                )
+                failed = job_error_of(error, incident)
+                if failed.incident is not None:
+                    log.exception("incident %s: bulk enrolment job %s failed", incident, job_id)
+                self._end(job_id, lambda: jobs.fail(job_id, failed))
             else:
-                self._finish(job, report=report)
+                self._end(job_id, lambda: jobs.finish(job_id, report))
 
-    def _update(self, job: _Job, **changes: Any) -> None:
-        with self._lock:
-            for name, value in changes.items():
-                setattr(job, name, value)
-
-    def _finish(
-        self, job: _Job, *, report: EnrolmentReport | None = None, error: JobError | None = None
-    ) -> None:
-        done = len(report.results) if report is not None else job.done
-        self._update(
-            job,
-            status="failed" if error is not None else "finished",
-            report=report,
-            error=error,
-            done=done,
-            total=job.total if job.total is not None else done,
-            finished_at=self._clock.now(),
-        )
-
-    def _forget_old(self) -> None:
-        finished = [j for j in self._jobs.values() if j.finished_at is not None]
-        for job in sorted(finished, key=lambda j: j.finished_at)[: max(0, len(finished) - KEEP_FINISHED)]:
-            del self._jobs[job.job_id]
+    @staticmethod
+    def _end(job_id: str, record: Callable[[], None]) -> None:
+        try:
+            record()
+        except Exception:
+            # The store refused the end (it is down?): the job reads as running while this
+            # process lives, and as interrupted once it has ended.
+            log.exception("bulk enrolment job %s: its end could not be recorded", job_id)

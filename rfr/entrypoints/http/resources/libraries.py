@@ -6,7 +6,8 @@ refuses the whole request with its problem, naming the file, and nothing is enro
 that decode but cannot be enrolled (R-01, no face, a duplicate) are reported item by item.
 
 Bulk enrolment reads a folder on the server (inside ``RFR_IMPORT_ROOT``) with a CSV manifest
-and runs as a job the client polls (``_import_jobs``).
+and runs as a job the client polls (``_import_jobs``); jobs are stored, so any server process
+answers a poll, before and after a restart (ADR 0017).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from rfr.application.services.enrolment import (
     EnrolmentReport,
     EnrolmentResult,
 )
+from rfr.application.services.import_jobs import ImportJobs
 from rfr.application.services.libraries import (
     LIBRARY_READERS,
     MANAGERS,
@@ -51,7 +53,7 @@ from rfr.domain.images import MopiGroup, PerceivedAgeBand
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.problem_responses import problem_spec
-from rfr.entrypoints.http.resources._import_jobs import ImportJobs, ImportJobView
+from rfr.entrypoints.http.resources._import_jobs import ImportJobRunner, ImportJobView
 from rfr.entrypoints.http.resources._workflow import (
     Cursor,
     Name,
@@ -188,8 +190,12 @@ def _enrolment(ctx: HttpContext) -> Enrolment:
     return ctx.services.enrolment
 
 
-def _jobs(ctx: HttpContext) -> ImportJobs:
-    return ctx.component("import-jobs", lambda c: ImportJobs(c.clock))
+def _import_jobs(ctx: HttpContext) -> ImportJobs:
+    return ctx.services.import_jobs
+
+
+def _runner(ctx: HttpContext) -> ImportJobRunner:
+    return ctx.component("import-runner", lambda c: ImportJobRunner(c.services.import_runners))
 
 
 @post(
@@ -315,7 +321,8 @@ def start_import(
     principal: Caller,
     libraries: NamedDependency[ReferenceLibraries],
     enrolment: NamedDependency[Enrolment],
-    jobs: NamedDependency[ImportJobs],
+    import_jobs: NamedDependency[ImportJobs],
+    runner: NamedDependency[ImportJobRunner],
     library_id: FromPath[LibraryId],
     data: Annotated[
         ImportBody,
@@ -334,11 +341,13 @@ def start_import(
     when finished, each row's outcome."""
     folder, manifest = _import_paths(enrolment, data)
     libraries.get(principal.user_id, library_id)  # an unknown library is a 404 now, not a failed job
-    return jobs.start(
+    return runner.start(
+        import_jobs,
+        acting_user=principal.user_id,
         library_id=str(library_id),
         folder=str(folder),
         manifest=data.manifest,
-        started_by=principal.user_id,
+        batch_size=data.batch_size,
         work=lambda progress: enrolment.enrol_folder(
             principal.user_id,
             str(library_id),
@@ -352,19 +361,20 @@ def start_import(
 
 @get(
     "/libraries/{library_id:uuid}/imports/{job_id:str}",
-    sync_to_thread=False,
+    sync_to_thread=True,
     summary="Poll a bulk enrolment job",
     **allow(*ENROLLERS.roles),
 )
 def get_import(
-    jobs: NamedDependency[ImportJobs],
+    import_jobs: NamedDependency[ImportJobs],
     library_id: FromPath[LibraryId],
     job_id: Annotated[str, PathParameter(description="the job's id")],
 ) -> ImportJobView:
     """Status (queued, running, finished, failed), rows done of total, and when finished each row's
-    outcome. Jobs live in the server process: after a restart, read the library instead."""
-    job = jobs.get(job_id)
-    if job is None or job.library_id != str(library_id):
+    outcome. Jobs are stored: any server process answers, before and after a restart. A job whose
+    server process stopped before it ended has failed, with the error kind ``interrupted``."""
+    job = import_jobs.get(job_id, library_id=str(library_id))
+    if job is None:
         raise NotFoundException(f"no import job {job_id} of library {library_id}")
     return job
 
@@ -489,7 +499,8 @@ ROUTES = [
         dependencies={
             "libraries": use_case(_libraries),
             "enrolment": use_case(_enrolment),
-            "jobs": use_case(_jobs),
+            "import_jobs": use_case(_import_jobs),
+            "runner": use_case(_runner),
         },
         tags=["libraries"],
     )
