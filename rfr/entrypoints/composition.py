@@ -279,6 +279,12 @@ class Services:
                 built = self._biometrics
         return built
 
+    @property
+    def built_biometrics(self) -> Biometrics | None:
+        """The biometrics if this process has built them, else None; never builds them (a health
+        report must not load the models)."""
+        return self._biometrics
+
     def open_biometrics(self) -> Biometrics:
         """``biometrics`` as a callable, for a use case that opens them only when it must."""
         return self.biometrics

@@ -255,7 +255,7 @@ def _projections(
 def _indexes(ctx: HttpContext, log_head: int | None) -> list[IndexHealth]:
     """The indexes this process holds, from memory only (``IndexRegistry.opened``)."""
     # The biometrics as built so far: asking ``services.biometrics`` would load the models.
-    biometrics = getattr(ctx.services, "_biometrics", None)
+    biometrics = ctx.services.built_biometrics
     registry = getattr(biometrics, "indexes", None)
     opened = getattr(registry, "opened", None)
     if not callable(opened):
