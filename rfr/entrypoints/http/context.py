@@ -6,7 +6,8 @@ case, the same object the worker and the CLI build) and keeps it in the Litestar
 state. Handlers get their use cases through ``use_case``, a dependency that takes the use case
 from ``context.services`` on each request (use cases are cheap: they hold the application and
 the clock; the biometrics are built once per process by ``Services``). Anything else the API
-alone keeps per process (the import jobs) is built once with ``HttpContext.component(name, build)``.
+alone keeps per process (the runner of import jobs; the jobs themselves are stored, ADR 0017) is
+built once with ``HttpContext.component(name, build)``.
 
     dependencies={"users": use_case(lambda ctx: ctx.services.users)}
 """
