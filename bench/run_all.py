@@ -10,7 +10,9 @@ heading) and the audit section are replaced by this run's; every other section i
 Scale section is replaced only by a run that measured every library size its table holds, and
 then with the notes written by hand under it, which described the run replaced; so the default
 10k and 100k run of `make bench` leaves a committed 1M table and its notes alone, and writes its
-own scale figures to bench/results/scale-<sizes>.json instead.
+own scale figures to bench/results/scale-<sizes>.json instead. The PostgreSQL section
+(bench/postgres_service.py, on a private cluster it starts itself; `--skip-postgres`, or no server
+binaries, leaves it alone) is replaced only by a run on a library at least as large as its own.
 """
 
 from __future__ import annotations
@@ -67,6 +69,10 @@ def main() -> int:
     parser.add_argument("--images", type=int, default=12, help="how many 640 px photos to time")
     parser.add_argument("--scale-sizes", default="10000,100000",
                         help="library sizes of bench/scale.py (rfr bench scale); add 1000000 for a million")
+    parser.add_argument("--postgres-templates", type=int, default=100_000,
+                        help="library size of bench/postgres_service.py (its API searches)")
+    parser.add_argument("--skip-postgres", action="store_true",
+                        help="leave out bench/postgres_service.py (skipped anyway without server binaries)")
     args = parser.parse_args()
 
     from rfr.entrypoints.composition import build_face_engine
@@ -186,6 +192,28 @@ def main() -> int:
         raw.write_text(json.dumps(scale_result, indent=2) + "\n", encoding="utf-8")
         print(f"{args.out}: its Scale section holds sizes this run did not measure; kept as it is. "
               f"This run's scale figures: {raw}", flush=True)
+    # PostgreSQL as the service (issue 10): its own private cluster; its section is replaced only by
+    # a run on a library at least as large as the one it reports, and its raw figures always kept.
+    import postgres_service
+
+    missing = "--skip-postgres" if args.skip_postgres else postgres_service.unavailable()
+    if missing is None:
+        pg_result = postgres_service.measure(
+            templates=args.postgres_templates,
+            command=f"python bench/run_all.py --postgres-templates {args.postgres_templates}",
+            log=lambda m: print(m, flush=True),
+        )
+        pg_section = postgres_service.markdown_section(pg_result)
+        print(pg_section)
+        raw = postgres_service.results_path(pg_result)
+        raw.write_text(json.dumps(pg_result, indent=2) + "\n", encoding="utf-8")
+        if postgres_service.replaces(existing, pg_result):
+            sections.append(pg_section)
+        else:
+            print(f"{args.out}: its PostgreSQL section reports a larger library; kept as it is. "
+                  f"This run's figures: {raw}", flush=True)
+    else:
+        print(f"PostgreSQL service section left as it is: {missing}", flush=True)
     args.out.write_text(merged(existing, text + _TARGETS, sections), encoding="utf-8")
     return 0
 

@@ -8,6 +8,9 @@ its socket in the same folder, and stops it when the session ends. Nothing liste
 
 The server runs with ``fsync=off``: the tests kill clients, never the server or the machine, so
 what reaches the server's memory is what they check, and the suite stays fast.
+``start(durable=True)`` keeps PostgreSQL's own defaults instead (``fsync``, ``synchronous_commit``
+and ``full_page_writes`` on: a commit waits for its WAL on disk), for the benchmarks
+(``bench/postgres_service.py``).
 """
 
 from __future__ import annotations
@@ -64,8 +67,11 @@ class Cluster:
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
-def start() -> Cluster:
-    """A new cluster with database ``rfr`` owned by the trusted user ``rfr``; ``stop()`` it."""
+def start(*, durable: bool = False) -> Cluster:
+    """A new cluster with database ``rfr`` owned by the trusted user ``rfr``; ``stop()`` it.
+
+    ``durable``: commits are flushed to disk as in production (the server's defaults) rather
+    than the tests' ``fsync=off``."""
     binaries = server_binaries()
     if binaries is None:
         raise FileNotFoundError("no PostgreSQL server binaries (initdb, pg_ctl): `make test` installs them")
@@ -79,13 +85,13 @@ def start() -> Cluster:
     data = folder / "data"
     cluster = Cluster(folder, _free_port(), binaries, as_user)
     try:
+        no_sync = () if durable else ("--no-sync",)
         cluster._run(
-            str(binaries / "initdb"), "-D", str(data), "-U", USER, "-A", "trust", "-E", "UTF8", "--no-sync"
+            str(binaries / "initdb"), "-D", str(data), "-U", USER, "-A", "trust", "-E", "UTF8", *no_sync
         )
-        options = (
-            f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {folder} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        )
+        options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {folder} -c max_connections=200"
+        if not durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         cluster._run(
             str(binaries / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(folder / "log"), "-w", "start"
         )
