@@ -6,7 +6,6 @@ eventsourcing can find it by module topic.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -38,6 +37,8 @@ SYNCHRONOUS = "NORMAL"
 # Prepared statements kept per connection. The library passes ``cached_statements=True``,
 # which sqlite3 reads as a cache of one, so every save re-prepared all its statements.
 STATEMENT_CACHE_SIZE = 64
+# A FULL checkpoint waits for the busy timeout each time; then the head is refused, not guessed.
+FLUSH_ATTEMPTS = 3
 
 
 class ChainedSQLiteConnectionPool(es_sqlite.SQLiteConnectionPool):
@@ -181,20 +182,27 @@ class ChainedSQLiteApplicationRecorder(es_sqlite.SQLiteApplicationRecorder):
 
     def _flush_to_disk(self) -> None:
         # With synchronous=NORMAL the newest commits may sit in the OS cache until the next
-        # checkpoint (ADR 0012). Flushing the WAL (whichever process wrote it) makes every commit
-        # up to the head just read durable; frames already checkpointed are in the synced file.
+        # checkpoint (ADR 0012). A FULL checkpoint copies every committed frame (whichever process
+        # wrote it) into the database file and syncs it, waiting for writers and readers.
+        #
+        # Never open and close the files ourselves: closing any descriptor of a file drops every
+        # POSIX lock the process holds on it, SQLite's included; another process closing its last
+        # connection then believed it was alone and deleted the WAL under this one, whose later
+        # commits went into the deleted file ("disk I/O error" for every new reader).
         pool = self.datastore.pool
         if pool.is_sqlite_memory_mode:
             return
-        for path in (f"{pool.db_name}-wal", pool.db_name):
-            try:
-                fd = os.open(path, os.O_RDONLY)
-            except FileNotFoundError:
-                continue
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+        for _ in range(FLUSH_ATTEMPTS):
+            with self.datastore.get_connection(commit=False) as conn:
+                cursor = conn.cursor()
+                try:
+                    cursor.execute("PRAGMA wal_checkpoint(FULL)")
+                    busy = cursor.fetchone()[0]
+                finally:
+                    cursor.sqlite_cursor.close()
+            if not busy:
+                return
+        raise OperationalError("the audit chain head could not be made durable: the store stayed busy")
 
     @contextmanager
     def audit_snapshot(self) -> Iterator[AuditSnapshot]:
