@@ -7,7 +7,9 @@ single read (the head); and a writer killed at any moment leaves a store whose c
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -186,35 +188,33 @@ def test_a_writer_killed_at_any_moment_leaves_a_chain_that_verifies(data_dir: Pa
         assert result.checked == events == links >= target
 
 
+def _rows_in_the_database_file_alone(data_dir: Path, tmp: Path) -> int:
+    """Events a reader finds in the main database file without its WAL: what a checkpoint, which
+    syncs that file, has made durable (with synchronous=NORMAL a commit only reaches the WAL)."""
+    copy = tmp / "main-file-only.sqlite3"
+    shutil.copyfile(data_dir / "events.sqlite3", copy)
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        if db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'stored_events'").fetchone()[0] == 0:
+            return 0  # even the tables are still only in the WAL
+        return db.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
+
+
 def test_the_head_read_for_publishing_is_on_disk(
-    sqlite_app: RfrApplication, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+    sqlite_app: RfrApplication, data_dir: Path, tmp_path: Path
 ) -> None:
-    """NORMAL leaves the newest commits in the OS cache; a head published as an anchor must not."""
+    """NORMAL leaves the newest commits in the WAL; a head published as an anchor must not: every
+    commit it counts is checkpointed into the database file, which SQLite syncs (ADR 0012)."""
     sqlite_app.save(Case("C-1", "Smith", "DS"))
-    opened: dict[int, str] = {}
-    flushed: list[str] = []
-    real_open, real_fsync = os.open, os.fsync
-
-    def recording_open(path: str, flags: int, *args: int) -> int:
-        fd = real_open(path, flags, *args)
-        opened[fd] = str(path)
-        return fd
-
-    def recording_fsync(fd: int) -> None:
-        flushed.append(opened.get(fd, "?"))
-        real_fsync(fd)
-
-    monkeypatch.setattr(os, "open", recording_open)
-    monkeypatch.setattr(os, "fsync", recording_fsync)
+    assert _rows_in_the_database_file_alone(data_dir, tmp_path) == 0
     head = sqlite_app.recorder.chain_head()
     assert head is not None and head.count == 1
-    assert f"{data_dir / 'events.sqlite3'}-wal" in flushed
+    assert _rows_in_the_database_file_alone(data_dir, tmp_path) == 1
 
 
 def test_the_health_check_reads_the_head_without_flushing_to_disk(
-    data_dir: Path, sqlite_app: RfrApplication, monkeypatch: pytest.MonkeyPatch
+    data_dir: Path, sqlite_app: RfrApplication, tmp_path: Path
 ) -> None:
-    # Anyone may call /health: it must not let them make the server fsync at will.
+    # Anyone may call /health: it must not let them make the server checkpoint and sync at will.
     from litestar.testing import TestClient
 
     from rfr.entrypoints.http.app import create_app
@@ -222,8 +222,6 @@ def test_the_health_check_reads_the_head_without_flushing_to_disk(
 
     sqlite_app.save(Case("C-1", "Smith", "DS"))
     with TestClient(create_app(Settings(data_dir, persistence="sqlite"))) as client:
-        flushed: list[int] = []
-        monkeypatch.setattr(os, "fsync", flushed.append)
         for _ in range(3):
             assert client.get("/health").status_code == 200
-        assert flushed == []
+        assert _rows_in_the_database_file_alone(data_dir, tmp_path) == 0
