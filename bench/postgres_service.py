@@ -689,35 +689,13 @@ def api_phase(
 def open_installation(settings: Settings, engine: Any, top_k: int) -> tuple[Any, str]:
     """bench/scale.py's installation (staff registered and trained, an approved library), on
     ``settings``' store: scale's own helper opens SQLite."""
-    from datetime import timedelta
-
     import scale
 
-    from rfr.application.services.bootstrap import bootstrap_administrator
-    from rfr.domain.forms import AccessRestriction, ApprovalRecord
-    from rfr.domain.images import ImageLevel
-    from rfr.domain.search_terms import SearchPurpose
     from rfr.entrypoints.composition import Services, embedded_biometrics
 
     bio = embedded_biometrics(settings, engine, top_k=top_k)
     services = Services(settings, biometrics=lambda: bio)
-    bootstrap_administrator(services.app, services.clock, "admin")
-    for user_id, (roles, rank, teams) in scale.STAFF.items():
-        services.users.register("admin", user_id, roles, rank=rank, teams=teams)
-        services.users.record_training("admin", user_id, True, "completed RFR training")
-    now = services.clock.now()
-    applied = services.library_approvals.apply("analyst", scale.library_application())
-    record = ApprovalRecord(
-        rationale="needed to measure the system at force scale",
-        access=AccessRestriction(teams={"team-a"}),
-        image_level=ImageLevel.NON_COMPLIANT_POLICE,
-        conditions="search by team A only",
-        purposes=frozenset(SearchPurpose),
-        review_due=now + timedelta(days=30),
-    )
-    approval = services.library_approvals.approve("supt", applied.id, record)
-    library = services.libraries.create("op-lead", "postgres service", approval.id)
-    return services, str(library.id)
+    return services, scale.staffed_library(services, "postgres service")
 
 
 def measure_api(

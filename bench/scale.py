@@ -259,11 +259,17 @@ def library_application() -> LibraryApplication:
 
 def open_installation(data_dir: Path, engine: TimedEngine, top_k: int) -> tuple[Services, str]:
     """A new installation: staff registered and trained, an approved library created, all by use case."""
-    from rfr.application.services.bootstrap import bootstrap_administrator
-
     settings = Settings(data_dir=data_dir, persistence="sqlite")
     bio = embedded_biometrics(settings, engine, top_k=top_k)
     services = Services(settings, biometrics=lambda: bio)
+    return services, staffed_library(services, "scale")
+
+
+def staffed_library(services: Services, name: str) -> str:
+    """The staff registered and trained and an approved library named ``name``, by use case;
+    returns the library's id."""
+    from rfr.application.services.bootstrap import bootstrap_administrator
+
     bootstrap_administrator(services.app, services.clock, "admin")
     users = services.users
     for user_id, (roles, rank, teams) in STAFF.items():
@@ -280,8 +286,8 @@ def open_installation(data_dir: Path, engine: TimedEngine, top_k: int) -> tuple[
         review_due=now + timedelta(days=30),
     )
     approval = services.library_approvals.approve("supt", applied.id, record)
-    library = services.libraries.create("op-lead", "scale", approval.id)
-    return services, str(library.id)
+    library = services.libraries.create("op-lead", name, approval.id)
+    return str(library.id)
 
 
 class Fill:
