@@ -69,6 +69,8 @@ TITLE = "## PostgreSQL service: writers and API processes"
 DEFAULT_TEMPLATES = 100_000
 DEFAULT_SEARCHES = 1_000
 DEFAULT_CLIENTS = 8
+# Threads of each writing process: as many requests as an API process serves at once.
+DEFAULT_WRITER_THREADS = 8
 DEFAULT_PHASE_SECONDS = 120.0
 TARGETS = {
     "commands_per_s": 2_000,
@@ -257,10 +259,12 @@ def pg_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def writer_main(number: int, commands: int, runs: int) -> int:
+def writer_main(number: int, commands: int, runs: int, threads: int) -> int:
     """One writing process (``--writer``): opens the application on the environment's schema, says
-    ``ready``, then for each ``go`` on its input appends ``commands`` audited commands and prints
-    when it started and ended (monotonic clock, shared by the processes of one machine)."""
+    ``ready``, then for each ``go`` on its input appends ``commands`` audited commands from
+    ``threads`` threads (as an API process serves that many requests at once; each thread its
+    share, one after another) and prints when it started and ended (monotonic clock, shared by
+    the processes of one machine) and how many transactions its saves took (group commit)."""
     from audit_throughput import audited_command
 
     from rfr.application.app import RfrApplication
@@ -270,21 +274,40 @@ def writer_main(number: int, commands: int, runs: int) -> int:
     at = datetime.now(UTC)
     first = (number + 1) * 10**12
     audited_command(app, at, first)  # warm-up: connection, prepared statements
+    commits = app.recorder.group_commit
     print("ready", flush=True)
     for run in range(runs):
         if sys.stdin.readline().strip() != "go":
             break
+        base = first + run * commands + 1
+        batches, saves = commits.batches, commits.saves
+
+        def share(k: int, base: int) -> None:
+            for n in range(k, commands, threads):
+                audited_command(app, at, base + n)
+
+        workers = [threading.Thread(target=share, args=(k, base)) for k in range(threads)]
         started, cpu = time.monotonic(), time.process_time()
-        for n in range(commands):
-            audited_command(app, at, first + run * commands + n + 1)
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
         ended = time.monotonic()
-        print(json.dumps({"start": started, "end": ended, "cpu": time.process_time() - cpu}), flush=True)
+        transactions, stored = commits.batches - batches, commits.saves - saves
+        if stored != commands:
+            raise SystemExit(f"writer {number}: {stored} of {commands} commands stored")
+        cpu = time.process_time() - cpu
+        answer = {"start": started, "end": ended, "cpu": cpu, "transactions": transactions}
+        print(json.dumps(answer), flush=True)
     app.close()
     return 0
 
 
-def append_runs(cluster: Any, writers: int, commands: int, runs: int, work: Path, log: Log) -> dict[str, Any]:
-    """``runs`` runs of ``writers`` processes appending ``commands`` audited commands each at once."""
+def append_runs(
+    cluster: Any, writers: int, commands: int, runs: int, threads: int, work: Path, log: Log
+) -> dict[str, Any]:
+    """``runs`` runs of ``writers`` processes appending ``commands`` audited commands each at once,
+    from ``threads`` threads each."""
     from rfr.application.app import RfrApplication
     from rfr.infrastructure.persistence import application_env
 
@@ -310,6 +333,8 @@ def append_runs(cluster: Any, writers: int, commands: int, runs: int, work: Path
                         str(commands),
                         "--runs",
                         str(runs),
+                        "--threads",
+                        str(threads),
                     ],
                     env=env,
                     stdin=subprocess.PIPE,
@@ -321,7 +346,7 @@ def append_runs(cluster: Any, writers: int, commands: int, runs: int, work: Path
     # Bounded in time: a writer that hangs is killed, and its empty answer fails the measure.
     watchdog = threading.Timer(WRITERS_TIMEOUT_S, lambda: [p.kill() for p in processes])
     watchdog.start()
-    rates, cpu_rates, pg_ms = [], [], []
+    rates, cpu_rates, pg_ms, transactions = [], [], [], 0
     try:
         for p, err in zip(processes, errors, strict=True):
             assert p.stdout is not None
@@ -344,6 +369,7 @@ def append_runs(cluster: Any, writers: int, commands: int, runs: int, work: Path
             elapsed = max(a["end"] for a in answers) - min(a["start"] for a in answers)
             rates.append(writers * commands / elapsed)
             cpu_rates.append(writers * commands / sum(a["cpu"] for a in answers))
+            transactions += sum(a["transactions"] for a in answers)
             log(f"  {writers} writing processes, run {run + 1}: {rates[-1]:,.0f} commands/s")
         for p in processes:
             p.wait(timeout=60)
@@ -362,7 +388,9 @@ def append_runs(cluster: Any, writers: int, commands: int, runs: int, work: Path
         "schema": settings.postgres_schema,
         "settings": settings,
         "commands": commands,
+        "threads": threads,
         "runs": runs,
+        "commands_per_transaction": round(writers * runs * commands / transactions, 2),
         "commands_per_s": round(statistics.median(rates)),
         "commands_per_s_runs": [round(r) for r in rates],
         "commands_per_writer_cpu_s": round(statistics.median(cpu_rates)),
@@ -420,14 +448,24 @@ def verify_runs(settings: Settings, events: int, runs: int, log: Log) -> dict[st
 
 
 def measure_audit(
-    cluster: Any, writer_counts: Sequence[int], commands: int, runs: int, events: int, work: Path, log: Log
+    cluster: Any,
+    writer_counts: Sequence[int],
+    commands: int,
+    runs: int,
+    threads: int,
+    events: int,
+    work: Path,
+    log: Log,
 ) -> dict[str, Any]:
     from audit_throughput import AGGREGATE
 
     by_writers = []
     for writers in writer_counts:
-        log(f"audited commands: {writers} writing process(es), {runs} runs of {commands:,} each")
-        by_writers.append(append_runs(cluster, writers, commands, runs, work, log))
+        log(
+            f"audited commands: {writers} writing process(es) of {threads} threads, "
+            f"{runs} runs of {commands:,} each"
+        )
+        by_writers.append(append_runs(cluster, writers, commands, runs, threads, work, log))
     largest = by_writers[-1]
     log(f"chain verification: the chain of {largest['writers']} writers, filled to {events:,} events")
     verified = verify_runs(largest.pop("settings"), events, runs, log)
@@ -812,6 +850,7 @@ def measure(
     writer_counts: Sequence[int] = (1, 4),
     worker_counts: Sequence[int] = (1, 4),
     commands: int = 2_000,
+    threads: int = DEFAULT_WRITER_THREADS,
     runs: int = 5,
     events: int = 200_000,
     searches: int = DEFAULT_SEARCHES,
@@ -849,7 +888,7 @@ def measure(
                 f"cluster: PostgreSQL {facts['server_version']}, fsync={facts['fsync']}, "
                 f"synchronous_commit={facts['synchronous_commit']}; one write and fsync {fsync:.2f} ms"
             )
-            audit = measure_audit(cluster, writer_counts, commands, runs, events, work, log)
+            audit = measure_audit(cluster, writer_counts, commands, runs, threads, events, work, log)
             api = measure_api(
                 cluster,
                 templates=templates,
@@ -1184,6 +1223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--probes", type=int, default=200, help="held-back real photos searched in turn")
     parser.add_argument("--commands", type=int, default=2_000, help="audited commands per process per run")
+    parser.add_argument(
+        "--threads", type=int, default=DEFAULT_WRITER_THREADS, help="threads of each writing process"
+    )
     parser.add_argument("--runs", type=int, default=5, help="runs of each audit measure (median reported)")
     parser.add_argument("--events", type=int, default=200_000, help="events in the verified chain")
     parser.add_argument(
@@ -1196,7 +1238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--writer", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.writer is not None:
-        return writer_main(args.writer, args.commands, args.runs)
+        return writer_main(args.writer, args.commands, args.runs, args.threads)
     why_not = unavailable()
     if why_not is not None:
         print(f"postgres_service: {why_not}", file=sys.stderr)
@@ -1205,6 +1247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = measure(
         templates=args.templates,
         commands=args.commands,
+        threads=args.threads,
         runs=args.runs,
         events=args.events,
         searches=args.searches,

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -83,6 +84,20 @@ def postgres_server() -> Iterator[str]:
     cluster = postgres_cluster.start()
     try:
         yield cluster.dsn
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def private_postgres(postgres_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A cluster of the test's own (``tests/postgres_cluster.Cluster``), named in RFR_POSTGRES_DSN,
+    for a test that restarts or stops the server; ``postgres_server`` decides skip or fail."""
+    del postgres_server
+    cluster = _load_beside("postgres_cluster").start()
+    monkeypatch.setenv("RFR_POSTGRES_DSN", cluster.dsn)
+    monkeypatch.setenv("RFR_POSTGRES_SCHEMA", "public")
+    try:
+        yield cluster
     finally:
         cluster.stop()
 

@@ -12,10 +12,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -289,3 +291,101 @@ def test_A02_a_writer_killed_mid_write_on_postgres_loses_nothing_acknowledged(
     assert set(acknowledged) <= set(killed)
     assert len(killed) < 400  # it really died mid-way
     assert result.checked == len(stored) == 800 + len(killed)
+
+
+def _waiting_for_lock(schema: str) -> int:
+    with psycopg.connect(os.environ["RFR_POSTGRES_DSN"], autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE NOT l.granted AND c.relname = 'rfrapplication_events' AND n.nspname = %s",
+            (schema,),
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_A02_saves_from_threads_of_one_process_share_a_transaction_and_a_conflict_is_refused_alone(
+    pg_app: RfrApplication, postgres_store: str
+) -> None:
+    """A-02 with group commit (ADR 0016): while another writer holds the events table's lock,
+    the saves of this process's threads queue and are then written in one transaction; one of
+    them that conflicts is refused alone, the others are stored, and the chain verifies."""
+    case = Case("C-0", "Smith", "DS")
+    pg_app.save(case)
+    mine, theirs = pg_app.get(case.id, Case), pg_app.get(case.id, Case)
+    mine.add_note("mine")
+    theirs.add_note("theirs")
+    commits = pg_app.recorder.group_commit
+    outcomes: dict[str, object] = {}
+
+    def save(name: str, *objs: Case) -> None:
+        try:
+            pg_app.save(*objs)
+            outcomes[name] = "stored"
+        except Exception as e:
+            outcomes[name] = e
+
+    def queued_behind_another_writer(saves: dict[str, tuple[Case, ...]]) -> None:
+        with psycopg.connect(os.environ["RFR_POSTGRES_DSN"]) as holder:
+            holder.execute(f"SET search_path TO {postgres_store}")
+            holder.execute("LOCK TABLE rfrapplication_events IN EXCLUSIVE MODE")
+            threads = [threading.Thread(target=save, args=(n, *objs)) for n, objs in saves.items()]
+            threads[0].start()
+            deadline = time.monotonic() + 30
+            while _waiting_for_lock(postgres_store) < 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            for t in threads[1:]:
+                t.start()
+            while commits.waiting < len(saves) - 1:
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            holder.rollback()
+        for t in threads:
+            t.join(60)
+            assert not t.is_alive()
+
+    before = (commits.batches, commits.saves)
+    queued_behind_another_writer({f"new-{i}": (Case(f"C-new-{i}", "Jones", "DC"),) for i in range(7)})
+    assert outcomes == {f"new-{i}": "stored" for i in range(7)}
+    # The first waited for the lock alone; the six behind it went in one transaction.
+    assert (commits.batches - before[0], commits.saves - before[1]) == (2, 7)
+
+    outcomes.clear()
+    queued_behind_another_writer(
+        {"lead": (Case("C-lead", "Jones", "DC"),), "mine": (mine,), "theirs": (theirs,)}
+        | {f"more-{i}": (Case(f"C-more-{i}", "Jones", "DC"),) for i in range(3)}
+    )
+    refused = [name for name, outcome in outcomes.items() if isinstance(outcome, ConcurrentModification)]
+    assert len(refused) == 1 and refused[0] in ("mine", "theirs")
+    assert all(outcome == "stored" for name, outcome in outcomes.items() if name not in refused)
+    winner = "theirs" if refused == ["mine"] else "mine"
+    assert pg_app.get(case.id, Case).notes == (winner,)
+    result = verify(pg_app.recorder)
+    # 1 + 7 + (1 + 1 + 3) events: every stored save linked once, the refused one not at all.
+    assert result.ok and result.checked == 13
+
+
+def test_A02_a_server_restart_costs_no_save_and_no_read(private_postgres: Any, data_dir: Path) -> None:
+    """A-02 on a server that restarts (an upgrade, a fail-over): the pool's connections are all
+    cut; with no check of each connection as it is taken (``POSTGRES_PRE_PING`` off: a round trip
+    saved on every read), the first statement on a dead connection fails, the connection leaves
+    the pool and the statement runs again on a new one. Reads and saves go on; the chain
+    verifies."""
+    app = open_app(data_dir, "postgres")
+    try:
+        first = Case("C-1", "Smith", "DS")
+        app.save(first)
+        head = app.recorder.chain_head()
+        private_postgres.restart()
+        assert app.recorder.chain_head() == head
+        assert app.get(first.id, Case).reference == "C-1"
+        private_postgres.restart()
+        app.save(Case("C-2", "Jones", "DC"))
+        private_postgres.restart()
+        assert app.recorder.projection_positions()
+        result = verify(app.recorder)
+        assert result.ok and result.checked == 2
+    finally:
+        app.close()

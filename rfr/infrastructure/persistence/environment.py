@@ -61,5 +61,8 @@ def postgres_env(settings: Settings) -> dict[str, str]:
         "POSTGRES_LOCK_TIMEOUT": str(POSTGRES_LOCK_TIMEOUT_S),
         "POSTGRES_POOL_SIZE": str(POSTGRES_POOL_SIZE),
         "POSTGRES_MAX_OVERFLOW": str(POSTGRES_MAX_OVERFLOW),
-        "POSTGRES_PRE_PING": "yes",
+        # No round trip to check each connection taken from the pool (a search takes many):
+        # a connection the server dropped fails its statement, is discarded, and the statement
+        # is retried on a new one (the recorders' retry; tests/audit/test_postgres_store.py).
+        "POSTGRES_PRE_PING": "no",
     }

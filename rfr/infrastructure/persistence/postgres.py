@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import attrs
 import psycopg
 from eventsourcing import postgres as es_postgres
 from eventsourcing.persistence import StoredEvent
@@ -31,20 +32,28 @@ from psycopg.sql import SQL, Identifier
 from rfr.application.projections import STATEMENTS_KEYWORD, Projection, Statement
 from rfr.infrastructure.persistence import projection_tables
 from rfr.infrastructure.persistence.chain import (
+    CHAIN_FORMAT,
     EMPTY_HEAD,
     AuditChainError,
     AuditSnapshot,
     ChainHead,
-    extend_chain,
-    stored_row,
 )
+from rfr.infrastructure.persistence.group_commit import GroupCommit
 
 CHAIN_TABLE = "rfr_audit_chain"
 HEAD_TABLE = "rfr_audit_head"
 APPEND_ONLY_FUNCTION = "rfr_append_only"
+APPEND_FUNCTION = "rfr_append"
+LINK_DIGEST_FUNCTION = "rfr_link_digest"
 
 # Rows streamed per round trip when the whole log is read (verification, rebuilds).
 STREAM_ROWS = 5000
+
+# As the library retries its own reads and writes: a connection the server dropped (a restart, a
+# fail-over) raises once, leaves the pool, and the statement runs again on a new connection.
+_retry = es_postgres.retry(
+    (es_postgres.InterfaceError, es_postgres.OperationalError), max_attempts=10, wait=0.2
+)
 
 _PLACEHOLDER = re.compile(r"\?")
 _SCHEMA_LOCK = "SELECT pg_advisory_lock(hashtext('rfr_schema'))"
@@ -57,6 +66,14 @@ def to_psycopg(sql: str) -> str:
     if "%" in sql:
         raise ValueError(f"projection SQL must not contain '%': {sql}")
     return _PLACEHOLDER.sub("%s", sql)
+
+
+@attrs.frozen
+class _Save:
+    """One ``app.save``: its events and its projections' statements."""
+
+    events: tuple[StoredEvent, ...]
+    statements: tuple[Statement, ...]
 
 
 class _ProjectionCursor:
@@ -113,12 +130,20 @@ class ChainedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 "$$BEGIN RAISE EXCEPTION '% is append-only (A-01)', TG_TABLE_NAME; END$$"
             ).format(schema, function),
         ]
+        self.sql_create_statements += [self._link_digest_function(), self._append_function()]
         for table, what in (
             (self.events_table_name, "UPDATE OR DELETE OR TRUNCATE"),
             (CHAIN_TABLE, "UPDATE OR DELETE OR TRUNCATE"),
             (HEAD_TABLE, "DELETE OR TRUNCATE"),
         ):
             self.sql_create_statements.append(self._trigger(table, what))
+        self._append_statement = SQL("SELECT * FROM {0}.{1}(%s, %s, %s, %s, %s)").format(
+            schema, Identifier(APPEND_FUNCTION)
+        )
+        # Saves from this process's threads, written together while another batch holds the lock.
+        self.group_commit: GroupCommit[_Save, list[int]] = GroupCommit(
+            self._write_saves, retry_alone=(es_postgres.IntegrityError,)
+        )
 
     def create_table(self) -> None:
         # Several processes start at once (issue 10); PostgreSQL's IF NOT EXISTS and OR REPLACE
@@ -141,49 +166,161 @@ class ChainedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
             function=Identifier(APPEND_ONLY_FUNCTION),
         )
 
-    @es_postgres.retry((es_postgres.InterfaceError, es_postgres.OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            # The table lock first (the library's serialisation point): from here until commit
-            # no other writer stores events, so the head read below is the latest.
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            notification_ids = self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-            assert notification_ids is not None
-            curs.execute(
-                SQL("SELECT count, hash FROM {0} WHERE id = 1 FOR UPDATE").format(Identifier(HEAD_TABLE))
-            )
-            found = curs.fetchone()
-            if found is None:
-                raise AuditChainError(f"{HEAD_TABLE} has no row: the audit chain was tampered with")
-            head = ChainHead(count=int(found["count"]), hash=found["hash"])
-            rows = [stored_row(s, nid) for s, nid in zip(stored_events, notification_ids, strict=True)]
-            links, new_head = extend_chain(head, rows)
+        save = _Save(tuple(stored_events), tuple(kwargs.get(STATEMENTS_KEYWORD, ())))
+        return self.group_commit.submit(save)
+
+    @_retry
+    def _write_saves(self, saves: Sequence[_Save]) -> list[list[int]]:
+        """Stores ``saves`` in one transaction and one round trip: ``rfr_append`` takes the table
+        lock (the library's serialisation point), inserts the events, links each to the chain
+        and moves the head and the projections' positions; the projections' own statements
+        follow it, then COMMIT. Without projection statements it runs alone, in the implicit
+        transaction of one statement."""
+        events = [event for save in saves for event in save.events]
+        columns = (
+            [e.originator_id for e in events],
+            [e.originator_version for e in events],
+            [e.topic for e in events],
+            [e.state for e in events],
+            self._projections_installed,
+        )
+        statements = [statement for save in saves for statement in save.statements]
+        with self.datastore.get_connection() as conn:
             try:
-                curs.executemany(
-                    SQL("INSERT INTO {0} VALUES (%s, %s, %s, %s)").format(Identifier(CHAIN_TABLE)),
-                    [(x.position, x.notification_id, x.previous_hash, x.hash) for x in links],
-                )
-            except psycopg.IntegrityError as e:
-                raise AuditChainError(f"audit chain head is behind its links: {e}") from e
-            position = notification_ids[-1] if self._projections_installed else None
-            # Nothing below returns rows, so it goes in one pipeline: one round trip, not one per
-            # statement (an enrolment of 500 images has thousands). A unique key broken by a
-            # projection's row (ADR 0013) is raised when the pipeline ends, still a conflict.
-            with conn.pipeline():
-                curs.execute(
-                    SQL("UPDATE {0} SET count = %s, hash = %s WHERE id = 1").format(Identifier(HEAD_TABLE)),
-                    (new_head.count, new_head.hash),
-                )
-                # The projections' rows and positions, in this same transaction (ADR 0013).
-                projection_tables.apply(_ProjectionCursor(curs), kwargs.get(STATEMENTS_KEYWORD, ()), position)
+                if not statements:
+                    with conn.cursor() as curs:
+                        curs.execute(self._append_statement, columns, prepare=True)
+                        notification_ids = [row["rfr_append"] for row in curs.fetchall()]
+                else:
+                    notification_ids = self._append_with_statements(conn, columns, statements)
+            except psycopg.errors.UniqueViolation as e:
+                # A link whose position is taken means the head is behind its links (tampering),
+                # never a conflict between saves.
+                if e.diag.table_name == CHAIN_TABLE:
+                    raise AuditChainError(f"audit chain head is behind its links: {e}") from e
+                raise
+            except psycopg.errors.RaiseException as e:
+                if e.diag.message_primary and HEAD_TABLE in e.diag.message_primary:
+                    raise AuditChainError(e.diag.message_primary) from e
+                raise
+        results, start = [], 0
+        for save in saves:
+            results.append(notification_ids[start : start + len(save.events)])
+            start += len(save.events)
+        return results
+
+    def _append_with_statements(
+        self, conn: psycopg.Connection[Any], columns: tuple[Any, ...], statements: Sequence[Statement]
+    ) -> list[int]:
+        """``rfr_append`` and the projections' rows in one transaction (ADR 0013), save by save
+        in the order they were stored, sent together: one round trip, then COMMIT. A unique key
+        the statements break is a conflict, like a taken version."""
+        error: Exception | None = None
+        with (
+            conn.pipeline() as pipeline,
+            conn.transaction(),
+            conn.cursor() as curs,
+            conn.cursor() as projections,
+        ):
+            try:
+                curs.execute(self._append_statement, columns, prepare=True)
+                projection_tables.apply(_ProjectionCursor(projections), statements, None)
+                pipeline.sync()
+                notification_ids = [row["rfr_append"] for row in curs.fetchall()]
+            except Exception as e:
+                # Rolled back here and raised once the pipeline has ended, as the library does,
+                # so that psycopg does not warn of a pipeline left with work in it.
+                error = e
+                raise psycopg.Rollback() from e
+        if error is not None:
+            raise error
         return notification_ids
 
+    def _link_digest_function(self) -> Any:
+        """``chain.link_digest`` in SQL, byte for byte: SHA-256 over the format tag and the
+        length-prefixed previous digest, position, notification id, originator id (32 hex
+        digits), version, topic and state. Verification recomputes it in Python."""
+        field = "int8send(octet_length({0})::bigint) || {0}"
+        text = "convert_to({0}::text, 'UTF8')"
+        parts = [
+            f"convert_to('{CHAIN_FORMAT.decode()}', 'UTF8')",
+            field.format("a_previous"),
+            *(
+                field.format(text.format(f"a_{name}"))
+                for name in ("position", "nid", "oid", "version", "topic")
+            ),
+            field.format("a_state"),
+        ]
+        return SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{name}(a_previous bytea, a_position bigint, a_nid bigint, "
+            "a_oid text, a_version bigint, a_topic text, a_state bytea) RETURNS bytea "
+            "LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$ SELECT sha256(" + " || ".join(parts) + ") $$"
+        ).format(schema=Identifier(self.datastore.schema), name=Identifier(LINK_DIGEST_FUNCTION))
+
+    def _append_function(self) -> Any:
+        """One save's whole write to the event store and the chain, in the server (ADR 0016)."""
+        return SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{append}(ids {id_type}[], versions bigint[], "
+            "topics text[], states bytea[], move_positions boolean) RETURNS SETOF bigint "
+            "LANGUAGE plpgsql AS $BODY$ "
+            "DECLARE at bigint; previous bytea; digest bytea; last bigint; r record; "
+            "BEGIN "
+            "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+            # The library's serialisation point: ids are committed in the order they are issued.
+            "LOCK TABLE {schema}.{events} IN EXCLUSIVE MODE; "
+            "NOTIFY {channel}; "
+            "SELECT count, decode(hash, 'hex') INTO at, previous "
+            "FROM {schema}.{head} WHERE id = 1 FOR UPDATE; "
+            "IF NOT FOUND THEN "
+            "RAISE EXCEPTION '{head_name} has no row: the audit chain was tampered with'; "
+            "END IF; "
+            "FOR r IN WITH stored AS ("
+            "INSERT INTO {schema}.{events} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(ids, versions, topics, states) "
+            "RETURNING notification_id, originator_id, originator_version, topic, state"
+            ") SELECT * FROM stored ORDER BY notification_id LOOP "
+            "at := at + 1; "
+            "digest := {schema}.{digest}(previous, at, r.notification_id, "
+            "replace(r.originator_id::text, '-', ''), r.originator_version, r.topic, r.state); "
+            "INSERT INTO {schema}.{chain} VALUES (at, r.notification_id, encode(previous, 'hex'), "
+            "encode(digest, 'hex')); "
+            "previous := digest; last := r.notification_id; "
+            "RETURN NEXT r.notification_id; "
+            "END LOOP; "
+            "UPDATE {schema}.{head} SET count = at, hash = encode(previous, 'hex') WHERE id = 1; "
+            "IF move_positions THEN "
+            "UPDATE {schema}.{positions} SET position = last WHERE position < last; "
+            "END IF; "
+            "END $BODY$"
+        ).format(
+            schema=Identifier(self.datastore.schema),
+            append=Identifier(APPEND_FUNCTION),
+            digest=Identifier(LINK_DIGEST_FUNCTION),
+            id_type=SQL(self.datastore.originator_id_type),
+            lock_timeout=SQL(str(int(self.datastore.lock_timeout))),
+            events=Identifier(self.events_table_name),
+            channel=Identifier(self.channel_name),
+            head=Identifier(HEAD_TABLE),
+            head_name=SQL(HEAD_TABLE),
+            chain=Identifier(CHAIN_TABLE),
+            positions=Identifier(projection_tables.POSITIONS),
+        )
+
+    @contextmanager
+    def _statement(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor for one read-only statement, run on its own (autocommit: its own snapshot),
+        with no BEGIN and ROLLBACK around it: one round trip, not three."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            yield curs
+
+    @_retry
     def chain_head(self, *, durable: bool = True) -> ChainHead | None:
         """The head as committed (a committed transaction is durable on the server)."""
         del durable
-        with self.datastore.transaction(commit=False) as curs:
+        with self._statement() as curs:
             curs.execute(SQL("SELECT count, hash FROM {0} WHERE id = 1").format(Identifier(HEAD_TABLE)))
             found = curs.fetchone()
         return None if found is None else ChainHead(count=int(found["count"]), hash=found["hash"])
@@ -254,12 +391,14 @@ class ChainedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
                 events = ((r[0], StoredEvent(r[1], r[2], r[3], bytes(r[4]))) for r in rows)
                 return projection_tables.rebuild(_ProjectionCursor(curs), projections, events, statements_of)
 
+    @_retry
     def projection_positions(self) -> dict[str, tuple[int, int]]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self._statement() as curs:
             return projection_tables.positions(_ProjectionCursor(curs))
 
+    @_retry
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self._statement() as curs:
             cursor = _ProjectionCursor(curs)
             cursor.execute(sql, params)
             return cursor.fetchall()
