@@ -30,6 +30,7 @@ from rfr.domain.enrolment_batch import EnrolmentBatch
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.reference_library import LibraryImage, ReferenceLibrary
 from rfr.domain.search_request import SearchRequest
+from rfr.infrastructure.audit import verify
 from rfr.infrastructure.settings import Settings
 
 
@@ -178,11 +179,16 @@ def test_postgres_the_unique_key_refuses_a_racing_duplicate(postgres_store: str,
     first = library.enrol(lead, at, [image], approval, b.CONFIG)
     second = library.enrol(lead, at, [copy], approval, b.CONFIG)
     world.app.save(first)
+    head = world.app.recorder.chain_head()
     with pytest.raises(ConcurrentModification):
         world.app.save(second)
     assert world.app.library_images.enrolled_as(str(library_id), [image.content_hash]) == {
         image.content_hash: "pg-twice-0"
     }
+    # Refused whole: the events, their links and the head went back with the projection's row.
+    assert world.app.recorder.chain_head() == head
+    result = verify(world.app.recorder)
+    assert result.ok and result.checked == head.count
     world.app.close()
 
 

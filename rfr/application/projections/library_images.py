@@ -242,6 +242,11 @@ class LibraryTotals:
     searchable: int
     algorithms: tuple[str, ...]
     searchable_with: tuple[str, ...]
+    # Per algorithm, how many live images it templates.
+    templated: tuple[tuple[str, int], ...] = ()
+
+    def templated_by(self, algorithm_id: str) -> int:
+        return dict(self.templated).get(algorithm_id, 0)
 
 
 _COLUMNS = (
@@ -375,14 +380,23 @@ class LibraryImages:
         return found
 
     def holdings(
-        self, library_id: str, algorithm_id: str, template_ids: Collection[str], at: datetime
+        self,
+        library_id: str,
+        algorithm_id: str,
+        template_ids: Collection[str],
+        at: datetime,
+        *,
+        totals: LibraryTotals | None = None,
+        searchable: Collection[str] | None = None,
     ) -> LibraryHoldings:
-        """What a decision about these templates of the library needs to know, now."""
-        return LibraryHoldings(
-            library_id,
-            frozenset(self.totals(library_id, at).searchable_with),
-            frozenset(self.searchable_templates(library_id, algorithm_id, template_ids, at)),
-        )
+        """What a decision about these templates of the library needs to know, now. A search
+        that has just read the library's ``totals`` and checked its hits (``searchable_templates``
+        at the same ``at``) passes them rather than reading them again."""
+        if totals is None:
+            totals = self.totals(library_id, at)
+        if searchable is None:
+            searchable = self.searchable_templates(library_id, algorithm_id, template_ids, at)
+        return LibraryHoldings(library_id, frozenset(totals.searchable_with), frozenset(searchable))
 
     def templated(self, library_id: str, algorithm_id: str) -> int:
         """How many live images of the library the algorithm templates."""
@@ -393,22 +407,27 @@ class LibraryImages:
         return found[0][0] if found else 0
 
     def totals(self, library_id: str, at: datetime) -> LibraryTotals:
-        found = self._store.query(f"SELECT enrolled, live FROM {TOTALS} WHERE library_id = ?", (library_id,))
-        enrolled, live = found[0] if found else (0, 0)
-        # Past their retention but not yet expired by the sweep: no longer searchable (R-01).
-        (overdue,) = self._store.query(
-            f"SELECT count(*) FROM {IMAGES} WHERE library_id = ? AND retention_until <= ? AND {_LIVE}",
-            (library_id, at.date().isoformat()),
-        )[0]
-        templated = dict(
-            self._store.query(
-                f"SELECT algorithm_id, live FROM {TEMPLATED} WHERE library_id = ? ORDER BY algorithm_id",
-                (library_id,),
-            )
+        # One statement, one round trip on PostgreSQL: the totals' row (with the images past
+        # their retention but not yet expired by the sweep, no longer searchable: R-01), then
+        # one row per algorithm.
+        rows = self._store.query(
+            f"SELECT NULL, enrolled, live, (SELECT count(*) FROM {IMAGES} WHERE library_id = ? "
+            f"AND retention_until <= ? AND {_LIVE}) FROM {TOTALS} WHERE library_id = ? "
+            f"UNION ALL SELECT algorithm_id, live, NULL, NULL FROM {TEMPLATED} WHERE library_id = ?",
+            (library_id, at.date().isoformat(), library_id, library_id),
         )
+        enrolled = live = overdue = 0
+        templated: dict[str, int] = {}
+        for algorithm_id, count, live_count, overdue_count in rows:
+            if algorithm_id is None:
+                enrolled, live, overdue = count, live_count, overdue_count
+            else:
+                templated[algorithm_id] = count
         searchable = live - overdue
-        complete = tuple(a for a, n in templated.items() if searchable > 0 and n >= live)
-        return LibraryTotals(enrolled, searchable, tuple(sorted(templated)), complete)
+        complete = tuple(a for a, n in sorted(templated.items()) if searchable > 0 and n >= live)
+        return LibraryTotals(
+            enrolled, searchable, tuple(sorted(templated)), complete, tuple(sorted(templated.items()))
+        )
 
 
 # Values bound in one IN (...): well under SQLite's limit of 32,766 variables per statement.

@@ -130,9 +130,13 @@ class SearchExecution(UseCase):
         algorithm_id = self.bio.algorithm_id
 
         def action(act: Act) -> datetime:
-            candidates = self._candidates(probe, library, act.at, k)
-            holdings = self.app.library_images.holdings(
-                str(library.id), algorithm_id, [c.template_id for c in candidates], act.at
+            images = self.app.library_images
+            totals = images.totals(str(library.id), act.at)
+            candidates = self._candidates(probe, library, act.at, k, totals.templated_by(algorithm_id))
+            # Every candidate is a hit the projection found searchable at act.at (_candidates).
+            found = [c.template_id for c in candidates]
+            holdings = images.holdings(
+                str(library.id), algorithm_id, found, act.at, totals=totals, searchable=found
             )
             request.search_library(
                 act.actor,
@@ -198,7 +202,7 @@ class SearchExecution(UseCase):
     # -- helpers -----------------------------------------------------------------------------
 
     def _candidates(
-        self, probe: ProbeImage, library: ReferenceLibrary, at: datetime, k: int
+        self, probe: ProbeImage, library: ReferenceLibrary, at: datetime, k: int, templated: int
     ) -> list[Candidate]:
         """The ``k`` searchable templates of the library nearest the probe's, by the index.
 
@@ -214,7 +218,6 @@ class SearchExecution(UseCase):
             ensure_same_algorithm(algorithm_id, template.algorithm_id)
         library_id = str(library.id)
         images = self.app.library_images
-        templated = images.templated(library_id, algorithm_id)
         if not templates or not templated:
             # Nothing to compare: the domain says why (no selected face, T-02...).
             return []

@@ -215,26 +215,22 @@ class ChainedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
     def _append_with_statements(
         self, conn: psycopg.Connection[Any], columns: tuple[Any, ...], statements: Sequence[Statement]
     ) -> list[int]:
-        """``rfr_append`` and the projections' rows in one transaction (ADR 0013), save by save
-        in the order they were stored, sent together: one round trip, then COMMIT. A unique key
-        the statements break is a conflict, like a taken version."""
+        """``rfr_append`` and the projections' rows (ADR 0013), save by save in the order they
+        were stored, sent in one pipeline with one Sync: one round trip. With no BEGIN, the
+        server runs everything before the Sync as one implicit transaction, committed at the
+        Sync or rolled back whole (tests/audit/test_postgres_store.py). A unique key the
+        statements break is a conflict, like a taken version."""
         error: Exception | None = None
-        with (
-            conn.pipeline() as pipeline,
-            conn.transaction(),
-            conn.cursor() as curs,
-            conn.cursor() as projections,
-        ):
+        with conn.pipeline() as pipeline, conn.cursor() as curs, conn.cursor() as projections:
             try:
                 curs.execute(self._append_statement, columns, prepare=True)
                 projection_tables.apply(_ProjectionCursor(projections), statements, None)
                 pipeline.sync()
                 notification_ids = [row["rfr_append"] for row in curs.fetchall()]
             except Exception as e:
-                # Rolled back here and raised once the pipeline has ended, as the library does,
-                # so that psycopg does not warn of a pipeline left with work in it.
+                # Raised once the pipeline has ended, as the library does, so that psycopg does
+                # not warn of a pipeline left with work in it.
                 error = e
-                raise psycopg.Rollback() from e
         if error is not None:
             raise error
         return notification_ids
