@@ -12,6 +12,7 @@ import enum
 import functools
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -46,38 +47,85 @@ def _hints(cls: type) -> dict[str, Any]:
 
 def from_data(tp: Any, data: Any) -> Any:
     """Rebuild a value of type ``tp`` from ``to_data`` output (lists of pairs for dicts)."""
+    try:
+        decode = _decoder(tp)
+    except TypeError:  # a type that cannot be a cache key: build its decoder each time
+        decode = _decoder.__wrapped__(tp)
+    return decode(data)
+
+
+def _same(data: Any) -> Any:
+    return data
+
+
+@functools.cache
+def _decoder(tp: Any) -> Callable[[Any], Any]:
+    """The function that rebuilds values of ``tp``, worked out once per type: loading an
+    aggregate decodes every attribute of every event, and asking ``typing`` what each type is
+    for each value was a fifth of a search's CPU (docs/benchmarks.md, PostgreSQL notes)."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
-        if data is None:
-            return None
         options = [a for a in typing.get_args(tp) if a is not type(None)]
-        return from_data(options[0], data)
+        inner = _lazy(options[0])
+        return lambda data: None if data is None else inner(data)
     if tp is Any:
-        return data
+        return _same
     if origin is tuple:
         args = typing.get_args(tp)
         if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(from_data(args[0], v) for v in data)
-        return tuple(from_data(a, v) for a, v in zip(args, data, strict=True))
+            each = _lazy(args[0])
+            return lambda data: tuple(each(v) for v in data)
+        parts = [_lazy(a) for a in args]
+        return lambda data: tuple(f(v) for f, v in zip(parts, data, strict=True))
     if origin is frozenset:
         (arg,) = typing.get_args(tp)
-        return frozenset(from_data(arg, v) for v in data)
+        each = _lazy(arg)
+        return lambda data: frozenset(each(v) for v in data)
     if origin is dict:
         key_tp, value_tp = typing.get_args(tp)
-        pairs = data.items() if isinstance(data, dict) else data
-        return {from_data(key_tp, k): from_data(value_tp, v) for k, v in pairs}
+        key, value = _lazy(key_tp), _lazy(value_tp)
+
+        def pairs(data: Any) -> dict[Any, Any]:
+            items = data.items() if isinstance(data, dict) else data
+            return {key(k): value(v) for k, v in items}
+
+        return pairs
     if isinstance(tp, type):
         if issubclass(tp, enum.Enum):
-            return tp(data)
+            return tp
         if tp is datetime:
-            return data if isinstance(data, datetime) else datetime.fromisoformat(data)
+            return lambda data: data if isinstance(data, datetime) else datetime.fromisoformat(data)
         if tp is date:
-            return data if isinstance(data, date) else date.fromisoformat(data)
+            return lambda data: data if isinstance(data, date) else date.fromisoformat(data)
         if tp is UUID:
-            return data if isinstance(data, UUID) else UUID(data)
+            return lambda data: data if isinstance(data, UUID) else UUID(data)
         if attrs.has(tp):
+            return _attrs_decoder(tp)
+        if tp is float:
+            return lambda data: float(data) if isinstance(data, int) else data
+    return _same
+
+
+def _lazy(tp: Any) -> Callable[[Any], Any]:
+    """``tp``'s decoder, looked up on first use (a type may name itself, or one not yet
+    defined, among its attributes)."""
+    found: list[Callable[[Any], Any]] = []
+
+    def decode(data: Any) -> Any:
+        if not found:
+            found.append(_decoder(tp))
+        return found[0](data)
+
+    return decode
+
+
+def _attrs_decoder(tp: type) -> Callable[[Any], Any]:
+    fields: list[tuple[str, Callable[[Any], Any]]] = []
+
+    def decode(data: Any) -> Any:
+        if not fields:
             hints = _hints(tp)
-            return tp(**{f.name: from_data(hints[f.name], data[f.name]) for f in attrs.fields(tp) if f.init})
-        if tp is float and isinstance(data, int):
-            return float(data)
-    return data
+            fields.extend((f.name, _lazy(hints[f.name])) for f in attrs.fields(tp) if f.init)
+        return tp(**{name: field(data[name]) for name, field in fields})
+
+    return decode

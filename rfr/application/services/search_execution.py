@@ -102,28 +102,29 @@ class SearchExecution(UseCase):
 
     def next_library(self, request_id: UUID | str) -> str | None:
         """The unsearched library of lowest level (S-02), in the order chosen; None when all are done."""
-        request = self.load(request_id, SearchRequest)
-        pending = [lib for lib in request.libraries.values() if lib.library_id not in request.searches]
-        order = {lib_id: n for n, lib_id in enumerate(request.libraries)}
-        pending.sort(key=lambda lib: (lib.level, order[lib.library_id]))
-        return pending[0].library_id if pending else None
+        return _next_library(self.load(request_id, SearchRequest))
 
     def search_next(
         self, acting_user: str, request_id: UUID | str, *, top_k: int | None = None
     ) -> LibrarySearchResult | None:
-        library_id = self.next_library(request_id)
+        request = self.load(request_id, SearchRequest)
+        library_id = _next_library(request)
         if library_id is None:
             return None
-        return self.search_library(acting_user, request_id, library_id, top_k=top_k)
+        return self._search(acting_user, request, library_id, top_k)
 
     def search_library(
         self, acting_user: str, request_id: UUID | str, library_id: str, *, top_k: int | None = None
     ) -> LibrarySearchResult:
         """Search one library of the request; the domain refuses what the policy does not allow."""
+        return self._search(acting_user, self.load(request_id, SearchRequest), library_id, top_k)
+
+    def _search(
+        self, acting_user: str, request: SearchRequest, library_id: str, top_k: int | None
+    ) -> LibrarySearchResult:
         k = self.bio.top_k if top_k is None else int(top_k)
         if k < 1:
             raise ValueError("top_k must be at least 1")
-        request = self.load(request_id, SearchRequest)
         probe = self.load(request.probe_id, ProbeImage)
         library = self.load(library_id, ReferenceLibrary)
         approval = self.load(library.approval_id, LibraryApproval)
@@ -258,3 +259,10 @@ class SearchExecution(UseCase):
             candidate.algorithm_id,
             subject,
         )
+
+
+def _next_library(request: SearchRequest) -> str | None:
+    pending = [lib for lib in request.libraries.values() if lib.library_id not in request.searches]
+    order = {lib_id: n for n, lib_id in enumerate(request.libraries)}
+    pending.sort(key=lambda lib: (lib.level, order[lib.library_id]))
+    return pending[0].library_id if pending else None
