@@ -18,6 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from rfr.application.ports import DetectedFace
+
 SIZE = 112
 ARCFACE_TEMPLATE_112 = np.asarray(
     [
@@ -59,3 +61,27 @@ def warp_chip(image: np.ndarray, points: np.ndarray, size: int = SIZE) -> np.nda
     return cv2.warpAffine(
         image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0
     )
+
+
+class ArcFace112Aligner:
+    """``FaceAligner`` cutting the 112 px ArcFace chip (RGB in, RGB out) for SFace.
+
+    It needs the eye centres, the nose tip and both mouth corners, which a detector like YuNet
+    gives as ``arcface_points`` on its faces (rfr/adapters/detection/yunet.py). dlib's 5 points
+    (eye corners and a point below the nose) have no mouth corners, so a face without
+    ``arcface_points`` is refused rather than aligned on a guess.
+    """
+
+    algorithm_id = "arcface-5pt-112"
+    size = SIZE
+
+    def align(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:
+        points = getattr(face, "arcface_points", None)
+        if points is None or len(points) != len(ARCFACE_TEMPLATE_112):
+            raise ValueError(
+                "the ArcFace chip needs the eye centres, nose tip and mouth corners (a face from "
+                "the YuNet detector); dlib's 5 landmarks do not include the mouth"
+            )
+        if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.shape[2:] != (3,):
+            raise ValueError("an image must be an RGB uint8 array of shape (H, W, 3)")
+        return warp_chip(image, np.asarray(points, dtype=np.float64))
