@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     commands = parser.add_subparsers(dest="models_command", required=True, metavar="ACTION")
 
     build = commands.add_parser(
-        "build", help="convert the installed dlib models to ONNX/npz (once) and print the manifest"
+        "build", help="convert the installed face models (dlib, YuNet, SFace) once and print the manifest"
     )
     build.add_argument("--force", action="store_true", help="rebuild even artefacts that verify")
     build.add_argument("--models-dir", type=Path, help="default: $RFR_DATA_DIR/models")
