@@ -41,17 +41,32 @@ class FaceBox:
 Point = tuple[int, int]
 
 
+AlignmentPoint = tuple[float, float]
+
+
+def _alignment_points(value: object) -> tuple[AlignmentPoint, ...]:
+    return tuple((float(x), float(y)) for x, y in value)  # type: ignore[attr-defined]
+
+
 @attrs.frozen
 class DetectedFace:
     """One face found in an image: box, detector score and the 5 landmarks.
 
     The 5 landmarks follow dlib's 5-point order: the two corners of the eye on the image's
-    right, the two corners of the eye on the image's left, then below the nose.
+    right, the two corners of the eye on the image's left, then below the nose. Every
+    detector fills them (the quality measures and the thumbnails read them).
+
+    ``alignment_points``: the detector's own landmark points in float image pixels, in the
+    order the same algorithm's aligner expects (YuNet: the ArcFace template's order, i.e. the
+    eye on the image's left, the eye on the image's right, nose tip, mouth corner on the
+    image's left, mouth corner on the image's right). Empty when the algorithm's aligner works
+    from ``landmarks`` alone (dlib).
     """
 
     box: FaceBox
     score: float
     landmarks: tuple[Point, ...]
+    alignment_points: tuple[AlignmentPoint, ...] = attrs.field(default=(), converter=_alignment_points)
 
 
 @attrs.frozen
@@ -86,6 +101,26 @@ class LandmarkLocator(Protocol):
     algorithm_id: str
 
     def locate(self, image: np.ndarray, box: FaceBox) -> tuple[Point, ...]: ...
+
+
+@runtime_checkable
+class AlignmentPointLocator(Protocol):
+    """A ``LandmarkLocator`` that also finds the aligner's points for a box drawn by the user (P-11).
+
+    An algorithm whose aligner needs ``DetectedFace.alignment_points`` (SFace's ArcFace chip)
+    gives ``FaceEngine`` a locator offering this; the engine then asks it, not ``locate``, for
+    a drawn box. ``locate_face`` returns the port's 5 landmarks and the alignment points of
+    the face it finds in the box, or raises ``NoFaceInBox`` (rfr.application.errors) when it
+    finds none there.
+    """
+
+    algorithm_id: str
+
+    def locate(self, image: np.ndarray, box: FaceBox) -> tuple[Point, ...]: ...
+
+    def locate_face(
+        self, image: np.ndarray, box: FaceBox
+    ) -> tuple[tuple[Point, ...], tuple[AlignmentPoint, ...]]: ...
 
 
 @runtime_checkable

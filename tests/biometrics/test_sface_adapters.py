@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from rfr.adapters.alignment.arcface_112 import ArcFace112Aligner
-from rfr.adapters.detection.yunet import YunetFace, YunetFaceDetector
+from rfr.adapters.detection.yunet import YunetFaceDetector
 from rfr.adapters.detection.yunet_decoding import CANVAS, canvas_for
 from rfr.adapters.embedding.sface import SFaceEmbedder
 from rfr.application.face_engine import FaceEngine
@@ -84,13 +84,13 @@ def test_detector_boxes_and_landmarks_are_opencvs_in_image_pixels(detector, phot
             reference, scale = _reference(image)
             assert len(faces) == len(reference)
             for face, row in zip(faces, reference, strict=True):
-                assert isinstance(face, YunetFace)
+                assert len(face.alignment_points) == 5
                 x, y, w, h = row[:4]
                 box = face.box
                 assert abs(box.left - x) <= 0.5 + 1e-3 and abs(box.top - y) <= 0.5 + 1e-3
                 assert abs(box.right + 1 - (x + w)) <= 0.5 + 1e-3
                 assert abs(box.bottom + 1 - (y + h)) <= 0.5 + 1e-3
-                points = np.asarray(face.arcface_points)
+                points = np.asarray(face.alignment_points)
                 assert np.abs(points - row[4:14].reshape(5, 2)).max() < 0.05 / scale
                 assert abs(face.score - row[14]) < 1e-4
                 compared += 1
@@ -101,10 +101,10 @@ def test_detector_boxes_and_landmarks_are_opencvs_in_image_pixels(detector, phot
 @pytest.mark.dataset
 def test_port_landmarks_put_yunets_eye_centres_in_dlibs_eye_slots(detector, photos):
     face = detector.detect(photos["andre_agassi"][0])[0]
-    assert isinstance(face, YunetFace)
-    image_left_eye, image_right_eye = face.arcface_points[:2]
+    assert len(face.alignment_points) == 5
+    image_left_eye, image_right_eye = face.alignment_points[:2]
     assert image_left_eye[0] < image_right_eye[0]  # YuNet's first eye is the one on the image's left
-    rounded = [(int(np.floor(x + 0.5)), int(np.floor(y + 0.5))) for x, y in face.arcface_points]
+    rounded = [(int(np.floor(x + 0.5)), int(np.floor(y + 0.5))) for x, y in face.alignment_points]
     assert face.landmarks == (rounded[1], rounded[1], rounded[0], rounded[0], rounded[2])
 
 

@@ -67,17 +67,18 @@ class ArcFace112Aligner:
     """``FaceAligner`` cutting the 112 px ArcFace chip (RGB in, RGB out) for SFace.
 
     It needs the eye centres, the nose tip and both mouth corners, which a detector like YuNet
-    gives as ``arcface_points`` on its faces (rfr/adapters/detection/yunet.py). dlib's 5 points
-    (eye corners and a point below the nose) have no mouth corners, so a face without
-    ``arcface_points`` is refused rather than aligned on a guess.
+    gives as ``alignment_points`` on its faces (rfr/adapters/detection/yunet.py), and the YuNet
+    box locator for a drawn box (rfr/adapters/landmarks/yunet_box.py). dlib's 5 points (eye
+    corners and a point below the nose) have no mouth corners, so a face without 5
+    ``alignment_points`` is refused rather than aligned on a guess.
     """
 
     algorithm_id = "arcface-5pt-112"
     size = SIZE
 
     def align(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:
-        points = getattr(face, "arcface_points", None)
-        if points is None or len(points) != len(ARCFACE_TEMPLATE_112):
+        points = face.alignment_points
+        if len(points) != len(ARCFACE_TEMPLATE_112):
             raise ValueError(
                 "the ArcFace chip needs the eye centres, nose tip and mouth corners (a face from "
                 "the YuNet detector); dlib's 5 landmarks do not include the mouth"

@@ -14,16 +14,15 @@ know eye corners; the port's landmarks are filled as
 so whatever reads the port's landmarks as dlib's (the quality measures take each eye as the
 mean of its two points, and the yaw from point 4) gets the eye centres exactly and the nose a
 few pixels higher. The mouth corners have no slot: the five YuNet points, in float image
-coordinates and the ArcFace template's order, travel as ``YunetFace.arcface_points``, which the
-112 px ArcFace aligner needs (rfr/adapters/alignment/arcface_112.py). A ``DetectedFace`` rebuilt
-from the port's landmarks alone has lost them.
+coordinates and the ArcFace template's order, travel as the port's ``DetectedFace.alignment_points``,
+which the 112 px ArcFace aligner needs (rfr/adapters/alignment/arcface_112.py). A
+``DetectedFace`` rebuilt from the port's landmarks alone has lost them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import attrs
 import numpy as np
 
 from rfr.adapters.detection.yunet_decoding import (
@@ -41,22 +40,11 @@ ALGORITHM_ID = "opencv-zoo-yunet-2023mar-int8bq/canvas640"
 _HEADS = tuple(f"{head}_{stride}" for head in ("cls", "obj", "bbox", "kps") for stride in (8, 16, 32))
 
 
-@attrs.frozen
-class YunetFace(DetectedFace):
-    """A ``DetectedFace`` that also carries YuNet's own five points (module notes).
-
-    ``arcface_points``: the eye on the image's left, the eye on the image's right, nose tip,
-    mouth corner on the image's left, mouth corner on the image's right; float image pixels.
-    """
-
-    arcface_points: tuple[tuple[float, float], ...]
-
-
 def _round(value: float) -> int:
     return int(np.floor(value + 0.5))
 
 
-def faces_in_image(found: YunetFaces, scale: float) -> list[YunetFace]:
+def faces_in_image(found: YunetFaces, scale: float) -> list[DetectedFace]:
     """Canvas-coordinate faces as the port's faces in the image's pixels."""
     faces = []
     for box, points, score in zip(found.boxes, found.landmarks, found.scores, strict=True):
@@ -69,11 +57,11 @@ def faces_in_image(found: YunetFaces, scale: float) -> list[YunetFace]:
         image_left_eye, image_right_eye, nose = image_points[0], image_points[1], image_points[2]
         slots = (image_right_eye, image_right_eye, image_left_eye, image_left_eye, nose)
         faces.append(
-            YunetFace(
+            DetectedFace(
                 box=FaceBox(left, top, right, bottom),
                 score=float(score),
                 landmarks=tuple((_round(px), _round(py)) for px, py in slots),
-                arcface_points=tuple(image_points),
+                alignment_points=tuple(image_points),
             )
         )
     return faces
