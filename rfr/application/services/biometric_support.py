@@ -5,7 +5,8 @@ composition root: the face engine, the encrypted store, the index registry, and 
 functions for the image formats (decoding uploads, encoding JPEG thumbnails), so this layer
 imports no image library.
 
-A face analysis (box, detector score, 5 landmarks, quality measures and flags) is kept in
+A face analysis (box, detector score, 5 landmarks, the aligner's points when the detector
+gives them, quality measures and flags) is kept in
 the biometric store, not in events: landmarks describe a face, and the analysis is what
 the later steps need exactly as the detector produced it (a template is made from the
 detector's own landmarks, P-11), so it is erased with the image (R-05).
@@ -142,6 +143,12 @@ class FaceAnalysis:
                 "measures": {k: float(v) for k, v in self.quality.measures.items()},
                 "flags": list(self.quality.flags),
                 "drawn": self.drawn,
+                # Only when the detector gave them (YuNet for SFace); a dlib analysis is unchanged.
+                **(
+                    {"alignment_points": [[float(x), float(y)] for x, y in self.face.alignment_points]}
+                    if self.face.alignment_points
+                    else {}
+                ),
             }
         ).encode()
 
@@ -155,6 +162,8 @@ class FaceAnalysis:
             FaceBox(*item["box"]),
             math.nan if score is None else float(score),
             tuple((int(x), int(y)) for x, y in item["landmarks"]),
+            # Records written before alignment points were kept have none: ().
+            tuple((float(x), float(y)) for x, y in item.get("alignment_points", ())),
         )
         return cls(
             item["face_id"], face, QualityReport(item["measures"], tuple(item["flags"])), item["drawn"]
