@@ -54,6 +54,11 @@ class AlgorithmMismatch(RfrError):
         return (type(self), (self.expected, self.actual))
 
 
+class NoFaceInBox(RfrError, ValueError):
+    """The algorithm found no face inside a box drawn by the user (P-11), so it has no landmarks
+    to align it by; a ``ValueError`` like the engine's other objections to a drawn box."""
+
+
 class VectorIndexError(RfrError):
     """Base of the refusals of a vector index."""
 

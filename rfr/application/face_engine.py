@@ -13,6 +13,7 @@ import attrs
 import numpy as np
 
 from rfr.application.ports import (
+    AlignmentPointLocator,
     DetectedFace,
     FaceAligner,
     FaceBox,
@@ -69,13 +70,24 @@ class FaceEngine:
         return [AnalysedFace(face, self.quality.assess(image, face)) for face in self.detector.detect(image)]
 
     def face_from_box(self, image: np.ndarray, box: FaceBox) -> AnalysedFace:
-        """A face the user drew because none was detected (P-11); it has no detector score."""
+        """A face the user drew because none was detected (P-11); it has no detector score.
+
+        The box is kept as drawn; its landmarks (and, from a locator that offers them, the
+        aligner's points) come from the landmark locator. A ValueError means the box cannot
+        be used: it leaves the image, or the algorithm finds no face in it (NoFaceInBox).
+        """
         height, width = image.shape[:2]
         if box.right < box.left or box.bottom < box.top:
             raise ValueError("a drawn box needs right >= left and bottom >= top")
         if box.right < 0 or box.bottom < 0 or box.left >= width or box.top >= height:
             raise ValueError("a drawn box must overlap the image")
-        face = DetectedFace(box=box, score=math.nan, landmarks=self.landmarks.locate(image, box))
+        if isinstance(self.landmarks, AlignmentPointLocator):
+            # The aligner needs the algorithm's own points (SFace's ArcFace chip); the locator
+            # finds them or refuses the box (NoFaceInBox, a ValueError).
+            landmarks, points = self.landmarks.locate_face(image, box)
+            face = DetectedFace(box=box, score=math.nan, landmarks=landmarks, alignment_points=points)
+        else:
+            face = DetectedFace(box=box, score=math.nan, landmarks=self.landmarks.locate(image, box))
         return AnalysedFace(face, self.quality.assess(image, face))
 
     def template(self, image: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:

@@ -367,7 +367,8 @@ def select_faces(
     responses={
         **IMAGE_WORK_BUSY,
         422: problem_spec(
-            "right is not greater than left, bottom not below top, or the box leaves the image"
+            "right is not greater than left, bottom not below top, the box leaves the image, or "
+            "the algorithm (SFace's) finds no face inside the box to align it by"
         ),
     },
     **allow(*PROBE_USERS.roles),
@@ -402,7 +403,9 @@ def draw_face(
     try:
         return probes.draw_face(principal.user_id, str(probe_id), box, data.reason)
     except ValueError as e:
-        # The engine's one objection to a box (it lies outside the image); only it knows the size.
+        # The engine's objections to a box, which only it can make: it lies outside the image, or
+        # the algorithm aligns by its own detector's points (SFace) and finds no face in it
+        # (NoFaceInBox). Nothing is recorded: the box was never accepted.
         raise unprocessable("left", str(e)) from None
 
 
