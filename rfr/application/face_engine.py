@@ -94,8 +94,18 @@ class FaceEngine:
         """Templates of exactly the given faces, one row each, in one batch."""
         if not faces:
             return np.zeros((0, self.embedder.dimension), dtype=np.float32)
-        chips = [self.aligner.align(image, face) for face in faces]
+        chips = [self.aligner.align(image, self._with_alignment_points(image, face)) for face in faces]
         return self.embedder.embed(chips)
+
+    def _with_alignment_points(self, image: np.ndarray, face: DetectedFace) -> DetectedFace:
+        """``face``, with the aligner's points found in its box when it has none but this
+        algorithm's locator offers them: a face another algorithm's detector found (a probe
+        detected before the deployment changed algorithm, ADR 0018). As for a drawn box,
+        ``NoFaceInBox`` when this algorithm finds no face there."""
+        if face.alignment_points or not isinstance(self.landmarks, AlignmentPointLocator):
+            return face
+        _, points = self.landmarks.locate_face(image, face.box)
+        return attrs.evolve(face, alignment_points=points)
 
 
 def face_nearest_centre(faces: Sequence[DetectedFace], width: int, height: int) -> int:

@@ -31,7 +31,7 @@ from rfr.adapters.runner_locks import RunnerLocks
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine
 from rfr.application.heavy_work import HeavyWork, HeavyWorkLimits
-from rfr.application.ports import BiometricStore, Clock
+from rfr.application.ports import BiometricStore, Clock, QualityAssessor
 from rfr.application.services.access import DEFAULT_BEARER_TTL, AccessService, AuditService
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import DEFAULT_TOP_K, Biometrics
@@ -59,6 +59,65 @@ from rfr.infrastructure.settings import Settings, positive_int_from_env
 
 
 def build_face_engine(settings: Settings, *, upsample: int | None = None) -> FaceEngine:
+    """The engine of the configured algorithm (``Settings.algorithm``, RFR_ALGORITHM; ADR 0018).
+
+    ``dlib`` (the default): dlib's CC0 models, converted by our own code, on onnxruntime.
+    ``sface``: OpenCV Zoo's YuNet detector and SFace embedder (``build_sface_engine``).
+    ``upsample`` is dlib's detector's; YuNet has none and refuses one above 0.
+    """
+    if settings.algorithm == "sface":
+        if upsample:
+            raise ValueError("upsampling is the dlib detector's; YuNet (RFR_ALGORITHM=sface) has none")
+        return build_sface_engine(settings)
+    if settings.algorithm != "dlib":
+        raise ValueError(f"no face engine for algorithm {settings.algorithm!r}")
+    return build_dlib_engine(settings, upsample=upsample)
+
+
+def _quality(settings: Settings) -> QualityAssessor:
+    from rfr.adapters.quality.opencv_quality import OpenCvQualityAssessor, QualityThresholds
+
+    return OpenCvQualityAssessor(
+        QualityThresholds.from_file(settings.quality_thresholds)
+        if settings.quality_thresholds is not None
+        else QualityThresholds()
+    )
+
+
+# The YuNet detector that looks inside a box the user drew (P-11) accepts a face from this
+# score: the box itself says a face is there (rfr/adapters/landmarks/yunet_box.py).
+DRAWN_BOX_SCORE_THRESHOLD = 0.5
+
+
+def build_sface_engine(settings: Settings) -> FaceEngine:
+    """YuNet 2023mar (detector with 5 points), the 112 px ArcFace aligner and SFace 2021dec
+    (cosine), from the pinned wheel's files rebuilt by the model store (ADR 0006 addendum).
+
+    Quality (P-10) is the same assessor as dlib's: it reads the port's landmarks, which YuNet
+    fills with its eye centres and nose tip (rfr/adapters/detection/yunet.py). A drawn box is
+    located by YuNet run around it (``YunetBoxLocator``), refused when no face is inside.
+    RFR_DETECTION_MAX_PIXELS does not apply: YuNet sees every image shrunk to 640 x 640.
+    """
+    from rfr.adapters.alignment.arcface_112 import ArcFace112Aligner
+    from rfr.adapters.detection.yunet import YunetFaceDetector
+    from rfr.adapters.embedding.sface import SFaceEmbedder
+    from rfr.adapters.landmarks.yunet_box import YunetBoxLocator
+    from rfr.infrastructure.models import SFACE, YUNET, ModelStore
+
+    store = ModelStore(settings.models_dir)
+    yunet = store.path(YUNET)
+    return FaceEngine(
+        detector=YunetFaceDetector(yunet, threads=settings.ort_threads),
+        landmarks=YunetBoxLocator(
+            YunetFaceDetector(yunet, threads=settings.ort_threads, score_threshold=DRAWN_BOX_SCORE_THRESHOLD)
+        ),
+        aligner=ArcFace112Aligner(),
+        embedder=SFaceEmbedder(store.path(SFACE), threads=settings.ort_threads),
+        quality=_quality(settings),
+    )
+
+
+def build_dlib_engine(settings: Settings, *, upsample: int | None = None) -> FaceEngine:
     """The embedded default engine: dlib's CC0 models, converted by our own code, on onnxruntime.
 
     RFR_DETECTION_MAX_PIXELS (default 4194304 = 2048 x 2048): the most pixels the face
@@ -69,7 +128,6 @@ def build_face_engine(settings: Settings, *, upsample: int | None = None) -> Fac
     from rfr.adapters.detection.dlib_mmod import DEFAULT_DETECTION_MAX_PIXELS, MmodFaceDetector
     from rfr.adapters.embedding.dlib_resnet import DlibResnetEmbedder
     from rfr.adapters.landmarks.dlib_shape_predictor import ShapePredictorLocator
-    from rfr.adapters.quality.opencv_quality import OpenCvQualityAssessor, QualityThresholds
     from rfr.infrastructure.dlib.shape_predictor import ShapePredictorModel
     from rfr.infrastructure.models import ModelStore
 
@@ -89,11 +147,7 @@ def build_face_engine(settings: Settings, *, upsample: int | None = None) -> Fac
         landmarks=landmarks,
         aligner=DlibChipAligner(size=150, padding=0.25),
         embedder=embedder,
-        quality=OpenCvQualityAssessor(
-            QualityThresholds.from_file(settings.quality_thresholds)
-            if settings.quality_thresholds is not None
-            else QualityThresholds()
-        ),
+        quality=_quality(settings),
     )
 
 

@@ -9,6 +9,7 @@
 | RFR_ORT_THREADS | 2 | intra-op threads for each onnxruntime session |
 | RFR_IMPORT_ROOT | $RFR_DATA_DIR/import | the only server-side folder tree bulk enrolment may read |
 | RFR_QUALITY_THRESHOLDS | (none: built-in defaults) | TOML file of probe quality thresholds (P-10) |
+| RFR_ALGORITHM | dlib | face algorithm of new templates: "dlib" or "sface" (YuNet + SFace); ADR 0018 |
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from pathlib import Path
 import attrs
 
 PERSISTENCE_CHOICES = ("sqlite", "postgres", "memory")
+# The algorithms a deployment can choose (ADR 0018); the composition root builds each.
+ALGORITHM_CHOICES = ("dlib", "sface")
 
 
 def positive_int_from_env(env: Mapping[str, str], name: str, default: int) -> int:
@@ -44,6 +47,7 @@ class Settings:
     # The DSN may carry a password: kept out of every repr, and so out of logs and errors.
     postgres_dsn: str | None = attrs.field(default=None, repr=False)
     postgres_schema: str = "public"
+    algorithm: str = attrs.field(default="dlib", validator=attrs.validators.in_(ALGORITHM_CHOICES))
 
     @property
     def models_dir(self) -> Path:
@@ -66,6 +70,12 @@ class Settings:
         dsn = env.get("RFR_POSTGRES_DSN", "").strip() or None
         if persistence == "postgres" and dsn is None:
             raise ValueError("RFR_PERSISTENCE=postgres needs RFR_POSTGRES_DSN=postgresql://...")
+        algorithm = env.get("RFR_ALGORITHM", "dlib").strip().lower() or "dlib"
+        if algorithm not in ALGORITHM_CHOICES:
+            raise ValueError(
+                f"RFR_ALGORITHM must be one of {ALGORITHM_CHOICES} (the face algorithm templates are "
+                f"made with), not {algorithm!r}"
+            )
         schema = env.get("RFR_POSTGRES_SCHEMA", "public").strip() or "public"
         if not schema.replace("_", "").isalnum() or not schema.isascii() or len(schema) > 63:
             raise ValueError("RFR_POSTGRES_SCHEMA must be a plain name of letters, digits and _")
@@ -77,4 +87,5 @@ class Settings:
             quality_thresholds=Path(quality).expanduser().resolve() if quality else None,
             postgres_dsn=dsn,
             postgres_schema=schema,
+            algorithm=algorithm,
         )

@@ -23,6 +23,7 @@ from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, PathParameter
 
+from rfr.application.errors import NoFaceInBox
 from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
 from rfr.application.services.endorsements import (
@@ -343,7 +344,13 @@ def face_thumbnail(
     sync_to_thread=True,
     status_code=200,
     summary="Select faces (P-11)",
-    responses=IMAGE_WORK_BUSY,
+    responses={
+        **IMAGE_WORK_BUSY,
+        422: problem_spec(
+            "a face was detected under another algorithm and the configured one (SFace's) finds no "
+            "face in its box to align it by"
+        ),
+    },
     **allow(*PROBE_USERS.roles),
 )
 def select_faces(
@@ -356,7 +363,11 @@ def select_faces(
     ],
 ) -> ProbeView:
     """Quality is recorded (P-10) and templates made for exactly these faces."""
-    return probes.select_faces(principal.user_id, str(probe_id), data.face_ids, data.reason)
+    try:
+        return probes.select_faces(principal.user_id, str(probe_id), data.face_ids, data.reason)
+    except NoFaceInBox as e:
+        # Nothing was recorded: the selection and its templates are saved together or not at all.
+        raise unprocessable("face_ids", str(e)) from None
 
 
 @post(
