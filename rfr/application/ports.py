@@ -9,7 +9,7 @@ Boxes use dlib's inclusive convention (right and bottom are the last pixel insid
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -44,8 +44,9 @@ Point = tuple[int, int]
 AlignmentPoint = tuple[float, float]
 
 
-def _alignment_points(value: object) -> tuple[AlignmentPoint, ...]:
-    return tuple((float(x), float(y)) for x, y in value)  # type: ignore[attr-defined]
+def _alignment_points(value: Iterable[Sequence[float]]) -> tuple[AlignmentPoint, ...]:
+    """Plain float pairs, whatever numbers a detector gave (numpy scalars do not go to JSON)."""
+    return tuple((float(x), float(y)) for x, y in value)
 
 
 @attrs.frozen
