@@ -19,8 +19,10 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _rfr(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "RFR_DATA_DIR": str(data_dir)}
+def _rfr(
+    data_dir: Path, *args: str, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RFR_DATA_DIR": str(data_dir), **(env or {})}
     result = subprocess.run(
         [sys.executable, "-m", "rfr.entrypoints.cli", *args],
         check=False, env=env, capture_output=True, text=True, timeout=600,
@@ -70,6 +72,16 @@ def test_detect_rejects_bad_files_with_a_clear_message(data_dir, tmp_path, conte
     result = _rfr(data_dir, "detect", str(bad), check=False)
     assert result.returncode == 2
     assert result.stderr.startswith("rfr: ")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("command", ["detect", "embed"])
+def test_upsampling_under_sface_is_refused_with_a_message_not_a_traceback(data_dir, shared_faces, command):
+    """YuNet has no upsampling (ADR 0018): the option is refused as a usage error, exit 2."""
+    photo = str(shared_faces / "dlib/_multi/2008_001322.jpg")
+    result = _rfr(data_dir, command, photo, "--upsample", "1", check=False, env={"RFR_ALGORITHM": "sface"})
+    assert result.returncode == 2
+    assert result.stderr.startswith("rfr: upsampling is the dlib detector's")
     assert "Traceback" not in result.stderr
 
 

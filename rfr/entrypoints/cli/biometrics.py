@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     detect.add_argument("image", type=Path)
     detect.add_argument("--json", action="store_true", help="print JSON (the default is a table)")
     detect.add_argument("--upsample", type=int, default=None, help="detector upsampling (default: auto)")
-    detect.set_defaults(handler=_detect)
+    detect.set_defaults(handler=_refusing_cleanly(_detect))
 
     embed = subparsers.add_parser("embed", help="templates of the faces in an image")
     embed.add_argument("image", type=Path)
     embed.add_argument("--face", type=int, default=None, help="only this face (0-based, detector order)")
     embed.add_argument("--json", action="store_true", help="print JSON (the default is a summary)")
     embed.add_argument("--upsample", type=int, default=None)
-    embed.set_defaults(handler=_embed)
+    embed.set_defaults(handler=_refusing_cleanly(_embed))
 
     evaluate = subparsers.add_parser(
         "eval", help="rank-1, TAR at FAR 1e-3 and failure to enrol on a folder-per-identity dataset"
@@ -39,13 +41,34 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("dataset", type=Path)
     evaluate.add_argument("--json", action="store_true")
     evaluate.add_argument("--upsample", type=int, default=None)
-    evaluate.set_defaults(handler=_eval)
+    evaluate.set_defaults(handler=_refusing_cleanly(_eval))
+
+
+class EngineOptionRefused(Exception):
+    """An option the configured algorithm does not have (``--upsample`` under SFace)."""
 
 
 def _engine(args: argparse.Namespace) -> FaceEngine:
     from rfr.entrypoints.composition import cached_face_engine
 
-    return cached_face_engine(Settings.from_env(), args.upsample)
+    try:
+        return cached_face_engine(Settings.from_env(), args.upsample)
+    except ValueError as exc:
+        raise EngineOptionRefused(str(exc)) from exc
+
+
+def _refusing_cleanly(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``handler``, with an engine option the algorithm refuses reported as a message and exit
+    code 2 rather than a traceback."""
+
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except EngineOptionRefused as exc:
+            return _fail(str(exc))
+
+    return run
 
 
 class UnreadableImage(Exception):
