@@ -54,6 +54,16 @@ def policy_text() -> str:
     return _require(POLICY_TEXT).read_text(encoding="utf-8")
 
 
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A ``ModelStore`` in ``<session data dir>/models``, shared by every test of the session: each
+    artefact is converted once, when first asked for. Its parent is a ``Settings.data_dir`` whose
+    ``models_dir`` is this store (the contract suites build engines from it)."""
+    from rfr.infrastructure.models import ModelStore
+
+    return ModelStore(tmp_path_factory.mktemp("data") / "models")
+
+
 # -- PostgreSQL (issue 10) -----------------------------------------------------------------------
 
 

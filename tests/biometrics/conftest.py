@@ -1,4 +1,4 @@
-"""Fixtures of the biometric engine tests: one model store per session, built on first use."""
+"""Fixtures of the biometric engine tests; ``model_store`` (one per session) is tests/conftest.py's."""
 
 from __future__ import annotations
 
@@ -7,12 +7,6 @@ import pytest
 from rfr.adapters.embedding.dlib_resnet import DlibResnetEmbedder
 from rfr.infrastructure.models import RESNET, ModelStore
 from rfr.infrastructure.settings import Settings
-
-
-@pytest.fixture(scope="session")
-def model_store(tmp_path_factory: pytest.TempPathFactory) -> ModelStore:
-    """A store in a session temporary folder; each artefact is converted once, when first asked for."""
-    return ModelStore(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="session")

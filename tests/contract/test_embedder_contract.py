@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -15,7 +16,7 @@ from rfr.application.similarity import SimilarityScale
 from tests.contract.onnx_models import TinyWeights, build_tiny_embedder
 
 
-def _tiny_arcface(folder: Path) -> FaceEmbedder:
+def _tiny_arcface(folder: Path, store: Callable[[], Any]) -> FaceEmbedder:
     model = build_tiny_embedder(folder / "tiny.onnx", TinyWeights.random(32, seed=1), 32)
     config = ArcFaceConfig(
         algorithm="tiny-arcface", version="1", threshold=0.7, dimension=32, input_size=32, batch_size=8
@@ -23,26 +24,40 @@ def _tiny_arcface(folder: Path) -> FaceEmbedder:
     return OnnxArcFaceEmbedder(model, config, threads=2)
 
 
-def _dlib_resnet(folder: Path) -> FaceEmbedder:
+def _dlib_resnet(folder: Path, store: Callable[[], Any]) -> FaceEmbedder:
     resnet = pytest.importorskip("rfr.adapters.embedding.dlib_resnet")
     models = pytest.importorskip("rfr.infrastructure.models")
-    return resnet.DlibResnetEmbedder(models.ModelStore(folder).path("dlib_resnet_v1.onnx"), threads=2)
+    return resnet.DlibResnetEmbedder(store().path(models.RESNET), threads=2)
 
 
-EMBEDDERS: dict[str, Callable[[Path], FaceEmbedder]] = {
+def _sface(folder: Path, store: Callable[[], Any]) -> FaceEmbedder:
+    sface = pytest.importorskip("rfr.adapters.embedding.sface")
+    models = pytest.importorskip("rfr.infrastructure.models")
+    return sface.SFaceEmbedder(store().path(models.SFACE), threads=2)
+
+
+# Each builder gets a folder of its own and the session's model store (tests/conftest.py), asked
+# for only by the adapters that need it, so the tiny adapter's tests convert no model.
+EMBEDDERS: dict[str, Callable[[Path, Callable[[], Any]], FaceEmbedder]] = {
     "onnx-arcface": _tiny_arcface,
     "dlib-resnet": _dlib_resnet,
+    "sface": _sface,
 }
+
+# The range of each metric's distance: a threshold outside it would accept everything or nothing.
+METRIC_RANGES = {"euclidean": math.inf, "cosine": 2.0}
 
 
 @pytest.fixture(scope="session")
-def make_embedder(tmp_path_factory) -> Callable[[str], FaceEmbedder]:
-    """Each adapter is built once per session: the dlib one converts a 22 MB model."""
+def make_embedder(tmp_path_factory, request) -> Callable[[str], FaceEmbedder]:
+    """Each adapter is built once per session: the dlib and SFace ones convert models."""
     built: dict[str, FaceEmbedder] = {}
 
     def make(name: str) -> FaceEmbedder:
         if name not in built:
-            built[name] = EMBEDDERS[name](tmp_path_factory.mktemp(name))
+            built[name] = EMBEDDERS[name](
+                tmp_path_factory.mktemp(name), lambda: request.getfixturevalue("model_store")
+            )
         return built[name]
 
     return make
@@ -123,3 +138,19 @@ def test_is_deterministic_and_tells_chips_apart(embedder):
 def test_refuses_what_is_not_an_rgb_uint8_chip(embedder, damage):
     with pytest.raises(ValueError):
         embedder.embed([damage(chips(embedder, 1)[0])])
+
+
+def test_the_threshold_lies_inside_the_metrics_range(embedder):
+    """dlib compares by euclidean distance, SFace by cosine: the threshold must be a distance of
+    the metric the adapter declares (a cosine distance is at most 2)."""
+    assert 0 < embedder.threshold < METRIC_RANGES[embedder.metric]
+
+
+def test_templates_compare_by_the_declared_metric(embedder):
+    """A template is at distance 0 from itself and apart from another chip's under the metric the
+    adapter declares; under cosine a zero template has no direction and the indexes refuse it."""
+    out = embedder.embed(chips(embedder, 4, seed=3)).astype(np.float64)
+    if embedder.metric == "cosine":
+        assert (np.linalg.norm(out, axis=1) > 1e-6).all()
+    assert distance(out[0], out[0], embedder.metric) == pytest.approx(0.0, abs=1e-6)
+    assert min(distance(out[0], other, embedder.metric) for other in out[1:]) > 1e-4
