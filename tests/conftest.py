@@ -61,7 +61,10 @@ def model_store(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ``models_dir`` is this store (the contract suites build engines from it)."""
     from rfr.infrastructure.models import ModelStore
 
-    return ModelStore(tmp_path_factory.mktemp("data") / "models")
+    models = tmp_path_factory.mktemp("data") / "models"
+    # Made now, as the store's folder always was: tests link to it before anything is built.
+    models.mkdir()
+    return ModelStore(models)
 
 
 # -- PostgreSQL (issue 10) -----------------------------------------------------------------------
