@@ -177,8 +177,8 @@ class ChainedPostgresApplicationRecorder(es_postgres.PostgresApplicationRecorder
         """Stores ``saves`` in one transaction and one round trip: ``rfr_append`` takes the table
         lock (the library's serialisation point), inserts the events, links each to the chain
         and moves the head and the projections' positions; the projections' own statements
-        follow it, then COMMIT. Without projection statements it runs alone, in the implicit
-        transaction of one statement."""
+        follow it in the same pipeline, committed together at its Sync. Without projection
+        statements it runs alone, in the implicit transaction of one statement."""
         events = [event for save in saves for event in save.events]
         columns = (
             [e.originator_id for e in events],
