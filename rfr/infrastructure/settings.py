@@ -50,6 +50,12 @@ class Settings:
     algorithm: str = attrs.field(default="dlib", validator=attrs.validators.in_(ALGORITHM_CHOICES))
 
     @property
+    def algorithm_names(self) -> tuple[str, ...]:
+        """Every algorithm this deployment can build, by name: what ``--algorithm`` options and
+        re-templating (T-02) may name. ``algorithm`` is the default among them."""
+        return ALGORITHM_CHOICES
+
+    @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
 
