@@ -9,7 +9,8 @@
 | RFR_ORT_THREADS | 2 | intra-op threads for each onnxruntime session |
 | RFR_IMPORT_ROOT | $RFR_DATA_DIR/import | the only server-side folder tree bulk enrolment may read |
 | RFR_QUALITY_THRESHOLDS | (none: built-in defaults) | TOML file of probe quality thresholds (P-10) |
-| RFR_ALGORITHM | dlib | face algorithm of new templates: "dlib" or "sface" (YuNet + SFace); ADR 0018 |
+| RFR_ALGORITHM | dlib | algorithm of new templates: "dlib", "sface" (ADR 0018), or a force's own |
+| RFR_ALGORITHMS_FILE | (none) | TOML of a force's own algorithms, ONNX models pinned by sha256 (ADR 0021) |
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from pathlib import Path
 
 import attrs
 
+from rfr.infrastructure.custom_algorithms import CustomAlgorithm, load_custom_algorithms
+
 PERSISTENCE_CHOICES = ("sqlite", "postgres", "memory")
-# The algorithms a deployment can choose (ADR 0018); the composition root builds each.
+# The built-in algorithms a deployment can choose (ADR 0018); the composition root builds each.
+# A force's own (RFR_ALGORITHMS_FILE, ADR 0021) come on top, and may not take these names.
 ALGORITHM_CHOICES = ("dlib", "sface")
 
 
@@ -47,13 +51,33 @@ class Settings:
     # The DSN may carry a password: kept out of every repr, and so out of logs and errors.
     postgres_dsn: str | None = attrs.field(default=None, repr=False)
     postgres_schema: str = "public"
-    algorithm: str = attrs.field(default="dlib", validator=attrs.validators.in_(ALGORITHM_CHOICES))
+    algorithm: str = attrs.field(default="dlib")
+    # A force's own algorithms, from RFR_ALGORITHMS_FILE, their model files checked (ADR 0021).
+    custom_algorithms: tuple[CustomAlgorithm, ...] = attrs.field(default=(), converter=tuple)
+
+    @custom_algorithms.validator
+    def _check_custom_algorithms(
+        self, attribute: attrs.Attribute, value: tuple[CustomAlgorithm, ...]
+    ) -> None:
+        names = [a.name for a in value]
+        if len(set(names)) != len(names) or set(names) & set(ALGORITHM_CHOICES):
+            raise ValueError(f"a force's algorithms need names of their own, not {names}")
+
+    @algorithm.validator
+    def _check_algorithm(self, attribute: attrs.Attribute, value: str) -> None:
+        if value not in self.algorithm_names:
+            raise ValueError(f"algorithm must be one of {self.algorithm_names}, not {value!r}")
 
     @property
     def algorithm_names(self) -> tuple[str, ...]:
         """Every algorithm this deployment can build, by name: what ``--algorithm`` options and
-        re-templating (T-02) may name. ``algorithm`` is the default among them."""
-        return ALGORITHM_CHOICES
+        re-templating (T-02) may name. ``algorithm`` is the default among them. The built-in
+        ones first, then a force's own in the order RFR_ALGORITHMS_FILE declares them."""
+        return (*ALGORITHM_CHOICES, *(a.name for a in self.custom_algorithms))
+
+    def custom_algorithm(self, name: str) -> CustomAlgorithm | None:
+        """The force's own algorithm of that name, or None (a built-in one, or unknown)."""
+        return next((a for a in self.custom_algorithms if a.name == name), None)
 
     @property
     def models_dir(self) -> Path:
@@ -76,11 +100,20 @@ class Settings:
         dsn = env.get("RFR_POSTGRES_DSN", "").strip() or None
         if persistence == "postgres" and dsn is None:
             raise ValueError("RFR_PERSISTENCE=postgres needs RFR_POSTGRES_DSN=postgresql://...")
+        algorithms_file = env.get("RFR_ALGORITHMS_FILE", "").strip()
+        # Read, and every model file hashed, now: a wrong file is refused at start (T-01).
+        custom = (
+            load_custom_algorithms(Path(algorithms_file), reserved=ALGORITHM_CHOICES)
+            if algorithms_file
+            else ()
+        )
         algorithm = env.get("RFR_ALGORITHM", "dlib").strip().lower() or "dlib"
-        if algorithm not in ALGORITHM_CHOICES:
+        names = (*ALGORITHM_CHOICES, *(a.name for a in custom))
+        if algorithm not in names:
+            hint = "" if custom else "; a force's own are declared in RFR_ALGORITHMS_FILE"
             raise ValueError(
-                f"RFR_ALGORITHM must be one of {ALGORITHM_CHOICES} (the face algorithm templates are "
-                f"made with), not {algorithm!r}"
+                f"RFR_ALGORITHM must be one of {names} (the face algorithm templates are made "
+                f"with{hint}), not {algorithm!r}"
             )
         schema = env.get("RFR_POSTGRES_SCHEMA", "public").strip() or "public"
         if not schema.replace("_", "").isalnum() or not schema.isascii() or len(schema) > 63:
@@ -94,4 +127,5 @@ class Settings:
             postgres_dsn=dsn,
             postgres_schema=schema,
             algorithm=algorithm,
+            custom_algorithms=custom,
         )
