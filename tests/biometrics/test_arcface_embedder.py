@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -134,15 +136,56 @@ def test_bad_chips_are_refused(tmp_path, weights, bad):
         embedder.embed([bad])
 
 
-def test_T01_algorithm_id_names_model_version_and_chip_geometry(tmp_path, weights):
-    """T-01: algorithm id names model version and chip geometry."""
+def test_T01_algorithm_id_names_model_version_file_and_preprocessing(tmp_path, weights):
+    """T-01: the algorithm id names the model, its version, the file's sha256 and how chips are
+    fed to it, so another file or the same file fed otherwise never shares an id."""
     model = build_tiny_embedder(tmp_path / "m.onnx", weights, SIZE)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
     embedder = OnnxArcFaceEmbedder(model, config(algorithm="arcface-r100", version="2"))
     assert isinstance(embedder, FaceEmbedder)
-    assert embedder.algorithm_id == f"arcface-r100-2/chip{SIZE}-pad0.25"
+    assert embedder.model_sha256 == digest
+    assert re.fullmatch(
+        rf"arcface-r100-2/onnx-sha256-{digest[:16]}/prep-[0-9a-f]{{8}}", embedder.algorithm_id
+    )
     assert (embedder.metric, embedder.threshold, embedder.dimension) == ("cosine", 0.7, DIM)
-    assert config(version="3").algorithm_id != config(version="2").algorithm_id
-    assert config(chip_padding=0.3).algorithm_id != config().algorithm_id
+    # The same id for the same file and config, whatever else (the threshold) changes.
+    laxer = config(algorithm="arcface-r100", version="2", threshold=0.5)
+    assert OnnxArcFaceEmbedder(model, laxer).algorithm_id == embedder.algorithm_id
+    ids = {
+        OnnxArcFaceEmbedder(model, config(**overrides)).algorithm_id
+        for overrides in (
+            {},
+            {"version": "3"},
+            {"chip_padding": 0.3},
+            {"chip_size": SIZE * 2},
+            {"channel_order": "BGR"},
+            {"mean": 120.0},
+            {"std": 128.0},
+        )
+    }
+    other = build_tiny_embedder(tmp_path / "other.onnx", TinyWeights.random(DIM, seed=4), SIZE)
+    ids.add(OnnxArcFaceEmbedder(other, config()).algorithm_id)
+    assert len(ids) == 8
+
+
+def test_T01_a_model_file_other_than_the_configured_sha256_is_refused(tmp_path, weights):
+    model = build_tiny_embedder(tmp_path / "m.onnx", weights, SIZE)
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    assert OnnxArcFaceEmbedder(model, config(model_sha256=digest)).model_sha256 == digest
+    with pytest.raises(ValueError, match=f"has sha256 {digest}, not the configured {'0' * 64}"):
+        OnnxArcFaceEmbedder(model, config(model_sha256="0" * 64))
+    with pytest.raises(ValueError, match="model_sha256"):
+        config(model_sha256="ABC")
+
+
+def test_an_output_is_chosen_by_index_and_never_by_guess(tmp_path, weights):
+    model = build_tiny_embedder(tmp_path / "m.onnx", weights, SIZE, output_name="fc1")
+    by_index = OnnxArcFaceEmbedder(model, config(output_index=0))
+    assert by_index.algorithm_id == OnnxArcFaceEmbedder(model, config(output_name="fc1")).algorithm_id
+    with pytest.raises(ValueError, match="no output 1"):
+        OnnxArcFaceEmbedder(model, config(output_index=1))
+    with pytest.raises(ValueError, match="not both"):
+        config(output_name="fc1", output_index=0)
 
 
 def test_config_loads_from_json_and_toml_alike(tmp_path):
@@ -167,7 +210,6 @@ def test_config_loads_from_json_and_toml_alike(tmp_path):
     assert from_json == ArcFaceConfig.from_file(tmp_path / "m.toml")
     assert from_json.mean == (127.5, 127.5, 127.5)
     assert from_json.chip_size == 112
-    assert from_json.algorithm_id == "arcface-r50-2024.1/chip112-pad0.25"
 
 
 @pytest.mark.parametrize(

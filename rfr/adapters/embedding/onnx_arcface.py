@@ -14,12 +14,22 @@ TOML). Preprocessing, in order:
 
 The output is L2-normalised, so cosine distance is ``1 - dot`` and Euclidean distance is a
 monotonic function of it.
+
+T-01: the embedder hashes the model file when it opens it, refuses it when the config names
+another sha256 (``model_sha256``), and its ``algorithm_id`` is the config's algorithm and
+version, the first 16 hex digits of the file's sha256 and a digest of the preprocessing (chip
+size and padding, channel order, layout, mean, std, input and output): two different files, or
+one file fed differently, never share an id. A force declares its models in RFR_ALGORITHMS_FILE
+(rfr/infrastructure/custom_algorithms.py, ADR 0021); the composition root maps a declaration to
+an ``ArcFaceConfig``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,8 +41,13 @@ import numpy as np
 import onnxruntime as ort
 
 from rfr.adapters.onnx_session import cpu_session
+from rfr.infrastructure.models import sha256_of
 
 METRICS = ("cosine", "euclidean")
+SHA256 = re.compile(r"[0-9a-f]{64}")
+# How much of the model file's sha256 and of the preprocessing digest the algorithm id shows.
+MODEL_DIGEST_CHARS = 16
+PREPROCESSING_DIGEST_CHARS = 8
 
 
 def _triple(value: Any) -> tuple[float, float, float]:
@@ -55,8 +70,18 @@ def _all_nonzero(instance: object, attribute: attrs.Attribute, value: tuple[floa
 
 
 def _non_empty(instance: object, attribute: attrs.Attribute, value: str) -> None:
-    if not value.strip() or "/" in value:
-        raise ValueError(f"{attribute.name} must be a non-empty name without '/', not {value!r}")
+    if not value.strip() or "/" in value or "|" in value:
+        raise ValueError(f"{attribute.name} must be a non-empty name without '/' or '|', not {value!r}")
+
+
+def _sha256(instance: object, attribute: attrs.Attribute, value: str | None) -> None:
+    if value is not None and not SHA256.fullmatch(value):
+        raise ValueError(f"{attribute.name} must be 64 lowercase hex digits, not {value!r}")
+
+
+def _index(instance: object, attribute: attrs.Attribute, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ValueError(f"{attribute.name} must be a whole number of at least 0, not {value!r}")
 
 
 @attrs.frozen
@@ -68,6 +93,9 @@ class ArcFaceConfig:
     decision distance in ``metric`` published for the model; ``chip_size`` and
     ``chip_padding`` are what the aligner should produce for it (they are part of the
     algorithm id because the same network on other crops makes other templates).
+    ``model_sha256``, when given, is the only model file the embedder accepts. The output is
+    ``output_name`` or the ``output_index``-th output, the input ``input_name``; either may be
+    left out when the model has only one.
     """
 
     algorithm: str = attrs.field(validator=_non_empty)
@@ -89,16 +117,33 @@ class ArcFaceConfig:
     batch_size: int = attrs.field(default=32, validator=_positive)
     input_name: str | None = None
     output_name: str | None = None
+    output_index: int | None = attrs.field(default=None, validator=_index)
+    model_sha256: str | None = attrs.field(default=None, validator=_sha256)
 
     def __attrs_post_init__(self) -> None:
         if self.metric == "cosine" and self.threshold >= 2.0:
             raise ValueError("a cosine distance threshold must be below 2")
         if not 0.0 <= self.chip_padding < 10.0:
             raise ValueError(f"chip_padding must be within [0, 10), not {self.chip_padding!r}")
+        if self.output_name is not None and self.output_index is not None:
+            raise ValueError("give output_name or output_index, not both")
 
-    @property
-    def algorithm_id(self) -> str:
-        return f"{self.algorithm}-{self.version}/chip{self.chip_size}-pad{self.chip_padding:g}"
+    def preprocessing_digest(self, input_name: str, output_name: str) -> str:
+        """A short digest of everything that turns a chip into the model's input, and of which
+        output is read: the same file fed otherwise makes other templates (T-01)."""
+        described = {
+            "chip_size": self.chip_size,
+            "chip_padding": self.chip_padding,
+            "input_size": self.input_size,
+            "channel_order": self.channel_order,
+            "layout": self.layout,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "input": input_name,
+            "output": output_name,
+        }
+        text = json.dumps(described, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:PREPROCESSING_DIGEST_CHARS]
 
     @classmethod
     def from_mapping(cls, values: dict[str, Any]) -> ArcFaceConfig:
@@ -132,27 +177,47 @@ class OnnxArcFaceEmbedder:
 
     def __init__(self, model_path: Path, config: ArcFaceConfig, threads: int = 2) -> None:
         self.config = config
-        self.algorithm_id = config.algorithm_id
         self.dimension = config.dimension
         self.metric = config.metric
         self.threshold = config.threshold
         self.chip_size = config.chip_size
         self.chip_padding = config.chip_padding
+        # Hashed as the session opens it, not only when the settings were read: the engine may
+        # be built long after start, and the id must name the bytes that make the templates.
+        self.model_sha256 = sha256_of(Path(model_path))
+        if config.model_sha256 is not None and self.model_sha256 != config.model_sha256:
+            raise ValueError(
+                f"{model_path} has sha256 {self.model_sha256}, not the configured {config.model_sha256} "
+                "(T-01: templates are made only by the model named)"
+            )
         self._session = cpu_session(model_path, threads)
-        self._input = self._pick(self._session.get_inputs(), config.input_name, "input")
-        self._output = self._pick(self._session.get_outputs(), config.output_name, "output")
+        self._input = self._pick(self._session.get_inputs(), config.input_name, None, "input")
+        self._output = self._pick(
+            self._session.get_outputs(), config.output_name, config.output_index, "output"
+        )
         self._fixed_batch = self._check_signature()
         self._scale = (1.0 / np.asarray(config.std, dtype=np.float32)).reshape(1, 1, 3)
         self._mean = np.asarray(config.mean, dtype=np.float32).reshape(1, 1, 3)
+        self.algorithm_id = (
+            f"{config.algorithm}-{config.version}/onnx-sha256-{self.model_sha256[:MODEL_DIGEST_CHARS]}"
+            f"/prep-{config.preprocessing_digest(self._input.name, self._output.name)}"
+        )
 
     @staticmethod
-    def _pick(args: list[ort.NodeArg], name: str | None, kind: str) -> ort.NodeArg:
+    def _pick(args: list[ort.NodeArg], name: str | None, index: int | None, kind: str) -> ort.NodeArg:
+        names = [a.name for a in args]
+        if index is not None:
+            if index >= len(args):
+                raise ValueError(f"the model has no {kind} {index}; it has {len(args)}: {names}")
+            return args[index]
         if name is None:
+            if len(args) != 1:
+                raise ValueError(f"the model has {len(args)} {kind}s {names}: name the one to use")
             return args[0]
         for arg in args:
             if arg.name == name:
                 return arg
-        raise ValueError(f"the model has no {kind} named {name!r}; it has {[a.name for a in args]}")
+        raise ValueError(f"the model has no {kind} named {name!r}; it has {names}")
 
     def _check_signature(self) -> int | None:
         """Refuse, when the session opens, a model that cannot take this config's input."""
