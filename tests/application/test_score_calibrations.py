@@ -140,3 +140,14 @@ def test_the_calibration_in_force_is_found_behind_many_refusals(calibrations):
         with pytest.raises(PolicyRefusal):
             calibrations.calibrate("analyst", calibration(gallery_size=10), "mine")
     assert calibrations.current(ALG) == calibration()
+
+
+def test_A05_a_caller_learns_at_once_that_it_may_not_calibrate_and_the_refusal_is_kept(world, calibrations):
+    """A-05, A-01: checked before any photo is templated; a refusal is recorded as an attempt."""
+    calibrations.ensure_may_calibrate("admin", "quarterly calibration")
+    for user, reason, rule in [("analyst", "mine", "A-05"), ("admin", "", "A-01")]:
+        with pytest.raises(PolicyRefusal) as caught:
+            calibrations.ensure_may_calibrate(user, reason)
+        assert caught.value.rule_ids == (rule,)
+        attempt = world.app.get(caught.value.record.id)
+        assert attempt.command == "calibrate scores" and attempt.refusals[0].actor.user_id == user

@@ -23,9 +23,9 @@ from eventsourcing.persistence import EventStore
 from rfr.application.calibration import Calibration
 from rfr.application.errors import AlgorithmMismatch, NotFound
 from rfr.application.ports import FaceEmbedder
-from rfr.application.services.base import UseCase
+from rfr.application.services.base import ANYONE, UseCase
 from rfr.application.similarity import SimilarityScale
-from rfr.domain.score_calibration import CALIBRATE, WITHDRAW, ScoreCalibration, calibration_id
+from rfr.domain.score_calibration import CALIBRATE, WITHDRAW, ScoreCalibration, calibration_id, may_calibrate
 
 # Events read at a time, newest first, when looking for the calibration in force.
 _PAGE = 16
@@ -78,6 +78,18 @@ class ScoreCalibrations(UseCase):
         recorded = self.in_force(calibration.algorithm_id)
         assert recorded is not None
         return recorded
+
+    def ensure_may_calibrate(self, acting_user: str, reason: str) -> None:
+        """Refuses at once, and records the refusal (A-01), when ``acting_user`` could not record a
+        calibration with ``reason``: for a caller about to spend minutes templating photos first.
+        ``calibrate`` decides again when it records."""
+        self._read(
+            acting_user,
+            CALIBRATE,
+            ANYONE,
+            target="ScoreCalibration",
+            decide=lambda actor: may_calibrate(actor, reason),
+        )
 
     def withdraw(self, acting_user: str, algorithm_id: str, reason: str) -> None:
         """Puts the algorithm's own threshold back; ``NotFound`` if it was never calibrated."""
