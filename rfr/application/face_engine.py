@@ -7,7 +7,8 @@ faces a user selected (or a box the user drew), so unselected faces are never te
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 import attrs
 import numpy as np
@@ -97,6 +98,20 @@ class FaceEngine:
         chips = [self.aligner.align(image, self._with_alignment_points(image, face)) for face in faces]
         return self.embedder.embed(chips)
 
+    def template_located(self, image: np.ndarray, faces: Sequence[DetectedFace]) -> np.ndarray:
+        """Templates of faces another algorithm found (re-templating, T-02; a probe searched
+        against a library of another algorithm): only their boxes are taken, and this algorithm
+        finds its own landmarks (and aligner's points) in each, as for a drawn box, since one
+        algorithm's points are not what another's aligner expects. ``NoFaceInBox`` when this
+        algorithm finds no face in a box."""
+        return self.template(image, [self._located(image, face) for face in faces])
+
+    def _located(self, image: np.ndarray, face: DetectedFace) -> DetectedFace:
+        if isinstance(self.landmarks, AlignmentPointLocator):
+            landmarks, points = self.landmarks.locate_face(image, face.box)
+            return attrs.evolve(face, landmarks=landmarks, alignment_points=points)
+        return attrs.evolve(face, landmarks=self.landmarks.locate(image, face.box), alignment_points=())
+
     def _with_alignment_points(self, image: np.ndarray, face: DetectedFace) -> DetectedFace:
         """``face``, with the aligner's points found in its box when it has none but this
         algorithm's locator offers them: a face another algorithm's detector found (a probe
@@ -106,6 +121,59 @@ class FaceEngine:
             return face
         _, points = self.landmarks.locate_face(image, face.box)
         return attrs.evolve(face, alignment_points=points)
+
+
+class UnknownAlgorithm(LookupError):
+    """An algorithm this deployment cannot build (by name or id)."""
+
+
+class FaceEngines:
+    """The engines a deployment can template with (T-01, T-02): its default, and any other it can
+    build by name, each built once, when first needed (its models take memory and time to load).
+
+    ``build``: name -> engine, for the ``names`` the deployment knows (``Settings.algorithm_names``);
+    ``default_name``: the default's name among them.
+    """
+
+    def __init__(
+        self,
+        default: FaceEngine,
+        *,
+        default_name: str = "default",
+        names: Sequence[str] = (),
+        build: Callable[[str], FaceEngine] | None = None,
+    ) -> None:
+        self.default = default
+        self.default_name = default_name
+        self.names = tuple(dict.fromkeys((default_name, *names)))
+        self._build = build
+        # Not seeded with the default: a caller may pass an engine that is not the named one's
+        # (tests); the builder caches, so the configured default is not loaded twice.
+        self._by_name: dict[str, FaceEngine] = {}
+        self._lock = threading.Lock()
+
+    def named(self, name: str) -> FaceEngine:
+        with self._lock:
+            if name not in self._by_name:
+                if self._build is None and name == self.default_name:
+                    return self.default
+                if name not in self.names or self._build is None:
+                    known = list(self.names)
+                    raise UnknownAlgorithm(f"no algorithm named {name!r}; this deployment has {known}")
+                self._by_name[name] = self._build(name)
+            return self._by_name[name]
+
+    def name_of(self, algorithm_id: str) -> str:
+        """The name of the algorithm whose engine has ``algorithm_id``; builds engines to find it."""
+        for name in self.names:
+            if self.named(name).algorithm_id == algorithm_id:
+                return name
+        raise UnknownAlgorithm(f"this deployment cannot build the algorithm {algorithm_id}")
+
+    def for_algorithm(self, algorithm_id: str) -> FaceEngine:
+        if algorithm_id == self.default.algorithm_id:
+            return self.default
+        return self.named(self.name_of(algorithm_id))
 
 
 def face_nearest_centre(faces: Sequence[DetectedFace], width: int, height: int) -> int:

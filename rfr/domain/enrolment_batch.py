@@ -96,6 +96,20 @@ class ImageHolder(GovernedAggregate):
         def apply(self, agg: ImageHolder) -> None:
             agg.templates.setdefault(self.algorithm_id, {}).update(self.templates)
 
+    class TemplatesErased(GovernedAggregate.Event):
+        """R-05, T-02: templates of a replaced algorithm erased from the store and the index."""
+
+        algorithm_id: str
+        template_ids: list[str]
+
+        def apply(self, agg: ImageHolder) -> None:
+            gone = set(self.template_ids)
+            by_image = agg.templates.get(self.algorithm_id, {})
+            for image_id in [i for i, t in by_image.items() if t in gone]:
+                del by_image[image_id]
+            if not by_image:
+                agg.templates.pop(self.algorithm_id, None)
+
     class ImageRetentionExpired(GovernedAggregate.Event):
         image_ids: list[str]
         deletion_due: datetime
@@ -148,6 +162,33 @@ class ImageHolder(GovernedAggregate):
             f"{len(templates)} templates by {algorithm_id}",
             algorithm_id=algorithm_id,
             templates=dict(templates),
+        )
+
+    def erase_templates(
+        self, actor: Actor, at: datetime, algorithm_id: str, template_ids: Sequence[str], reason: str
+    ) -> None:
+        """R-05, T-02: the templates of a replaced algorithm; the store has already erased them."""
+        held = set(self.templates.get(algorithm_id, {}).values())
+        unknown = sorted(set(template_ids) - held)
+        self._enforce(
+            "erase templates",
+            actor,
+            at,
+            combine(
+                authorised(actor),
+                stated(reason, "R-05", "the reason for erasure"),
+                Decision.check(
+                    bool(template_ids) and not unknown, "R-05", f"not templates held here: {unknown}"
+                ),
+            ),
+        )
+        self._record(
+            self.TemplatesErased,
+            actor,
+            at,
+            reason,
+            algorithm_id=algorithm_id,
+            template_ids=sorted(template_ids),
         )
 
     def expire_images(self, actor: Actor, at: datetime, config: PolicyConfig) -> tuple[str, ...]:

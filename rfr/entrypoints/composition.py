@@ -29,12 +29,13 @@ from rfr.adapters.image_decoding import DEFAULT_MAX_PIXELS
 from rfr.adapters.report_delivery.files import FileReportSink
 from rfr.adapters.runner_locks import RunnerLocks
 from rfr.application.app import RfrApplication
-from rfr.application.face_engine import FaceEngine
+from rfr.application.face_engine import FaceEngine, FaceEngines
 from rfr.application.heavy_work import HeavyWork, HeavyWorkLimits
 from rfr.application.ports import BiometricStore, Clock, QualityAssessor
 from rfr.application.services.access import DEFAULT_BEARER_TTL, AccessService, AuditService
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import DEFAULT_TOP_K, Biometrics
+from rfr.application.services.calibrations import ScoreCalibrations
 from rfr.application.services.endorsements import ProbeEndorsements
 from rfr.application.services.enrolment import Enrolment
 from rfr.application.services.exceptions import PolicyExceptions
@@ -46,6 +47,7 @@ from rfr.application.services.offences import OffenceCodes
 from rfr.application.services.policy import PolicySettingsService
 from rfr.application.services.probes import Probes
 from rfr.application.services.reconciliation import DEFAULT_GRACE, BiometricReconciliation
+from rfr.application.services.retemplating import Retemplating
 from rfr.application.services.retention import RetentionSweep
 from rfr.application.services.search_execution import SearchExecution
 from rfr.application.services.searches import SearchRequests
@@ -54,6 +56,7 @@ from rfr.application.services.ucc_screening import UccScreening
 from rfr.application.services.usage_reports import ReportSchedules, ScheduledReportDelivery, UsageReports
 from rfr.application.services.users import UserAdministration
 from rfr.infrastructure.audit.trail import RecorderAuditTrail
+from rfr.infrastructure.custom_algorithms import CustomAlgorithm
 from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings, positive_int_from_env
 
@@ -63,12 +66,18 @@ def build_face_engine(settings: Settings, *, upsample: int | None = None) -> Fac
 
     ``dlib`` (the default): dlib's CC0 models, converted by our own code, on onnxruntime.
     ``sface``: OpenCV Zoo's YuNet detector and SFace embedder (``build_sface_engine``).
+    A force's own, declared in RFR_ALGORITHMS_FILE: ``build_custom_engine`` (ADR 0021).
     ``upsample`` is dlib's detector's; YuNet has none and refuses one above 0.
     """
     if settings.algorithm == "sface":
         if upsample:
             raise ValueError("upsampling is the dlib detector's; YuNet (RFR_ALGORITHM=sface) has none")
         return build_sface_engine(settings)
+    custom = settings.custom_algorithm(settings.algorithm)
+    if custom is not None:
+        if upsample:
+            raise ValueError(f"upsampling is the dlib detector's; YuNet ({custom.name}) has none")
+        return build_custom_engine(settings, custom)
     if settings.algorithm != "dlib":
         raise ValueError(f"no face engine for algorithm {settings.algorithm!r}")
     return build_dlib_engine(settings, upsample=upsample)
@@ -113,6 +122,53 @@ def build_sface_engine(settings: Settings) -> FaceEngine:
         ),
         aligner=ArcFace112Aligner(),
         embedder=SFaceEmbedder(store.path(SFACE), threads=settings.ort_threads),
+        quality=_quality(settings),
+    )
+
+
+def build_custom_engine(settings: Settings, definition: CustomAlgorithm) -> FaceEngine:
+    """A force's own algorithm, declared in RFR_ALGORITHMS_FILE (ADR 0021): the built-in YuNet
+    detector and drawn-box locator and the 112 px ArcFace aligner, as SFace's, and the force's
+    ONNX model run by the ArcFace-style adapter with the declared preprocessing. The adapter
+    hashes the model file again as it opens it and refuses it unless it is the declared one
+    (the engine may be built long after the settings were read; T-01)."""
+    from rfr.adapters.alignment.arcface_112 import ArcFace112Aligner
+    from rfr.adapters.detection.yunet import YunetFaceDetector
+    from rfr.adapters.embedding.onnx_arcface import ArcFaceConfig, OnnxArcFaceEmbedder
+    from rfr.adapters.landmarks.yunet_box import YunetBoxLocator
+    from rfr.infrastructure.models import YUNET, ModelStore
+
+    if (definition.detector, definition.aligner) != ("yunet", "arcface_112"):
+        raise ValueError(
+            f"algorithm {definition.name!r}: no engine for detector {definition.detector!r} "
+            f"with aligner {definition.aligner!r}"
+        )
+    model = definition.embedder
+    config = ArcFaceConfig(
+        algorithm=definition.name,
+        version=model.version,
+        threshold=model.threshold,
+        dimension=model.dimension,
+        input_size=ArcFace112Aligner.size,
+        chip_size=ArcFace112Aligner.size,
+        channel_order=model.channel_order.upper(),
+        layout=model.layout.upper(),
+        mean=model.mean,
+        std=model.std,
+        metric=model.metric,
+        input_name=model.input,
+        output_name=model.output if isinstance(model.output, str) else None,
+        output_index=model.output if isinstance(model.output, int) else None,
+        model_sha256=model.sha256,
+    )
+    yunet = ModelStore(settings.models_dir).path(YUNET)
+    return FaceEngine(
+        detector=YunetFaceDetector(yunet, threads=settings.ort_threads),
+        landmarks=YunetBoxLocator(
+            YunetFaceDetector(yunet, threads=settings.ort_threads, score_threshold=DRAWN_BOX_SCORE_THRESHOLD)
+        ),
+        aligner=ArcFace112Aligner(),
+        embedder=OnnxArcFaceEmbedder(model.file, config, threads=settings.ort_threads),
         quality=_quality(settings),
     )
 
@@ -256,6 +312,18 @@ def embedded_biometrics(
         top_k=top_k,
         import_root=import_root,
         heavy=heavy or HeavyWork(),
+        engines=face_engines(settings, engine),
+    )
+
+
+def face_engines(settings: Settings, default: FaceEngine) -> FaceEngines:
+    """Every engine the deployment can build (``Settings.algorithm_names``), ``default`` as the
+    configured one; the others are built when a library or a re-templating first needs them."""
+    return FaceEngines(
+        default,
+        default_name=settings.algorithm,
+        names=settings.algorithm_names,
+        build=lambda name: cached_face_engine(attrs.evolve(settings, algorithm=name)),
     )
 
 
@@ -374,6 +442,12 @@ class Services:
         return PolicySettingsService(self.app, self.clock)
 
     @property
+    def score_calibrations(self) -> ScoreCalibrations:
+        """Each algorithm's calibrated scores (ADR 0020): an administrator records them (`rfr
+        calibrate`); a search reads ``scale_for`` and ``current`` (its non-mate chances)."""
+        return ScoreCalibrations(self.app, self.clock)
+
+    @property
     def policy_exceptions(self) -> PolicyExceptions:
         return PolicyExceptions(self.app, self.clock)
 
@@ -401,6 +475,10 @@ class Services:
     def import_jobs(self) -> ImportJobs:
         """Bulk enrolment jobs, stored; a job's runner is alive while it holds its lock (ADR 0017)."""
         return ImportJobs(self.app, self.clock, self.import_runners)
+
+    @property
+    def retemplating(self) -> Retemplating:
+        return Retemplating(self.app, self.clock, self.biometrics, self.import_runners)
 
     @property
     def import_runners(self) -> RunnerLocks:

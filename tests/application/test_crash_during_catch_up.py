@@ -362,7 +362,7 @@ def lagging_index(tmp_path_factory: pytest.TempPathFactory) -> LaggingIndex:
         batch.record_templates(lead, clock.now(), ALG, {i: f"tpl-{i}" for i in batch.images})
         world.app.save(batch)
     # Two enrolments saved by processes that died before writing the index.
-    world.enrolment._index = lambda library_id, staged: [t for t, _ in staged.values()]  # type: ignore[method-assign]
+    world.enrolment._index = lambda _lib, _alg, staged: [t for t, _ in staged.values()]  # type: ignore[method-assign]
     nearest = None
     for steps in (1, 2):
         item = EnrolmentItem(face_image(steps), date(2022, 1, 1), PerceivedAgeBand.ADULT, MopiGroup.GROUP_2)

@@ -42,7 +42,7 @@ def test_templates_whose_index_write_was_lost_are_added_by_the_next_search(
     index = world.bio.index(str(library_id))
     # An enrolment saved, then its process died before it wrote the index.
     with monkeypatch.context() as lost:
-        lost.setattr(world.enrolment, "_index", lambda library_id, staged: [t for t, _ in staged.values()])
+        lost.setattr(world.enrolment, "_index", lambda _lib, _alg, staged: [t for t, _ in staged.values()])
         item = EnrolmentItem(face_image(1), date(2022, 1, 1), PerceivedAgeBand.ADULT, MopiGroup.GROUP_2)
         report = world.enrolment.enrol("op-lead", str(library_id), [item])
     (late,) = report.enrolled
@@ -131,7 +131,7 @@ def test_searches_that_find_no_template_change_write_nothing_and_a_restart_still
     assert starts[-1] >= heads[-2] > saved
 
     # An enrolment whose process died before it wrote the index: a template event to catch up.
-    monkeypatch.setattr(world.enrolment, "_index", lambda library_id, staged: [t for t, _ in staged.values()])
+    monkeypatch.setattr(world.enrolment, "_index", lambda _lib, _alg, staged: [t for t, _ in staged.values()])
     item = EnrolmentItem(face_image(1), date(2022, 1, 1), PerceivedAgeBand.ADULT, MopiGroup.GROUP_2)
     (late,) = world.enrolment.enrol("op-lead", str(library_id), [item]).enrolled
     world.app.close()

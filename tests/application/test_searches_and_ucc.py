@@ -166,7 +166,7 @@ def test_P12_a_search_is_rejected_before_it_runs(world: World) -> None:
     assert world.searches.reject("inspector", request.id, "not proportionate").status == "rejected"
 
 
-def test_T01_T02_P11_templates_of_another_algorithm_are_never_compared(world: World) -> None:
+def test_T01_T02_templates_of_another_algorithm_are_never_compared(world: World) -> None:
     # The same world with an engine of another algorithm, over the same events, store and indexes.
     """T-01: templates of another algorithm are never compared."""
     elsewhere = attrs.evolve(world, bio=attrs.evolve(world.bio, engine=fake_engine(version="2")))
@@ -176,13 +176,17 @@ def test_T01_T02_P11_templates_of_another_algorithm_are_never_compared(world: Wo
     with pytest.raises(PolicyRefusal) as caught:
         world.search(request.id, theirs)
     assert caught.value.rule_ids == ("T-02",)
+    # A probe templated with the other algorithm is templated with this library's for the search
+    # (ADR 0019), which then compares this algorithm's templates only.
     _, ours = world.enrolled_library("our library")
-    request = world.searches.open("analyst", elsewhere.probe(), [LibrarySelection(str(ours), "reason")])
-    with pytest.raises(PolicyRefusal) as caught:
-        world.search(request.id, ours)
-    assert caught.value.rule_ids == ("P-11",)
+    probe_id = elsewhere.probe()
+    request = world.searches.open("analyst", probe_id, [LibrarySelection(str(ours), "reason")])
+    found = world.search(request.id, ours)
+    assert {c.algorithm_id for c in found.candidates} == {ALG}
+    probe = world.app.get(probe_id, ProbeImage)
+    assert {t.algorithm_id for t in probe.templates} == {ALG, elsewhere.bio.algorithm_id}
     stored = world.app.get(request.id, SearchRequest)
-    assert stored.searches == {} and stored.refusals[-1].rule_ids == ("P-11",)
+    assert stored.searches[str(ours)][0] == ALG
 
 
 # -- Unresolved Crime Cache ------------------------------------------------------------------

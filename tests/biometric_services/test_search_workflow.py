@@ -169,7 +169,8 @@ def test_T01_T02_templates_of_another_algorithm_are_never_compared(world: World,
         engine.quality,
     )
     assert other.algorithm_id != engine.algorithm_id
-    search = SearchExecution(world.app, world.clock, attrs.evolve(world.bio, engine=other))
+    # A deployment that can build the other algorithm only (no catalogue of engines beside it).
+    search = SearchExecution(world.app, world.clock, attrs.evolve(world.bio, engine=other, engines=None))
 
     with pytest.raises(PolicyRefusal) as refused:
         search.search_next("analyst", request.id)

@@ -57,6 +57,8 @@ class LibraryImagesProjection:
         "template_id TEXT PRIMARY KEY, image_id TEXT NOT NULL, library_id TEXT NOT NULL, "
         "algorithm_id TEXT NOT NULL)",
         f"CREATE INDEX IF NOT EXISTS {TEMPLATES}_by_image ON {TEMPLATES} (image_id)",
+        # A re-templating erases a replaced algorithm's templates a page at a time (T-02, R-05).
+        f"CREATE INDEX IF NOT EXISTS {TEMPLATES}_by_algorithm ON {TEMPLATES} (library_id, algorithm_id)",
         f"CREATE TABLE IF NOT EXISTS {TOTALS} ("
         "library_id TEXT PRIMARY KEY, enrolled INTEGER NOT NULL, live INTEGER NOT NULL)",
         f"CREATE TABLE IF NOT EXISTS {TEMPLATED} ("
@@ -72,6 +74,8 @@ class LibraryImagesProjection:
             return _enrolled(str(event.originator_id), str(event.originator_id), event.enrolled, event)
         if isinstance(event, ImageHolder.TemplatesBuilt):
             return _templated(event.algorithm_id, event.templates)
+        if isinstance(event, ImageHolder.TemplatesErased):
+            return _templates_erased(event.algorithm_id, event.template_ids)
         if isinstance(event, ImageHolder.ImageRetentionExpired):
             return _expired(event.image_ids, _at(event), event.deletion_due.isoformat())
         if isinstance(event, ImageHolder.ImagesPurged):
@@ -141,6 +145,28 @@ def _templated(algorithm_id: str, templates: dict[str, str]) -> list[Statement]:
             )
         )
     return rows
+
+
+def _templates_erased(algorithm_id: str, template_ids: Sequence[str]) -> list[Statement]:
+    """The templates' rows gone, and the live images they templated taken off the algorithm's count."""
+    if not template_ids:
+        return []
+    ids = tuple(template_ids)
+    marks = placeholders(len(ids))
+    return [
+        (
+            f"UPDATE {TEMPLATED} SET live = live - (SELECT count(*) FROM {TEMPLATES} t "
+            f"JOIN {IMAGES} i ON i.image_id = t.image_id WHERE t.template_id IN ({marks}) "
+            f"AND t.library_id = {TEMPLATED}.library_id AND i.expired_at IS NULL AND i.purged_at IS NULL) "
+            f"WHERE algorithm_id = ? AND library_id IN (SELECT library_id FROM {TEMPLATES} "
+            f"WHERE template_id IN ({marks}))",
+            (*ids, algorithm_id, *ids),
+        ),
+        (
+            f"DELETE FROM {TEMPLATES} WHERE template_id IN ({marks}) AND algorithm_id = ?",
+            (*ids, algorithm_id),
+        ),
+    ]
 
 
 def _leaving(image_ids: Sequence[str]) -> list[Statement]:
@@ -293,6 +319,27 @@ class LibraryImages:
         )
         return [ImageRow.of(r) for r in rows]
 
+    def images_after(self, library_id: str, position: int, limit: int) -> list[tuple[int, ImageRow]]:
+        """The library's images enrolled after enrolment position ``position``, in order, with
+        their positions: a job walks a library a page at a time, each page one index range."""
+        rows = self._store.query(
+            f"SELECT seq, {_COLUMNS} FROM {IMAGES} WHERE library_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (library_id, position, limit),
+        )
+        return [(int(r[0]), ImageRow.of(r[1:])) for r in rows]
+
+    def templates_by(self, library_id: str, algorithm_id: str, limit: int) -> dict[str, tuple[str, str]]:
+        """Up to ``limit`` of the library's templates of the algorithm (images not purged):
+        template id -> (image id, holder id)."""
+        rows = self._store.query(
+            f"SELECT t.template_id, t.image_id, i.holder_id FROM {TEMPLATES} t "
+            f"JOIN {IMAGES} i ON i.image_id = t.image_id "
+            # No order: each page is erased before the next is read, and the index stops at the limit.
+            "WHERE t.library_id = ? AND t.algorithm_id = ? LIMIT ?",
+            (library_id, algorithm_id, limit),
+        )
+        return {t: (i, h) for t, i, h in rows}
+
     def templates_of(self, image_ids: Collection[str]) -> dict[str, dict[str, str]]:
         """image id -> {algorithm id: template id}, for the images given that have templates."""
         found: dict[str, dict[str, str]] = {}
@@ -421,7 +468,7 @@ class LibraryImages:
         for algorithm_id, count, live_count, overdue_count in rows:
             if algorithm_id is None:
                 enrolled, live, overdue = count, live_count, overdue_count
-            else:
+            elif count > 0:  # an algorithm whose templates were all erased or left counts no more
                 templated[algorithm_id] = count
         searchable = live - overdue
         complete = tuple(a for a, n in sorted(templated.items()) if searchable > 0 and n >= live)

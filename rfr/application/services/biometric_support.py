@@ -17,13 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import attrs
 import numpy as np
 
-from rfr.application.face_engine import AnalysedFace, FaceEngine
+from rfr.application.face_engine import AnalysedFace, FaceEngine, FaceEngines, UnknownAlgorithm
 from rfr.application.heavy_work import HeavyWork
 from rfr.application.ports import (
     BiometricStore,
@@ -65,10 +65,41 @@ class Biometrics:
     ucc_top_k: int = 5
     import_root: Path | None = None
     heavy: HeavyWork = attrs.field(factory=HeavyWork)
+    # Every engine the deployment can build, the default ``engine`` among them (T-02); None: that one.
+    engines: FaceEngines | None = None
 
     @property
     def algorithm_id(self) -> str:
+        """The deployment's default algorithm: of new libraries and of probes' first templates."""
         return self.engine.algorithm_id
+
+    @property
+    def catalogue(self) -> FaceEngines:
+        return self.engines if self.engines is not None else FaceEngines(self.engine)
+
+    def engine_for(self, algorithm_id: str) -> FaceEngine:
+        """The engine that makes templates of ``algorithm_id`` (``UnknownAlgorithm`` if none)."""
+        if algorithm_id == self.engine.algorithm_id:
+            return self.engine
+        return self.catalogue.for_algorithm(algorithm_id)
+
+    def buildable(self, algorithm_ids: Iterable[str]) -> tuple[str, ...]:
+        """Of ``algorithm_ids``, those this deployment can template with (in the order given)."""
+        found = []
+        for algorithm_id in algorithm_ids:
+            try:
+                self.engine_for(algorithm_id)
+            except UnknownAlgorithm:
+                continue
+            found.append(algorithm_id)
+        return tuple(found)
+
+    def scale_for(self, algorithm_id: str) -> SimilarityScale:
+        return SimilarityScale.for_embedder(self.engine_for(algorithm_id).embedder)
+
+    def index_for(self, library_id: str, algorithm_id: str) -> VectorIndex:
+        embedder = self.engine_for(algorithm_id).embedder
+        return self.indexes.open(library_id, algorithm_id, embedder.dimension, embedder.metric)
 
     @property
     def scale(self) -> SimilarityScale:

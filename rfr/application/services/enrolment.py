@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from uuid import uuid4
@@ -132,7 +132,8 @@ class _Candidate:
     image_id: str
     digest: str
     analysis: FaceAnalysis | None = None
-    vector: np.ndarray | None = None
+    # One template per algorithm the library is templated with (T-01, T-02), the first its own.
+    vectors: dict[str, np.ndarray] = attrs.field(factory=dict)
 
 
 def choose_subject_face(faces: Sequence[AnalysedFace]) -> tuple[int | None, str, str]:
@@ -173,15 +174,22 @@ class Enrolment(UseCase):
         with self.bio.heavy.admit(acting_user):
             library = self.load(library_id, ReferenceLibrary)
             approval = self.load(library.approval_id, LibraryApproval)
-            staged: dict[str, tuple[str, np.ndarray]] = {}
+            # T-01, T-02: the library's algorithms, its own first, and one a re-templating moves it to.
+            templated = self.app.library_images.totals(str(library.id), self.clock.now()).algorithms
+            algorithms = self.bio.buildable(
+                library.template_algorithms(templated, self.bio.algorithm_id)
+            ) or (self.bio.algorithm_id,)  # none this deployment can build: its default, as before
+            staged: dict[str, dict[str, tuple[str, np.ndarray]]] = {a: {} for a in algorithms}
 
             def action(act: Act) -> list[EnrolmentResult]:
-                return self._enrol(act, library, approval, list(items), staged=staged, progress=progress)
+                return self._enrol(
+                    act, library, approval, list(items), algorithms, staged=staged, progress=progress
+                )
 
             results = self._act(acting_user, "enrol images", [library], action)
-            live = self._index(str(library.id), staged)
+            live = [t for a, by_image in staged.items() for t in self._index(str(library.id), a, by_image)]
             screening = self.screening.screen(acting_user, str(library.id), live)
-            return EnrolmentReport(str(library.id), self.bio.algorithm_id, tuple(results), screening)
+            return EnrolmentReport(str(library.id), algorithms[0], tuple(results), screening)
 
     def enrol_folder(
         self,
@@ -230,8 +238,9 @@ class Enrolment(UseCase):
         library: ReferenceLibrary,
         approval: LibraryApproval,
         items: list[EnrolmentItem],
+        algorithms: Sequence[str],
         *,
-        staged: dict[str, tuple[str, np.ndarray]],
+        staged: dict[str, dict[str, tuple[str, np.ndarray]]],
         progress: Progress | None,
     ) -> list[EnrolmentResult]:
         results: dict[int, EnrolmentResult] = {}
@@ -242,7 +251,7 @@ class Enrolment(UseCase):
         seen = self.app.library_images.enrolled_as(str(library.id), set(digests))
         for position, (item, digest) in enumerate(zip(items, digests, strict=True)):
             name = item.name or f"item {position + 1}"
-            outcome = self._prepare(act, position, item, name, digest=digest, seen=seen)
+            outcome = self._prepare(act, position, item, name, algorithms, digest=digest, seen=seen)
             if isinstance(outcome, EnrolmentResult):
                 results[position] = outcome
             else:
@@ -268,7 +277,7 @@ class Enrolment(UseCase):
             )
         )
         enrolled, refused = set(batch.images), batch.refused
-        templates: dict[str, str] = {}
+        templates: dict[str, dict[str, str]] = {a: {} for a in algorithms}
         store, owner = act.recording(self.bio.store), str(library.id)
         for c in offered:
             name = c.item.name or f"item {c.position + 1}"
@@ -278,9 +287,8 @@ class Enrolment(UseCase):
                     name, False, reason, "R-01", rule_ids, content_hash=c.digest
                 )
                 continue
-            if c.analysis is None or c.vector is None:
+            if c.analysis is None or set(c.vectors) != set(algorithms):
                 raise RuntimeError(f"{name}: enrolled by the domain without a face; R-01 checks disagree")
-            template_id = str(uuid4())
             store.put(c.image_id, RecordKind.IMAGE, c.item.data, owner=owner)
             c.analysis.put(store, library_face_record(c.image_id), owner)
             if c.item.subject:
@@ -290,18 +298,30 @@ class Enrolment(UseCase):
                     c.item.subject.encode(),
                     owner=owner,
                 )
-            store.put_template(template_id, c.vector, owner=owner, algorithm_id=self.bio.algorithm_id)
-            templates[c.image_id] = template_id
-            staged[c.image_id] = (template_id, c.vector)
+            made = {}
+            for algorithm_id, vector in c.vectors.items():
+                template_id = made[algorithm_id] = str(uuid4())
+                store.put_template(template_id, vector, owner=owner, algorithm_id=algorithm_id)
+                templates[algorithm_id][c.image_id] = template_id
+                staged[algorithm_id][c.image_id] = (template_id, vector)
             results[c.position] = EnrolmentResult(
-                name, True, "enrolled", None, ("R-01", "T-01"), c.image_id, template_id, c.digest
+                name, True, "enrolled", None, ("R-01", "T-01"), c.image_id, made[algorithms[0]], c.digest
             )
-        if templates:
-            batch.record_templates(act.actor, act.at, self.bio.algorithm_id, templates)
+        for algorithm_id, by_image in templates.items():
+            if by_image:
+                batch.record_templates(act.actor, act.at, algorithm_id, by_image)
         return [results[p] for p in range(len(items))]
 
     def _prepare(
-        self, act: Act, position: int, item: EnrolmentItem, name: str, *, digest: str, seen: dict[str, str]
+        self,
+        act: Act,
+        position: int,
+        item: EnrolmentItem,
+        name: str,
+        algorithms: Sequence[str],
+        *,
+        digest: str,
+        seen: dict[str, str],
     ) -> EnrolmentResult | _Candidate:
         try:
             pixels = self.bio.decode(item.data)
@@ -319,38 +339,26 @@ class Enrolment(UseCase):
         if not may_enrol(item.captured_on, item.age_at_capture, item.mopi_group, act.at, act.config).allowed:
             # Offered without detection: the domain records the refusal and its reason.
             return candidate
-        faces = self.bio.engine.detect(pixels)
+        own, *others = (self.bio.engine_for(a) for a in algorithms)
+        faces = own.detect(pixels)
         chosen, code, reason = choose_subject_face(faces)
         if chosen is None:
             return EnrolmentResult(name, False, reason, code, content_hash=digest)
+        face = faces[chosen].face
         candidate.analysis = FaceAnalysis.of("subject", faces[chosen])
-        candidate.vector = self.bio.engine.template(pixels, [faces[chosen].face])[0]
+        candidate.vectors[own.algorithm_id] = own.template(pixels, [face])[0]
+        for engine in others:  # a re-templating under way: its algorithm finds its own points
+            try:
+                candidate.vectors[engine.algorithm_id] = engine.template_located(pixels, [face])[0]
+            except ValueError:
+                reason = "the algorithm the library is being re-templated with finds no face there"
+                return EnrolmentResult(name, False, reason, "no_face", content_hash=digest)
         return candidate
 
-    def _index(self, library_id: str, staged: dict[str, tuple[str, np.ndarray]]) -> list[str]:
-        """Index the new templates; returns those the store still holds, to be screened."""
-        if not staged:
-            return []
-        embedder = self.bio.engine.embedder
-        live = list(staged.values())
-        try:
-            with self.bio.indexes.writing(
-                library_id, self.bio.algorithm_id, embedder.dimension, embedder.metric
-            ) as index:
-                # Checked under the index lock: a template a concurrent purge erased from the
-                # store since it was written must not enter the index (R-05); the purge
-                # erases before it locks, so it cannot miss one added here. One a rebuild
-                # already indexed is not added twice.
-                live = [(t, v) for t, v in live if self.bio.store.exists(t)]
-                fresh = [(t, v) for t, v in live if t not in index]
-                if fresh:
-                    index.add([t for t, _ in fresh], np.stack([v for _, v in fresh]))
-        except Exception:
-            # The enrolment stands; the index is a projection and is rebuilt when next searched.
-            log.exception("index update of library %s failed; the index will be rebuilt", library_id)
-            self.bio.indexes.drop(library_id, self.bio.algorithm_id)
-            live = [(t, v) for t, v in live if self.bio.store.exists(t)]
-        return [t for t, _ in live]
+    def _index(
+        self, library_id: str, algorithm_id: str, staged: dict[str, tuple[str, np.ndarray]]
+    ) -> list[str]:
+        return index_templates(self.bio, library_id, algorithm_id, staged)
 
     def _import_folder(self, folder: Path | str) -> Path:
         if self.bio.import_root is None:
@@ -404,3 +412,31 @@ def _item_from_row(root: Path, numbered: tuple[int, dict[str, str]]) -> Enrolmen
     except OSError as exc:
         return refused(f"the file cannot be read ({exc.strerror})")
     return EnrolmentItem(data, captured_on, age, mopi, row.get("subject") or None, name)
+
+
+def index_templates(
+    bio: Biometrics, library_id: str, algorithm_id: str, staged: Mapping[str, tuple[str, np.ndarray]]
+) -> list[str]:
+    """Adds new templates (image id -> (template id, vector)) of one algorithm to the library's
+    index; returns those the store still holds. A failed write drops the index, which is then
+    rebuilt from the store when next searched: the templates are recorded either way."""
+    if not staged:
+        return []
+    embedder = bio.engine_for(algorithm_id).embedder
+    live = list(staged.values())
+    try:
+        with bio.indexes.writing(library_id, algorithm_id, embedder.dimension, embedder.metric) as index:
+            # Checked under the index lock: a template a concurrent purge erased from the
+            # store since it was written must not enter the index (R-05); the purge
+            # erases before it locks, so it cannot miss one added here. One a rebuild
+            # already indexed is not added twice.
+            live = [(t, v) for t, v in live if bio.store.exists(t)]
+            fresh = [(t, v) for t, v in live if t not in index]
+            if fresh:
+                index.add([t for t, _ in fresh], np.stack([v for _, v in fresh]))
+    except Exception:
+        # The templates stand; the index is a projection and is rebuilt when next searched.
+        log.exception("index update of library %s failed; the index will be rebuilt", library_id)
+        bio.indexes.drop(library_id, algorithm_id)
+        live = [(t, v) for t, v in live if bio.store.exists(t)]
+    return [t for t, _ in live]

@@ -39,7 +39,8 @@ from rfr.domain.enrolment_batch import EnrolmentBatch, ImageHolder
 from rfr.domain.governed import stored_topics
 from rfr.domain.reference_library import ReferenceLibrary
 
-# Events that change what an index holds: templates built, images (and their templates) purged.
+# Events that change what an index holds: templates built, images (and their templates) purged,
+# templates of a replaced algorithm erased (T-02).
 TOPICS = tuple(
     topic
     for kind in (
@@ -47,6 +48,8 @@ TOPICS = tuple(
         ReferenceLibrary.TemplatesBuilt,
         EnrolmentBatch.ImagesPurged,
         ReferenceLibrary.ImagesPurged,
+        EnrolmentBatch.TemplatesErased,
+        ReferenceLibrary.TemplatesErased,
     )
     for topic in stored_topics(kind)
 )
@@ -81,9 +84,11 @@ class _Memory:
         self._lock = threading.Lock()
         self._by_registry: weakref.WeakKeyDictionary[object, dict] = weakref.WeakKeyDictionary()
 
-    def start(self, app: RfrApplication, bio: Biometrics, library_id: str, saved: int | None) -> int:
+    def start(
+        self, app: RfrApplication, bio: Biometrics, library_id: str, algorithm_id: str, saved: int | None
+    ) -> int:
         """Where to read from: the position reached from ``saved``, else ``saved`` itself."""
-        return self.start_of(app, bio.indexes, library_id, bio.algorithm_id, saved)
+        return self.start_of(app, bio.indexes, library_id, algorithm_id, saved)
 
     def start_of(
         self, app: RfrApplication, indexes: object, library_id: str, algorithm_id: str, saved: int | None
@@ -99,10 +104,12 @@ class _Memory:
                 return max(reached.reached, saved)
         return saved
 
-    def remember(self, app: RfrApplication, bio: Biometrics, library_id: str, reached: _Reached) -> None:
+    def remember(
+        self, app: RfrApplication, bio: Biometrics, library_id: str, algorithm_id: str, reached: _Reached
+    ) -> None:
         with self._lock, contextlib.suppress(TypeError):  # a registry that takes no weak reference
             positions = self._by_registry.setdefault(bio.indexes, {})
-            positions[(library_id, bio.algorithm_id)] = (weakref.ref(app.recorder), reached)
+            positions[(library_id, algorithm_id)] = (weakref.ref(app.recorder), reached)
 
 
 _MEMORY = _Memory()
@@ -141,7 +148,9 @@ def _read(app: RfrApplication, algorithm_id: str, after: int, head: int) -> _Eve
             event = app.mapper.to_domain_event(notification)
             if isinstance(event, ImageHolder.TemplatesBuilt) and event.algorithm_id == algorithm_id:
                 events.built.update(dict.fromkeys(event.templates.values()))
-            elif isinstance(event, ImageHolder.ImagesPurged):
+            elif isinstance(event, ImageHolder.ImagesPurged) or (
+                isinstance(event, ImageHolder.TemplatesErased) and event.algorithm_id == algorithm_id
+            ):
                 events.purged.update(event.template_ids)
         events.read += len(page)
         if len(page) < PAGE:
@@ -151,11 +160,11 @@ def _read(app: RfrApplication, algorithm_id: str, after: int, head: int) -> _Eve
 
 
 def _changes(
-    app: RfrApplication, bio: Biometrics, library_id: str, index: VectorIndex, events: _Events
+    app: RfrApplication, library_id: str, algorithm_id: str, index: VectorIndex, events: _Events
 ) -> tuple[list[str], list[str]]:
     """The templates to add to ``index`` and those to remove from it, as the events say."""
     # This library's templates, as the projection knows them (a purged one is gone from it).
-    mine = app.library_images.templates_in(library_id, bio.algorithm_id, events.built)
+    mine = app.library_images.templates_in(library_id, algorithm_id, events.built)
     added = [t for t in events.built if t in mine and t not in events.purged and t not in index]
     return added, [t for t in events.purged if t in index]
 
@@ -167,32 +176,34 @@ def _must_save(saved: int | None, head: int) -> bool:
     return saved is None or head - saved > POSITION_GAP
 
 
-def catch_up(app: RfrApplication, bio: Biometrics, library_id: str) -> int:
-    """Applies the template events after the index's position; returns how many were read."""
+def catch_up(app: RfrApplication, bio: Biometrics, library_id: str, algorithm_id: str | None = None) -> int:
+    """Applies the template events after the index's position to the library's index of
+    ``algorithm_id`` (default: the deployment's); returns how many events were read."""
+    algorithm = bio.algorithm_id if algorithm_id is None else algorithm_id
     head = app.recorder.max_notification_id() or 0
-    index = bio.index(library_id)
+    index = bio.index_for(library_id, algorithm)
     saved = getattr(index, "position", None)
-    after = _MEMORY.start(app, bio, library_id, saved)
+    after = _MEMORY.start(app, bio, library_id, algorithm, saved)
     if after >= head:
         return 0
     # Read without the lock: the events are immutable, and if they change nothing in the index
     # as its files hold it now, there is nothing to lock for.
-    events = _read(app, bio.algorithm_id, after, head)
+    events = _read(app, algorithm, after, head)
     read = events.read
-    added, gone = _changes(app, bio, library_id, index, events)
+    added, gone = _changes(app, library_id, algorithm, index, events)
     if not added and not gone and not _must_save(saved, head):
-        _MEMORY.remember(app, bio, library_id, _Reached(saved, head))
+        _MEMORY.remember(app, bio, library_id, algorithm, _Reached(saved, head))
         return read
-    embedder = bio.engine.embedder
-    with bio.indexes.writing(library_id, bio.algorithm_id, embedder.dimension, embedder.metric) as index:
+    embedder = bio.engine_for(algorithm).embedder
+    with bio.indexes.writing(library_id, algorithm, embedder.dimension, embedder.metric) as index:
         saved = getattr(index, "position", None)  # again, under the lock
-        start = _MEMORY.start(app, bio, library_id, saved)
+        start = _MEMORY.start(app, bio, library_id, algorithm, saved)
         if start >= head:
             return read
         if start != after:  # another process saved a position meanwhile, or a rebuild reset it
-            events = _read(app, bio.algorithm_id, start, head)
+            events = _read(app, algorithm, start, head)
             read += events.read
-        added, gone = _changes(app, bio, library_id, index, events)
+        added, gone = _changes(app, library_id, algorithm, index, events)
         vectors: dict[str, np.ndarray] = {}
         for template_id in added:
             with contextlib.suppress(RecordNotFound):  # erased since: nothing to index
@@ -203,5 +214,5 @@ def catch_up(app: RfrApplication, bio: Biometrics, library_id: str) -> int:
             index.remove(gone)
         if vectors or gone or _must_save(saved, head):
             index.position = saved = head  # type: ignore[attr-defined]
-    _MEMORY.remember(app, bio, library_id, _Reached(saved, head))
+    _MEMORY.remember(app, bio, library_id, algorithm, _Reached(saved, head))
     return read

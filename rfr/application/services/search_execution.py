@@ -6,11 +6,12 @@ be searched, so searching every library at once would defeat the rule. The domai
 ``search_library`` decides every rule (approvals, order, L-13, P-10, T-02...) and records
 the candidates; a refusal is recorded like any other.
 
-Candidates: each selected face's template of the engine's algorithm (T-01) is searched in
-the library's index of that algorithm; hits of templates the library may no longer
-search (retention expired, R-01) are dropped, a template found by several faces keeps its
-best distance, and the ``top_k`` nearest become candidates ranked 1, 2, 3... with the
-similarity score of ``SimilarityScale`` (0.5 at the algorithm's threshold).
+Candidates: each selected face's template of the library's algorithm (T-01: the one it was
+last re-templated with, else the deployment's default; the probe is templated with it when it
+has no template of it yet) is searched in the library's index of that algorithm; hits of
+templates the library may no longer search (retention expired, R-01) are dropped, a template
+found by several faces keeps its best distance, and the ``top_k`` nearest become candidates
+ranked 1, 2, 3... with the similarity score of ``SimilarityScale`` (0.5 at the algorithm's threshold).
 
 The index is a projection of the store: when it lacks a template the library records
 (a failed index write, a lost file), it is rebuilt from the store before searching, so a
@@ -24,12 +25,13 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import attrs
 
 from rfr.application.app import RfrApplication
 from rfr.application.errors import NotFound
+from rfr.application.face_engine import UnknownAlgorithm
 from rfr.application.ports import Clock, FaceBox
 from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import (
@@ -38,6 +40,8 @@ from rfr.application.services.biometric_support import (
     library_face_record,
     library_subject_record,
     load_analysis,
+    probe_face_record,
+    probe_image_record,
 )
 from rfr.application.services.index_catch_up import catch_up
 from rfr.application.similarity import ensure_same_algorithm
@@ -128,12 +132,22 @@ class SearchExecution(UseCase):
         probe = self.load(request.probe_id, ProbeImage)
         library = self.load(library_id, ReferenceLibrary)
         approval = self.load(library.approval_id, LibraryApproval)
-        algorithm_id = self.bio.algorithm_id
+        searched_with: list[str] = []
 
         def action(act: Act) -> datetime:
             images = self.app.library_images
             totals = images.totals(str(library.id), act.at)
-            candidates = self._candidates(probe, library, act.at, k, totals.templated_by(algorithm_id))
+            # T-01, T-02: the one algorithm this library is compared with, and the probe's
+            # templates of it, made now from its selected faces if it has none yet.
+            # One this deployment cannot build is as good as none: refused under T-02.
+            searchable_with = self.bio.buildable(totals.searchable_with)
+            algorithm_id = library.search_algorithm(searchable_with, self.bio.algorithm_id)
+            searched_with.append(algorithm_id)
+            if algorithm_id in searchable_with:  # else refused (T-02): nothing to template for
+                self._template_probe(act, probe, algorithm_id)
+            candidates = self._candidates(
+                probe, library, algorithm_id, act.at, k=k, templated=totals.templated_by(algorithm_id)
+            )
             # Every candidate is a hit the projection found searchable at act.at (_candidates).
             found = [c.template_id for c in candidates]
             holdings = images.holdings(
@@ -152,12 +166,12 @@ class SearchExecution(UseCase):
             )
             return act.at
 
-        at = self._act(acting_user, f"search library {library.id}", [request], action)
+        at = self._act(acting_user, f"search library {library.id}", [request, probe], action)
         found = [c for c in request.candidates("rank") if c.library_id == str(library.id)]
         return LibrarySearchResult(
             str(request.id),
             str(library.id),
-            algorithm_id,
+            searched_with[-1],
             at,
             tuple(self._found(c) for c in found),
         )
@@ -202,8 +216,40 @@ class SearchExecution(UseCase):
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _template_probe(self, act: Act, probe: ProbeImage, algorithm_id: str) -> None:
+        """Probes are templated with every algorithm their searched libraries need (T-01, T-02):
+        the faces templated before are templated again with ``algorithm_id``, from the stored
+        image, and recorded in this search's save. Nothing is done when the probe has templates of
+        it, none at all (the domain refuses the search: P-11), or the deployment cannot build it
+        (refused: T-02)."""
+        if probe.template_ids(algorithm_id) or not probe.templates or probe.purged_at is not None:
+            return
+        try:
+            engine = self.bio.engine_for(algorithm_id)
+        except UnknownAlgorithm:
+            return
+        owner = str(probe.id)
+        face_ids = sorted({t.face_id for t in probe.templates})
+        pixels = self.bio.decode(self.bio.store.get(probe_image_record(owner)))
+        faces = [load_analysis(self.bio.store, probe_face_record(owner, f)).face for f in face_ids]
+        vectors = engine.template_located(pixels, faces)
+        store = act.recording(self.bio.store)
+        templates: dict[str, str] = {}
+        for face_id, vector in zip(face_ids, vectors, strict=True):
+            template_id = str(uuid4())
+            store.put_template(template_id, vector, owner=owner, algorithm_id=algorithm_id)
+            templates[face_id] = template_id
+        probe.record_templates(act.actor, act.at, algorithm_id, templates)
+
     def _candidates(
-        self, probe: ProbeImage, library: ReferenceLibrary, at: datetime, k: int, templated: int
+        self,
+        probe: ProbeImage,
+        library: ReferenceLibrary,
+        algorithm_id: str,
+        at: datetime,
+        *,
+        k: int,
+        templated: int,
     ) -> list[Candidate]:
         """The ``k`` searchable templates of the library nearest the probe's, by the index.
 
@@ -213,7 +259,6 @@ class SearchExecution(UseCase):
         ``k`` searchable ones are found or the index has no more. Its cost is that of the hits
         read, not of the library.
         """
-        algorithm_id = self.bio.algorithm_id
         templates = [self.bio.store.get_template(t) for t in probe.template_ids(algorithm_id)]
         for template in templates:
             ensure_same_algorithm(algorithm_id, template.algorithm_id)
@@ -223,8 +268,8 @@ class SearchExecution(UseCase):
             # Nothing to compare: the domain says why (no selected face, T-02...).
             return []
         # The index holds every template the log has built for the library (index_catch_up).
-        catch_up(self.app, self.bio, library_id)
-        index = self.bio.index(library_id)
+        catch_up(self.app, self.bio, library_id, algorithm_id)
+        index = self.bio.index_for(library_id, algorithm_id)
         best: dict[str, float] = {}
         image_of: dict[str, str] = {}
         depth = min(len(index), 2 * k)
@@ -239,7 +284,7 @@ class SearchExecution(UseCase):
                 break
             depth = min(len(index), depth * 4)
         ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
-        scale = self.bio.scale
+        scale = self.bio.scale_for(algorithm_id)
         return [
             Candidate(rank, scale.score(distance), library_id, algorithm_id, image_of[t], t)
             for rank, (t, distance) in enumerate(ranked, start=1)
