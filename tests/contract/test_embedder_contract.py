@@ -13,6 +13,8 @@ import pytest
 from rfr.adapters.embedding.onnx_arcface import ArcFaceConfig, OnnxArcFaceEmbedder
 from rfr.application.ports import FaceEmbedder
 from rfr.application.similarity import SimilarityScale
+from rfr.infrastructure.settings import Settings
+from tests.contract.force_model import FORCE_MODEL, write_algorithms_file
 from tests.contract.onnx_models import TinyWeights, build_tiny_embedder
 
 
@@ -36,12 +38,27 @@ def _sface(folder: Path, store: Callable[[], Any]) -> FaceEmbedder:
     return sface.SFaceEmbedder(store().path(models.SFACE), threads=2)
 
 
+def _force_model(folder: Path, store: Callable[[], Any]) -> FaceEmbedder:
+    """A force's own model declared in RFR_ALGORITHMS_FILE (ADR 0021), as the composition root
+    builds it: the store's SFace file with SFace's preprocessing (tests/contract/force_model.py)."""
+    composition = pytest.importorskip("rfr.entrypoints.composition")
+    models = pytest.importorskip("rfr.infrastructure.models")
+    model_store = store()
+    (folder / "models").symlink_to(model_store.models_dir, target_is_directory=True)
+    declared = write_algorithms_file(folder, model_store.path(models.SFACE))
+    settings = Settings.from_env(
+        {"RFR_DATA_DIR": str(folder), "RFR_ALGORITHMS_FILE": str(declared), "RFR_ALGORITHM": FORCE_MODEL}
+    )
+    return composition.build_custom_engine(settings, settings.custom_algorithm(FORCE_MODEL)).embedder
+
+
 # Each builder gets a folder of its own and the session's model store (tests/conftest.py), asked
 # for only by the adapters that need it, so the tiny adapter's tests convert no model.
 EMBEDDERS: dict[str, Callable[[Path, Callable[[], Any]], FaceEmbedder]] = {
     "onnx-arcface": _tiny_arcface,
     "dlib-resnet": _dlib_resnet,
     "sface": _sface,
+    "force-model": _force_model,
 }
 
 # The range of each metric's distance: a threshold outside it would accept everything or nothing.

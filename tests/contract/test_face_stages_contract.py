@@ -2,8 +2,11 @@
 and QualityAssessor), kept by every algorithm a deployment can choose (RFR_ALGORITHM, ADR 0018).
 
 Each algorithm's stages are the ones the composition root builds (``build_dlib_engine``,
-``build_sface_engine``) from the session's model store. Where the two algorithms legitimately
-differ, the difference is a field of ``Algorithm`` below, checked against what the adapters do:
+``build_sface_engine``, and ``build_custom_engine`` for a force's own model: here the store's
+SFace file declared in RFR_ALGORITHMS_FILE, ADR 0021) from the session's model store. Where the
+algorithms legitimately differ, the difference is a field of ``Algorithm`` below, checked
+against what the adapters do (a force's own algorithm is built on YuNet and the ArcFace chip,
+so it keeps SFace's):
 
 - ``alignment_points``: SFace's ArcFace aligner works from the detector's own points
   (``DetectedFace.alignment_points``: eye centres, nose tip, mouth corners) and refuses a face
@@ -41,8 +44,11 @@ from rfr.application.ports import (
     QualityAssessor,
     QualityReport,
 )
-from rfr.entrypoints.composition import build_dlib_engine, build_sface_engine
-from rfr.infrastructure.settings import Settings
+from rfr.entrypoints.composition import build_custom_engine, build_dlib_engine, build_sface_engine
+from rfr.infrastructure.custom_algorithms import load_custom_algorithms
+from rfr.infrastructure.models import SFACE, ModelStore
+from rfr.infrastructure.settings import ALGORITHM_CHOICES, Settings
+from tests.contract.force_model import FORCE_MODEL, write_algorithms_file
 
 
 @attrs.frozen
@@ -56,11 +62,24 @@ class Algorithm:
     drawn_box_needs_a_face: bool  # the locator refuses (NoFaceInBox) a box with no face inside
 
 
+def build_force_model_engine(settings: Settings) -> FaceEngine:
+    """A force's own algorithm (RFR_ALGORITHMS_FILE, ADR 0021): the store's SFace file declared as
+    the force's model, with SFace's preprocessing (tests/contract/force_model.py), in a file
+    written beside the models."""
+    declared = write_algorithms_file(settings.data_dir, ModelStore(settings.models_dir).path(SFACE))
+    custom = load_custom_algorithms(declared, reserved=ALGORITHM_CHOICES)
+    chosen = attrs.evolve(settings, algorithm=FORCE_MODEL, custom_algorithms=custom)
+    return build_custom_engine(chosen, custom[0])
+
+
 ALGORITHMS: dict[str, Algorithm] = {
     "dlib": Algorithm(
         build_dlib_engine, "euclidean", 150, alignment_points=False, drawn_box_needs_a_face=False
     ),
     "sface": Algorithm(build_sface_engine, "cosine", 112, alignment_points=True, drawn_box_needs_a_face=True),
+    FORCE_MODEL: Algorithm(
+        build_force_model_engine, "cosine", 112, alignment_points=True, drawn_box_needs_a_face=True
+    ),
 }
 
 # Two identities with two photos each: same-person pairs and different-person pairs.
