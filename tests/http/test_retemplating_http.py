@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from typing import Any
 
 import httpx
 from http_harness import start_server
 from workflow_builders import (
+    REPO_ROOT,
     approved_library,
     audit_verify,
     cast,
@@ -177,3 +180,51 @@ def test_T02_R05_T01_a_library_retemplated_over_http_resumes_after_sigkill_and_s
     registry = IndexRegistry(data / "indexes", lambda *a: None, store=store)
     assert not registry.folder(library_id, dlib_algorithm).exists()
     assert registry.folder(library_id, sface_algorithm).exists()
+
+
+def _retemplate_cli(server, *args: str) -> subprocess.CompletedProcess[str]:
+    """``rfr retemplate ARGS`` on the server's data folder, as an operator on the server runs it."""
+    env = {**server.env, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
+        [sys.executable, "-m", "rfr.entrypoints.cli", "retemplate", *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def test_T02_rfr_retemplate_on_the_server_moves_a_library_to_sface_and_refuses_what_policy_refuses(
+    tmp_path, photos
+):
+    root = tmp_path / "cli"
+    server, _ = start_workflow_server(root, env={"RFR_PERSISTENCE": "sqlite", "RFR_ALGORITHM": "dlib"})
+    try:
+        people = cast(server)
+        library = approved_library(people, name="Re-templated on the server")
+        report = enrol(people, library["id"], [(who, photos[who][0]) for who in IDENTITIES[:4]])
+        assert report["enrolled"] == 4
+    finally:
+        server.stop()
+
+    library_id = library["id"]
+    unknown = _retemplate_cli(server, library_id, "--algorithm", "nope", "--user", people.lead.user_id)
+    assert unknown.returncode == 2 and "nope" in unknown.stderr, unknown
+    refused = _retemplate_cli(server, library_id, "--algorithm", "sface", "--user", people.analyst.user_id)
+    assert refused.returncode == 3 and "A-05" in refused.stderr, refused
+
+    moved = _retemplate_cli(
+        server, library_id, "--algorithm", "sface", "--user", people.lead.user_id, "--batch-size", "2"
+    )
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    last = moved.stdout.strip().splitlines()[-1]
+    assert last.startswith("completed: 4 of 4 searchable images templated with sface"), moved.stdout
+    assert "4 old templates erased" in last
+
+    again = _retemplate_cli(server, library_id, "--algorithm", "sface", "--user", people.lead.user_id)
+    assert again.returncode == 3 and "T-02" in again.stderr, again
+    store = EncryptedFileStore.in_data_dir(root / "data")
+    kinds = {t.algorithm_id for t in store.records(library_id, RecordKind.TEMPLATE)}
+    assert len(kinds) == 1 and SFACE_ID in next(iter(kinds))

@@ -73,6 +73,7 @@ def _retemplate(args: argparse.Namespace) -> int:
                 view = jobs.run(
                     args.user,
                     view.job_id,
+                    runner.runner_id,
                     batch=args.batch_size,
                     after_batch=lambda v: print(_line(v), flush=True),
                 )
