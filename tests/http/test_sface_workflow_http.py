@@ -5,8 +5,9 @@ several photos of several people enrolled; a probe of one of them (a photo not e
 13-15 so that an Inspector must endorse it (P-04), has its face selected and templated; the search
 finds the mate at rank 1, and every template the server made, of the library and of the probe,
 is SFace's (T-01). A box drawn on SFace is located by YuNet or refused with a 422 (P-11). And an
-installation switched from dlib to SFace never mixes them: its dlib library is refused for search
-under T-02, and a probe face dlib detected is templated by SFace from YuNet's points in its box.
+installation switched from dlib to SFace never mixes them: a probe face dlib detected is templated
+by SFace from YuNet's points in its box, and its dlib library is still searched with dlib (ADR 0019),
+the probe templated with dlib for it.
 """
 
 from __future__ import annotations
@@ -174,19 +175,22 @@ def test_T01_T02_switching_an_installation_from_dlib_to_sface_never_compares_acr
                 )
             )
         contents = ok(analyst.get(f"/libraries/{library['id']}/images"))
-        assert sface_algorithm not in json.dumps(contents["library"]["searchable_with"])
+        assert contents["library"]["searchable_with"] == [dlib_algorithm]
         body = {
             "probe_id": probe["probe_id"],
             "libraries": [{"library_id": library["id"], "relevance": "the suspect may have been arrested"}],
         }
         search = ok(analyst.post("/searches", json=body), 201)
-        refused = problem(analyst.post(f"/searches/{search['id']}/runs"), 403, "policy-refusal")
-        assert "T-02" in refused["rule_ids"] and refused["recorded"] is True, refused
+        # The library keeps its own algorithm (ADR 0019): searched with dlib, the probe templated
+        # with dlib for it from its stored image, and nothing of SFace's compared with it (T-01).
+        run = ok(analyst.post(f"/searches/{search['id']}/runs"))
+        assert run["algorithm_id"] == dlib_algorithm
+        assert {c["algorithm_id"] for c in run["candidates"]} == {dlib_algorithm}
         verified = audit_verify(sface_server)
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert _templated_algorithms(sface_server) == {
             "TemplatesBuilt": {dlib_algorithm},
-            "TemplatesExtracted": {sface_algorithm},
+            "TemplatesExtracted": {sface_algorithm, dlib_algorithm},
         }
     finally:
         sface_server.stop()
