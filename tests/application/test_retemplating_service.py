@@ -12,12 +12,13 @@ from pathlib import Path
 
 import attrs
 import pytest
-from app_world import FixedClock, World, memory_app
+from app_world import FixedClock, World, memory_app, postgres_app, sqlite_app
 from fake_biometrics import FACE_MARGIN, FIRST_GREY, IMAGE_SIDE, fake_biometrics, fake_engine
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from test_cost_does_not_grow import events_read
 
+from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngines, UnknownAlgorithm
 from rfr.application.ports import RecordKind
 from rfr.application.services.enrolment import EnrolmentItem
@@ -53,11 +54,11 @@ def face(n: int) -> bytes:
     return out.getvalue()
 
 
-def two_algorithm_world() -> tuple[World, Retemplating, Runners]:
+def two_algorithm_world(app: RfrApplication | None = None) -> tuple[World, Retemplating, Runners]:
     engines = FaceEngines(OLD, default_name="old", names=("old", "new"), build={"old": OLD, "new": NEW}.get)
     folder = Path(tempfile.mkdtemp(prefix="rfr-retemplate-"))
     bio = attrs.evolve(fake_biometrics(folder), engines=engines)
-    world = World(memory_app(), FixedClock(), bio=bio).populate()
+    world = World(app or memory_app(), FixedClock(), bio=bio).populate()
     runners = Runners()
     return world, Retemplating(world.app, world.clock, bio, runners), runners
 
@@ -74,8 +75,19 @@ def enrolled(world: World, images: int, *, chunk: int = 30) -> str:
     return library_id
 
 
-def test_T02_T01_R05_a_library_switches_when_complete_and_keeps_no_template_of_the_old_algorithm():
-    world, jobs, runners = two_algorithm_world()
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> RfrApplication:
+    """Each event store, so the projection's statements for re-templating run on each."""
+    if request.param == "memory":
+        return memory_app()
+    if request.param == "sqlite":
+        return sqlite_app(tmp_path)
+    request.getfixturevalue("postgres_store")
+    return postgres_app(tmp_path)
+
+
+def test_T02_T01_R05_a_library_switches_when_complete_and_keeps_no_template_of_the_old_algorithm(store):
+    world, jobs, runners = two_algorithm_world(store)
     library_id = enrolled(world, 12)
     probe_id = world.probe()
     view = jobs.start("op-lead", library_id, "new", "the force adopts the new algorithm")
