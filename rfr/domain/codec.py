@@ -126,6 +126,7 @@ def _attrs_decoder(tp: type) -> Callable[[Any], Any]:
         if not fields:
             hints = _hints(tp)
             fields.extend((f.name, _lazy(hints[f.name])) for f in attrs.fields(tp) if f.init)
-        return tp(**{name: field(data[name]) for name, field in fields})
+        # A field added later with a default is absent from events stored before it: its default.
+        return tp(**{name: field(data[name]) for name, field in fields if name in data})
 
     return decode

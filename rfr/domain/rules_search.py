@@ -26,6 +26,10 @@ class Candidate:
     algorithm_id: str
     image_id: str
     template_id: str
+    # The expected chance that at least one non-mate in the library, of its size when searched,
+    # reaches this score, from the algorithm's calibration in force (ADR 0020); None while the
+    # algorithm is uncalibrated, and in candidates recorded before calibrations existed.
+    non_mate_chance: float | None = None
 
     @property
     def candidate_id(self) -> str:

@@ -43,6 +43,7 @@ from rfr.application.services.biometric_support import (
     probe_face_record,
     probe_image_record,
 )
+from rfr.application.services.calibrations import ScoreCalibrations
 from rfr.application.services.index_catch_up import catch_up
 from rfr.application.similarity import ensure_same_algorithm
 from rfr.domain.library_approval import LibraryApproval
@@ -69,6 +70,10 @@ class FoundCandidate:
         algorithm_id: The algorithm that found it.
         subject: The reference of the person shown, as enrolled (e.g. a custody record
             number), or null.
+        non_mate_chance: The expected chance that at least one person other than the probe's
+            subject, in a library of this one's size when it was searched, reaches this score:
+            from the algorithm's score calibration in force then (``rfr calibrate``); null while
+            the algorithm is uncalibrated.
     """
 
     candidate_id: str
@@ -78,6 +83,7 @@ class FoundCandidate:
     image_id: str
     algorithm_id: str
     subject: str | None
+    non_mate_chance: float | None = None
 
 
 @attrs.frozen
@@ -284,9 +290,20 @@ class SearchExecution(UseCase):
                 break
             depth = min(len(index), depth * 4)
         ranked = sorted(best.items(), key=lambda kv: (kv[1], kv[0]))[:k]
-        scale = self.bio.scale_for(algorithm_id)
+        # The score users see is calibrated per algorithm when a calibration is in force (0.5 at
+        # its operating point), with the chance of a non-mate scoring as high in a library this
+        # size (ADR 0020); else the embedder's own threshold is 0.5 and no chance is given.
+        calibrations = ScoreCalibrations(self.app, self.clock)
+        calibration = calibrations.current(algorithm_id)
+        scale = calibrations.scale_for(algorithm_id, self.bio.engine_for(algorithm_id).embedder)
+
+        def chance(distance: float) -> float | None:
+            if calibration is None:
+                return None
+            return round(calibration.non_mate_chance(distance, max(templated, 1)), 6)
+
         return [
-            Candidate(rank, scale.score(distance), library_id, algorithm_id, image_of[t], t)
+            Candidate(rank, scale.score(distance), library_id, algorithm_id, image_of[t], t, chance(distance))
             for rank, (t, distance) in enumerate(ranked, start=1)
         ]
 
@@ -303,6 +320,7 @@ class SearchExecution(UseCase):
             candidate.image_id,
             candidate.algorithm_id,
             subject,
+            candidate.non_mate_chance,
         )
 
 
