@@ -32,6 +32,7 @@ from rfr.application.errors import NotFound, RecordNotFound
 from rfr.application.ports import Clock, StoredTemplate
 from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import Biometrics, distances
+from rfr.application.services.calibrations import ScoreCalibrations
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import OPERATIONAL_ROLES
@@ -189,7 +190,8 @@ class UccScreening(UseCase):
         probe_vectors = np.stack([t.vector for t in probe_templates])
         gallery = np.stack([t.vector for t in new])
         best = distances(probe_vectors, gallery, self.bio.engine.embedder.metric).min(axis=0)
-        scale = self.bio.scale
+        # The calibrated scale when one is in force (ADR 0020), as a search would score them.
+        scale = ScoreCalibrations(self.app, self.clock).scale_for(algorithm_id, self.bio.engine.embedder)
         queue = self._queue_or_none(probe)
         already = set(queue.matches) if queue is not None else set()
         found = []
