@@ -2,16 +2,16 @@
 
 DATASET is a folder per identity, as `rfr eval` reads it. Every photo is templated with the
 named algorithm (the face nearest the centre, as `rfr eval` does), the distances of every pair
-of templates are split into genuine (same folder) and impostor pairs, and from them
-``fit_calibration`` measures the false match rate and finds the distance at which a search of a
-gallery of ``--gallery-size`` by someone not in it returns a candidate with chance
-``--target-fpir``. That distance is where the displayed score reads 0.5.
+of templates are split into genuine (same folder) and impostor pairs, the false match rate is
+measured from them (and extrapolated by a fitted tail below what they can count), and the
+distance is found at which a search of a gallery of --gallery-size templates by someone not in
+it returns a candidate with chance --target-fpir. The displayed score reads 0.5 there.
 
-With ``--as USER`` (an Administrator, A-05) and ``--reason`` (A-01) the calibration is
-recorded as the algorithm's next version and searches use it; without ``--as`` it is only
-printed. A refusal is recorded too and ends with exit code 3; a dataset or target that cannot
-give a calibration ends with exit code 2. Nothing of the photos is kept: the calibration holds
-the dataset's hash and counts, never a path, a name, an image or a template.
+With --as USER (an Administrator, A-05) and --reason (A-01) the calibration is recorded as the
+algorithm's next version and searches use it; without --as it is only printed. A refusal is
+recorded too and ends with exit code 3; a dataset or target that cannot give a calibration
+ends with exit code 2. Nothing of the photos is kept: the calibration holds the dataset's hash
+and counts, never a path, a name, an image or a template.
 """
 
 from __future__ import annotations
