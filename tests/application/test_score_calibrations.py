@@ -13,7 +13,7 @@ from app_world import ALG, World
 
 from rfr.application.calibration import Calibration, DatasetFingerprint, fit_calibration
 from rfr.application.errors import AlgorithmMismatch, NotFound
-from rfr.application.services.calibrations import ScoreCalibrations
+from rfr.application.services.calibrations import ScoreCalibrations, calibrated_scale
 from rfr.application.similarity import SimilarityScale
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.score_calibration import ScoreCalibration, calibration_id
@@ -151,3 +151,11 @@ def test_A05_a_caller_learns_at_once_that_it_may_not_calibrate_and_the_refusal_i
         assert caught.value.rule_ids == (rule,)
         attempt = world.app.get(caught.value.record.id)
         assert attempt.command == "calibrate scores" and attempt.refusals[0].actor.user_id == user
+
+
+def test_the_scale_of_a_calibration_already_read_is_that_of_scale_for(world, calibrations):
+    embedder = world.bio.engine.embedder
+    assert calibrated_scale(None, embedder) == SimilarityScale.for_embedder(embedder)
+    calibrations.calibrate("admin", calibration(), "first")
+    current = calibrations.current(ALG)
+    assert calibrated_scale(current, embedder) == calibrations.scale_for(ALG, embedder) == current.scale

@@ -121,12 +121,17 @@ class ScoreCalibrations(UseCase):
         ``embedder`` is the one that makes ``algorithm_id``'s templates; a calibration whose
         metric is not the embedder's cannot be of its distances and is refused (T-01).
         """
-        calibration = self.current(algorithm_id)
-        if calibration is None:
-            return SimilarityScale.for_embedder(embedder)
-        if calibration.metric != embedder.metric:
-            raise AlgorithmMismatch(algorithm_id, f"{embedder.algorithm_id} ({embedder.metric})")
-        return calibration.scale
+        return calibrated_scale(self.current(algorithm_id), embedder)
+
+
+def calibrated_scale(calibration: Calibration | None, embedder: FaceEmbedder) -> SimilarityScale:
+    """``scale_for`` of a calibration already read (``current``), so a caller that needs both
+    the calibration and its scale reads the events once."""
+    if calibration is None:
+        return SimilarityScale.for_embedder(embedder)
+    if calibration.metric != embedder.metric:
+        raise AlgorithmMismatch(calibration.algorithm_id, f"{embedder.algorithm_id} ({embedder.metric})")
+    return calibration.scale
 
 
 def _newest(events: EventStore[UUID], aggregate_id: UUID) -> CalibrationInForce | None:
