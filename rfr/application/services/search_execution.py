@@ -43,7 +43,7 @@ from rfr.application.services.biometric_support import (
     probe_face_record,
     probe_image_record,
 )
-from rfr.application.services.calibrations import ScoreCalibrations
+from rfr.application.services.calibrations import ScoreCalibrations, calibrated_scale
 from rfr.application.services.index_catch_up import catch_up
 from rfr.application.similarity import ensure_same_algorithm
 from rfr.domain.library_approval import LibraryApproval
@@ -293,9 +293,8 @@ class SearchExecution(UseCase):
         # The score users see is calibrated per algorithm when a calibration is in force (0.5 at
         # its operating point), with the chance of a non-mate scoring as high in a library this
         # size (ADR 0020); else the embedder's own threshold is 0.5 and no chance is given.
-        calibrations = ScoreCalibrations(self.app, self.clock)
-        calibration = calibrations.current(algorithm_id)
-        scale = calibrations.scale_for(algorithm_id, self.bio.engine_for(algorithm_id).embedder)
+        calibration = ScoreCalibrations(self.app, self.clock).current(algorithm_id)
+        scale = calibrated_scale(calibration, self.bio.engine_for(algorithm_id).embedder)
 
         def chance(distance: float) -> float | None:
             if calibration is None:
