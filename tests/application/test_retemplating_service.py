@@ -1,7 +1,7 @@
 """Re-templating a library through the use case (T-02, T-01, R-05), with two fake algorithms over
 the real encrypted store and indexes: the switch, the probe templated for the library it is
 searched against, the old templates erased from store and index, the job resumed by another
-runner, and a batch that costs the same in a library of 60 or 600 images."""
+runner, and a batch that costs the same in a library of 120 or 600 images."""
 
 from __future__ import annotations
 
@@ -181,6 +181,6 @@ def batch_costs(images: int) -> list[int]:
 
 
 @pytest.mark.slow
-def test_a_retemplating_batch_reads_as_many_events_in_a_library_of_60_or_600():
-    small, large = batch_costs(60), batch_costs(600)
+def test_a_retemplating_batch_reads_as_many_events_in_a_library_of_120_or_600():
+    small, large = batch_costs(120), batch_costs(600)
     assert small and large and max(large) == max(small) < 20, (small, large)
