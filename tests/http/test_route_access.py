@@ -40,7 +40,19 @@ PUBLIC_ROUTES = {
     "GET /schema/openapi.json",
     "GET /schema/swagger",
     "GET /schema/{path:str}",
+    # The web client (rfr/entrypoints/web): its sign-in form and the post that begins a session
+    # (checked against the form's own CSRF cookie), signing out (public so that a disabled user,
+    # or one whose token was revoked, can still end their session; the session's CSRF token is
+    # checked before it runs), and its CSS and JS.
+    "GET /app/sign-in",
+    "POST /app/sign-in",
+    "POST /app/sign-out",
+    "GET /app/static/{file_path:path}",
+    "HEAD /app/static/{file_path:path}",
 }
+# The web client's pages authenticate by session, never by a bearer header; their gate is checked
+# for every role by tests/web/test_web_route_access.py.
+WEB_PREFIX = "/app"
 
 
 def _app(tmp_path: Path, **kw):
@@ -59,7 +71,7 @@ def _guarded_routes(tmp_path: Path) -> list[tuple[str, str, frozenset[Role], str
     routes = []
     for path, handler in http_handlers(app):
         access = route_access(handler)
-        if access.public:
+        if access.public or path == WEB_PREFIX or path.startswith(f"{WEB_PREFIX}/"):
             continue
         for method in sorted(handler.http_methods):
             routes.append((method, path, access.roles, access.rule))

@@ -51,6 +51,8 @@ from rfr.entrypoints.http.openapi_page import OfflineReferencePlugin
 from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
 from rfr.entrypoints.http.strict_input import screen_request
 from rfr.entrypoints.http.swagger_ui import console_assets, console_plugin
+from rfr.entrypoints.web.client import WebClient
+from rfr.entrypoints.web.config import WebSettings
 from rfr.infrastructure.settings import Settings
 
 SCHEMA_PATH = "/schema"
@@ -108,6 +110,7 @@ def create_app(
     services: Services | None = None,
     extra_routes: Sequence[Any] = (),
     bootstrap: bool = True,
+    web: WebSettings | None = None,
 ) -> Litestar:
     """The API over ``settings``' store, run on the composition root's ``Services``.
 
@@ -115,6 +118,8 @@ def create_app(
     is given (then built by the caller over the same settings, and closed by the caller).
     ``extra_routes`` are mounted beside the resources (they must declare access too).
     With ``bootstrap``, an empty store gets its first administrator and token file.
+    The web client's pages (``rfr.entrypoints.web``) are mounted under ``/app`` with ``web``'s
+    session settings (default: from the environment).
     """
     http = http or HttpSettings.from_env()
     owns_services = services is None
@@ -123,6 +128,7 @@ def create_app(
     elif application is not None or clock is not None or services.settings != settings:
         raise ValueError("give either services built over these settings, or an application and a clock")
     context = HttpContext(services=services, http=http)
+    web_client = WebClient(services, web or WebSettings.from_env())
     if bootstrap:
         issued = services.access().bootstrap(http.bootstrap_admin, ttl=http.bootstrap_token_ttl)
         if issued is not None:
@@ -148,7 +154,7 @@ def create_app(
         openapi_router=Router(path=SCHEMA_PATH, route_handlers=[], include_in_schema=False, **public()),
     )
     api = Litestar(
-        route_handlers=[*resource_routes(), console_assets(), *extra_routes],
+        route_handlers=[*resource_routes(), console_assets(), *web_client.routes(), *extra_routes],
         guards=[access_guard],
         dependencies={"principal": Provide(current_principal, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
@@ -161,8 +167,11 @@ def create_app(
         state=None,
         # Services (or a store) passed in belong to the caller, who closes them.
         on_shutdown=[services.close] if owns_services else [],
+        # The web client's pages (rfr.entrypoints.web); the API's routes render no templates.
+        template_config=web_client.template_config(),
     )
     api.state[STATE_KEY] = context
+    web_client.install(api)
     missing = undeclared_routes(api)
     if missing:
         raise UndeclaredAccess(f"routes without allow() or public(): {', '.join(missing)}")
