@@ -39,8 +39,14 @@ def text(value: str | None, field: str, errors: FormErrors, *, required: bool = 
     return cleaned
 
 
-def moment(value: str | None, field: str, errors: FormErrors) -> datetime | None:
-    """A time typed as ISO 8601 or sent by a ``datetime-local`` control; no zone means UTC."""
+def moment(
+    value: str | None, field: str, errors: FormErrors, *, to_end_of_second: bool = False
+) -> datetime | None:
+    """A time typed as ISO 8601 or sent by a ``datetime-local`` control; no zone means UTC.
+
+    With ``to_end_of_second``, a time given to the second (as the control sends it) stands for the
+    whole of that second: "as of 12:00:05" includes what happened at 12:00:05.4.
+    """
     cleaned = (value or "").strip()
     if not cleaned:
         return None
@@ -49,6 +55,8 @@ def moment(value: str | None, field: str, errors: FormErrors) -> datetime | None
     except ValueError:
         errors.add(field, "Enter a date and time such as 2026-11-01T12:00 (UTC).")
         return None
+    if to_end_of_second and parsed.microsecond == 0:
+        parsed = parsed.replace(microsecond=999_999)
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 

@@ -135,7 +135,7 @@ def timeline(
     errors = FormErrors()
     aggregate_id = record_id(record, "record", errors)
     why = text(reason, "reason", errors, label="why you are looking")
-    as_of = moment(until, "until", errors)
+    as_of = moment(until, "until", errors, to_end_of_second=True)
     if errors or aggregate_id is None:
         values = {"record": record, "reason": reason, "until": until}
         return _forms(request, status=400, errors=errors.by_field, values=values, form="timeline")
