@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(HASH)
 # A new pyproject.toml removes every stamp, this one too, so the extra is installed again.
 BENCH_STAMP := $(VENV)/.installed-bench-$(HASH)
 
-.PHONY: run test lint bench clean-venv postgres-server
+.PHONY: run test lint bench clean-venv postgres-server chromium
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/rfr serve
 
-test: $(STAMP) lint postgres-server
+test: $(STAMP) lint postgres-server chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 # The PostgreSQL suites (issue 10) start a private cluster of their own on loopback from
@@ -34,6 +34,19 @@ postgres-server:
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends postgresql \
 	    >/dev/null || echo "could not install postgresql: the PostgreSQL suites will skip"; \
+	fi
+
+# The web client's browser tests (tests/web) drive Debian's Chromium with Playwright (the `playwright`
+# package of the test extra, given /usr/bin/chromium: `playwright install` is never run); installed
+# here when missing. Without root or sudo the install is skipped: the browser tests then skip, and
+# fail when CI=true.
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "installing Debian's chromium package for the web client's browser tests"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium \
+	    >/dev/null || echo "could not install chromium: the browser tests will skip"; \
 	fi
 
 lint: $(STAMP)
