@@ -22,12 +22,12 @@ from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "http"))
-sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "http"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from http_harness import LiveServer, start_with_admin
 
+HERE = Path(__file__).resolve().parent
 CHROMIUM = Path(os.environ.get("RFR_CHROMIUM", "/usr/bin/chromium"))
 # What Chromium needs to start as root on a closed network, quietly (machines/python.md).
 CHROMIUM_ARGS = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 from web_steps import (
     age_sessions,
     event_count,
@@ -21,9 +22,6 @@ from web_steps import (
 )
 
 from rfr.domain.people import Role
-
-pytest.importorskip("playwright")
-from playwright.sync_api import expect  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +86,9 @@ def test_a_session_idle_past_its_limit_ends_and_asks_to_sign_in_again(web_server
     expect(page.get_by_test_id("signed-in-as")).to_have_text(user.user_id)
 
 
-def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(web_server, new_page, screenshots):
+def test_a_form_posted_without_its_csrf_token_is_refused_and_changes_nothing(
+    web_server, new_page, screenshots
+):
     user = web_server.user([Role.RFR_USER.value], prefix="csrf")
     page = new_page()
     sign_in(page, user.token)
@@ -202,7 +202,11 @@ def test_A03_a_user_without_the_auditor_role_is_refused_the_audit_pages_and_not_
         else:
             expect(nav.get_by_role("link", name="Usage reports")).to_have_count(0)
         before = len(refusals_of(web_server, user.user_id))
-        for path in ("/app/audit", "/app/audit/verify?reason=look", "/app/audit/timeline?record=admin&reason=x"):
+        for path in (
+            "/app/audit",
+            "/app/audit/verify?reason=look",
+            "/app/audit/timeline?record=admin&reason=x",
+        ):
             response = page.goto(path)
             assert response is not None and response.status == 403, path
             expect(page.get_by_role("heading", name="Access refused")).to_be_visible()
@@ -214,7 +218,9 @@ def test_A03_a_user_without_the_auditor_role_is_refused_the_audit_pages_and_not_
             page.screenshot(path=screenshots / "refused-audit.png", full_page=True)
 
 
-def test_an_administrator_runs_a_usage_report_with_charts_drawn_on_the_server(web_server, new_page, screenshots):
+def test_an_administrator_runs_a_usage_report_with_charts_drawn_on_the_server(
+    web_server, new_page, screenshots
+):
     admin = web_server.admin
     page = new_page()
     sign_in(page, admin.token)

@@ -41,7 +41,9 @@ def session_rows(server: LiveServer, user_id: str) -> int:
         return 0
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
-        return int(db.execute("SELECT count(*) FROM web_sessions WHERE user_id = ?", (user_id,)).fetchone()[0])
+        return int(
+            db.execute("SELECT count(*) FROM web_sessions WHERE user_id = ?", (user_id,)).fetchone()[0]
+        )
     finally:
         db.close()
 
@@ -53,7 +55,8 @@ def age_sessions(server: LiveServer, user_id: str, *, seconds: float) -> None:
     try:
         with db:
             db.execute(
-                "UPDATE web_sessions SET last_seen = last_seen - ?, created_at = created_at - ? WHERE user_id = ?",
+                "UPDATE web_sessions SET last_seen = last_seen - ?, created_at = created_at - ? "
+                "WHERE user_id = ?",
                 (seconds, seconds, user_id),
             )
     finally:

@@ -83,8 +83,10 @@ class SessionKeys:
 
     @classmethod
     def of(cls, cookie: str) -> SessionKeys | None:
+        """The keys of ``cookie``, or None unless it is exactly what ``begin`` hands out (32 bytes in
+        unpadded base64url, written the one canonical way: one session, one cookie value)."""
         raw = _unb64(cookie)
-        if raw is None or len(raw) != ID_BYTES:
+        if raw is None or len(raw) != ID_BYTES or _b64(raw) != cookie:
             return None
         return cls(
             row_key=_derive(raw, "row").hex(),
