@@ -20,7 +20,9 @@ from rfr.infrastructure.settings import Settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    serve = subparsers.add_parser("serve", help="run the HTTP API (OpenAPI reference at /schema)")
+    serve = subparsers.add_parser(
+        "serve", help="run the HTTP API (OpenAPI reference at /schema) and the web client (/app/)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     serve.add_argument(
@@ -73,8 +75,10 @@ def _serve(args: argparse.Namespace) -> int:
 def _banner(base: str, settings: Settings, token_file: Path | None, admin: str) -> None:
     from rfr.entrypoints.http.app import OPENAPI_JSON_PATH, SCHEMA_PATH
     from rfr.entrypoints.http.swagger_ui import CONSOLE_PATH
+    from rfr.entrypoints.web.security import WEB_PATH
 
     print(f"rfr API on {base}  (data: {settings.data_dir}, store: {settings.persistence})", flush=True)
+    print(f"  Web client:                    {base}{WEB_PATH}/  (sign in with a bearer token)", flush=True)
     print(f"  API reference (works offline): {base}{SCHEMA_PATH}", flush=True)
     print(f"  Interactive console (Swagger): {base}{SCHEMA_PATH}{CONSOLE_PATH}", flush=True)
     print(f"  OpenAPI document:              {base}{OPENAPI_JSON_PATH}", flush=True)
@@ -82,6 +86,7 @@ def _banner(base: str, settings: Settings, token_file: Path | None, admin: str) 
         print(
             f"  New installation: administrator {admin!r} was created. Their one-time token "
             f"is in {token_file} (mode 0600).\n  Exchange it: POST {base}/tokens/exchange with "
-            "'Authorization: Bearer <that token>', keep the bearer token returned, then delete the file.",
+            "'Authorization: Bearer <that token>', keep the bearer token returned, then delete the file;\n"
+            f"  that bearer token also signs you in to the web client at {base}{WEB_PATH}/.",
             flush=True,
         )
