@@ -1,18 +1,28 @@
 """Reading what a page's form sent: text, times, where to go next. Errors are kept per field, to be
-shown beside the field and in the summary at the top of the form (``templates/_forms.html``)."""
+shown beside the field and in the summary at the top of the form (``templates/_forms.html``).
+
+A page that takes a posted form declares ``data: FormData`` (the fields as text); the session
+middleware has already checked its CSRF token. After a post that changed something, answer with
+``layout.see_other(path)`` (post, redirect, get), so a reload never sends the form twice.
+"""
 
 from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from typing import Annotated
 from uuid import UUID
 
 import attrs
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
 
 from rfr.domain.user import User
 from rfr.entrypoints.web.security import WEB_PATH
 
 MAX_TEXT = 2000
+# A posted form's fields, as text (``application/x-www-form-urlencoded``, what a browser sends).
+FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 _LOCAL_PATH = re.compile(r"/app(?:[/?][A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?")
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.datastructures import Cookie
-from litestar.response import Template
+from litestar.response import Redirect, Template
 from markupsafe import Markup, escape
 
 from rfr.application.services.access import Principal
@@ -82,3 +82,8 @@ def page(
         headers={**SECURITY_HEADERS, **(headers or {})},
         cookies=list(cookies),
     )
+
+
+def see_other(path: str, *, cookies: Sequence[Cookie] = ()) -> Redirect:
+    """A 303 to ``path`` with the pages' security headers: the answer to a post that worked."""
+    return Redirect(path=path, status_code=303, cookies=list(cookies), headers=SECURITY_HEADERS)

@@ -7,9 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, QueryParameter
-from litestar.response import Redirect
+from litestar.params import QueryParameter
 
 from rfr.application.errors import AccessDenied
 from rfr.application.services.access import AuthenticationFailed
@@ -17,10 +15,9 @@ from rfr.domain.access_token import TokenKind
 from rfr.entrypoints.http.access_control import EVERY_ROLE, public
 from rfr.entrypoints.http.context import context_of
 from rfr.entrypoints.web.client import web_client_of
-from rfr.entrypoints.web.forms import home_path, safe_next
-from rfr.entrypoints.web.layout import page
+from rfr.entrypoints.web.forms import FormData, home_path, safe_next
+from rfr.entrypoints.web.layout import page, see_other
 from rfr.entrypoints.web.security import (
-    SECURITY_HEADERS,
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
     SIGN_IN_PATH,
@@ -29,8 +26,6 @@ from rfr.entrypoints.web.security import (
     session_cookie,
     web_state,
 )
-
-FormData = Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)]
 
 NOTICES = {
     "expired": "Your session ended because it was idle or too long. Sign in again to go on.",
@@ -84,7 +79,7 @@ def sign_in_page(
 ) -> Response[Any]:
     """The sign-in form: a bearer token, exchanged for a session."""
     if web_state(request).session is not None:
-        return Redirect(path=safe_next(next_path) or home_path(), status_code=303, headers=SECURITY_HEADERS)
+        return see_other(safe_next(next_path) or home_path())
     return _form(request, next_path=safe_next(next_path), notice=NOTICES.get(why))
 
 
@@ -118,14 +113,12 @@ def sign_in(request: Request[Any, Any, Any], data: FormData) -> Response[Any]:
     if previous is not None:
         sessions.end(previous.keys)  # a new session id at every sign-in: none is ever reused
     begun = sessions.begin(principal.user_id, token)
-    return Redirect(
-        path=next_path or home_path(),
-        status_code=303,
+    return see_other(
+        next_path or home_path(),
         cookies=[
             session_cookie(request, begun.cookie),
             cleared_cookie(request, SIGN_IN_COOKIE, SIGN_IN_PATH),
         ],
-        headers=SECURITY_HEADERS,
     )
 
 
@@ -137,11 +130,8 @@ def sign_out(request: Request[Any, Any, Any]) -> Response[Any]:
     session = web_state(request).session
     if session is not None:
         web_client_of(request.app).sessions.end(session.keys)
-    return Redirect(
-        path=f"{SIGN_IN_PATH}?why=signed-out",
-        status_code=303,
-        cookies=[cleared_cookie(request, SESSION_COOKIE, WEB_PATH)],
-        headers=SECURITY_HEADERS,
+    return see_other(
+        f"{SIGN_IN_PATH}?why=signed-out", cookies=[cleared_cookie(request, SESSION_COOKIE, WEB_PATH)]
     )
 
 
