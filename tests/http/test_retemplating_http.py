@@ -15,14 +15,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import subprocess
-import sys
 import time
 from typing import Any
 
 import httpx
 from http_harness import start_server
 from workflow_builders import (
-    REPO_ROOT,
     approved_library,
     audit_verify,
     cast,
@@ -30,6 +28,7 @@ from workflow_builders import (
     ok,
     open_search,
     problem,
+    rfr_cli,
     start_workflow_server,
     stored_rows,
     submitted_probe,
@@ -184,16 +183,7 @@ def test_T02_R05_T01_a_library_retemplated_over_http_resumes_after_sigkill_and_s
 
 def _retemplate_cli(server, *args: str) -> subprocess.CompletedProcess[str]:
     """``rfr retemplate ARGS`` on the server's data folder, as an operator on the server runs it."""
-    env = {**server.env, "PATH": "/usr/bin:/bin"}
-    return subprocess.run(
-        [sys.executable, "-m", "rfr.entrypoints.cli", "retemplate", *args],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return rfr_cli(server, "retemplate", *args, timeout=600)
 
 
 def test_T02_rfr_retemplate_on_the_server_moves_a_library_to_sface_and_refuses_what_policy_refuses(

@@ -306,19 +306,24 @@ def blob_count(server: LiveServer) -> int:
     return sum(1 for p in root.rglob("*") if p.is_file()) if root.exists() else 0
 
 
-def audit_cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
-    """``rfr audit ARGS`` over the server's own store, as an operator would run it: only the
-    variables naming the store (``store_env``) are passed."""
+def rfr_cli(server: LiveServer, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``rfr ARGS`` over the server's own store, as an operator on the server would run it: only
+    the variables naming the store (``store_env``) are passed."""
     env = {**server.store_env, "PATH": "/usr/bin:/bin"}
     return subprocess.run(
-        [sys.executable, "-m", "rfr.entrypoints.cli", "audit", *args],
+        [sys.executable, "-m", "rfr.entrypoints.cli", *args],
         cwd=REPO_ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
+
+
+def audit_cli(server: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    """``rfr audit ARGS`` over the server's own store."""
+    return rfr_cli(server, "audit", *args)
 
 
 def audit_verify(server: LiveServer) -> subprocess.CompletedProcess[str]:
