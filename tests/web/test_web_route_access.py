@@ -398,3 +398,26 @@ def test_pages_forbid_framing_and_foreign_scripts_and_are_not_cached(web: Web):
 def test_pages_are_not_part_of_the_apis_openapi_document(web: Web):
     document = web.client.get(OPENAPI_JSON_PATH).json()
     assert not [path for path in document["paths"] if path.startswith(WEB)]
+
+
+def test_A02_a_broken_chain_is_told_in_words_not_only_in_colour(web: Web):
+    """The verification page for a broken chain: an alert naming the position and the reason."""
+    template = web.app.template_engine.get_template("audit/verify.html")
+    html = template.render(
+        title="Hash chain verification",
+        principal=None,
+        signed_in_as=None,
+        roles=[],
+        nav=[],
+        csrf_field="",
+        csrf_token="",
+        sign_out_path="/app/sign-out",
+        web_path=WEB,
+        result={"ok": False, "checked": 6, "first_bad_position": 7, "reason": "event altered", "head": None},
+        anchor="",
+        reason="monthly check",
+        access_id="00000000-0000-0000-0000-000000000000",
+    )
+    status = html.split('data-testid="chain-status"', 1)[0].rsplit("<div", 1)[1]
+    assert 'role="alert"' in status
+    assert "Broken</strong> at position 7: event altered" in html
