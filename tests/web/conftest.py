@@ -7,7 +7,7 @@
   one browser for the whole session, a new context (its own cookies) per test (``new_page``).
   Nothing is downloaded: Playwright is given the executable, and ``playwright install`` is never
   run. Without Chromium or Playwright the browser tests skip, but fail when CI=true: ``make test``
-  installs Debian's chromium package when it is missing.
+  installs Debian's chromium package when it is missing. ``$RFR_CHROMIUM`` names another executable.
 - ``screenshots``: the folder screenshots of the main pages are written to, for review
   (``$RFR_SCREENSHOTS``, else tests/web/screenshots/, which git ignores).
 """
