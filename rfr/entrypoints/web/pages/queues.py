@@ -1,0 +1,226 @@
+"""The approving officers' and the SRO's queue (issue 12 item 3): what awaits their decision, each
+item with the facts needed to decide and the decision form.
+
+In priority order:
+
+1. Probe endorsements (P-04 under 16, P-06 vulnerability, P-08 a high image level). No query lists
+   the probes awaiting an endorsement without reading every probe, and facts that cross
+   aggregates are read from projections (ADR 0013), of which none holds them yet: the officer
+   opens a probe by the id they were given (as the API's ``GET /probes/{id}/governance``), sees
+   what it needs, what it has and why, and endorses each missing kind with a rationale
+   (``POST /probes/{id}/endorsements``'s use case).
+2. Library approvals awaiting a decision (Form 1 for the SRO, Form 2 for a Superintendent) and
+   urgent approvals awaiting ratification: the page of approvals the service lists
+   (``LibraryApprovals.list``, one page at a time in application order), those undecided shown.
+
+Every page declares its roles as the API's routes do, and the use cases decide and record as
+they do for the API: a Sergeant, the requester (P-12) or the SRO endorsing is refused exactly
+as over the API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID
+
+from litestar import Request, Router, get, post
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import Redirect, Template
+
+from rfr.application.services.access import Principal
+from rfr.application.services.endorsements import ENDORSEMENT_READERS, ProbeEndorsements
+from rfr.application.services.library_approvals import APPROVAL_READERS, ApprovalView, LibraryApprovals
+from rfr.domain.people import Role
+from rfr.domain.rules_probe import EndorsementKind
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.web.forms import FormData, FormErrors, text
+from rfr.entrypoints.web.layout import page, see_other
+from rfr.entrypoints.web.navigation import NavLink
+from rfr.entrypoints.web.security import WEB_PATH
+
+# Who has a queue: approving officers (Inspectors and above) and the SRO. Both read probes'
+# governance and library approvals (ENDORSEMENT_READERS, APPROVAL_READERS).
+QUEUE_ROLES = (Role.APPROVING_OFFICER, Role.SRO)
+assert set(QUEUE_ROLES) <= set(ENDORSEMENT_READERS.roles) & set(APPROVAL_READERS.roles)
+QUEUE = allow(*QUEUE_ROLES)
+# As the API's POST /probes/{id}/endorsements.
+ENDORSE = allow(Role.APPROVING_OFFICER)
+Query = Annotated[str, QueryParameter(max_length=200)]
+Cursor = Annotated[int, QueryParameter(ge=0)]
+
+KIND_NAMES = {
+    EndorsementKind.UNDER_16.value: "P-04: the person shown is perceived to be under 16",
+    EndorsementKind.VULNERABILITY.value: "P-06: a vulnerability may affect the algorithm's accuracy",
+    EndorsementKind.HIGH_IMAGE_LEVEL.value: "P-08: the probe's image level is high",
+}
+QUEUE_PATH = f"{WEB_PATH}/queues"
+ENDORSEMENT_PATH = f"{WEB_PATH}/queues/endorsement"
+
+
+def _endorsements(ctx: HttpContext) -> ProbeEndorsements:
+    return ctx.services.endorsements
+
+
+def _approvals(ctx: HttpContext) -> LibraryApprovals:
+    return ctx.services.library_approvals
+
+
+def awaits_decision(view: ApprovalView) -> bool:
+    """Applied and undecided, or an urgent approval awaiting ratification (L-10) or its written
+    rationale (L-09)."""
+    return view.status == "applied" or view.awaiting_superintendent or view.written_rationale_due is not None
+
+
+@get("/queues", summary="Your queue", sync_to_thread=True, **QUEUE)
+def queue(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    approvals: NamedDependency[LibraryApprovals],
+    after: Cursor = 0,
+) -> Template:
+    """Probe endorsements (by the probe's id), then library approvals awaiting a decision."""
+    listed = approvals.list(principal.user_id, after=after, limit=50)
+    waiting = [v for v in listed.items if awaits_decision(v)]
+    return page(
+        request,
+        "queues/index.html",
+        title="Your queue",
+        errors={},
+        values={},
+        approvals=waiting,
+        after=after,
+        next_after=listed.next_after,
+        can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
+        approvals_skipped=False,
+    )
+
+
+def _probe_id(value: str, errors: FormErrors) -> UUID | None:
+    cleaned = (value or "").strip()
+    if not cleaned:
+        errors.add("probe", "Enter the probe's id.")
+        return None
+    try:
+        return UUID(cleaned)
+    except ValueError:
+        errors.add("probe", "A probe id looks like 5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88.")
+        return None
+
+
+def _endorsement_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    endorsements: ProbeEndorsements,
+    probe_id: UUID,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str = "",
+) -> Template:
+    view = endorsements.get(principal.user_id, probe_id)
+    return page(
+        request,
+        "queues/endorsement.html",
+        title=f"Endorsements of probe {probe_id}",
+        status=status,
+        probe=view,
+        kind_names=KIND_NAMES,
+        errors=errors or {},
+        values=values or {},
+        done=done if done in KIND_NAMES else "",
+        can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
+        is_requester=view.requester_id == principal.user_id,
+    )
+
+
+@get("/queues/endorsement", summary="A probe's endorsements", sync_to_thread=True, **QUEUE)
+def endorsement(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    endorsements: NamedDependency[ProbeEndorsements],
+    *,
+    probe: Query = "",
+    done: Query = "",
+) -> Template:
+    """The facts an Inspector needs to endorse a probe, what it needs and has, and the forms."""
+    errors = FormErrors()
+    probe_id = _probe_id(probe, errors)
+    if errors or probe_id is None:
+        return page(
+            request,
+            "queues/index.html",
+            title="Your queue",
+            status=400,
+            errors=errors.by_field,
+            values={"probe": probe},
+            approvals=[],
+            after=0,
+            next_after=None,
+            can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
+            approvals_skipped=True,
+        )
+    return _endorsement_page(request, principal, endorsements, probe_id, done=done)
+
+
+@post("/queues/endorsement", summary="Endorse a probe", sync_to_thread=True, **ENDORSE)
+def endorse(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    endorsements: NamedDependency[ProbeEndorsements],
+    data: FormData,
+) -> Template | Redirect:
+    """As ``POST /probes/{id}/endorsements``: by an Inspector or above, not the requester (P-12)."""
+    errors = FormErrors()
+    probe_id = _probe_id(data.get("probe", ""), errors)
+    kind_value = (data.get("kind") or "").strip()
+    try:
+        kind = EndorsementKind(kind_value)
+    except ValueError:
+        kind = None
+        errors.add(f"rationale-{kind_value or 'none'}", "Choose the endorsement: P-04, P-06 or P-08.")
+    rationale = text(
+        data.get("rationale"), f"rationale-{kind_value}", errors, label="why you endorse the search"
+    )
+    if probe_id is None:
+        return page(
+            request,
+            "queues/index.html",
+            title="Your queue",
+            status=400,
+            errors=errors.by_field,
+            values={"probe": data.get("probe", "")},
+            approvals=[],
+            after=0,
+            next_after=None,
+            can_endorse=True,
+            approvals_skipped=True,
+        )
+    if errors or kind is None:
+        return _endorsement_page(
+            request,
+            principal,
+            endorsements,
+            probe_id,
+            status=400,
+            errors=errors.by_field,
+            values={f"rationale-{kind_value}": data.get("rationale", "")},
+        )
+    endorsements.endorse(principal.user_id, probe_id, kind, rationale)
+    return see_other(f"{ENDORSEMENT_PATH}?{urlencode({'probe': str(probe_id), 'done': kind.value})}")
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[queue, endorsement, endorse],
+        dependencies={
+            "endorsements": use_case(_endorsements),
+            "approvals": use_case(_approvals),
+        },
+    )
+]
+NAV = [NavLink(queue, "Your queue", order=20)]

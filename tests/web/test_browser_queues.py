@@ -1,0 +1,131 @@
+"""The approving officers' queue in a real browser (Debian's Chromium, headless) against a real
+``rfr serve``: an Inspector endorses a 13-15 probe (P-04) from the queue and the API then shows it
+endorsed; an RFR user is neither shown the queue nor let in (refused server-side, as the API
+refuses); a decision posted without its CSRF token is refused and changes nothing.
+
+The probe is submitted through the API (tests/http/workflow_builders), with a real photo, as an
+analyst's client would; only the officer's part is done in the browser.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+from web_steps import event_count, refusals_of, sign_in
+from workflow_builders import Cast, cast, lfw_photos, ok, submitted_probe
+
+RATIONALE = "Serious assault on a child's sibling; the person shown is the only lead"
+
+
+@pytest.fixture(scope="module")
+def people(web_server) -> Cast:
+    return cast(web_server)
+
+
+@pytest.fixture(scope="module")
+def photo(shared_faces: Path) -> Path:
+    return next(iter(lfw_photos(shared_faces).values()))[0]
+
+
+def _young_probe(people: Cast, photo: Path) -> dict[str, Any]:
+    """A probe of a person perceived to be 13-15, which P-04 asks an Inspector to endorse."""
+    probe = submitted_probe(people, photo, perceived_age="13_15", case_reference="OP-WREN/2026/0007")
+    governance = ok(people.inspector.client.get(f"/probes/{probe['probe_id']}/governance"))
+    assert governance["missing_endorsements"] == ["P-04"], governance
+    return probe
+
+
+def test_P04_an_inspector_endorses_a_young_persons_probe_from_the_queue(
+    web_server, new_page, people, photo, screenshots
+):
+    probe_id = _young_probe(people, photo)["probe_id"]
+    page = new_page()
+    sign_in(page, people.inspector.token)
+    nav = page.get_by_role("navigation", name="Main")
+    nav.get_by_role("link", name="Your queue").click()
+    page.wait_for_url("**/app/queues")
+    expect(page.get_by_role("heading", name="1. Probe endorsements")).to_be_visible()
+    page.screenshot(path=screenshots / "queue-inspector.png", full_page=True)
+
+    # The keyboard alone: the probe id field, then its button.
+    page.get_by_label("Probe id").fill(probe_id)
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/app/queues/endorsement?probe=**")
+    facts = page.locator("dl.facts")
+    expect(facts).to_contain_text("OP-WREN/2026/0007")
+    expect(facts).to_contain_text(people.analyst.user_id)
+    expect(facts).to_contain_text("13 to 15")
+    # What it needs, in words and a symbol, not by colour alone.
+    expect(page.locator("li[data-kind=P-04]")).to_contain_text("✗ Missing")
+    page.screenshot(path=screenshots / "queue-endorsement.png", full_page=True)
+
+    rationale = page.get_by_label("Why you endorse the search (P-04)")
+    rationale.fill(RATIONALE)
+    page.keyboard.press("Tab")
+    button = page.get_by_role("button", name="Endorse under P-04")
+    expect(button).to_be_focused()
+    outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle")
+    assert outline != "none"
+    page.keyboard.press("Enter")
+    page.wait_for_url("**done=P-04**")
+    expect(page.get_by_test_id("endorsed")).to_contain_text("your endorsement under P-04 is recorded")
+    expect(page.locator("li[data-kind=P-04]")).to_contain_text("✓ Given")
+    expect(page.get_by_role("button", name="Endorse under P-04")).to_have_count(0)
+    page.screenshot(path=screenshots / "queue-endorsed.png", full_page=True)
+
+    # The API shows it endorsed, by this Inspector, with the rationale given in the browser.
+    governance = ok(people.analyst.client.get(f"/probes/{probe_id}/governance"))
+    assert governance["missing_endorsements"] == []
+    (given,) = governance["endorsements"]
+    assert given["kind"] == "P-04"
+    assert given["by"] == people.inspector.user_id
+    assert given["rationale"] == RATIONALE
+
+
+def test_P04_an_rfr_user_is_not_shown_the_queue_and_is_refused_it_server_side(
+    web_server, new_page, people, photo, screenshots
+):
+    probe_id = _young_probe(people, photo)["probe_id"]
+    page = new_page()
+    sign_in(page, people.colleague.token)
+    expect(page.get_by_role("navigation", name="Main").get_by_role("link", name="Start")).to_be_visible()
+    expect(page.get_by_role("link", name="Your queue")).to_have_count(0)
+    before = len(refusals_of(web_server, people.colleague.user_id))
+    for path in ("/app/queues", f"/app/queues/endorsement?probe={probe_id}"):
+        response = page.goto(path)
+        assert response is not None and response.status == 403, path
+        expect(page.get_by_role("heading", name="Access refused")).to_be_visible()
+    page.screenshot(path=screenshots / "queue-refused.png", full_page=True)
+    # A decision posted with the session's own CSRF token: refused by the same gate as the API.
+    token = page.locator("form.sign-out input[name=csrf_token]").input_value()
+    posted = page.request.post(
+        "/app/queues/endorsement",
+        form={"csrf_token": token, "probe": probe_id, "kind": "P-04", "rationale": "not mine to give"},
+        max_redirects=0,
+    )
+    assert posted.status == 403
+    assert len(refusals_of(web_server, people.colleague.user_id)) == before + 3
+    governance = ok(people.inspector.client.get(f"/probes/{probe_id}/governance"))
+    assert governance["missing_endorsements"] == ["P-04"] and governance["endorsements"] == []
+
+
+def test_P04_an_endorsement_posted_without_its_csrf_token_is_refused_and_changes_nothing(
+    web_server, new_page, people, photo, screenshots
+):
+    probe_id = _young_probe(people, photo)["probe_id"]
+    page = new_page()
+    sign_in(page, people.inspector.token)
+    page.goto(f"/app/queues/endorsement?probe={probe_id}")
+    page.get_by_label("Why you endorse the search (P-04)").fill(RATIONALE)
+    before = event_count(web_server)
+    form = page.locator("form", has=page.get_by_role("button", name="Endorse under P-04"))
+    form.locator("input[name=csrf_token]").evaluate("input => input.remove()")
+    page.get_by_role("button", name="Endorse under P-04").click()
+    expect(page.get_by_role("heading", name="This form was not accepted")).to_be_visible()
+    page.screenshot(path=screenshots / "queue-csrf-refused.png", full_page=True)
+    assert event_count(web_server) == before
+    governance = ok(people.inspector.client.get(f"/probes/{probe_id}/governance"))
+    assert governance["missing_endorsements"] == ["P-04"] and governance["endorsements"] == []
