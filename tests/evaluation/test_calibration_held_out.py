@@ -65,14 +65,46 @@ class Templated:
 
 
 @pytest.fixture(scope="module", params=["dlib", "sface"])
-def templated(request: pytest.FixtureRequest, model_store: Any, shared_faces: Path) -> Templated:
-    """Every shared LFW photo templated with one algorithm's real engine (`rfr calibrate`'s code)."""
+def templated(
+    request: pytest.FixtureRequest, model_store: Any, shared_faces: Path, dlib_reference: list[dict]
+) -> Templated:
+    """Every shared LFW photo templated with one algorithm (`rfr calibrate`'s protocol: the face
+    nearest the centre). dlib's are the original dlib's own descriptors from the dataset's
+    reference file, which our engine reproduces exactly (tests/biometrics' parity tests): the same
+    templates without two minutes of CPU. SFace's are made by its real engine here."""
     settings = Settings(data_dir=Path(model_store.models_dir).parent, ort_threads=2)
     engine = cached_face_engine(attrs.evolve(settings, algorithm=request.param))
-    dataset = template_dataset(engine, shared_faces / "lfw")
+    root = shared_faces / "lfw"
+    if request.param == "dlib":
+        dataset = _from_reference(dlib_reference, root, engine.embedder.dimension)
+    else:
+        dataset = template_dataset(engine, root)
     assert dataset.images == 552 and dataset.identities == 120
     assert dataset.templated >= 548  # a face found in (nearly) every photo
     return Templated(request.param, engine.algorithm_id, engine.embedder.metric, dataset)
+
+
+def _from_reference(reference: list[dict], root: Path, dimension: int) -> DatasetTemplates:
+    labels, rows, files = [], [], []
+    for item in reference:
+        if not item["path"].startswith("lfw/"):
+            continue
+        relative = item["path"].removeprefix("lfw/")
+        files.append((relative, hashlib.sha256((root / relative).read_bytes()).hexdigest()))
+        if not item["faces"]:
+            continue
+        centre = ((item["width"] - 1) / 2.0, (item["height"] - 1) / 2.0)
+        nearest = min(item["faces"], key=lambda face, c=centre: _off_centre(face["box_ltrb"], c))
+        rows.append(np.asarray(nearest["descriptor"], np.float32))
+        labels.append(item["identity"])
+    identities = len({relative.split("/")[0] for relative, _ in files})
+    templates = np.stack(rows) if rows else np.zeros((0, dimension), np.float32)
+    return DatasetTemplates(tuple(labels), templates, tuple(files), identities, len(files))
+
+
+def _off_centre(box: list[int], centre: tuple[float, float]) -> float:
+    left, top, right, bottom = box
+    return ((left + right) / 2.0 - centre[0]) ** 2 + ((top + bottom) / 2.0 - centre[1]) ** 2
 
 
 def half(dataset: DatasetTemplates, parity: int) -> DatasetTemplates:
