@@ -1,10 +1,12 @@
 """The approving officers' queue in a real browser (Debian's Chromium, headless) against a real
 ``rfr serve``: an Inspector endorses a 13-15 probe (P-04) from the queue and the API then shows it
-endorsed; an RFR user is neither shown the queue nor let in (refused server-side, as the API
-refuses); a decision posted without its CSRF token is refused and changes nothing.
+endorsed; the SRO approves a Form 1 from the queue (L-02, L-05); an RFR user is neither shown the
+queue nor let in (refused server-side, as the API refuses); a decision posted without its CSRF
+token is refused and changes nothing.
 
-The probe is submitted through the API (tests/http/workflow_builders), with a real photo, as an
-analyst's client would; only the officer's part is done in the browser.
+The probe and the application are submitted through the API (tests/http/workflow_builders), the
+probe with a real photo, as an analyst's client would; only the officers' part is done in the
+browser.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 from web_steps import event_count, refusals_of, sign_in
-from workflow_builders import Cast, cast, lfw_photos, ok, submitted_probe
+from workflow_builders import Cast, application, cast, later, lfw_photos, ok, submitted_probe
 
 RATIONALE = "Serious assault on a child's sibling; the person shown is the only lead"
 
@@ -129,3 +131,49 @@ def test_P04_an_endorsement_posted_without_its_csrf_token_is_refused_and_changes
     assert event_count(web_server) == before
     governance = ok(people.inspector.client.get(f"/probes/{probe_id}/governance"))
     assert governance["missing_endorsements"] == ["P-04"] and governance["endorsements"] == []
+
+
+def test_L02_the_sro_approves_a_form_1_from_the_queue_with_its_l05_record(
+    web_server, new_page, people, screenshots
+):
+    name = f"Custody images {people.team}"
+    applied = ok(people.analyst.client.post("/library-approvals", json=application(library_name=name)), 201)
+    page = new_page()
+    sign_in(page, people.sro.token)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Your queue").click()
+    page.wait_for_url("**/app/queues")
+    row = page.get_by_role("row", name=name)
+    expect(row).to_contain_text("Form 1")
+    expect(row).to_contain_text("a decision (the SRO)")
+    row.get_by_role("link", name=name).click()
+    page.wait_for_url("**/app/queues/approval?approval=**")
+    # The facts to decide on: every part of the application, in words.
+    expect(page.get_by_role("heading", name=f"Form 1: {name}")).to_be_visible()
+    expect(page.get_by_test_id("approval-status")).to_have_text("applied")
+    expect(page.locator("dl.facts").nth(1)).to_contain_text(application()["legal_basis"])
+
+    # Sent without a rationale: refused beside the field, nothing decided.
+    page.get_by_role("button", name="Approve", exact=True).evaluate("b => b.form.noValidate = true")
+    page.get_by_role("button", name="Approve", exact=True).click()
+    expect(page.get_by_role("heading", name="There is a problem")).to_be_visible()
+    expect(page.locator("#approve-rationale-error")).to_contain_text("Enter why you approve")
+
+    page.get_by_label("Why you approve").fill("Necessary to identify suspects of recordable offences")
+    page.get_by_label("Teams who may search it").fill(people.team)
+    page.get_by_label("Most intrusive image level approved").select_option("2")
+    page.get_by_label("(a) identify a person").check()
+    page.get_by_label("Conditions").fill("Team only; every search logged")
+    page.get_by_label("Review due").fill(later(90)[:10])
+    page.screenshot(path=screenshots / "queue-approval.png", full_page=True)
+    page.get_by_role("button", name="Approve", exact=True).click()
+    page.wait_for_url("**done=approve**")
+    expect(page.get_by_test_id("decided")).to_contain_text("your decision is recorded")
+    expect(page.get_by_test_id("approval-status")).to_have_text("approved")
+    page.screenshot(path=screenshots / "queue-approved.png", full_page=True)
+
+    approved = ok(people.sro.client.get(f"/library-approvals/{applied['id']}"))
+    assert approved["status"] == "approved"
+    assert approved["approver_id"] == people.sro.user_id
+    assert approved["approved_level"] == 2
+    assert approved["access_teams"] == [people.team]
+    assert approved["purposes"] == ["a_identify"]

@@ -20,6 +20,7 @@ as over the API.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID
@@ -31,9 +32,18 @@ from litestar.response import Redirect, Template
 
 from rfr.application.services.access import Principal
 from rfr.application.services.endorsements import ENDORSEMENT_READERS, ProbeEndorsements
-from rfr.application.services.library_approvals import APPROVAL_READERS, ApprovalView, LibraryApprovals
+from rfr.application.services.library_approvals import (
+    APPROVAL_READERS,
+    DECIDERS,
+    RATIFIER,
+    ApprovalView,
+    LibraryApprovals,
+)
+from rfr.domain.forms import AccessRestriction, ApprovalRecord
+from rfr.domain.images import ImageLevel
 from rfr.domain.people import Role
 from rfr.domain.rules_probe import EndorsementKind
+from rfr.domain.search_terms import SearchPurpose
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.web.forms import FormData, FormErrors, text
@@ -58,6 +68,24 @@ KIND_NAMES = {
 }
 QUEUE_PATH = f"{WEB_PATH}/queues"
 ENDORSEMENT_PATH = f"{WEB_PATH}/queues/endorsement"
+APPROVAL_PATH = f"{WEB_PATH}/queues/approval"
+# As the API's approval, rejection, ratification and written rationale of a library approval,
+# which admit the same roles; the ranks (SRO for Form 1, Superintendent for Form 2 and to ratify)
+# are the domain's to decide.
+assert set(DECIDERS.roles) == set(RATIFIER.roles)
+DECIDE = allow(*DECIDERS.roles)
+DECISIONS = {
+    "approve": "Approve",
+    "reject": "Reject",
+    "ratify": "Ratify the urgent approval",
+    "written_rationale": "Record the written rationale",
+}
+PURPOSE_NAMES = {
+    SearchPurpose.IDENTIFY.value: "(a) identify a person",
+    SearchPurpose.PLACE_AT_LOCATION.value: "(b) place a person at a location",
+    SearchPurpose.ASSOCIATION.value: "(c) show an association",
+    SearchPurpose.CONFIRM_CONDUCT.value: "(d) confirm conduct",
+}
 
 
 def _endorsements(ctx: HttpContext) -> ProbeEndorsements:
@@ -213,10 +241,176 @@ def endorse(
     return see_other(f"{ENDORSEMENT_PATH}?{urlencode({'probe': str(probe_id), 'done': kind.value})}")
 
 
+def _approval_id(value: str, errors: FormErrors) -> UUID | None:
+    cleaned = (value or "").strip()
+    if not cleaned:
+        errors.add("approval", "Enter the approval's id.")
+        return None
+    try:
+        return UUID(cleaned)
+    except ValueError:
+        errors.add("approval", "An approval id looks like 0b0d5d52-4e2b-4c1f-9a5e-9a3c1e0f7a11.")
+        return None
+
+
+def _approval_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    approvals: LibraryApprovals,
+    approval_id: UUID,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str = "",
+) -> Template:
+    view = approvals.get(principal.user_id, approval_id)
+    return page(
+        request,
+        "queues/approval.html",
+        title=f"Library approval {approval_id}",
+        status=status,
+        approval=view,
+        errors=errors or {},
+        values=values or {},
+        done=DECISIONS.get(done, ""),
+        purposes=PURPOSE_NAMES,
+        levels=[int(level) for level in ImageLevel],
+        is_applicant=view.applicant_id == principal.user_id,
+    )
+
+
+def _names(value: str | None) -> list[str]:
+    return [part.strip() for part in (value or "").replace("\n", ",").split(",") if part.strip()]
+
+
+def _day(value: str | None, field: str, errors: FormErrors, *, required: bool) -> datetime | None:
+    cleaned = (value or "").strip()
+    if not cleaned:
+        if required:
+            errors.add(field, "Enter a date.")
+        return None
+    try:
+        day = datetime.strptime(cleaned, "%Y-%m-%d").date()
+    except ValueError:
+        errors.add(field, "Enter a date such as 2027-03-31.")
+        return None
+    if day.year > 2999:
+        errors.add(field, "Enter a date before the year 3000.")
+        return None
+    return datetime.combine(day, time(23, 59), tzinfo=UTC)
+
+
+def _record(data: dict[str, str], errors: FormErrors) -> ApprovalRecord | None:
+    """The L-05 record as the approve form states it; the domain judges its completeness."""
+    rationale = text(data.get("rationale"), "approve-rationale", errors, label="why you approve")
+    conditions = text(data.get("conditions"), "conditions", errors, label="the conditions")
+    try:
+        level = ImageLevel(int(data.get("image_level") or ""))
+    except ValueError:
+        level = None
+        errors.add("image_level", "Choose the most intrusive image level approved.")
+    purposes = [p for p in SearchPurpose if data.get(f"purpose-{p.value}")]
+    if not purposes:
+        errors.add(f"purpose-{SearchPurpose.IDENTIFY.value}", "Choose at least one purpose.")
+    teams, users = _names(data.get("teams")), _names(data.get("users"))
+    everyone = bool(data.get("all_rfr_users"))
+    if not (teams or users or everyone):
+        errors.add("teams", "Say who may search the library: teams, users, or every RFR user (L-13).")
+    review_due = _day(data.get("review_due"), "review_due", errors, required=True)
+    expires_at = _day(data.get("expires_at"), "expires_at", errors, required=False)
+    if errors or level is None or review_due is None:
+        return None
+    return ApprovalRecord(
+        rationale=rationale,
+        access=AccessRestriction(teams=teams, users=users, all_rfr_users=everyone),
+        image_level=level,
+        conditions=conditions,
+        purposes=purposes,
+        review_due=review_due,
+        expires_at=expires_at,
+    )
+
+
+@get("/queues/approval", summary="A library approval awaiting a decision", sync_to_thread=True, **QUEUE)
+def approval(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    approvals: NamedDependency[LibraryApprovals],
+    *,
+    approval: Query = "",
+    done: Query = "",
+) -> Template:
+    """The application (Form 1/2) and the approval's state, with the decisions it awaits."""
+    errors = FormErrors()
+    approval_id = _approval_id(approval, errors)
+    if errors or approval_id is None:
+        return _queue_with_errors(request, principal, errors, {"approval": approval})
+    return _approval_page(request, principal, approvals, approval_id, done=done)
+
+
+@post("/queues/approval", summary="Decide on a library approval", sync_to_thread=True, **DECIDE)
+def decide_approval(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    approvals: NamedDependency[LibraryApprovals],
+    data: FormData,
+) -> Template | Redirect:
+    """As the API's ``/library-approvals/{id}/approval``, ``/rejection``, ``/ratification`` and
+    ``/written-rationale``: the same use cases decide (L-02, L-03, L-05, L-09, L-10, P-12)."""
+    errors = FormErrors()
+    approval_id = _approval_id(data.get("approval", ""), errors)
+    decision = (data.get("decision") or "").strip()
+    if approval_id is None:
+        return _queue_with_errors(request, principal, errors, {"approval": data.get("approval", "")})
+    if decision not in DECISIONS:
+        errors.add("decision", "Choose a decision.")
+    record = _record(data, errors) if decision == "approve" else None
+    rationale = ""
+    if decision in ("reject", "ratify", "written_rationale"):
+        rationale = text(data.get("rationale"), f"{decision}-rationale", errors, label="your reasons")
+    if errors:
+        values = {k: v for k, v in data.items() if k != "csrf_token"}
+        if decision != "approve":
+            values[f"{decision}-rationale"] = data.get("rationale", "")
+        else:
+            values["approve-rationale"] = data.get("rationale", "")
+        return _approval_page(
+            request, principal, approvals, approval_id, status=400, errors=errors.by_field, values=values
+        )
+    if record is not None:
+        approvals.approve(principal.user_id, approval_id, record)
+    elif decision == "reject":
+        approvals.reject(principal.user_id, approval_id, rationale)
+    elif decision == "ratify":
+        approvals.ratify(principal.user_id, approval_id, rationale)
+    else:
+        approvals.record_written_rationale(principal.user_id, approval_id, rationale)
+    return see_other(f"{APPROVAL_PATH}?{urlencode({'approval': str(approval_id), 'done': decision})}")
+
+
+def _queue_with_errors(
+    request: Request[Any, Any, Any], principal: Principal, errors: FormErrors, values: dict[str, str]
+) -> Template:
+    return page(
+        request,
+        "queues/index.html",
+        title="Your queue",
+        status=400,
+        errors=errors.by_field,
+        values=values,
+        approvals=[],
+        after=0,
+        next_after=None,
+        can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
+        approvals_skipped=True,
+    )
+
+
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[queue, endorsement, endorse],
+        route_handlers=[queue, endorsement, endorse, approval, decide_approval],
         dependencies={
             "endorsements": use_case(_endorsements),
             "approvals": use_case(_approvals),
