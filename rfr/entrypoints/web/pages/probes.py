@@ -267,8 +267,8 @@ def _probe_page(
         mine=mine,
         width=picture.width if picture else 0,
         height=picture.height if picture else 0,
-        numbered=list(enumerate(view.faces, start=1)),
-        flag_words=flag_words,
+        numbered=[(n, face, [flag_words(f) for f in face.flags]) for n, face in enumerate(view.faces, 1)],
+        selected_flags=[flag_words(f) for f in view.quality_flags],
         errors=errors or {},
         path=probe_path(view.probe_id),
     )

@@ -1,0 +1,287 @@
+"""The analyst's search (S-01..S-05): open it naming each library and why it is relevant, run it
+library by library in progressive order, and adjudicate each candidate beside the probe's face.
+
+The same use cases as ``POST /searches``, ``/searches/{id}/runs`` and ``/adjudications``
+(``SearchRequests``, ``SearchExecution``), which decide and record as over the API. What a
+reader may see is what the API gives them: the request only to those it is visible to (L-13,
+else 403), the candidates only of the libraries whose access admits them
+(``SearchExecution.candidates``), and a candidate's image only through
+``SearchExecution.candidate_thumbnail`` (L-13, else 403, recorded).
+
+A search is opened from its probe's page (no link in the navigation: a search starts from a
+probe ready for it). The adjudication view shows the probe's selected face (to its submitter, as
+over the API) and each candidate's face side by side; ``static/adjudication.js`` adds the keys
+``j``/``k`` (next, previous candidate), ``v``/``n`` (viable, not viable: focus the rationale);
+every form works without it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+from uuid import UUID
+
+import attrs
+from litestar import Request, Response, Router, get, post
+from litestar.di import NamedDependency
+from litestar.exceptions import ClientException
+from litestar.params import FromPath, PathParameter, QueryParameter
+from litestar.response import Template
+
+from rfr.application.services.access import Principal
+from rfr.application.services.libraries import ReferenceLibraries
+from rfr.application.services.probes import Probes
+from rfr.application.services.search_execution import CANDIDATE_READERS, SEARCHERS, SearchExecution
+from rfr.application.services.searches import (
+    SEARCH_READERS,
+    USERS,
+    LibrarySelection,
+    SearchRequests,
+    SearchView,
+)
+from rfr.entrypoints.http.access_control import allow
+from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.web.forms import FormData, FormErrors, text
+from rfr.entrypoints.web.layout import page, see_other
+from rfr.entrypoints.web.security import SECURITY_HEADERS, WEB_PATH
+
+RequestId = Annotated[UUID, PathParameter(description="the search request's id")]
+CandidateId = Annotated[str, PathParameter(min_length=3, max_length=200)]
+JPEG = "image/jpeg"
+
+
+@attrs.frozen
+class Work:
+    """The use cases a search page calls: the API's own, from the request's context."""
+
+    searches: SearchRequests
+    execution: SearchExecution
+    libraries: ReferenceLibraries
+    probes: Probes
+
+
+def _work(ctx: HttpContext) -> Work:
+    services = ctx.services
+    return Work(services.searches, services.search_execution, services.libraries, services.probes)
+
+
+def search_path(request_id: UUID | str) -> str:
+    return f"{WEB_PATH}/searches/{request_id}"
+
+
+def _libraries_of(libraries: ReferenceLibraries, user_id: str) -> list[Any]:
+    found, after = [], 0
+    while True:
+        batch = libraries.list(user_id, after=after, limit=200)
+        found += list(batch.items)
+        if batch.next_after is None:
+            return found
+        after = batch.next_after
+
+
+def _new_page(
+    request: Request[Any, Any, Any],
+    work: Work,
+    principal: Principal,
+    *,
+    values: dict[str, Any],
+    errors: dict[str, str],
+    status: int = 200,
+) -> Template:
+    return page(
+        request,
+        "searches/new.html",
+        title="Open a search",
+        status=status,
+        values=values,
+        errors=errors,
+        libraries=_libraries_of(work.libraries, principal.user_id),
+    )
+
+
+@get("/searches/new", summary="Open a search", sync_to_thread=True, **allow(*USERS.roles))
+def new_search(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    probe: Annotated[str, QueryParameter(max_length=100)] = "",
+) -> Template:
+    """The libraries to search, each with why it is relevant (S-03)."""
+    return _new_page(request, work, principal, values={"probe_id": probe}, errors={})
+
+
+@post("/searches", summary="Open a search", sync_to_thread=True, status_code=303, **allow(*USERS.roles))
+def open_search(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /searches``: each library must pass L-01, L-06, L-08 and L-13 now (refusals
+    recorded); a library is chosen by giving its relevance."""
+    errors = FormErrors()
+    probe_id = text(data.get("probe_id"), "probe_id", errors, label="the probe's id")
+    probe = None
+    if probe_id:
+        try:
+            probe = UUID(probe_id)
+        except ValueError:
+            errors.add("probe_id", "That is not a probe id.")
+    selections = []
+    for name, value in data.items():
+        if name.startswith("relevance-") and value.strip():
+            relevance = text(value, name, errors, label="why the library is relevant")
+            selections.append(LibrarySelection(name.removeprefix("relevance-"), relevance))
+    if not selections:
+        errors.add("libraries", "Say why at least one library is relevant: only those are searched (S-03).")
+    if errors or probe is None:
+        return _new_page(request, work, principal, values=dict(data), errors=errors.by_field, status=400)
+    view = work.searches.open(principal.user_id, probe, selections)
+    return see_other(search_path(view.id))
+
+
+def _search_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    work: Work,
+    request_id: UUID,
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    user = principal.user_id
+    view: SearchView = work.searches.get(user, request_id)
+    # Only the candidates of libraries whose access admits the reader (L-13), as over the API.
+    entitled = {c.candidate_id: c for c in work.execution.candidates(user, request_id)}
+    requested = {lib.library_id: lib for lib in view.libraries}
+    names = {lib.library_id: work.libraries.get(user, lib.library_id).name for lib in view.libraries}
+    candidates = [
+        {
+            "view": c,
+            "found": entitled[c.candidate_id],
+            "library": requested.get(c.library_id),
+            "library_name": names.get(c.library_id, c.library_id),
+            "thumbnail": f"{search_path(request_id)}/candidates/{quote(c.candidate_id, safe='')}/thumbnail",
+        }
+        for c in view.candidates
+        if c.candidate_id in entitled
+    ]
+    mine = view.requester_id == user
+    probe_face = None
+    if mine:
+        probe_view = work.probes.get(user, view.probe_id)
+        selected = [f for f in probe_view.faces if f.selected]
+        if selected and not probe_view.purged:
+            probe_face = f"{WEB_PATH}/probes/{view.probe_id}/faces/{selected[0].face_id}/thumbnail"
+    next_library = work.execution.next_library(request_id)
+    return page(
+        request,
+        "searches/search.html",
+        title="Search",
+        status=status,
+        search=view,
+        candidates=candidates,
+        probe_face=probe_face,
+        next_library=next_library,
+        names=names,
+        in_order=sorted(view.libraries, key=lambda lib: (lib.searched_at is None, lib.level)),
+        mine=mine,
+        path=search_path(request_id),
+        errors=errors or {},
+    )
+
+
+@get("/searches/{request_id:uuid}", summary="A search", sync_to_thread=True, **allow(*SEARCH_READERS.roles))
+def search(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+) -> Template:
+    """The libraries in progressive order, and the candidates the reader may see (L-13), each
+    beside the probe's face with a form to adjudicate it (S-05)."""
+    return _search_page(request, principal, work, request_id)
+
+
+@post(
+    "/searches/{request_id:uuid}/runs",
+    summary="Search the next library",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*SEARCHERS.roles),
+)
+def run_next(
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /searches/{id}/runs`` with no library: the next one in progressive order (S-02),
+    every rule checked again now; 409 when every library has been searched."""
+    del data
+    if work.execution.search_next(principal.user_id, request_id) is None:
+        raise ClientException("every library of this request has been searched", status_code=409)
+    return see_other(f"{search_path(request_id)}#candidates")
+
+
+@get(
+    "/searches/{request_id:uuid}/candidates/{candidate_id:str}/thumbnail",
+    summary="A candidate's face (L-13)",
+    sync_to_thread=True,
+    media_type=JPEG,
+    **allow(*CANDIDATE_READERS.roles),
+)
+def candidate_face(
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+    candidate_id: FromPath[CandidateId],
+) -> Response[bytes]:
+    """As the API's candidate thumbnail: for users within the library's access only (L-13)."""
+    jpeg = work.execution.candidate_thumbnail(principal.user_id, request_id, candidate_id)
+    return Response(jpeg, media_type=JPEG, headers=SECURITY_HEADERS)
+
+
+@post(
+    "/searches/{request_id:uuid}/adjudications",
+    summary="Adjudicate a candidate (S-05)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*USERS.roles),
+)
+def adjudicate(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /searches/{id}/adjudications``: viable or not, with the rationale (S-05)."""
+    errors = FormErrors()
+    candidate_id = text(data.get("candidate_id"), "candidate_id", errors, label="the candidate")
+    decision = data.get("viable", "")
+    if decision not in {"yes", "no"}:
+        errors.add(f"viable-{candidate_id}", "Choose viable or not viable.")
+    rationale = text(
+        data.get("rationale"), f"rationale-{candidate_id}", errors, label="the reasons for your judgement"
+    )
+    if errors:
+        return _search_page(request, principal, work, request_id, errors=errors.by_field, status=400)
+    work.searches.adjudicate(
+        principal.user_id,
+        request_id,
+        candidate_id,
+        decision == "yes",
+        rationale,
+        identity_known={"yes": True, "no": False}.get(data.get("identity_known", "")),
+    )
+    return see_other(f"{search_path(request_id)}#candidate-{quote(candidate_id, safe='')}")
+
+
+ROUTES = [
+    Router(
+        path="/",
+        route_handlers=[new_search, open_search, search, run_next, candidate_face, adjudicate],
+        dependencies={"work": use_case(_work)},
+    )
+]

@@ -1,0 +1,172 @@
+"""The analyst's path in a real browser (Debian's Chromium, headless) against a real ``rfr serve``,
+with real LFW photos: Form 3 and the image, the faces drawn on it, a face selected (P-11) and any
+quality flag decided (P-10), a search opened naming its library and why (S-03), run in progressive
+order (S-02), and a candidate adjudicated beside the probe's face with the keyboard (S-05).
+A user outside the library's access list sees neither the search's candidates nor their images,
+refused by the server (L-13).
+
+The library is approved and enrolled through the API (tests/http/workflow_builders), as the
+Operational Lead and the SRO would; everything the analyst does is done in the browser.
+Screenshots of each page go to the ``screenshots`` folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import expect
+from web_steps import sign_in
+from workflow_builders import Cast, approved_library, cast, enrol, lfw_photos, ok
+
+from rfr.domain.people import Role
+
+
+@pytest.fixture(scope="module")
+def people(web_server) -> Cast:
+    return cast(web_server)
+
+
+@pytest.fixture(scope="module")
+def scene(people: Cast, shared_faces: Path) -> dict[str, Any]:
+    """A library of one photo each of four people; the probe is another photo of the first."""
+    photos = lfw_photos(shared_faces)
+    subjects = list(photos)[:4]
+    library = approved_library(people, name=f"LFW custody images {people.team}")
+    enrol(people, library["id"], [(s, photos[s][0]) for s in subjects])
+    return {"library": library, "subject": subjects[0], "probe_photo": photos[subjects[0]][1]}
+
+
+def _submit_form3(page: Any, photo: Path) -> None:
+    page.goto("/app/probes/new")
+    expect(page.get_by_role("heading", name="Submit a probe with its Form 3")).to_be_visible()
+    page.get_by_label("Probe image").set_input_files(str(photo))
+    page.get_by_label("Case or crime reference").fill("OP-LANTERN/2026/0142")
+    page.get_by_label("Where the image comes from").fill("Shop CCTV, camera 3")
+    page.get_by_label("Sensitivity of the source").fill("None")
+    page.get_by_label("This is the most current and suitable image of the person held").check()
+    page.get_by_label("(a) Identify a person").check()
+    page.get_by_label("(b) Suspected of an offence").check()
+    page.get_by_role("combobox", name="Offence").select_option("burglary")
+    page.get_by_label("Level 1: a compliant police image (custody-style)").check()
+    page.get_by_label("18 or over").check()
+    page.get_by_label("Why the search is necessary and proportionate").fill(
+        "Burglary suspect unidentified after a CCTV trawl"
+    )
+    page.get_by_label("Local enquiries").check()
+    page.get_by_label("Why they did not suffice").fill("Nobody recognised him")
+
+
+def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_none_of_it(
+    web_server, new_page, screenshots, people, scene
+):
+    page = new_page()
+    sign_in(page, people.analyst.token, next_path="/app/probes/new")
+    # A form with errors is sent back with them, each linked to its field.
+    page.goto("/app/probes/new")
+    page.get_by_role("button", name="Submit the probe").click()
+    expect(page.get_by_role("alert")).to_contain_text("Choose at least one purpose (P-01).")
+
+    _submit_form3(page, scene["probe_photo"])
+    page.screenshot(path=screenshots / "probe-form3.png", full_page=True)
+    page.get_by_role("button", name="Submit the probe").click()
+    page.wait_for_url("**/app/probes/*-*")
+    expect(page.get_by_role("heading", name="Probe", exact=True)).to_be_visible()
+    expect(page.get_by_test_id("probe-image")).to_be_visible()
+    assert page.get_by_test_id("face-box").count() >= 1
+    page.screenshot(path=screenshots / "probe-faces.png", full_page=True)
+    probe_id = page.get_by_test_id("probe-id").inner_text()
+
+    # The largest face, as a person would pick the suspect nearest the camera.
+    faces = page.locator("li[data-face]")
+    areas = [int(faces.nth(i).get_attribute("data-area")) for i in range(faces.count())]
+    face_id = faces.nth(areas.index(max(areas))).get_attribute("data-face")
+    page.locator(f"input[name=face_id][value='{face_id}']").check()
+    page.get_by_label("Why this face").fill("The suspect, nearest the camera")
+    page.get_by_role("button", name="Select this face").click()
+    page.wait_for_url(f"**/app/probes/{probe_id}")
+    expect(page.get_by_text("(selected)")).to_be_visible()
+    if page.get_by_role("heading", name="Quality decision (P-10)").count():
+        page.get_by_label("Yes, search: the features are still clear enough").check()
+        page.get_by_label("Why", exact=True).fill("Features still clear")
+        page.get_by_role("button", name="Record the decision").click()
+        expect(page.get_by_test_id("quality-decision")).to_contain_text("search despite the flags")
+    expect(page.get_by_test_id("ready")).to_have_text("Yes")
+    probe = ok(people.analyst.client.get(f"/probes/{probe_id}"))
+    assert [f["face_id"] for f in probe["faces"] if f["selected"]] == [face_id]
+
+    # Open the search naming the library and why it is relevant.
+    page.get_by_role("link", name="Open a search with this probe").click()
+    expect(page.get_by_label("Probe")).to_have_value(probe_id)
+    name = scene["library"]["name"]
+    page.get_by_label(f"Why search “{name}”").fill("The suspect may have been arrested before")
+    page.screenshot(path=screenshots / "search-open.png", full_page=True)
+    page.get_by_role("button", name="Open the search").click()
+    page.wait_for_url("**/app/searches/*-*")
+    search_id = page.get_by_test_id("search-id").inner_text()
+    expect(page.get_by_test_id("libraries")).to_contain_text("The suspect may have been arrested before")
+
+    # Run it: the next library in progressive order.
+    page.get_by_role("button", name=f"Search the next library: {name}").click()
+    page.wait_for_url(f"**/app/searches/{search_id}#candidates")
+    candidates = page.get_by_test_id("candidate")
+    expect(candidates.first).to_be_visible()
+    assert candidates.count() >= 1
+    expect(page.get_by_text("Every library of this request has been searched.")).to_be_visible()
+    first = candidates.first
+    expect(first.get_by_role("img", name="The probe's face")).to_be_visible()
+    expect(first.get_by_test_id("candidate-image")).to_be_visible()
+    assert page.evaluate(
+        "() => Array.from(document.images).filter(i => i.classList.contains('face-large'))"
+        ".every(i => i.complete && i.naturalWidth > 0)"
+    )
+    expect(first).to_contain_text("Rank")
+    expect(first).to_contain_text("Score")
+    expect(first).to_contain_text("Algorithm")
+    page.screenshot(path=screenshots / "adjudication.png", full_page=True)
+
+    # The keyboard: focus the first candidate, "v" chooses viable and moves to the reasons.
+    first.focus()
+    page.keyboard.press("v")
+    expect(first.get_by_label("Viable match")).to_be_checked()
+    expect(first.get_by_label("Your reasons")).to_be_focused()
+    page.keyboard.type("Same ear shape and hairline; no difference seen")
+    first.get_by_role("button", name="Record the judgement of candidate 1").click()
+    page.wait_for_url(f"**/app/searches/{search_id}#candidate-*")
+    expect(page.get_by_test_id("adjudication").first).to_contain_text("Viable, by")
+    view = ok(people.analyst.client.get(f"/searches/{search_id}"))
+    judged = [c for c in view["candidates"] if c["adjudication"]]
+    assert judged[0]["rank"] == 1 and judged[0]["adjudication"]["viable"] is True
+    page.screenshot(path=screenshots / "adjudicated.png", full_page=True)
+
+    # L-13: a user outside the library's access list, signed in, gets neither the search's
+    # candidates nor their images, refused by the server.
+    outsider = new_page()
+    sign_in(outsider, people.outsider.token)
+    refused = outsider.goto(f"/app/searches/{search_id}")
+    assert refused.status == 403
+    assert view["candidates"][0]["candidate_id"] not in outsider.content()
+    expect(outsider.get_by_role("heading", name="Refused by policy")).to_be_visible()
+    expect(outsider.get_by_role("alert")).to_contain_text("L-13")
+    outsider.screenshot(path=screenshots / "search-refused-l13.png", full_page=True)
+    candidate = view["candidates"][0]["candidate_id"].replace("#", "%23")
+    image = outsider.request.get(f"/app/searches/{search_id}/candidates/{candidate}/thumbnail")
+    assert image.status == 403 and image.headers["content-type"].startswith("text/html")
+    assert outsider.request.get(f"/app/probes/{probe_id}/image").status == 403
+    # And the analyst's own image URLs answer with a JPEG.
+    mine = page.request.get(f"/app/searches/{search_id}/candidates/{candidate}/thumbnail")
+    assert mine.status == 200 and mine.headers["content-type"] == "image/jpeg"
+
+
+def test_the_analysts_pages_refuse_other_roles_server_side(web_server, new_page, people):
+    auditor = web_server.user([Role.AUDITOR.value], prefix="auditor")
+    page = new_page()
+    sign_in(page, auditor.token)
+    for path in ("/app/probes/new", "/app/searches/new"):
+        assert page.goto(path).status == 403
+        expect(page.get_by_role("heading", name="Access refused")).to_be_visible()
+    # Without a session the image URLs send to sign in, never the image.
+    bare = httpx.get(f"{web_server.base_url}/app/probes/new", follow_redirects=False)
+    assert bare.status_code == 303
