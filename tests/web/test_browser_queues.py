@@ -1,8 +1,9 @@
 """The approving officers' queue in a real browser (Debian's Chromium, headless) against a real
 ``rfr serve``: an Inspector endorses a 13-15 probe (P-04) from the queue and the API then shows it
-endorsed; the SRO approves a Form 1 from the queue (L-02, L-05); an RFR user is neither shown the
-queue nor let in (refused server-side, as the API refuses); a decision posted without its CSRF
-token is refused and changes nothing.
+endorsed; the SRO approves a Form 1 from the queue (L-02, L-05); an Inspector finds on the queue a
+search of a level 4 library awaiting approval and approves it (P-08);
+an RFR user is neither shown the queue nor let in (refused server-side, as the API refuses); a
+decision posted without its CSRF token is refused and changes nothing.
 
 The probe and the application are submitted through the API (tests/http/workflow_builders), the
 probe with a real photo, as an analyst's client would; only the officers' part is done in the
@@ -17,7 +18,18 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 from web_steps import event_count, refusals_of, sign_in
-from workflow_builders import Cast, application, cast, later, lfw_photos, ok, submitted_probe
+from workflow_builders import (
+    Cast,
+    application,
+    approved_library,
+    cast,
+    later,
+    lfw_photos,
+    ok,
+    open_search,
+    ready_probe,
+    submitted_probe,
+)
 
 RATIONALE = "Serious assault on a child's sibling; the person shown is the only lead"
 
@@ -177,3 +189,35 @@ def test_L02_the_sro_approves_a_form_1_from_the_queue_with_its_l05_record(
     assert approved["approved_level"] == 2
     assert approved["access_teams"] == [people.team]
     assert approved["purposes"] == ["a_identify"]
+
+
+def test_P08_an_inspector_approves_a_search_of_a_level_4_library_from_the_queue(
+    web_server, new_page, people, photo, screenshots
+):
+    high = approved_library(people, level=4, name=f"Level 4 images {people.team}")
+    probe = ready_probe(people, photo)
+    search = ok(open_search(people, probe["probe_id"], high["id"]), 201)
+    assert search["awaiting"] == ["P-08"], search
+    page = new_page()
+    sign_in(page, people.inspector.token)
+    page.goto("/app/queues")
+    search_row = page.get_by_role("row", name=search["id"])
+    expect(search_row).to_contain_text("P-08")
+    expect(search_row).to_contain_text(people.analyst.user_id)
+    page.screenshot(path=screenshots / "queue-searches.png", full_page=True)
+    search_row.get_by_role("link", name=search["id"]).click()
+    page.wait_for_url("**/app/queues/search?search=**")
+    expect(page.get_by_test_id("search-awaiting")).to_have_text("P-08")
+    expect(page.get_by_role("row", name=high["id"])).to_contain_text("4")
+    page.get_by_label("Why you approve the search").fill("Level 4 justified by the risk of harm")
+    page.get_by_role("button", name="Approve the search").click()
+    page.wait_for_url("**done=approve**")
+    expect(page.get_by_test_id("decided")).to_contain_text("your decision is recorded")
+    expect(page.get_by_test_id("search-awaiting")).to_have_text("nothing: it may be searched")
+    expect(page.get_by_role("button", name="Approve the search")).to_have_count(0)
+    page.screenshot(path=screenshots / "queue-search-approved.png", full_page=True)
+
+    approved = ok(people.analyst.client.get(f"/searches/{search['id']}"))
+    assert approved["approval"]["by"] == people.inspector.user_id
+    assert approved["approval"]["rationale"] == "Level 4 justified by the risk of harm"
+    assert approved["awaiting"] == []

@@ -167,6 +167,8 @@ def test_A05_every_page_admits_exactly_its_roles_through_the_apis_gate(web: Web)
         ("POST", "/app/queues/endorsement"),
         ("GET", "/app/queues/approval"),
         ("POST", "/app/queues/approval"),
+        ("GET", "/app/queues/search"),
+        ("POST", "/app/queues/search"),
     }
     holders = {role: web.session(web.user(role)[1]) for role in Role}
     checked = 0

@@ -11,7 +11,12 @@ In priority order:
    (``POST /probes/{id}/endorsements``'s use case).
 2. Library approvals awaiting a decision (Form 1 for the SRO, Form 2 for a Superintendent) and
    urgent approvals awaiting ratification: the page of approvals the service lists
-   (``LibraryApprovals.list``, one page at a time in application order), those undecided shown.
+   (``LibraryApprovals.list``, one page at a time in application order), those undecided shown;
+   each opens on the whole application with the forms to approve with the L-05 record, reject,
+   ratify (L-10) or record the written rationale (L-09).
+3. Search requests awaiting an Inspector's approval (P-08 a level 4-5 library, P-09 a
+   collection): the page of requests the service lists (``SearchRequests.list``, those the
+   officer may see, L-13), each opening on its facts with the forms to approve or reject.
 
 Every page declares its roles as the API's routes do, and the use cases decide and record as
 they do for the API: a Sergeant, the requester (P-12) or the SRO endorsing is refused exactly
@@ -39,6 +44,7 @@ from rfr.application.services.library_approvals import (
     ApprovalView,
     LibraryApprovals,
 )
+from rfr.application.services.searches import APPROVERS, SEARCH_READERS, SearchRequests, SearchView
 from rfr.domain.forms import AccessRestriction, ApprovalRecord
 from rfr.domain.images import ImageLevel
 from rfr.domain.people import Role
@@ -54,7 +60,9 @@ from rfr.entrypoints.web.security import WEB_PATH
 # Who has a queue: approving officers (Inspectors and above) and the SRO. Both read probes'
 # governance and library approvals (ENDORSEMENT_READERS, APPROVAL_READERS).
 QUEUE_ROLES = (Role.APPROVING_OFFICER, Role.SRO)
-assert set(QUEUE_ROLES) <= set(ENDORSEMENT_READERS.roles) & set(APPROVAL_READERS.roles)
+assert set(QUEUE_ROLES) <= set(ENDORSEMENT_READERS.roles) & set(APPROVAL_READERS.roles) & set(
+    SEARCH_READERS.roles
+)
 QUEUE = allow(*QUEUE_ROLES)
 # As the API's POST /probes/{id}/endorsements.
 ENDORSE = allow(Role.APPROVING_OFFICER)
@@ -69,6 +77,10 @@ KIND_NAMES = {
 QUEUE_PATH = f"{WEB_PATH}/queues"
 ENDORSEMENT_PATH = f"{WEB_PATH}/queues/endorsement"
 APPROVAL_PATH = f"{WEB_PATH}/queues/approval"
+SEARCH_PATH = f"{WEB_PATH}/queues/search"
+# As the API's POST /searches/{id}/approval and /rejection.
+APPROVE_SEARCH = allow(*APPROVERS.roles)
+SEARCH_DECISIONS = {"approve": "Approved", "reject": "Rejected"}
 # As the API's approval, rejection, ratification and written rationale of a library approval,
 # which admit the same roles; the ranks (SRO for Form 1, Superintendent for Form 2 and to ratify)
 # are the domain's to decide.
@@ -96,6 +108,10 @@ def _approvals(ctx: HttpContext) -> LibraryApprovals:
     return ctx.services.library_approvals
 
 
+def _searches(ctx: HttpContext) -> SearchRequests:
+    return ctx.services.searches
+
+
 def awaits_decision(view: ApprovalView) -> bool:
     """Applied and undecided, or an urgent approval awaiting ratification (L-10) or its written
     rationale (L-09)."""
@@ -107,11 +123,17 @@ def queue(
     request: Request[Any, Any, Any],
     principal: NamedDependency[Principal],
     approvals: NamedDependency[LibraryApprovals],
+    searches: NamedDependency[SearchRequests],
+    *,
     after: Cursor = 0,
+    searches_after: Cursor = 0,
 ) -> Template:
-    """Probe endorsements (by the probe's id), then library approvals awaiting a decision."""
+    """A probe's endorsements by its id, library approvals awaiting a decision, search requests
+    awaiting approval (from the services' paged lists)."""
     listed = approvals.list(principal.user_id, after=after, limit=50)
     waiting = [v for v in listed.items if awaits_decision(v)]
+    requests = searches.list(principal.user_id, after=searches_after, limit=50)
+    open_requests = [r for r in requests.items if r.status == "open"]
     return page(
         request,
         "queues/index.html",
@@ -121,9 +143,23 @@ def queue(
         approvals=waiting,
         after=after,
         next_after=listed.next_after,
+        search_requests=[r for r in open_requests if _approvals_awaited(r)],
+        searches_after=searches_after,
+        searches_next_after=requests.next_after,
         can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
         approvals_skipped=False,
     )
+
+
+def _approvals_awaited(view: SearchView) -> set[str]:
+    """The rules under which the request itself still waits for an Inspector's approval."""
+    return set(view.required_approvals) if view.approval is None else set()
+
+
+def _endorsements_awaited(view: SearchView) -> list[str]:
+    """What else the request waits for: its probe's missing endorsements (P-04, P-06, P-08). A
+    missing P-08 endorsement is not told apart from a P-08 approval the request awaits too."""
+    return sorted(set(view.awaiting) - _approvals_awaited(view))
 
 
 def _probe_id(value: str, errors: FormErrors) -> UUID | None:
@@ -178,19 +214,7 @@ def endorsement(
     errors = FormErrors()
     probe_id = _probe_id(probe, errors)
     if errors or probe_id is None:
-        return page(
-            request,
-            "queues/index.html",
-            title="Your queue",
-            status=400,
-            errors=errors.by_field,
-            values={"probe": probe},
-            approvals=[],
-            after=0,
-            next_after=None,
-            can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
-            approvals_skipped=True,
-        )
+        return _queue_with_errors(request, principal, errors, {"probe": probe})
     return _endorsement_page(request, principal, endorsements, probe_id, done=done)
 
 
@@ -214,19 +238,7 @@ def endorse(
         data.get("rationale"), f"rationale-{kind_value}", errors, label="why you endorse the search"
     )
     if probe_id is None:
-        return page(
-            request,
-            "queues/index.html",
-            title="Your queue",
-            status=400,
-            errors=errors.by_field,
-            values={"probe": data.get("probe", "")},
-            approvals=[],
-            after=0,
-            next_after=None,
-            can_endorse=True,
-            approvals_skipped=True,
-        )
+        return _queue_with_errors(request, principal, errors, {"probe": data.get("probe", "")})
     if errors or kind is None:
         return _endorsement_page(
             request,
@@ -402,18 +414,117 @@ def _queue_with_errors(
         approvals=[],
         after=0,
         next_after=None,
+        search_requests=[],
+        searches_after=0,
+        searches_next_after=None,
         can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
         approvals_skipped=True,
     )
 
 
+def _request_id(value: str, errors: FormErrors) -> UUID | None:
+    cleaned = (value or "").strip()
+    if not cleaned:
+        errors.add("search", "Enter the search request's id.")
+        return None
+    try:
+        return UUID(cleaned)
+    except ValueError:
+        errors.add("search", "A search request id looks like 5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88.")
+        return None
+
+
+def _search_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    searches: SearchRequests,
+    request_id: UUID,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str = "",
+) -> Template:
+    view = searches.get(principal.user_id, request_id)
+    return page(
+        request,
+        "queues/search.html",
+        title=f"Search request {request_id}",
+        status=status,
+        search=view,
+        errors=errors or {},
+        values=values or {},
+        done=SEARCH_DECISIONS.get(done, ""),
+        endorsements_awaited=_endorsements_awaited(view),
+        can_approve=Role.APPROVING_OFFICER.value in principal.roles,
+        is_requester=view.requester_id == principal.user_id,
+    )
+
+
+@get("/queues/search", summary="A search request awaiting approval", sync_to_thread=True, **QUEUE)
+def search_request(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    searches: NamedDependency[SearchRequests],
+    *,
+    search: Query = "",
+    done: Query = "",
+) -> Template:
+    """The request's probe level, libraries and their levels, what it awaits, and the decision."""
+    errors = FormErrors()
+    found = _request_id(search, errors)
+    if errors or found is None:
+        return _queue_with_errors(request, principal, errors, {"search": search})
+    return _search_page(request, principal, searches, found, done=done)
+
+
+@post("/queues/search", summary="Approve or reject a search request", sync_to_thread=True, **APPROVE_SEARCH)
+def decide_search(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    searches: NamedDependency[SearchRequests],
+    data: FormData,
+) -> Template | Redirect:
+    """As ``POST /searches/{id}/approval`` and ``/rejection``: an Inspector or above who is not
+    the requester (P-08, P-09, P-12)."""
+    errors = FormErrors()
+    found = _request_id(data.get("search", ""), errors)
+    if found is None:
+        return _queue_with_errors(request, principal, errors, {"search": data.get("search", "")})
+    decision = (data.get("decision") or "").strip()
+    if decision not in SEARCH_DECISIONS:
+        errors.add("search-approve-rationale", "Choose to approve or reject.")
+        decision = "approve"
+    field = f"search-{decision}-rationale"
+    rationale = text(data.get("rationale"), field, errors, label="your reasons")
+    if errors:
+        values = {field: data.get("rationale", "")}
+        return _search_page(
+            request, principal, searches, found, status=400, errors=errors.by_field, values=values
+        )
+    if decision == "approve":
+        searches.approve(principal.user_id, found, rationale)
+    else:
+        searches.reject(principal.user_id, found, rationale)
+    return see_other(f"{SEARCH_PATH}?{urlencode({'search': str(found), 'done': decision})}")
+
+
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[queue, endorsement, endorse, approval, decide_approval],
+        route_handlers=[
+            queue,
+            endorsement,
+            endorse,
+            approval,
+            decide_approval,
+            search_request,
+            decide_search,
+        ],
         dependencies={
             "endorsements": use_case(_endorsements),
             "approvals": use_case(_approvals),
+            "searches": use_case(_searches),
         },
     )
 ]
