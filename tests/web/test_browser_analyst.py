@@ -1,7 +1,8 @@
 """The analyst's path in a real browser (Debian's Chromium, headless) against a real ``rfr serve``,
 with real LFW photos: Form 3 and the image, the faces drawn on it, a face selected (P-11) and any
 quality flag decided (P-10), a search opened naming its library and why (S-03), run in progressive
-order (S-02), and a candidate adjudicated beside the probe's face with the keyboard (S-05).
+order (S-02), a candidate adjudicated beside the probe's face with the keyboard (S-05), its match
+report issued and printed (S-06) and its sharing recorded (S-07).
 A user outside the library's access list sees neither the search's candidates nor their images,
 refused by the server (L-13).
 
@@ -141,6 +142,37 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     assert judged[0]["rank"] == 1 and judged[0]["adjudication"]["viable"] is True
     page.screenshot(path=screenshots / "adjudicated.png", full_page=True)
 
+    # The match report (S-06): issued, printed alone, and its sharing recorded (S-07).
+    page.get_by_role("button", name="Issue the match report for candidate 1").click()
+    page.wait_for_url(f"**/app/searches/{search_id}/reports/*")
+    report = page.get_by_test_id("match-report")
+    expect(report).to_contain_text("OP-LANTERN/2026/0142")
+    expect(report).to_contain_text("Same ear shape and hairline")
+    caveat = ok(people.analyst.client.get(f"/searches/{search_id}"))["reports"][0]["caveat"]
+    expect(page.get_by_test_id("caveat")).to_have_text(caveat)
+    page.screenshot(path=screenshots / "match-report.png", full_page=True)
+    page.emulate_media(media="print")
+    expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
+    expect(page.get_by_role("button", name="Record the sharing")).to_be_hidden()
+    expect(report).to_be_visible()
+    page.screenshot(path=screenshots / "match-report-printed.png", full_page=True)
+    page.pdf(path=str(screenshots / "match-report.pdf"))
+    page.emulate_media(media="screen")
+    report_url = page.url
+    # Without the safeguards acknowledged the sharing is refused by the domain (S-07).
+    page.get_by_label("Who receives it").fill("DC Smith, Burglary Squad")
+    page.get_by_label("Legal basis for sharing").fill("Common law policing purpose; DPA 2018 s.35")
+    page.get_by_role("button", name="Record the sharing").click()
+    expect(page.get_by_role("alert")).to_contain_text("S-07")
+    page.goto(report_url)
+    page.get_by_label("Who receives it").fill("DC Smith, Burglary Squad")
+    page.get_by_label("Legal basis for sharing").fill("Common law policing purpose; DPA 2018 s.35")
+    page.get_by_label("The recipient applies safeguards equivalent to this policy's").check()
+    page.get_by_role("button", name="Record the sharing").click()
+    expect(page.get_by_test_id("disseminations")).to_contain_text("DC Smith, Burglary Squad")
+    shared = ok(people.analyst.client.get(f"/searches/{search_id}"))["disseminations"]
+    assert [d["recipient"] for d in shared] == ["DC Smith, Burglary Squad"]
+
     # L-13: a user outside the library's access list, signed in, gets neither the search's
     # candidates nor their images, refused by the server.
     outsider = new_page()
@@ -151,6 +183,7 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     expect(outsider.get_by_role("heading", name="Refused by policy")).to_be_visible()
     expect(outsider.get_by_role("alert")).to_contain_text("L-13")
     outsider.screenshot(path=screenshots / "search-refused-l13.png", full_page=True)
+    assert outsider.goto(report_url).status == 403
     candidate = view["candidates"][0]["candidate_id"].replace("#", "%23")
     image = outsider.request.get(f"/app/searches/{search_id}/candidates/{candidate}/thumbnail")
     assert image.status == 403 and image.headers["content-type"].startswith("text/html")

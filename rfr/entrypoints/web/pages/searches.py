@@ -24,11 +24,12 @@ from uuid import UUID
 import attrs
 from litestar import Request, Response, Router, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, NotFoundException
 from litestar.params import FromPath, PathParameter, QueryParameter
 from litestar.response import Template
 
 from rfr.application.services.access import Principal
+from rfr.application.services.endorsements import ProbeEndorsements
 from rfr.application.services.libraries import ReferenceLibraries
 from rfr.application.services.probes import Probes
 from rfr.application.services.search_execution import CANDIDATE_READERS, SEARCHERS, SearchExecution
@@ -39,8 +40,10 @@ from rfr.application.services.searches import (
     SearchRequests,
     SearchView,
 )
+from rfr.domain.forms import Dissemination
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.resources._match_report_page import MatchReportDocument
 from rfr.entrypoints.web.forms import FormData, FormErrors, text
 from rfr.entrypoints.web.layout import page, see_other
 from rfr.entrypoints.web.security import SECURITY_HEADERS, WEB_PATH
@@ -58,11 +61,18 @@ class Work:
     execution: SearchExecution
     libraries: ReferenceLibraries
     probes: Probes
+    endorsements: ProbeEndorsements
 
 
 def _work(ctx: HttpContext) -> Work:
     services = ctx.services
-    return Work(services.searches, services.search_execution, services.libraries, services.probes)
+    return Work(
+        services.searches,
+        services.search_execution,
+        services.libraries,
+        services.probes,
+        services.endorsements,
+    )
 
 
 def search_path(request_id: UUID | str) -> str:
@@ -278,10 +288,146 @@ def adjudicate(
     return see_other(f"{search_path(request_id)}#candidate-{quote(candidate_id, safe='')}")
 
 
+@post(
+    "/searches/{request_id:uuid}/reports",
+    summary="Issue a match report (S-06)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*USERS.roles),
+)
+def issue_report(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /searches/{id}/reports``: of a candidate adjudicated viable, with the caveat."""
+    errors = FormErrors()
+    candidate_id = text(data.get("candidate_id"), "candidate_id", errors, label="the candidate")
+    if errors:
+        return _search_page(request, principal, work, request_id, errors=errors.by_field, status=400)
+    report = work.searches.issue_match_report(principal.user_id, request_id, candidate_id)
+    return see_other(f"{search_path(request_id)}/reports/{report.report_id}")
+
+
+def _report_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    work: Work,
+    request_id: UUID,
+    report_id: str,
+    *,
+    values: dict[str, str] | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Template:
+    user = principal.user_id
+    view = work.searches.get(user, request_id)
+    report = next((r for r in view.reports if r.report_id == report_id), None)
+    if report is None:
+        raise NotFoundException(f"no match report {report_id} in search request {request_id}")
+    candidate = next(c for c in view.candidates if c.candidate_id == report.candidate_id)
+    probe = work.endorsements.get(user, view.probe_id)
+    document = MatchReportDocument.of(
+        report,
+        request_id=str(view.id),
+        probe_id=view.probe_id,
+        case_reference=probe.case_reference,
+        requester_id=view.requester_id,
+        candidate=candidate,
+    )
+    library = work.libraries.get(user, candidate.library_id)
+    return page(
+        request,
+        "searches/report.html",
+        title="Match report",
+        status=status,
+        document=document,
+        library_name=library.name,
+        disseminations=[d for d in view.disseminations if d.report_id == report_id],
+        mine=view.requester_id == user,
+        path=search_path(request_id),
+        values=values or {},
+        errors=errors or {},
+    )
+
+
+ReportId = Annotated[str, PathParameter(min_length=1, max_length=100)]
+
+
+@get(
+    "/searches/{request_id:uuid}/reports/{report_id:str}",
+    summary="A match report, to print",
+    sync_to_thread=True,
+    **allow(*SEARCH_READERS.roles),
+)
+def match_report(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+    report_id: FromPath[ReportId],
+) -> Template:
+    """The report (S-06) as the API's printable page gives it, with its disseminations (S-07);
+    printed, only the report itself is on paper (``static/print.css``)."""
+    return _report_page(request, principal, work, request_id, report_id)
+
+
+@post(
+    "/searches/{request_id:uuid}/disseminations",
+    summary="Record a dissemination (S-07)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*USERS.roles),
+)
+def disseminate(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /searches/{id}/disseminations``: the match report shared, with whom, on which
+    legal basis, and that they apply equivalent safeguards (S-07); templates are never shared."""
+    errors = FormErrors()
+    report_id = text(data.get("report_id"), "report_id", errors, label="the report")
+    recipient = text(data.get("recipient"), "recipient", errors, label="who receives it")
+    legal_basis = text(data.get("legal_basis"), "legal_basis", errors, label="the legal basis")
+    if errors:
+        if not report_id:
+            return _search_page(request, principal, work, request_id, errors=errors.by_field, status=400)
+        return _report_page(
+            request,
+            principal,
+            work,
+            request_id,
+            report_id,
+            values=dict(data),
+            errors=errors.by_field,
+            status=400,
+        )
+    shared = Dissemination(
+        recipient, legal_basis, data.get("safeguards_acknowledged") == "yes", ("match_report",)
+    )
+    work.searches.record_dissemination(principal.user_id, request_id, report_id, shared)
+    return see_other(f"{search_path(request_id)}/reports/{quote(report_id, safe='')}#disseminations")
+
+
 ROUTES = [
     Router(
         path="/",
-        route_handlers=[new_search, open_search, search, run_next, candidate_face, adjudicate],
+        route_handlers=[
+            new_search,
+            open_search,
+            search,
+            run_next,
+            candidate_face,
+            adjudicate,
+            issue_report,
+            match_report,
+            disseminate,
+        ],
         dependencies={"work": use_case(_work)},
     )
 ]
