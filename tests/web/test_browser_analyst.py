@@ -2,7 +2,8 @@
 with real LFW photos: Form 3 and the image, the faces drawn on it, a face selected (P-11) and any
 quality flag decided (P-10), a search opened naming its library and why (S-03), run in progressive
 order (S-02), a candidate adjudicated beside the probe's face with the keyboard (S-05), its match
-report issued and printed (S-06) and its sharing recorded (S-07).
+report issued and printed (S-06), its sharing recorded (S-07), and the probe proposed for the
+Unresolved Crime Cache (U-01).
 A user outside the library's access list sees neither the search's candidates nor their images,
 refused by the server (L-13).
 
@@ -134,6 +135,7 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     expect(first.get_by_label("Viable match")).to_be_checked()
     expect(first.get_by_label("Your reasons")).to_be_focused()
     page.keyboard.type("Same ear shape and hairline; no difference seen")
+    first.get_by_label("Unknown (U-01)").check()
     first.get_by_role("button", name="Record the judgement of candidate 1").click()
     page.wait_for_url(f"**/app/searches/{search_id}#candidate-*")
     expect(page.get_by_test_id("adjudication").first).to_contain_text("Viable, by")
@@ -172,6 +174,18 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     expect(page.get_by_test_id("disseminations")).to_contain_text("DC Smith, Burglary Squad")
     shared = ok(people.analyst.client.get(f"/searches/{search_id}"))["disseminations"]
     assert [d["recipient"] for d in shared] == ["DC Smith, Burglary Squad"]
+
+    # The person matched is unknown: the analyst proposes the probe for the cache (U-01).
+    page.goto(f"/app/searches/{search_id}#ucc")
+    page.get_by_label("(b) Suspected of an offence").check()
+    page.get_by_label("Why it should be searched again as new material arrives").fill(
+        "Burglar still unidentified; new custody images arrive weekly"
+    )
+    page.get_by_role("button", name="Propose for the cache").click()
+    expect(page.get_by_test_id("ucc-request")).to_contain_text("pending")
+    asked = ok(people.analyst.client.get(f"/ucc/requests/{probe_id}"))
+    assert asked["status"] == "pending" and asked["grounds"] == ["b_offence"]
+    page.screenshot(path=screenshots / "ucc-proposed.png", full_page=True)
 
     # L-13: a user outside the library's access list, signed in, gets neither the search's
     # candidates nor their images, refused by the server.

@@ -40,12 +40,15 @@ from rfr.application.services.searches import (
     SearchRequests,
     SearchView,
 )
+from rfr.application.services.ucc import REQUESTERS, UccEntries
 from rfr.domain.forms import Dissemination
+from rfr.domain.search_terms import SearchGround
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._match_report_page import MatchReportDocument
 from rfr.entrypoints.web.forms import FormData, FormErrors, text
 from rfr.entrypoints.web.layout import page, see_other
+from rfr.entrypoints.web.pages.probes import GROUNDS
 from rfr.entrypoints.web.security import SECURITY_HEADERS, WEB_PATH
 
 RequestId = Annotated[UUID, PathParameter(description="the search request's id")]
@@ -62,6 +65,7 @@ class Work:
     libraries: ReferenceLibraries
     probes: Probes
     endorsements: ProbeEndorsements
+    ucc: UccEntries
 
 
 def _work(ctx: HttpContext) -> Work:
@@ -72,6 +76,7 @@ def _work(ctx: HttpContext) -> Work:
         services.libraries,
         services.probes,
         services.endorsements,
+        services.ucc,
     )
 
 
@@ -184,6 +189,7 @@ def _search_page(
         if selected and not probe_view.purged:
             probe_face = f"{WEB_PATH}/probes/{view.probe_id}/faces/{selected[0].face_id}/thumbnail"
     next_library = work.execution.next_library(request_id)
+    ucc_request = work.ucc.addition_request(user, view.probe_id) if mine else None
     return page(
         request,
         "searches/search.html",
@@ -198,6 +204,8 @@ def _search_page(
         mine=mine,
         path=search_path(request_id),
         errors=errors or {},
+        ucc_request=ucc_request,
+        grounds=GROUNDS,
     )
 
 
@@ -353,6 +361,36 @@ def _report_page(
     )
 
 
+@post(
+    "/searches/{request_id:uuid}/ucc-request",
+    summary="Propose the probe for the UCC (U-01)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*REQUESTERS.roles),
+)
+def propose_for_ucc(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    request_id: FromPath[RequestId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /ucc/requests`` for this search's probe: U-01 checked now (no viable match of a
+    known person, a ground still applies) and again when an Inspector decides (P-08, P-12)."""
+    errors = FormErrors()
+    rationale = text(
+        data.get("ucc_rationale"), "ucc_rationale", errors, label="why it should be searched again"
+    )
+    chosen = [g for g in SearchGround if data.get(f"ucc_ground_{g.value}") == "yes"]
+    if not chosen:
+        errors.add("ucc_grounds", "Choose the grounds that still apply (U-01).")
+    if errors:
+        return _search_page(request, principal, work, request_id, errors=errors.by_field, status=400)
+    view = work.searches.get(principal.user_id, request_id)
+    work.ucc.request_addition(principal.user_id, view.probe_id, chosen, rationale)
+    return see_other(f"{search_path(request_id)}#ucc")
+
+
 ReportId = Annotated[str, PathParameter(min_length=1, max_length=100)]
 
 
@@ -427,6 +465,7 @@ ROUTES = [
             issue_report,
             match_report,
             disseminate,
+            propose_for_ucc,
         ],
         dependencies={"work": use_case(_work)},
     )
