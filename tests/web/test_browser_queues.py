@@ -1,7 +1,8 @@
 """The approving officers' queue in a real browser (Debian's Chromium, headless) against a real
 ``rfr serve``: an Inspector endorses a 13-15 probe (P-04) from the queue and the API then shows it
 endorsed; the SRO approves a Form 1 from the queue (L-02, L-05); an Inspector finds on the queue a
-search of a level 4 library awaiting approval and approves it (P-08);
+search of a level 4 library awaiting approval and approves it (P-08), and an analyst's request
+to keep an unmatched probe in the cache, and approves it (U-01, P-08);
 an RFR user is neither shown the queue nor let in (refused server-side, as the API refuses); a
 decision posted without its CSRF token is refused and changes nothing.
 
@@ -23,6 +24,7 @@ from workflow_builders import (
     application,
     approved_library,
     cast,
+    enrol,
     later,
     lfw_photos,
     ok,
@@ -221,3 +223,48 @@ def test_P08_an_inspector_approves_a_search_of_a_level_4_library_from_the_queue(
     assert approved["approval"]["by"] == people.inspector.user_id
     assert approved["approval"]["rationale"] == "Level 4 justified by the risk of harm"
     assert approved["awaiting"] == []
+
+
+def test_U01_an_inspector_approves_a_probes_addition_to_the_cache_from_the_queue(
+    web_server, new_page, people, shared_faces, screenshots
+):
+    photos = lfw_photos(shared_faces)
+    enrolled, probe_subject = list(photos)[1], list(photos)[2]
+    library = approved_library(people, name=f"Cache library {people.team}")
+    enrol(people, library["id"], [(enrolled, photos[enrolled][0])])
+    probe = ready_probe(people, photos[probe_subject][0], case_reference="OP-HERON/2026/0031")
+    search = ok(open_search(people, probe["probe_id"], library["id"]), 201)
+    run = ok(people.analyst.client.post(f"/searches/{search['id']}/runs"))
+    for candidate in run["candidates"]:
+        ok(
+            people.analyst.client.post(
+                f"/searches/{search['id']}/adjudications",
+                json={"candidate_id": candidate["candidate_id"], "viable": False, "rationale": "Not him"},
+            )
+        )
+    asked = {
+        "probe_id": probe["probe_id"],
+        "grounds": ["b_offence"],
+        "rationale": "Burglar still unidentified",
+    }
+    ok(people.analyst.client.post("/ucc/requests", json=asked), 201)
+
+    page = new_page()
+    sign_in(page, people.inspector.token)
+    page.goto("/app/queues")
+    row = page.get_by_role("row", name=probe["probe_id"])
+    expect(row).to_contain_text("OP-HERON/2026/0031")
+    expect(row).to_contain_text(people.analyst.user_id)
+    row.get_by_role("link", name=probe["probe_id"]).click()
+    page.wait_for_url("**/app/queues/ucc?probe=**")
+    expect(page.get_by_test_id("ucc-status")).to_have_text("pending")
+    expect(page.locator("dl.facts")).to_contain_text("Burglar still unidentified")
+    page.get_by_label("Why the probe should stay searchable").fill("Serious offence, offender at large")
+    page.screenshot(path=screenshots / "queue-ucc.png", full_page=True)
+    page.get_by_role("button", name="Approve the addition").click()
+    page.wait_for_url("**done=approve**")
+    expect(page.get_by_test_id("decided")).to_contain_text("the probe enters the cache")
+    expect(page.get_by_test_id("ucc-status")).to_contain_text("in the cache")
+
+    entry = ok(people.analyst.client.get(f"/ucc/entries/{probe['probe_id']}"))
+    assert entry["approved_by"] == people.inspector.user_id

@@ -169,6 +169,8 @@ def test_A05_every_page_admits_exactly_its_roles_through_the_apis_gate(web: Web)
         ("POST", "/app/queues/approval"),
         ("GET", "/app/queues/search"),
         ("POST", "/app/queues/search"),
+        ("GET", "/app/queues/ucc"),
+        ("POST", "/app/queues/ucc"),
     }
     holders = {role: web.session(web.user(role)[1]) for role in Role}
     checked = 0

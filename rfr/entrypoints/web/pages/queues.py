@@ -17,6 +17,9 @@ In priority order:
 3. Search requests awaiting an Inspector's approval (P-08 a level 4-5 library, P-09 a
    collection): the page of requests the service lists (``SearchRequests.list``, those the
    officer may see, L-13), each opening on its facts with the forms to approve or reject.
+4. Requests to add a probe to the unresolved crime cache (U-01, P-08): the page of requests
+   awaiting a decision the service lists (``UccEntries.addition_requests``), each opening on the
+   request and the probe's tier and level, with the forms to approve or decline.
 
 Every page declares its roles as the API's routes do, and the use cases decide and record as
 they do for the API: a Sergeant, the requester (P-12) or the SRO endorsing is refused exactly
@@ -32,6 +35,7 @@ from uuid import UUID
 
 from litestar import Request, Router, get, post
 from litestar.di import NamedDependency
+from litestar.exceptions import NotFoundException
 from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 
@@ -45,6 +49,8 @@ from rfr.application.services.library_approvals import (
     LibraryApprovals,
 )
 from rfr.application.services.searches import APPROVERS, SEARCH_READERS, SearchRequests, SearchView
+from rfr.application.services.ucc import DECIDERS as UCC_DECIDERS
+from rfr.application.services.ucc import UCC_READERS, UccEntries
 from rfr.domain.forms import AccessRestriction, ApprovalRecord
 from rfr.domain.images import ImageLevel
 from rfr.domain.people import Role
@@ -62,7 +68,7 @@ from rfr.entrypoints.web.security import WEB_PATH
 QUEUE_ROLES = (Role.APPROVING_OFFICER, Role.SRO)
 assert set(QUEUE_ROLES) <= set(ENDORSEMENT_READERS.roles) & set(APPROVAL_READERS.roles) & set(
     SEARCH_READERS.roles
-)
+) & set(UCC_READERS.roles)
 QUEUE = allow(*QUEUE_ROLES)
 # As the API's POST /probes/{id}/endorsements.
 ENDORSE = allow(Role.APPROVING_OFFICER)
@@ -81,6 +87,10 @@ SEARCH_PATH = f"{WEB_PATH}/queues/search"
 # As the API's POST /searches/{id}/approval and /rejection.
 APPROVE_SEARCH = allow(*APPROVERS.roles)
 SEARCH_DECISIONS = {"approve": "Approved", "reject": "Rejected"}
+UCC_PATH = f"{WEB_PATH}/queues/ucc"
+# As the API's POST /ucc/requests/{probe_id}/approval and /decline.
+DECIDE_UCC = allow(*UCC_DECIDERS.roles)
+UCC_DECISIONS = {"approve": "Approved: the probe enters the cache", "decline": "Declined"}
 # As the API's approval, rejection, ratification and written rationale of a library approval,
 # which admit the same roles; the ranks (SRO for Form 1, Superintendent for Form 2 and to ratify)
 # are the domain's to decide.
@@ -112,6 +122,10 @@ def _searches(ctx: HttpContext) -> SearchRequests:
     return ctx.services.searches
 
 
+def _ucc(ctx: HttpContext) -> UccEntries:
+    return ctx.services.ucc
+
+
 def awaits_decision(view: ApprovalView) -> bool:
     """Applied and undecided, or an urgent approval awaiting ratification (L-10) or its written
     rationale (L-09)."""
@@ -124,9 +138,11 @@ def queue(
     principal: NamedDependency[Principal],
     approvals: NamedDependency[LibraryApprovals],
     searches: NamedDependency[SearchRequests],
+    ucc: NamedDependency[UccEntries],
     *,
     after: Cursor = 0,
     searches_after: Cursor = 0,
+    ucc_after: Cursor = 0,
 ) -> Template:
     """A probe's endorsements by its id, library approvals awaiting a decision, search requests
     awaiting approval (from the services' paged lists)."""
@@ -134,6 +150,7 @@ def queue(
     waiting = [v for v in listed.items if awaits_decision(v)]
     requests = searches.list(principal.user_id, after=searches_after, limit=50)
     open_requests = [r for r in requests.items if r.status == "open"]
+    additions = ucc.addition_requests(principal.user_id, after=ucc_after, limit=50)
     return page(
         request,
         "queues/index.html",
@@ -146,6 +163,9 @@ def queue(
         search_requests=[r for r in open_requests if _approvals_awaited(r)],
         searches_after=searches_after,
         searches_next_after=requests.next_after,
+        additions=list(additions.items),
+        ucc_after=ucc_after,
+        ucc_next_after=additions.next_after,
         can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
         approvals_skipped=False,
     )
@@ -417,6 +437,9 @@ def _queue_with_errors(
         search_requests=[],
         searches_after=0,
         searches_next_after=None,
+        additions=[],
+        ucc_after=0,
+        ucc_next_after=None,
         can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
         approvals_skipped=True,
     )
@@ -509,6 +532,88 @@ def decide_search(
     return see_other(f"{SEARCH_PATH}?{urlencode({'search': str(found), 'done': decision})}")
 
 
+def _ucc_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    ucc: UccEntries,
+    endorsements: ProbeEndorsements,
+    probe_id: UUID,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str = "",
+) -> Template:
+    asked = ucc.addition_request(principal.user_id, probe_id)
+    if asked is None:
+        raise NotFoundException(f"no addition to the cache was ever asked for probe {probe_id}")
+    return page(
+        request,
+        "queues/ucc.html",
+        title=f"Adding probe {probe_id} to the cache",
+        status=status,
+        asked=asked,
+        probe=endorsements.get(principal.user_id, probe_id),
+        errors=errors or {},
+        values=values or {},
+        done=UCC_DECISIONS.get(done, ""),
+        can_decide=Role.APPROVING_OFFICER.value in principal.roles,
+        is_requester=asked.requested_by == principal.user_id,
+    )
+
+
+@get("/queues/ucc", summary="A request to add a probe to the cache", sync_to_thread=True, **QUEUE)
+def ucc_request(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    ucc: NamedDependency[UccEntries],
+    endorsements: NamedDependency[ProbeEndorsements],
+    *,
+    probe: Query = "",
+    done: Query = "",
+) -> Template:
+    """The request (U-01: grounds, rationale), the probe's tier and level, and the decision."""
+    errors = FormErrors()
+    probe_id = _probe_id(probe, errors)
+    if errors or probe_id is None:
+        return _queue_with_errors(request, principal, errors, {"probe": probe})
+    return _ucc_page(request, principal, ucc, endorsements, probe_id, done=done)
+
+
+@post(
+    "/queues/ucc", summary="Decide a request to add a probe to the cache", sync_to_thread=True, **DECIDE_UCC
+)
+def decide_ucc(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    ucc: NamedDependency[UccEntries],
+    endorsements: NamedDependency[ProbeEndorsements],
+    data: FormData,
+) -> Template | Redirect:
+    """As ``POST /ucc/requests/{probe_id}/approval`` and ``/decline``: an Inspector or above who
+    is not the requester (P-08, P-12); U-01 is checked again on approval."""
+    errors = FormErrors()
+    probe_id = _probe_id(data.get("probe", ""), errors)
+    if probe_id is None:
+        return _queue_with_errors(request, principal, errors, {"probe": data.get("probe", "")})
+    decision = (data.get("decision") or "").strip()
+    if decision not in UCC_DECISIONS:
+        errors.add("ucc-approve-rationale", "Choose to approve or decline.")
+        decision = "approve"
+    field = f"ucc-{decision}-rationale"
+    rationale = text(data.get("rationale"), field, errors, label="your reasons")
+    if errors:
+        values = {field: data.get("rationale", "")}
+        return _ucc_page(
+            request, principal, ucc, endorsements, probe_id, status=400, errors=errors.by_field, values=values
+        )
+    if decision == "approve":
+        ucc.approve_addition(principal.user_id, probe_id, rationale)
+    else:
+        ucc.decline_addition(principal.user_id, probe_id, rationale)
+    return see_other(f"{UCC_PATH}?{urlencode({'probe': str(probe_id), 'done': decision})}")
+
+
 ROUTES = [
     Router(
         path="/",
@@ -520,11 +625,14 @@ ROUTES = [
             decide_approval,
             search_request,
             decide_search,
+            ucc_request,
+            decide_ucc,
         ],
         dependencies={
             "endorsements": use_case(_endorsements),
             "approvals": use_case(_approvals),
             "searches": use_case(_searches),
+            "ucc": use_case(_ucc),
         },
     )
 ]
