@@ -41,6 +41,16 @@ def scene(people: Cast, shared_faces: Path) -> dict[str, Any]:
     return {"library": library, "subject": subjects[0], "probe_photo": photos[subjects[0]][1]}
 
 
+def unlabelled_controls(page: Any) -> list[str]:
+    """The visible form controls with no accessible name from a label (each must have one)."""
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll("input, select, textarea"))
+            .filter(el => el.type !== "hidden")
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute("aria-label"))
+            .map(el => el.name || el.id)"""
+    )
+
+
 def _submit_form3(page: Any, photo: Path) -> None:
     page.goto("/app/probes/new")
     expect(page.get_by_role("heading", name="Submit a probe with its Form 3")).to_be_visible()
@@ -73,12 +83,14 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
 
     _submit_form3(page, scene["probe_photo"])
     page.screenshot(path=screenshots / "probe-form3.png", full_page=True)
+    assert unlabelled_controls(page) == []
     page.get_by_role("button", name="Submit the probe").click()
     page.wait_for_url("**/app/probes/*-*")
     expect(page.get_by_role("heading", name="Probe", exact=True)).to_be_visible()
     expect(page.get_by_test_id("probe-image")).to_be_visible()
     assert page.get_by_test_id("face-box").count() >= 1
     page.screenshot(path=screenshots / "probe-faces.png", full_page=True)
+    assert unlabelled_controls(page) == []
     probe_id = page.get_by_test_id("probe-id").inner_text()
 
     # The largest face, as a person would pick the suspect nearest the camera.
@@ -128,6 +140,14 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     expect(first).to_contain_text("Score")
     expect(first).to_contain_text("Algorithm")
     page.screenshot(path=screenshots / "adjudication.png", full_page=True)
+    assert unlabelled_controls(page) == []
+    # j / k move between candidates; typing in a field is left alone.
+    if candidates.count() > 1:
+        first.focus()
+        page.keyboard.press("j")
+        expect(candidates.nth(1)).to_be_focused()
+        page.keyboard.press("k")
+        expect(first).to_be_focused()
 
     # The keyboard: focus the first candidate, "v" chooses viable and moves to the reasons.
     first.focus()
@@ -152,6 +172,7 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     expect(report).to_contain_text("Same ear shape and hairline")
     caveat = ok(people.analyst.client.get(f"/searches/{search_id}"))["reports"][0]["caveat"]
     expect(page.get_by_test_id("caveat")).to_have_text(caveat)
+    assert unlabelled_controls(page) == []
     page.screenshot(path=screenshots / "match-report.png", full_page=True)
     page.emulate_media(media="print")
     expect(page.get_by_role("navigation", name="Main")).to_be_hidden()
