@@ -2,7 +2,8 @@
 ``rfr serve``: an Inspector endorses a 13-15 probe (P-04) from the queue and the API then shows it
 endorsed; the SRO approves a Form 1 from the queue (L-02, L-05); an Inspector finds on the queue a
 search of a level 4 library awaiting approval and approves it (P-08), and an analyst's request
-to keep an unmatched probe in the cache, and approves it (U-01, P-08);
+to keep an unmatched probe in the cache, and approves it (U-01, P-08); the SRO reviews an approval in
+force (L-07);
 an RFR user is neither shown the queue nor let in (refused server-side, as the API refuses); a
 decision posted without its CSRF token is refused and changes nothing.
 
@@ -22,6 +23,7 @@ from web_steps import event_count, refusals_of, sign_in
 from workflow_builders import (
     Cast,
     application,
+    approval_record,
     approved_library,
     cast,
     enrol,
@@ -268,3 +270,36 @@ def test_U01_an_inspector_approves_a_probes_addition_to_the_cache_from_the_queue
 
     entry = ok(people.analyst.client.get(f"/ucc/entries/{probe['probe_id']}"))
     assert entry["approved_by"] == people.inspector.user_id
+
+
+def test_L07_the_sro_reviews_an_approval_in_force_from_its_page(web_server, new_page, people, screenshots):
+    applied = ok(
+        people.analyst.client.post("/library-approvals", json=application(library_name="Reviewed images")),
+        201,
+    )
+    ok(
+        people.sro.client.post(
+            f"/library-approvals/{applied['id']}/approval", json={"record": approval_record(people.team)}
+        )
+    )
+    page = new_page()
+    sign_in(page, people.sro.token)
+    page.goto("/app/queues")
+    page.get_by_label("Approval id").fill(applied["id"])
+    page.get_by_role("button", name="Open the approval").click()
+    page.wait_for_url("**/app/queues/approval?approval=**")
+    expect(page.get_by_test_id("approval-status")).to_have_text("approved")
+    expect(page.get_by_role("button", name="Approve", exact=True)).to_have_count(0)
+    page.get_by_label("Continue").check()
+    page.get_by_label("Why (the review's rationale)").fill("Still necessary: searches found suspects")
+    page.get_by_label("Next review due").fill(later(180)[:10])
+    page.get_by_role("button", name="Record the review").click()
+    page.wait_for_url("**done=review**")
+    expect(page.get_by_test_id("decided")).to_contain_text("Reviewed: your decision is recorded")
+    page.screenshot(path=screenshots / "queue-approval-reviewed.png", full_page=True)
+
+    reviewed = ok(people.sro.client.get(f"/library-approvals/{applied['id']}"))
+    (review,) = reviewed["reviews"]
+    assert review["outcome"] == "continue"
+    assert review["reviewer_id"] == people.sro.user_id
+    assert reviewed["review_due"][:10] == later(180)[:10]

@@ -51,7 +51,7 @@ from rfr.application.services.library_approvals import (
 from rfr.application.services.searches import APPROVERS, SEARCH_READERS, SearchRequests, SearchView
 from rfr.application.services.ucc import DECIDERS as UCC_DECIDERS
 from rfr.application.services.ucc import UCC_READERS, UccEntries
-from rfr.domain.forms import AccessRestriction, ApprovalRecord
+from rfr.domain.forms import AccessRestriction, ApprovalRecord, ReviewOutcome
 from rfr.domain.images import ImageLevel
 from rfr.domain.people import Role
 from rfr.domain.rules_probe import EndorsementKind
@@ -101,7 +101,10 @@ DECISIONS = {
     "reject": "Reject",
     "ratify": "Ratify the urgent approval",
     "written_rationale": "Record the written rationale",
+    "review": "Reviewed",
 }
+# A review's outcomes on this page; a variation needs the whole new record (the API's ``vary``).
+REVIEW_OUTCOMES = {ReviewOutcome.CONTINUE.value: "Continue", ReviewOutcome.STOP.value: "Stop"}
 PURPOSE_NAMES = {
     SearchPurpose.IDENTIFY.value: "(a) identify a person",
     SearchPurpose.PLACE_AT_LOCATION.value: "(b) place a person at a location",
@@ -127,9 +130,14 @@ def _ucc(ctx: HttpContext) -> UccEntries:
 
 
 def awaits_decision(view: ApprovalView) -> bool:
-    """Applied and undecided, or an urgent approval awaiting ratification (L-10) or its written
-    rationale (L-09)."""
-    return view.status == "applied" or view.awaiting_superintendent or view.written_rationale_due is not None
+    """Applied and undecided, an urgent approval awaiting ratification (L-10) or its written
+    rationale (L-09), or an approval in force whose review is overdue (L-06)."""
+    return (
+        view.status == "applied"
+        or view.awaiting_superintendent
+        or view.written_rationale_due is not None
+        or view.review_overdue
+    )
 
 
 @get("/queues", summary="Your queue", sync_to_thread=True, **QUEUE)
@@ -307,6 +315,7 @@ def _approval_page(
         values=values or {},
         done=DECISIONS.get(done, ""),
         purposes=PURPOSE_NAMES,
+        review_outcomes=REVIEW_OUTCOMES,
         levels=[int(level) for level in ImageLevel],
         is_applicant=view.applicant_id == principal.user_id,
     )
@@ -399,8 +408,15 @@ def decide_approval(
         errors.add("decision", "Choose a decision.")
     record = _record(data, errors) if decision == "approve" else None
     rationale = ""
-    if decision in ("reject", "ratify", "written_rationale"):
+    if decision in ("reject", "ratify", "written_rationale", "review"):
         rationale = text(data.get("rationale"), f"{decision}-rationale", errors, label="your reasons")
+    outcome, next_review = None, None
+    if decision == "review":
+        if data.get("outcome") in REVIEW_OUTCOMES:
+            outcome = ReviewOutcome(data["outcome"])
+        else:
+            errors.add("outcome-continue", "Choose to continue or stop the approval.")
+        next_review = _day(data.get("next_review_due"), "next_review_due", errors, required=False)
     if errors:
         values = {k: v for k, v in data.items() if k != "csrf_token"}
         if decision != "approve":
@@ -416,6 +432,8 @@ def decide_approval(
         approvals.reject(principal.user_id, approval_id, rationale)
     elif decision == "ratify":
         approvals.ratify(principal.user_id, approval_id, rationale)
+    elif decision == "review" and outcome is not None:
+        approvals.review(principal.user_id, approval_id, outcome, rationale, next_review_due=next_review)
     else:
         approvals.record_written_rationale(principal.user_id, approval_id, rationale)
     return see_other(f"{APPROVAL_PATH}?{urlencode({'approval': str(approval_id), 'done': decision})}")
