@@ -21,7 +21,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 from web_steps import sign_in
-from workflow_builders import Cast, approved_library, cast, enrol, lfw_photos, ok
+from workflow_builders import Cast, approved_library, cast, enrol, lfw_photos, ok, submitted_probe
 
 from rfr.domain.people import Role
 
@@ -238,3 +238,53 @@ def test_the_analysts_pages_refuse_other_roles_server_side(web_server, new_page,
     # Without a session the image URLs send to sign in, never the image.
     bare = httpx.get(f"{web_server.base_url}/app/probes/new", follow_redirects=False)
     assert bare.status_code == 303
+
+
+def test_P11_an_analyst_draws_a_box_by_dragging_across_the_image_and_it_is_selected(
+    web_server, new_page, screenshots, people, scene
+):
+    probe = submitted_probe(people, scene["probe_photo"], case_reference="OP-DRAW/2026/0001")
+    face = max(probe["faces"], key=lambda f: (f["right"] - f["left"]) * (f["bottom"] - f["top"]))
+    page = new_page()
+    sign_in(page, people.analyst.token, next_path=f"/app/probes/{probe['probe_id']}")
+    # Typed edges that make no box are refused on the page, nothing recorded.
+    page.get_by_label("Left edge").fill("50")
+    page.get_by_label("Right edge").fill("10")
+    page.get_by_label("Top edge").fill("5")
+    page.get_by_label("Bottom edge").fill("60")
+    page.get_by_label("Why you drew the box").fill("The detector's box cuts the chin")
+    page.get_by_role("button", name="Draw this box and select it").click()
+    expect(page.get_by_role("alert")).to_contain_text("The right edge must be to the right of the left edge.")
+    # Dragging across the image fills the edges in, in the image's pixels.
+    image = page.get_by_test_id("probe-image")
+    image.scroll_into_view_if_needed()
+    shown = image.bounding_box()
+    width = int(image.get_attribute("viewBox").split()[2])
+    scale = shown["width"] / width
+
+    def at(x: int, y: int) -> tuple[float, float]:
+        return shown["x"] + (x + 0.5) * scale, shown["y"] + (y + 0.5) * scale
+
+    left, top, right, bottom = face["left"] - 4, face["top"] - 4, face["right"] + 4, face["bottom"] + 4
+    page.mouse.move(*at(left, top))
+    page.mouse.down()
+    page.mouse.move(*at((left + right) // 2, (top + bottom) // 2), steps=4)
+    page.mouse.move(*at(right, bottom), steps=4)
+    page.mouse.up()
+    for name, value in (
+        ("Left edge", left),
+        ("Top edge", top),
+        ("Right edge", right),
+        ("Bottom edge", bottom),
+    ):
+        assert abs(int(page.get_by_label(name).input_value()) - value) <= 1, name
+    assert width > right
+    expect(page.get_by_label("Why you drew the box")).to_be_focused()
+    page.screenshot(path=screenshots / "probe-draw-box.png", full_page=True)
+    page.get_by_role("button", name="Draw this box and select it").click()
+    page.wait_for_url(f"**/app/probes/{probe['probe_id']}")
+    expect(page.get_by_text("(selected) (drawn)")).to_be_visible()
+    after = ok(people.analyst.client.get(f"/probes/{probe['probe_id']}"))
+    (drawn,) = [f for f in after["faces"] if f["drawn"]]
+    assert drawn["selected"] and drawn["templated"]
+    assert abs(drawn["left"] - left) <= 1 and abs(drawn["bottom"] - bottom) <= 1

@@ -25,6 +25,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, PathParameter
 from litestar.response import Template
 
+from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
 from rfr.application.services.offences import OffenceCodes
 from rfr.application.services.probe_pictures import probe_picture
@@ -42,6 +43,7 @@ from rfr.entrypoints.web.security import SECURITY_HEADERS, WEB_PATH
 ProbeId = Annotated[UUID, PathParameter(description="the probe's id")]
 FaceId = Annotated[str, PathParameter(max_length=100)]
 JPEG = "image/jpeg"
+MAX_COORDINATE = 100_000
 
 PURPOSES = (
     ("a_identify", "(a) Identify a person", ""),
@@ -254,6 +256,7 @@ def _probe_page(
     *,
     status: int = 200,
     errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
 ) -> Template:
     view: ProbeView = probes.get(principal.user_id, probe_id)
     mine = view.requester_id == principal.user_id and not view.purged
@@ -270,6 +273,7 @@ def _probe_page(
         numbered=[(n, face, [flag_words(f) for f in face.flags]) for n, face in enumerate(view.faces, 1)],
         selected_flags=[flag_words(f) for f in view.quality_flags],
         errors=errors or {},
+        values=values or {},
         path=probe_path(view.probe_id),
     )
 
@@ -342,6 +346,59 @@ def select_face(
     return see_other(probe_path(str(probe_id)))
 
 
+def _pixel(value: str | None, field: str, errors: FormErrors) -> int:
+    cleaned = (value or "").strip()
+    if not cleaned.isdigit() or int(cleaned) > MAX_COORDINATE:
+        errors.add(field, "Enter a whole number of pixels from the image's edge.")
+        return 0
+    return int(cleaned)
+
+
+@post(
+    "/probes/{probe_id:uuid}/drawn-faces",
+    summary="Draw a face box (P-11)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*PROBE_USERS.roles),
+)
+def draw_face(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    probes: NamedDependency[Probes],
+    probe_id: FromPath[ProbeId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /probes/{id}/drawn-faces``: when no face, or not the right one, was found, the box
+    drawn is selected and templated; the engine may still find no face in it (422, nothing kept)."""
+    errors = FormErrors()
+    left, top = _pixel(data.get("left"), "left", errors), _pixel(data.get("top"), "top", errors)
+    right, bottom = _pixel(data.get("right"), "right", errors), _pixel(data.get("bottom"), "bottom", errors)
+    if not errors and right <= left:
+        errors.add("right", "The right edge must be to the right of the left edge.")
+    if not errors and bottom <= top:
+        errors.add("bottom", "The bottom edge must be below the top edge.")
+    reason = text(data.get("draw_reason"), "draw_reason", errors, label="why you drew the box")
+    status = 400
+    if not errors:
+        try:
+            probes.draw_face(principal.user_id, str(probe_id), FaceBox(left, top, right, bottom), reason)
+        except ValueError as e:
+            # The engine's objections, as over the API (422): outside the image, or no face in it.
+            errors.add("left", str(e))
+            status = 422
+    if errors:
+        return _probe_page(
+            request,
+            principal,
+            probes,
+            str(probe_id),
+            status=status,
+            errors=errors.by_field,
+            values=dict(data),
+        )
+    return see_other(probe_path(str(probe_id)))
+
+
 @post(
     "/probes/{probe_id:uuid}/quality-decision",
     summary="Decide on the quality flags (P-10)",
@@ -372,6 +429,7 @@ ROUTES = [
     Router(
         path="/",
         route_handlers=[
+            draw_face,
             new_probe,
             submit_probe,
             probe,
