@@ -160,6 +160,10 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     page.wait_for_url(f"**/app/searches/{search_id}#candidate-*")
     expect(page.get_by_test_id("adjudication").first).to_contain_text("Viable, by")
     view = ok(people.analyst.client.get(f"/searches/{search_id}"))
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Searches").click()
+    expect(page.get_by_test_id("searches")).to_contain_text(search_id)
+    page.get_by_role("link", name=search_id).click()
+    page.wait_for_url(f"**/app/searches/{search_id}")
     judged = [c for c in view["candidates"] if c["adjudication"]]
     assert judged[0]["rank"] == 1 and judged[0]["adjudication"]["viable"] is True
     page.screenshot(path=screenshots / "adjudicated.png", full_page=True)
@@ -219,6 +223,8 @@ def test_L13_an_analyst_goes_from_probe_to_adjudication_and_an_outsider_sees_non
     expect(outsider.get_by_role("alert")).to_contain_text("L-13")
     outsider.screenshot(path=screenshots / "search-refused-l13.png", full_page=True)
     assert outsider.goto(report_url).status == 403
+    assert outsider.goto("/app/searches").status == 200
+    assert search_id not in outsider.content()
     candidate = view["candidates"][0]["candidate_id"].replace("#", "%23")
     image = outsider.request.get(f"/app/searches/{search_id}/candidates/{candidate}/thumbnail")
     assert image.status == 403 and image.headers["content-type"].startswith("text/html")

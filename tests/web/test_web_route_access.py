@@ -210,7 +210,7 @@ def test_L13_each_role_is_shown_the_links_its_roles_open_and_no_others(web: Web)
     expected = {
         Role.AUDITOR: {"Start", "Audit trail", "Usage reports"},
         Role.ADMINISTRATOR: {"Start", "Usage reports"},
-        Role.RFR_USER: {"Start", "Submit a probe"},
+        Role.RFR_USER: {"Start", "Submit a probe", "Searches"},
         Role.APPROVING_OFFICER: {"Start", "Your queue"},
         Role.SRO: {"Start", "Your queue"},
         Role.OPERATIONAL_LEAD: {"Start"},

@@ -1,5 +1,6 @@
-"""The analyst's search (S-01..S-05): open it naming each library and why it is relevant, run it
-library by library in progressive order, and adjudicate each candidate beside the probe's face.
+"""The analyst's search (S-01..S-07, U-01): open it naming each library and why it is relevant,
+run it library by library in progressive order, adjudicate each candidate beside the probe's
+face, issue and print the match report, record its sharing, and propose the probe for the UCC.
 
 The same use cases as ``POST /searches``, ``/searches/{id}/runs`` and ``/adjudications``
 (``SearchRequests``, ``SearchExecution``), which decide and record as over the API. What a
@@ -8,11 +9,13 @@ else 403), the candidates only of the libraries whose access admits them
 (``SearchExecution.candidates``), and a candidate's image only through
 ``SearchExecution.candidate_thumbnail`` (L-13, else 403, recorded).
 
-A search is opened from its probe's page (no link in the navigation: a search starts from a
-probe ready for it). The adjudication view shows the probe's selected face (to its submitter, as
-over the API) and each candidate's face side by side; ``static/adjudication.js`` adds the keys
-``j``/``k`` (next, previous candidate), ``v``/``n`` (viable, not viable: focus the rationale);
-every form works without it.
+A search is opened from its probe's page (a search starts from a probe ready for it); the
+navigation links the list of searches.
+
+The adjudication view shows the probe's selected face (to its submitter, as over the API) and
+each candidate's face side by side; ``static/adjudication.js`` adds the keys ``j``/``k`` (next,
+previous candidate), ``v``/``n`` (viable, not viable: focus the rationale); every form works
+without it.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.resources._match_report_page import MatchReportDocument
 from rfr.entrypoints.web.forms import FormData, FormErrors, text
 from rfr.entrypoints.web.layout import page, see_other
+from rfr.entrypoints.web.navigation import NavLink
 from rfr.entrypoints.web.pages.probes import GROUNDS
 from rfr.entrypoints.web.security import SECURITY_HEADERS, WEB_PATH
 
@@ -111,6 +115,25 @@ def _new_page(
         values=values,
         errors=errors,
         libraries=_libraries_of(work.libraries, principal.user_id),
+    )
+
+
+@get("/searches", summary="Your searches", sync_to_thread=True, **allow(*USERS.roles))
+def searches_list(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    work: NamedDependency[Work],
+    after: Annotated[int, QueryParameter(ge=0)] = 0,
+) -> Template:
+    """The search requests the user may see (L-13), newest last, as ``GET /searches`` lists them."""
+    listed = work.searches.list(principal.user_id, after=after, limit=50)
+    return page(
+        request,
+        "searches/index.html",
+        title="Searches",
+        searches=list(listed.items),
+        next_after=listed.next_after,
+        user=principal.user_id,
     )
 
 
@@ -456,6 +479,7 @@ ROUTES = [
     Router(
         path="/",
         route_handlers=[
+            searches_list,
             new_search,
             open_search,
             search,
@@ -470,3 +494,4 @@ ROUTES = [
         dependencies={"work": use_case(_work)},
     )
 ]
+NAV = [NavLink(searches_list, "Searches", order=25)]
