@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect
-from web_steps import sign_in
+from web_steps import refusals_of, sign_in
 from workflow_builders import Cast, approved_library, cast, enrol, lfw_photos, ok, submitted_probe
 
 from rfr.domain.people import Role
@@ -294,3 +294,18 @@ def test_P11_an_analyst_draws_a_box_by_dragging_across_the_image_and_it_is_selec
     (drawn,) = [f for f in after["faces"] if f["drawn"]]
     assert drawn["selected"] and drawn["templated"]
     assert abs(drawn["left"] - left) <= 1 and abs(drawn["bottom"] - bottom) <= 1
+
+
+def test_P03_a_form3_for_a_child_under_13_is_refused_naming_the_rule_and_recorded(
+    web_server, new_page, people, scene
+):
+    page = new_page()
+    sign_in(page, people.analyst.token, next_path="/app/probes/new")
+    before = len(refusals_of(web_server, people.analyst.user_id))
+    _submit_form3(page, scene["probe_photo"])
+    page.get_by_label("Under 13: the search is refused (P-03)").check()
+    with page.expect_response(lambda r: r.url.endswith("/app/probes") and r.request.method == "POST") as sent:
+        page.get_by_role("button", name="Submit the probe").click()
+    assert sent.value.status == 403
+    expect(page.get_by_role("alert")).to_contain_text("P-03")
+    assert len(refusals_of(web_server, people.analyst.user_id)) == before + 1
