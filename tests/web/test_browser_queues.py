@@ -1,14 +1,16 @@
 """The approving officers' queue in a real browser (Debian's Chromium, headless) against a real
-``rfr serve``: an Inspector endorses a 13-15 probe (P-04) from the queue and the API then shows it
-endorsed; the SRO approves a Form 1 from the queue (L-02, L-05); an Inspector finds on the queue a
-search of a level 4 library awaiting approval and approves it (P-08), and an analyst's request
-to keep an unmatched probe in the cache, and approves it (U-01, P-08); the SRO reviews an approval in
-force (L-07);
-an RFR user is neither shown the queue nor let in (refused server-side, as the API refuses); a
-decision posted without its CSRF token is refused and changes nothing.
+``rfr serve``, each decision checked afterwards through the API:
 
-The probe and the application are submitted through the API (tests/http/workflow_builders), the
-probe with a real photo, as an analyst's client would; only the officers' part is done in the
+- an Inspector endorses a 13-15 probe (P-04) from the queue;
+- the SRO approves a Form 1 from the queue (L-02, L-05), and reviews an approval in force (L-07);
+- an Inspector approves a search of a level 4 library awaiting approval (P-08);
+- an Inspector approves an analyst's request to keep an unmatched probe in the cache and then
+  reviews the entry (U-01, P-08, U-03);
+- an RFR user is neither shown the queue nor let in (refused server-side, as the API refuses);
+- a decision posted without its CSRF token is refused and changes nothing.
+
+The probes and applications are submitted through the API (tests/http/workflow_builders), the
+probes with real photos, as an analyst's client would; only the officers' part is done in the
 browser.
 """
 
@@ -270,6 +272,20 @@ def test_U01_an_inspector_approves_a_probes_addition_to_the_cache_from_the_queue
 
     entry = ok(people.analyst.client.get(f"/ucc/entries/{probe['probe_id']}"))
     assert entry["approved_by"] == people.inspector.user_id
+
+    # Its review (U-03): stopped, so the entry leaves the cache (U-04).
+    page.get_by_role("link", name="The entry in the cache and its review").click()
+    page.wait_for_url("**/app/queues/ucc-entry?probe=**")
+    expect(page.get_by_test_id("ucc-in-cache")).to_have_text("yes")
+    page.get_by_label("Stop: remove it from the cache").check()
+    page.get_by_label("Why (the review's reason)").fill("Suspect identified by a witness")
+    page.get_by_role("button", name="Record the review").click()
+    page.wait_for_url("**done=stop**")
+    expect(page.get_by_test_id("decided")).to_contain_text("reviewed (Stop)")
+    expect(page.get_by_test_id("ucc-in-cache")).to_contain_text("no: removed")
+    page.screenshot(path=screenshots / "queue-ucc-reviewed.png", full_page=True)
+    stopped = ok(people.analyst.client.get(f"/ucc/entries/{probe['probe_id']}"))
+    assert stopped["removed_at"] is not None
 
 
 def test_L07_the_sro_reviews_an_approval_in_force_from_its_page(web_server, new_page, people, screenshots):

@@ -171,6 +171,8 @@ def test_A05_every_page_admits_exactly_its_roles_through_the_apis_gate(web: Web)
         ("POST", "/app/queues/search"),
         ("GET", "/app/queues/ucc"),
         ("POST", "/app/queues/ucc"),
+        ("GET", "/app/queues/ucc-entry"),
+        ("POST", "/app/queues/ucc-entry"),
     }
     holders = {role: web.session(web.user(role)[1]) for role in Role}
     checked = 0

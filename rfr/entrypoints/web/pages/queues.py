@@ -50,6 +50,7 @@ from rfr.application.services.library_approvals import (
 )
 from rfr.application.services.searches import APPROVERS, SEARCH_READERS, SearchRequests, SearchView
 from rfr.application.services.ucc import DECIDERS as UCC_DECIDERS
+from rfr.application.services.ucc import REVIEWERS as UCC_REVIEWERS
 from rfr.application.services.ucc import UCC_READERS, UccEntries
 from rfr.domain.forms import AccessRestriction, ApprovalRecord, ReviewOutcome
 from rfr.domain.images import ImageLevel
@@ -91,6 +92,13 @@ UCC_PATH = f"{WEB_PATH}/queues/ucc"
 # As the API's POST /ucc/requests/{probe_id}/approval and /decline.
 DECIDE_UCC = allow(*UCC_DECIDERS.roles)
 UCC_DECISIONS = {"approve": "Approved: the probe enters the cache", "decline": "Declined"}
+UCC_ENTRY_PATH = f"{WEB_PATH}/queues/ucc-entry"
+# As the API's POST /ucc/entries/{probe_id}/reviews (U-03).
+REVIEW_UCC = allow(*UCC_REVIEWERS.roles)
+UCC_REVIEW_OUTCOMES = {
+    ReviewOutcome.CONTINUE.value: "Continue: keep it, to be reviewed again after its tier's period",
+    ReviewOutcome.STOP.value: "Stop: remove it from the cache; its data is then deleted (U-04)",
+}
 # As the API's approval, rejection, ratification and written rationale of a library approval,
 # which admit the same roles; the ranks (SRO for Form 1, Superintendent for Form 2 and to ratify)
 # are the domain's to decide.
@@ -151,6 +159,7 @@ def queue(
     after: Cursor = 0,
     searches_after: Cursor = 0,
     ucc_after: Cursor = 0,
+    entries_after: Cursor = 0,
 ) -> Template:
     """A probe's endorsements by its id, library approvals awaiting a decision, search requests
     awaiting approval (from the services' paged lists)."""
@@ -159,6 +168,7 @@ def queue(
     requests = searches.list(principal.user_id, after=searches_after, limit=50)
     open_requests = [r for r in requests.items if r.status == "open"]
     additions = ucc.addition_requests(principal.user_id, after=ucc_after, limit=50)
+    entries = ucc.entries(principal.user_id, after=entries_after, limit=50)
     return page(
         request,
         "queues/index.html",
@@ -174,6 +184,9 @@ def queue(
         additions=list(additions.items),
         ucc_after=ucc_after,
         ucc_next_after=additions.next_after,
+        reviews_due=[e for e in entries.items if e.review_overdue],
+        entries_after=entries_after,
+        entries_next_after=entries.next_after,
         can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
         approvals_skipped=False,
     )
@@ -458,6 +471,9 @@ def _queue_with_errors(
         additions=[],
         ucc_after=0,
         ucc_next_after=None,
+        reviews_due=[],
+        entries_after=0,
+        entries_next_after=None,
         can_endorse=Role.APPROVING_OFFICER.value in principal.roles,
         approvals_skipped=True,
     )
@@ -632,6 +648,78 @@ def decide_ucc(
     return see_other(f"{UCC_PATH}?{urlencode({'probe': str(probe_id), 'done': decision})}")
 
 
+def _ucc_entry_page(
+    request: Request[Any, Any, Any],
+    principal: Principal,
+    ucc: UccEntries,
+    probe_id: UUID,
+    *,
+    status: int = 200,
+    errors: dict[str, str] | None = None,
+    values: dict[str, str] | None = None,
+    done: str = "",
+) -> Template:
+    entry = ucc.get(principal.user_id, probe_id)
+    if entry is None:
+        raise NotFoundException(f"probe {probe_id} was never in the cache")
+    return page(
+        request,
+        "queues/ucc_entry.html",
+        title=f"Cache entry of probe {probe_id}",
+        status=status,
+        entry=entry,
+        outcomes=UCC_REVIEW_OUTCOMES,
+        errors=errors or {},
+        values=values or {},
+        done=UCC_REVIEW_OUTCOMES.get(done, "").partition(":")[0],
+        can_review=bool({r.value for r in UCC_REVIEWERS.roles} & set(principal.roles)),
+    )
+
+
+@get("/queues/ucc-entry", summary="A cache entry and its review", sync_to_thread=True, **QUEUE)
+def ucc_entry(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    ucc: NamedDependency[UccEntries],
+    *,
+    probe: Query = "",
+    done: Query = "",
+) -> Template:
+    """The entry (U-01..U-04): when added, by whom approved, its tier and review date, the review."""
+    errors = FormErrors()
+    probe_id = _probe_id(probe, errors)
+    if errors or probe_id is None:
+        return _queue_with_errors(request, principal, errors, {"probe": probe})
+    return _ucc_entry_page(request, principal, ucc, probe_id, done=done)
+
+
+@post("/queues/ucc-entry", summary="Review a cache entry", sync_to_thread=True, **REVIEW_UCC)
+def review_ucc_entry(
+    request: Request[Any, Any, Any],
+    principal: NamedDependency[Principal],
+    ucc: NamedDependency[UccEntries],
+    data: FormData,
+) -> Template | Redirect:
+    """As ``POST /ucc/entries/{probe_id}/reviews`` (U-03): stop removes the entry (U-04)."""
+    errors = FormErrors()
+    probe_id = _probe_id(data.get("probe", ""), errors)
+    if probe_id is None:
+        return _queue_with_errors(request, principal, errors, {"probe": data.get("probe", "")})
+    outcome = None
+    if data.get("outcome") in UCC_REVIEW_OUTCOMES:
+        outcome = ReviewOutcome(data["outcome"])
+    else:
+        errors.add("ucc-outcome-continue", "Choose to continue or stop.")
+    reason = text(data.get("reason"), "ucc-review-reason", errors, label="why")
+    if errors or outcome is None:
+        values = {"outcome": data.get("outcome", ""), "ucc-review-reason": data.get("reason", "")}
+        return _ucc_entry_page(
+            request, principal, ucc, probe_id, status=400, errors=errors.by_field, values=values
+        )
+    ucc.review(principal.user_id, probe_id, outcome, reason)
+    return see_other(f"{UCC_ENTRY_PATH}?{urlencode({'probe': str(probe_id), 'done': outcome.value})}")
+
+
 ROUTES = [
     Router(
         path="/",
@@ -645,6 +733,8 @@ ROUTES = [
             decide_search,
             ucc_request,
             decide_ucc,
+            ucc_entry,
+            review_ucc_entry,
         ],
         dependencies={
             "endorsements": use_case(_endorsements),
