@@ -56,7 +56,7 @@ from rfr.infrastructure.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 ALGORITHMS = ("dlib", "sface")
 SPINNING = {"on": "1", "off": "0"}
-SECTION_TITLE = "## Face stages and onnxruntime spinning"
+SECTION_TITLE = "## Face stages of both algorithms, and onnxruntime spinning (issue 11)"
 PIPELINE_TARGET_MS = 60.0  # issue 11: SFace's full pipeline per 640 px image on 2 cores
 
 
@@ -363,9 +363,9 @@ def replace_section(text: str, section: str) -> str:
     if start is None:
         return text.rstrip("\n") + "\n\n" + section
     end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-    # Notes written by hand under the table (after a line "Notes on this run") are kept.
+    # Notes written by hand under the tables (from a line beginning "Notes") are kept.
     body = "".join(lines[start:end])
-    marker = "\nNotes on this run"
+    marker = "\nNotes"
     kept = body[body.index(marker):] if marker in body else ""
     replaced = section.rstrip("\n") + "\n" + kept
     separator = "\n" if end < len(lines) else ""

@@ -11,14 +11,14 @@ import onnxruntime as ort
 # Whether onnxruntime's worker threads spin (busy-wait) for the next piece of work instead of
 # sleeping ("session.intra_op.allow_spinning"; onnxruntime's own default is to spin). Off, from
 # bench/face_stages.py (ADR 0022, docs/benchmarks.md "Face stages"): every session has its own
-# threads, and a request runs several sessions one after the other (YuNet then SFace; MMOD then
-# the ResNet), and the threads of the session that has just finished, spinning, likely hold a core
-# the next one needs. In four runs on 2 cores, SFace's whole pipeline took 29 to 48 ms a 640 px image without
-# spinning and 67 to 131 ms with it, and every pattern of requests (back to back, 200 ms apart,
-# two at once) cost 1.1 to 3.4 times the CPU spinning.
+# threads, a request runs several sessions one after the other (YuNet then SFace; MMOD then the
+# ResNet), and the threads of the session that has just finished, spinning, likely hold a core the
+# next one needs. In five runs on 2 cores, SFace's whole pipeline took 29 to 48 ms a 640 px image
+# without spinning and 67 to 131 ms with it, and every pattern of requests (back to back, 200 ms
+# apart, two at once) cost 1.1 to 3.4 times the CPU spinning.
 SPINNING_DEFAULT = False
 # RFR_ORT_SPINNING=1 turns spinning back on, for a machine where one session runs back to back with
-# cores to spare (a detector or a batch-1 embedding alone was up to 32% faster spinning there).
+# cores to spare (one stage alone, dlib's ResNet, was up to 1.8 times as fast spinning).
 SPINNING_VARIABLE = "RFR_ORT_SPINNING"
 
 
