@@ -49,6 +49,20 @@ def text(value: str | None, field: str, errors: FormErrors, *, required: bool = 
     return cleaned
 
 
+def typed_id(value: str | None, field: str, errors: FormErrors, *, label: str) -> UUID | None:
+    """The id of a record the user typed (``label``: "probe", "approval", ...); an error naming
+    the field when it is empty or not an id. (``record_id`` below also takes a user id.)"""
+    cleaned = (value or "").strip()
+    if not cleaned:
+        errors.add(field, f"Enter the {label}'s id.")
+        return None
+    try:
+        return UUID(cleaned)
+    except ValueError:
+        errors.add(field, f"A {label} id looks like 5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88.")
+        return None
+
+
 def moment(
     value: str | None, field: str, errors: FormErrors, *, to_end_of_second: bool = False
 ) -> datetime | None:

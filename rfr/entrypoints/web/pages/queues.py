@@ -59,7 +59,7 @@ from rfr.domain.rules_probe import EndorsementKind
 from rfr.domain.search_terms import SearchPurpose
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, use_case
-from rfr.entrypoints.web.forms import FormData, FormErrors, text
+from rfr.entrypoints.web.forms import FormData, FormErrors, text, typed_id
 from rfr.entrypoints.web.layout import page, see_other
 from rfr.entrypoints.web.navigation import NavLink
 from rfr.entrypoints.web.security import WEB_PATH
@@ -204,15 +204,7 @@ def _endorsements_awaited(view: SearchView) -> list[str]:
 
 
 def _probe_id(value: str, errors: FormErrors) -> UUID | None:
-    cleaned = (value or "").strip()
-    if not cleaned:
-        errors.add("probe", "Enter the probe's id.")
-        return None
-    try:
-        return UUID(cleaned)
-    except ValueError:
-        errors.add("probe", "A probe id looks like 5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88.")
-        return None
+    return typed_id(value, "probe", errors, label="probe")
 
 
 def _endorsement_page(
@@ -295,15 +287,7 @@ def endorse(
 
 
 def _approval_id(value: str, errors: FormErrors) -> UUID | None:
-    cleaned = (value or "").strip()
-    if not cleaned:
-        errors.add("approval", "Enter the approval's id.")
-        return None
-    try:
-        return UUID(cleaned)
-    except ValueError:
-        errors.add("approval", "An approval id looks like 0b0d5d52-4e2b-4c1f-9a5e-9a3c1e0f7a11.")
-        return None
+    return typed_id(value, "approval", errors, label="approval")
 
 
 def _approval_page(
@@ -480,15 +464,7 @@ def _queue_with_errors(
 
 
 def _request_id(value: str, errors: FormErrors) -> UUID | None:
-    cleaned = (value or "").strip()
-    if not cleaned:
-        errors.add("search", "Enter the search request's id.")
-        return None
-    try:
-        return UUID(cleaned)
-    except ValueError:
-        errors.add("search", "A search request id looks like 5f0c2a1e-8d4b-4f7a-9a61-3b2d1c0e9f88.")
-        return None
+    return typed_id(value, "search", errors, label="search request")
 
 
 def _search_page(
