@@ -1,4 +1,8 @@
-"""A person's access to the system (A-05): registered, granted roles, trained, disabled."""
+"""A person's access to the system (A-05): registered, granted roles, trained, disabled.
+
+A user may have an e-mail address, where scheduled usage reports for them are sent (A-04);
+it is set by an administrator like the rest of their record (ADR 0024).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,20 @@ from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.rules_access import authorised, stated
 
 _USERS = uuid5(NAMESPACE_URL, "urn:rfr:users")
+
+MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path
+
+
+def email_acceptable(email: str) -> Decision:
+    """A-05: one mailbox, local@domain, nothing that could end a mail header (no line breaks,
+    spaces, commas or angle brackets), within RFC 5321's length."""
+    local, at, domain = email.rpartition("@")
+    plain = not any(c.isspace() or c in ',;<>"()[]\\' or ord(c) < 32 for c in email)
+    return Decision.check(
+        bool(at) and bool(local) and "." in domain.strip(".") and plain and len(email) <= MAX_EMAIL_LENGTH,
+        "A-05",
+        "give one e-mail address, like name@force.police.uk",
+    )
 
 
 def _administrator(actor: Actor, subject_id: str) -> Decision:
@@ -47,6 +65,7 @@ class User(GovernedAggregate):
             agg.trained = False
             agg.disabled = False
             agg.last_activity = self.timestamp
+            agg.email = None
 
     class RoleGranted(GovernedAggregate.Event):
         role: str
@@ -72,6 +91,12 @@ class User(GovernedAggregate):
 
         def apply(self, agg: User) -> None:
             agg.teams = set(self.teams)
+
+    class EmailSet(GovernedAggregate.Event):
+        email: str | None
+
+        def apply(self, agg: User) -> None:
+            agg.email = self.email
 
     class TrainingRecorded(GovernedAggregate.Event):
         trained: bool
@@ -172,6 +197,19 @@ class User(GovernedAggregate):
     def set_teams(self, actor: Actor, at: datetime, teams: Iterable[str], reason: str) -> None:
         self._admin("set teams", actor, at, reason)
         self._record(self.TeamsSet, actor, at, reason, teams=sorted(teams))
+
+    def set_email(self, actor: Actor, at: datetime, email: str | None, reason: str) -> None:
+        """Where this user's scheduled reports are sent; None removes the address."""
+        address = email.strip() if email is not None else None
+        self._admin(
+            "set e-mail address",
+            actor,
+            at,
+            reason,
+            email_acceptable(address) if address is not None else Decision.allow("A-05"),
+            Decision.check(address != self.email, "A-05", "the address is already that"),
+        )
+        self._record(self.EmailSet, actor, at, reason, email=address)
 
     def record_training(self, actor: Actor, at: datetime, trained: bool, reason: str) -> None:
         self._admin("record training", actor, at, reason)

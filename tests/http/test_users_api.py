@@ -110,3 +110,25 @@ def test_only_the_sro_changes_policy_settings_and_every_change_is_kept(live_serv
     assert unknown.status_code == 400 and unknown.json()["errors"][0]["field"] == "config.no_such_value"
     assert unknown.json()["errors"][0]["message"] == "not a name this object takes"
     assert analyst.client.put("/policy/settings", json={"config": {}, "reason": "x"}).status_code == 403
+
+
+def test_A05_an_administrator_sets_where_a_users_reports_go_and_a_header_breaking_address_is_refused(
+    live_server,
+):
+    """A-05/A-04: a user's e-mail address (where scheduled reports go) is set by an administrator,
+    recorded, and only a single plain address is taken: nothing that could add a mail header."""
+    admin = live_server.admin.client
+    other = live_server.user([Role.ADMINISTRATOR.value])
+    path = f"/users/{other.user_id}/email"
+    assert admin.get(f"/users/{other.user_id}").json()["email"] is None
+    set_ = admin.put(path, json={"email": "reports@force.example", "reason": "for the monthly report"})
+    assert set_.status_code == 200 and set_.json()["email"] == "reports@force.example"
+    for hostile in ("a@b.example\r\nBcc: eve@evil.example", "a@b.example, eve@evil.example", "nobody"):
+        refused = admin.put(path, json={"email": hostile, "reason": "x"})
+        assert refused.status_code == 403 and refused.json()["rule_ids"] == ["A-05"], hostile
+    assert admin.get(f"/users/{other.user_id}").json()["email"] == "reports@force.example"
+    # Nobody sets their own: the address decides where usage reports about them go.
+    own = other.client.put(path, json={"email": "me@elsewhere.example", "reason": "mine"})
+    assert own.status_code == 403
+    cleared = admin.put(path, json={"email": None, "reason": "left the office"})
+    assert cleared.json()["email"] is None

@@ -31,6 +31,7 @@ class UserView:
         rank: The police rank (``sergeant`` to ``chief_superintendent``) or the rank a staff grade
             maps to, or null if none is recorded.
         teams: The teams the user belongs to; library approvals can grant access by team.
+        email: Where scheduled usage reports for the user are sent (A-04), or null.
         trained: Whether the user's RFR training is recorded: untrained users are refused
             every governed action (A-05).
         disabled: Whether the account is disabled: a disabled user is refused everything.
@@ -44,6 +45,7 @@ class UserView:
     roles: tuple[str, ...]
     rank: str | None
     teams: tuple[str, ...]
+    email: str | None
     trained: bool
     disabled: bool
     last_activity: datetime
@@ -58,6 +60,7 @@ class UserView:
             roles=tuple(sorted(r.value for r in user.roles)),
             rank=user.rank.name.lower() if user.rank is not None else None,
             teams=tuple(sorted(user.teams)),
+            email=user.email,
             trained=user.trained,
             disabled=user.disabled,
             last_activity=user.last_activity,
@@ -124,6 +127,11 @@ class UserAdministration(UseCase):
         teams = tuple(teams)
         return self._on(
             acting_user, "set teams", user_id, lambda u, a: u.set_teams(a.actor, a.at, teams, reason)
+        )
+
+    def set_email(self, acting_user: str, user_id: str, email: str | None, reason: str) -> UserView:
+        return self._on(
+            acting_user, "set e-mail address", user_id, lambda u, a: u.set_email(a.actor, a.at, email, reason)
         )
 
     def record_training(self, acting_user: str, user_id: str, trained: bool, reason: str) -> UserView:

@@ -86,6 +86,18 @@ class TeamsChange(msgspec.Struct, forbid_unknown_fields=True):
     reason: Text
 
 
+class EmailChange(msgspec.Struct, forbid_unknown_fields=True):
+    """Where the user's scheduled usage reports are sent (A-04).
+
+    Attributes:
+        email: One address, like ``name@force.police.uk``; null removes it.
+        reason: Why, in the administrator's words; recorded with the change.
+    """
+
+    email: Annotated[str, msgspec.Meta(min_length=3, max_length=254)] | None
+    reason: Text
+
+
 class TrainingChange(msgspec.Struct, forbid_unknown_fields=True):
     """Whether the user has completed RFR training (A-05).
 
@@ -232,6 +244,18 @@ def set_teams(
     return users.set_teams(principal.user_id, user_id, data.teams, data.reason)
 
 
+@put(
+    "/users/{user_id:str}/email", summary="Set a user's e-mail address", sync_to_thread=True, **allow(*ADMIN)
+)
+def set_email(
+    principal: NamedDependency[Principal],
+    users: NamedDependency[UserAdministration],
+    user_id: UserId,
+    data: JSONBody[EmailChange],
+) -> UserView:
+    return users.set_email(principal.user_id, user_id, data.email, data.reason)
+
+
 @put("/users/{user_id:str}/training", summary="Record training (A-05)", sync_to_thread=True, **allow(*ADMIN))
 def record_training(
     principal: NamedDependency[Principal],
@@ -275,6 +299,7 @@ ROUTES = [
             revoke_role,
             set_rank,
             set_teams,
+            set_email,
             record_training,
             disable_user,
             enable_user,
