@@ -67,6 +67,10 @@ class PolicyConfig:
     )
     # L-12, R-01..R-04, U-04: deletion deadline once data must go.
     deletion_within_days: int = 31
+    # R-03a, project default for the force to confirm: the catalogue deletes a probe only from
+    # its search or its removal from the cache (U-04), so a probe submitted and
+    # never searched would be kept for ever; it goes this many days after its submission.
+    never_searched_probe_days: int = 31
     # days without activity before a user is flagged for removal.
     inactivity_days: int = 90
     staff_grade_equivalents: dict[str, Rank] = attrs.field(

@@ -43,7 +43,7 @@ from rfr.domain.offences import CrimeTier, tier_of
 from rfr.domain.people import OPERATIONAL_ROLES, Actor, Rank, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
-from rfr.domain.retention import deletion_deadline
+from rfr.domain.retention import deletion_deadline, never_searched_deadline
 from rfr.domain.rules_access import authorised, different_person, inspector_or_above, stated
 from rfr.domain.rules_probe import (
     EndorsementKind,
@@ -789,7 +789,10 @@ class ProbeImage(LegallyHoldable):
         return self.ucc is not None and self.ucc.removed_at is None and t > self.ucc.review_due
 
     def deletion_due(self, config: PolicyConfig, searches: Sequence[ProbeSearch] = ()) -> datetime | None:
-        """R-02/R-03/U-04: when the probe must be gone, if it must; never while held (R-04)."""
+        """R-02/R-03/R-03a/U-04: when the probe must be gone, if it must; never while held (R-04).
+
+        ``searches`` are every search request opened on the probe: without them a probe reads
+        as never searched (R-03a)."""
         if self.legal_hold is not None:
             return None
         return self.deletion_due_ignoring_hold(config, searches)
@@ -803,7 +806,10 @@ class ProbeImage(LegallyHoldable):
         if self.ucc is not None:
             return self.ucc.deletion_due if self.ucc.removed_at is not None else None
         searched = [s.last_searched_at for s in searches if s.probe_id == str(self.id) and s.last_searched_at]
-        return deletion_deadline(max(searched), config) if searched else None
+        if searched:
+            return deletion_deadline(max(searched), config)
+        # R-03a: never searched (a request opened but not run counts as no search).
+        return never_searched_deadline(self.submitted_at, config)
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Retention and deletion deadlines (R-01, L-12, U-04). Pure functions."""
+"""Retention and deletion deadlines (R-01, R-03a, L-12, U-04). Pure functions."""
 
 from __future__ import annotations
 
@@ -43,3 +43,21 @@ def may_enrol(
 def deletion_deadline(at: datetime, config: PolicyConfig) -> datetime:
     """Data that must go is deleted within 31 days (configurable) of the moment it had to go."""
     return at + timedelta(days=config.deletion_within_days)
+
+
+# R-03a is a project rule, not one of the catalogue's (POLICY_RULES.md has no rule for a probe
+# that is never searched). R-02 and R-03 run from a probe's search and U-04 from its removal
+# from the cache, so without it a probe submitted and never searched would be kept for ever.
+# It extends R-03 (no viable match, not in the cache) to the probe that has no search at all;
+# the period is ``PolicyConfig.never_searched_probe_days``, a default for the force to confirm.
+NEVER_SEARCHED = "R-03a"
+
+
+def never_searched_deadline(submitted_at: datetime, config: PolicyConfig) -> datetime:
+    """R-03a: a probe never searched goes this long after its submission (its wait for a search)."""
+    return submitted_at + timedelta(days=config.never_searched_probe_days)
+
+
+def never_searched_cut_off(at: datetime, config: PolicyConfig) -> datetime:
+    """R-03a: probes never searched and submitted at or before this are due at ``at``."""
+    return at - timedelta(days=config.never_searched_probe_days)

@@ -1,4 +1,4 @@
-"""What the retention sweep must delete, when, and in whose name (R-01..R-04, L-12, U-04).
+"""What the retention sweep must delete, when, and in whose name (R-01..R-04, R-03a, L-12, U-04).
 
 The sweep is run by the worker, not by a person, and its events name ``RETENTION_WORKER``.
 Its authority is the retention policy itself (section 7, with the deletion window of the
@@ -17,6 +17,9 @@ When things go:
   date the probe is still in use: candidates to adjudicate, a match report, a decision to
   put it in the Unresolved Crime Cache or to re-add a removed entry. The lead time keeps the
   deletion inside the window when a round runs late.
+- A probe never searched (R-03a, a project rule: see ``rfr.domain.retention``) goes on the
+  first round once its period after submission has passed, not before: the period is the
+  time it may wait for its search, so no lead time shortens it.
 
 A legal hold (R-04) suspends deletion, never the removal from searching; what it holds is
 reported, with the hold's kind and reason, on every round until the hold is lifted.
@@ -36,6 +39,7 @@ from rfr.domain.people import Actor, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage, ProbeSearch
 from rfr.domain.reference_library import ReferenceLibrary
+from rfr.domain.retention import NEVER_SEARCHED
 
 RETENTION_WORKER = Actor("rfr:retention-worker", {Role.ADMINISTRATOR})
 
@@ -120,10 +124,13 @@ def library_due(
 
 
 def probe_rule(probe: ProbeImage, searches: Sequence[ProbeSearch]) -> str:
-    """Which rule deletes the probe: U-04 after a cache removal, R-02 after a viable match, else R-03."""
+    """Which rule deletes the probe: U-04 after a cache removal, R-02 after a viable match,
+    R-03a when it was never searched, else R-03."""
     if probe.ucc is not None and probe.ucc.removed_at is not None:
         return "U-04"
     mine = [s for s in searches if s.probe_id == str(probe.id)]
+    if not any(s.last_searched_at for s in mine):
+        return NEVER_SEARCHED
     return "R-02" if any(s.has_viable_match for s in mine) else "R-03"
 
 
@@ -134,8 +141,12 @@ def probe_due(
     config: PolicyConfig,
     lead_time: timedelta = DEFAULT_LEAD_TIME,
 ) -> ProbeDue | None:
-    """The probe's deletion if it falls due by ``at + lead_time``, held or not; else None."""
+    """The probe's deletion if it falls due by ``at + lead_time`` (by ``at`` under R-03a),
+    held or not; else None."""
     due = probe.deletion_due_ignoring_hold(config, searches)
-    if due is None or at < due - lead_time:
+    if due is None:
         return None
-    return ProbeDue(probe_rule(probe, searches), due, probe.legal_hold)
+    rule_id = probe_rule(probe, searches)
+    if at < due - (timedelta(0) if rule_id == NEVER_SEARCHED else lead_time):
+        return None
+    return ProbeDue(rule_id, due, probe.legal_hold)

@@ -23,7 +23,9 @@ def _purged_event(history: History, probe_id: str) -> ProbeImage.Purged:
     return event
 
 
-def test_R02_R03_probes_go_by_31_days_after_their_last_search_and_probes_still_in_use_stay(history: History):
+def test_R02_R03_R03a_probes_go_by_31_days_after_their_last_search_and_probes_still_in_use_stay(
+    history: History,
+):
     library = history.library("custody", ["adam_sandler", "bill_simon", "carlos_moya"])
     matched, request = history.searched_probe("adam_sandler", library)
     history.adjudicate_top(request, viable=True)
@@ -58,9 +60,10 @@ def test_R02_R03_probes_go_by_31_days_after_their_last_search_and_probes_still_i
     again = history.sweep()
     assert (dict(again.deleted), again.failed) == ({}, ())
     history.advance(days=21)  # 51 days: the later search's window has closed
-    assert dict(history.sweep().deleted) == {"R-03": 1}
-    assert not history.probe_stored(searched_later)
-    assert history.probe_stored(cached) and history.probe_stored(never_searched)
+    # R-03a: the probe never searched has waited its 31 days after submission for a search.
+    assert dict(history.sweep().deleted) == {"R-03": 1, "R-03a": 1}
+    assert not history.probe_stored(searched_later) and not history.probe_stored(never_searched)
+    assert history.probe_stored(cached)
 
 
 def test_U04_R04_a_removed_cache_entry_goes_within_31_days_and_a_held_probe_is_reported_not_deleted(

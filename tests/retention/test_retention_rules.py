@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import domain_builders as b
 import pytest
 
 from rfr.domain.forms import LegalHold
+from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.retention_sweep import (
     DEFAULT_LEAD_TIME,
     RETENTION_WORKER,
@@ -96,9 +98,7 @@ def test_R03_R04_a_probe_is_due_a_lead_time_before_31_days_after_its_last_search
     assert probe_due(probe, [request], deadline, b.CONFIG, lead_time=timedelta(0)).due == deadline
 
 
-def test_R02_U04_which_rule_deletes_a_probe_and_none_while_it_is_cached_or_never_searched():
-    never = b.ready_probe()
-    assert probe_due(never, [], b.at(400), b.CONFIG) is None
+def test_R02_U04_which_rule_deletes_a_probe_and_none_while_it_is_cached():
 
     probe, request = _searched()
     request.adjudicate(
@@ -124,3 +124,33 @@ def test_R02_U04_which_rule_deletes_a_probe_and_none_while_it_is_cached_or_never
     due = probe_due(cached, [unmatched], b.at(130), b.CONFIG)
     assert (due.rule_id, due.due) == ("U-04", b.at(131))
     assert cached.deletion_due(b.CONFIG, [unmatched]) == due.due
+
+
+@pytest.mark.parametrize("held", [False, True])
+def test_R03a_R04_a_never_searched_probe_is_due_its_period_after_submission_not_a_moment_before(held):
+    """R-03a: with no search, the probe goes the configured period after its submission; no lead
+    time shortens that wait. A request opened but not run is no search. R-04: a hold is reported."""
+    probe = b.ready_probe()  # submitted at T0
+    opened = b.open_request(probe, b.searchable_library())  # never run
+    if held:
+        probe.place_legal_hold(b.OP_LEAD, b.T0, HOLD)
+    end = b.at(PolicyConfig().never_searched_probe_days)
+    assert end == b.at(31)  # the default
+    assert probe_due(probe, [opened], end - timedelta(seconds=1), b.CONFIG) is None
+    due = probe_due(probe, [opened], end, b.CONFIG)
+    assert (due.rule_id, due.due, due.hold) == ("R-03a", end, HOLD if held else None)
+    assert probe.deletion_due(b.CONFIG, [opened]) == (None if held else end)
+
+
+def test_R03a_the_never_searched_period_is_the_policy_config_s():
+    probe = b.ready_probe()
+    config = attrs.evolve(b.CONFIG, never_searched_probe_days=90)
+    assert probe_due(probe, [], b.at(89), config) is None
+    assert probe_due(probe, [], b.at(90), config).rule_id == "R-03a"
+    assert probe_due(probe, [], b.at(31), b.CONFIG).rule_id == "R-03a"
+
+
+def test_R03_R03a_a_search_ends_the_wait_and_starts_the_31_days_of_R03():
+    probe, request = _searched(days=30)  # submitted at T0, searched on day 30
+    assert probe_due(probe, [request], b.at(31), b.CONFIG) is None
+    assert probe_due(probe, [request], b.at(61) - DEFAULT_LEAD_TIME, b.CONFIG).rule_id == "R-03"

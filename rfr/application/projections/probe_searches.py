@@ -8,6 +8,8 @@ find the probes that may be due, without reading every request opening or every 
 - ``rfr_probe_deletion``: one row per probe not purged: its last search, whether it is in the
   Unresolved Crime Cache, and the deletion date a removal from the cache set (U-04). The sweep
   reads the probes searched before a cut-off or whose removal date has come, through indexes.
+- ``rfr_probe_unsearched``: one row per probe submitted and not yet searched, not purged, with
+  when it was submitted: the sweep reads those submitted before the R-03a cut-off.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from rfr.domain.search_request import SearchRequest
 
 SEARCHES = "rfr_probe_searches"
 DELETION = "rfr_probe_deletion"
+UNSEARCHED = "rfr_probe_unsearched"
 
 
 class ProbeSearchesProjection:
     name = "probe_searches"
-    version = 1
-    tables = (SEARCHES, DELETION)
+    # 2: the probes never searched (R-03a).
+    version = 2
+    tables = (SEARCHES, DELETION, UNSEARCHED)
     ddl = (
         f"CREATE TABLE IF NOT EXISTS {SEARCHES} ("
         "request_id TEXT PRIMARY KEY, probe_id TEXT NOT NULL, opened_at TEXT NOT NULL, "
@@ -42,6 +46,8 @@ class ProbeSearchesProjection:
         f"CREATE INDEX IF NOT EXISTS {DELETION}_searched ON {DELETION} (last_searched_at) WHERE in_ucc = 0",
         f"CREATE INDEX IF NOT EXISTS {DELETION}_removed ON {DELETION} (ucc_deletion_due)",
         f"CREATE INDEX IF NOT EXISTS {DELETION}_in_ucc ON {DELETION} (probe_id) WHERE in_ucc = 1",
+        f"CREATE TABLE IF NOT EXISTS {UNSEARCHED} (probe_id TEXT PRIMARY KEY, submitted_at TEXT NOT NULL)",
+        f"CREATE INDEX IF NOT EXISTS {UNSEARCHED}_submitted ON {UNSEARCHED} (submitted_at)",
     )
 
     def statements(self, event: DomainEventProtocol[Any]) -> list[Statement]:
@@ -50,7 +56,10 @@ class ProbeSearchesProjection:
         probe = str(event.originator_id)
         match event:
             case ProbeImage.Submitted():
-                return [(f"INSERT INTO {DELETION} (probe_id, in_ucc) VALUES (?, 0)", (probe,))]
+                return [
+                    (f"INSERT INTO {DELETION} (probe_id, in_ucc) VALUES (?, 0)", (probe,)),
+                    (f"INSERT INTO {UNSEARCHED} (probe_id, submitted_at) VALUES (?, ?)", (probe, _at(event))),
+                ]
             case ProbeImage.AddedToUcc():
                 return [
                     (
@@ -62,7 +71,10 @@ class ProbeSearchesProjection:
                 due = event.deletion_due.astimezone(UTC).isoformat()
                 return [(f"UPDATE {DELETION} SET ucc_deletion_due = ? WHERE probe_id = ?", (due, probe))]
             case ProbeImage.Purged():
-                return [(f"DELETE FROM {DELETION} WHERE probe_id = ?", (probe,))]
+                return [
+                    (f"DELETE FROM {DELETION} WHERE probe_id = ?", (probe,)),
+                    (f"DELETE FROM {UNSEARCHED} WHERE probe_id = ?", (probe,)),
+                ]
             case SearchRequest.Opened():
                 return [
                     (
@@ -83,6 +95,11 @@ class ProbeSearchesProjection:
                         f"UPDATE {DELETION} SET last_searched_at = ? "
                         f"WHERE probe_id = (SELECT probe_id FROM {SEARCHES} WHERE request_id = ?)",
                         (at, request),
+                    ),
+                    (
+                        f"DELETE FROM {UNSEARCHED} "
+                        f"WHERE probe_id = (SELECT probe_id FROM {SEARCHES} WHERE request_id = ?)",
+                        (request,),
                     ),
                 ]
             case SearchRequest.CandidateAdjudicated() if event.viable:
@@ -152,6 +169,15 @@ class ProbeSearches:
             f"SELECT probe_id FROM {DELETION} WHERE in_ucc = 0 AND last_searched_at <= ? "
             f"UNION SELECT probe_id FROM {DELETION} WHERE ucc_deletion_due <= ?",
             (searched_before.astimezone(UTC).isoformat(), removed_due_by.astimezone(UTC).isoformat()),
+        )
+        return sorted(r[0] for r in rows)
+
+    def unsearched_by(self, submitted_by: datetime) -> list[str]:
+        """Probes not purged, never searched, and submitted at or before ``submitted_by``: the
+        only ones R-03a can make due; the domain decides which are."""
+        rows = self._store.query(
+            f"SELECT probe_id FROM {UNSEARCHED} WHERE submitted_at <= ?",
+            (submitted_by.astimezone(UTC).isoformat(),),
         )
         return sorted(r[0] for r in rows)
 

@@ -1,4 +1,4 @@
-"""The retention sweep: deleting on schedule what the policy says must go (R-01..R-05, L-12, U-04).
+"""The retention sweep: deleting on schedule what the policy says must go (R-01..R-05, R-03a, L-12, U-04).
 
 ``RetentionSweep.run()`` is one round. It acts as ``RETENTION_WORKER`` (see
 ``rfr.domain.retention_sweep`` for that actor's authority and for when each thing is due):
@@ -8,8 +8,8 @@
    then the images due (R-01, or all of them under L-12) are erased through the
    ``BiometricErasure`` service: image, face analyses, templates, index entries, and an
    ``ImagesPurged`` event that keeps the fact, never the data (R-05);
-3. per probe not yet deleted: if its deletion falls due (R-02, R-03, U-04), it is erased
-   the same way and ``Purged`` recorded.
+3. per probe not yet deleted: if its deletion falls due (R-02, R-03, U-04, or R-03a when it was
+   never searched), it is erased the same way and ``Purged`` recorded, its reason naming the rule.
 
 Anything under a legal hold (R-04) is reported as held instead of deleted. A failure on
 one item is reported and the round goes on; nothing about a failure is written, so the
@@ -46,7 +46,7 @@ from rfr.domain.people import Actor
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
-from rfr.domain.retention import deletion_deadline
+from rfr.domain.retention import NEVER_SEARCHED, deletion_deadline, never_searched_cut_off
 from rfr.domain.retention_sweep import (
     DEFAULT_LEAD_TIME,
     RETENTION_WORKER,
@@ -61,7 +61,7 @@ DEFAULT_BATCH_SIZE = 200
 
 # Library-image rules count images; probe rules count probes.
 IMAGE_RULES = ("R-01", "L-12")
-PROBE_RULES = ("R-02", "R-03", "U-04")
+PROBE_RULES = ("R-02", "R-03", NEVER_SEARCHED, "U-04")
 
 
 @attrs.frozen
@@ -202,11 +202,14 @@ class RetentionSweep(_ActsAsRetentionWorker):
         # indexes: a round costs what is (nearly) due, not every probe ever submitted.
         horizon = at + self.lead_time
         searched_before = horizon - (deletion_deadline(at, config) - at)
-        for probe_id in self.app.probe_searches.maybe_due(searched_before, horizon):
+        probes = self.app.probe_searches
+        maybe_due = set(probes.maybe_due(searched_before, horizon))
+        maybe_due |= set(probes.unsearched_by(never_searched_cut_off(at, config)))
+        for probe_id in sorted(maybe_due):
             try:
                 self._sweep_probe(UUID(probe_id), at, config, tally)
             except Exception as err:  # one probe's trouble never stops the round
-                tally.fail("probe", probe_id, "R-02/R-03/U-04", err)
+                tally.fail("probe", probe_id, "R-02/R-03/R-03a/U-04", err)
         return tally.summary(at)
 
     # -- approvals and libraries ----------------------------------------------------------------
@@ -309,6 +312,7 @@ _PROBE_REASONS = {
     "R-02": "R-02: a viable match was found; deleted by {due}",
     "R-03": "R-03: no viable match and not in the Unresolved Crime Cache; deleted by {due}",
     "U-04": "U-04: removed from the Unresolved Crime Cache; deleted by {due}",
+    NEVER_SEARCHED: NEVER_SEARCHED + ": never searched in the period after its submission, which ended {due}",
 }
 
 
