@@ -6,7 +6,8 @@ Its persistence comes from the environment it is given; entrypoints build that w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 from uuid import UUID
 
@@ -27,6 +28,11 @@ PROJECTIONS: tuple[Projection, ...] = (
 )
 
 A = TypeVar("A", bound=BaseAggregate[UUID])
+
+# Told the domain events of each save once they are stored (live metrics count them).
+SaveObserver = Callable[[Sequence[Any]], None]
+
+log = logging.getLogger(__name__)
 
 
 def _mutate_each(aggregate: Any, domain_events: Iterable[Any]) -> Any:
@@ -73,6 +79,7 @@ class RfrApplication(Application[UUID]):
         self.library_images = LibraryImages(self.recorder)
         self.probe_searches = ProbeSearches(self.recorder)
         self.usage_counts = UsageCounts(self.recorder)
+        self.observers: tuple[SaveObserver, ...] = ()
         if str(env.get("CREATE_TABLE", "yes")).lower() not in ("no", "n", "false", "0", "off"):
             # A store written before a projection (or another version of it) existed: built now.
             try:
@@ -124,6 +131,22 @@ class RfrApplication(Application[UUID]):
             return super().save(*objs, **{STATEMENTS_KEYWORD: statements, **kwargs})
         except IntegrityError as e:
             raise ConcurrentModification(attempted) from e
+
+    def observe(self, observer: SaveObserver) -> None:
+        """Tells ``observer`` the events of every save from now on, once stored (once, however
+        often it is asked: several ``Services`` may be built over one application)."""
+        if observer not in self.observers:
+            self.observers = (*self.observers, observer)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        # Called by the library only after the events are stored: an observer sees what landed.
+        # The save has succeeded whatever an observer does, so its failure is logged, not raised.
+        events = [recording.domain_event for recording in recordings]
+        for observer in self.observers:
+            try:
+                observer(events)
+            except Exception:
+                log.exception("an observer of saved events failed")
 
     @overload
     def get(self, aggregate_id: UUID) -> BaseAggregate[UUID]: ...

@@ -57,6 +57,7 @@ from rfr.application.services.usage_reports import ReportSchedules, ScheduledRep
 from rfr.application.services.users import UserAdministration
 from rfr.infrastructure.audit.trail import RecorderAuditTrail
 from rfr.infrastructure.custom_algorithms import CustomAlgorithm
+from rfr.infrastructure.metrics import count_stored_events
 from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings, positive_int_from_env
 
@@ -363,6 +364,8 @@ class Services:
             if application is not None
             else RfrApplication(env=application_env(settings, create_tables=create_tables))
         )
+        # Live metrics count what each save stored, in whichever process saved it (ADR 0024).
+        self.app.observe(count_stored_events)
         self.biometric_options = biometric_options
         self._build_biometrics = biometrics
         self._biometrics: Biometrics | None = None
