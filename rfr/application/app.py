@@ -16,6 +16,7 @@ from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, StoredEvent, Transcoding
 
 from rfr.application.projections import STATEMENTS_KEYWORD, Projection, ProjectionStore, Statement
+from rfr.application.projections.endorsement_queue import EndorsementQueue, EndorsementQueueProjection
 from rfr.application.projections.library_images import LibraryImages, LibraryImagesProjection
 from rfr.application.projections.probe_searches import ProbeSearches, ProbeSearchesProjection
 from rfr.application.projections.usage_counts import UsageCounts, UsageCountsProjection
@@ -25,6 +26,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     LibraryImagesProjection(),
     ProbeSearchesProjection(),
     UsageCountsProjection(),
+    EndorsementQueueProjection(),
 )
 
 A = TypeVar("A", bound=BaseAggregate[UUID])
@@ -42,6 +44,7 @@ def _mutate_each(aggregate: Any, domain_events: Iterable[Any]) -> Any:
     for domain_event in domain_events:
         aggregate = domain_event.mutate(aggregate)
     return aggregate
+
 
 __all__ = ["AggregateNotFoundError", "ConcurrentModification", "RfrApplication"]
 
@@ -80,6 +83,7 @@ class RfrApplication(Application[UUID]):
         self.probe_searches = ProbeSearches(self.recorder)
         self.usage_counts = UsageCounts(self.recorder)
         self.observers: tuple[SaveObserver, ...] = ()
+        self.endorsement_queue = EndorsementQueue(self.recorder)
         if str(env.get("CREATE_TABLE", "yes")).lower() not in ("no", "n", "false", "0", "off"):
             # A store written before a projection (or another version of it) existed: built now.
             try:

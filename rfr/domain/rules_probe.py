@@ -182,14 +182,28 @@ def required_endorsements(
     age: PerceivedAgeBand, vulnerability: VulnerabilityFlags, level: ImageLevel, config: PolicyConfig
 ) -> frozenset[EndorsementKind]:
     """Which Inspector endorsements the probe needs before it is searched (P-04, P-06, P-08)."""
+    needed = set(endorsements_whatever_the_level(age, vulnerability))
+    if high_level_endorsement_needed(level, config):
+        needed.add(EndorsementKind.HIGH_IMAGE_LEVEL)
+    return frozenset(needed)
+
+
+def endorsements_whatever_the_level(
+    age: PerceivedAgeBand, vulnerability: VulnerabilityFlags
+) -> frozenset[EndorsementKind]:
+    """The endorsements the person shown calls for (P-04, P-06), which no policy setting changes:
+    the endorsement queue's projection keeps them as the probe's events come."""
     needed = set()
     if not under_16_safeguards(age, None, endorsement_due=True).allowed:
         needed.add(EndorsementKind.UNDER_16)
     if vulnerability.any:
         needed.add(EndorsementKind.VULNERABILITY)
-    if level in config.inspector_approval_levels:
-        needed.add(EndorsementKind.HIGH_IMAGE_LEVEL)
     return frozenset(needed)
+
+
+def high_level_endorsement_needed(level: ImageLevel, config: PolicyConfig) -> bool:
+    """P-08: an image at a level the policy config reserves for an Inspector's approval."""
+    return level in config.inspector_approval_levels
 
 
 def ucc_addition_allowed(

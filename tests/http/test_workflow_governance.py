@@ -119,6 +119,8 @@ def test_P04_a_subject_aged_13_to_15_needs_an_inspectors_endorsement(people, pho
     assert probe["missing_endorsements"] == ["P-04"] and not probe["ready_for_search"]
     governance = ok(people.analyst.client.get(f"/probes/{probe['probe_id']}/governance"))
     assert governance["required_endorsements"] == ["P-04"]
+    # The Inspector finds it in the queue of probes awaiting an endorsement.
+    assert probe["probe_id"] in _awaiting_endorsement(people)
     rationale = {"kind": "P-04", "rationale": "Serious burglary series; recordable"}
     endorsed = ok(
         people.inspector.client.post(f"/probes/{probe['probe_id']}/endorsements", json=rationale), 201
@@ -127,6 +129,19 @@ def test_P04_a_subject_aged_13_to_15_needs_an_inspectors_endorsement(people, pho
         endorsed["missing_endorsements"] == []
         and endorsed["endorsements"][0]["by"] == people.inspector.user_id
     )
+    assert probe["probe_id"] not in _awaiting_endorsement(people)
+
+
+def _awaiting_endorsement(people) -> dict[str, list[str]]:
+    """Every page of GET /probes/awaiting-endorsement, as probe id: missing endorsements."""
+    listed, after = {}, 0
+    while after is not None:
+        page = ok(
+            people.inspector.client.get("/probes/awaiting-endorsement", params={"after": after, "limit": 2})
+        )
+        listed.update({p["id"]: p["missing_endorsements"] for p in page["items"]})
+        after = page["next_after"]
+    return listed
 
 
 def test_P06_a_vulnerability_endorsement_needs_technical_advice_first(people, photo):

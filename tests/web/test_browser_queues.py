@@ -70,10 +70,16 @@ def test_P04_an_inspector_endorses_a_young_persons_probe_from_the_queue(
     expect(page.get_by_role("heading", name="1. Probe endorsements")).to_be_visible()
     page.screenshot(path=screenshots / "queue-inspector.png", full_page=True)
 
-    # The keyboard alone: the probe id field, then its button.
-    page.get_by_label("Probe id").fill(probe_id)
+    # The probe is listed (from the endorsement queue's projection) with what it misses; the
+    # keyboard alone opens it.
+    awaited = page.locator("#endorsements-awaited tbody tr").filter(
+        has=page.locator(f"a[href$='probe={probe_id}']")
+    )
+    expect(awaited).to_have_count(1)
+    expect(awaited.locator("td").nth(5)).to_have_text("P-04")
+    awaited.get_by_role("link", name="OP-WREN/2026/0007").focus()
     page.keyboard.press("Enter")
-    page.wait_for_url("**/app/queues/endorsement?probe=**")
+    page.wait_for_url(f"**/app/queues/endorsement?probe={probe_id}")
     facts = page.locator("dl.facts")
     expect(facts).to_contain_text("OP-WREN/2026/0007")
     expect(facts).to_contain_text(people.analyst.user_id)
@@ -95,6 +101,9 @@ def test_P04_an_inspector_endorses_a_young_persons_probe_from_the_queue(
     expect(page.locator("li[data-kind=P-04]")).to_contain_text("✓ Given")
     expect(page.get_by_role("button", name="Endorse under P-04")).to_have_count(0)
     page.screenshot(path=screenshots / "queue-endorsed.png", full_page=True)
+    # Off the queue once endorsed.
+    page.goto("/app/queues")
+    expect(page.locator(f"#endorsements-awaited a[href$='probe={probe_id}']")).to_have_count(0)
 
     # The API shows it endorsed, by this Inspector, with the rationale given in the browser.
     governance = ok(people.analyst.client.get(f"/probes/{probe_id}/governance"))

@@ -182,6 +182,14 @@ def record_refusal(
     )
 
 
+def check_page(after: int, limit: int) -> None:
+    """A listing's cursor and page size, refused (422 over HTTP) outside their bounds."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+    if after < 0:
+        raise ValueError("after must not be negative")
+
+
 def list_ids(
     app: RfrApplication, created: type[Aggregate.Event], *, after: int = 0, limit: int = 50
 ) -> tuple[list[UUID], int | None]:
@@ -189,10 +197,7 @@ def list_ids(
 
     Any event class works: the ids are those of the aggregates that recorded one, once per event.
     """
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
-    if after < 0:
-        raise ValueError("after must not be negative")
+    check_page(after, limit)
     notifications = app.recorder.select_notifications(
         start=after, limit=limit, topics=stored_topics(created), inclusive_of_start=False
     )

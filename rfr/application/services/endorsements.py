@@ -7,7 +7,7 @@ from uuid import UUID
 
 import attrs
 
-from rfr.application.services.base import Need, UseCase
+from rfr.application.services.base import Need, Page, UseCase, check_page
 from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
@@ -132,6 +132,18 @@ class ProbeEndorsements(UseCase):
             lambda a: probe.record_technical_advice(a.actor, a.at, advice),
         )
         return ProbeGovernanceView.of(probe, self.config())
+
+    def awaiting(self, acting_user: str, *, after: int = 0, limit: int = 50) -> Page[ProbeGovernanceView]:
+        """The probes missing an endorsement (P-04, P-06, P-08), oldest first: an approving
+        officer's queue. The projection finds them; each is shown as the domain decides it now."""
+        self._read(acting_user, "list probes awaiting endorsement", ENDORSEMENT_READERS, target="ProbeImage")
+        check_page(after, limit)
+        config = self.config()
+        ids, next_after = self.app.endorsement_queue.awaiting(
+            [int(level) for level in config.inspector_approval_levels], after=after, limit=limit
+        )
+        views = (ProbeGovernanceView.of(self.load(i, ProbeImage), config) for i in ids)
+        return Page(tuple(v for v in views if v.missing_endorsements), next_after)
 
     def get(self, acting_user: str, probe_id: UUID | str) -> ProbeGovernanceView:
         self._read(acting_user, "read probe governance", ENDORSEMENT_READERS, target=f"ProbeImage {probe_id}")

@@ -57,6 +57,20 @@ def when(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+# A perceived age band (``PerceivedAgeBand``) as people say it.
+AGE_BAND_NAMES = {
+    "under_13": "under 13",
+    "13_15": "13 to 15",
+    "16_17": "16 to 17",
+    "18_plus": "18 or over",
+    "unknown": "unknown (handled as under 16)",
+}
+
+
+def age_band(value: str) -> str:
+    return AGE_BAND_NAMES.get(value, value)
+
+
 def template_environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(TEMPLATES),
@@ -66,6 +80,7 @@ def template_environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["when"] = when
+    env.filters["age_band"] = age_band
     env.filters["role_names"] = role_names
     return env
 

@@ -6,7 +6,10 @@ as a JSON document: in OpenAPI the part is the object ``Form3Body``, which a for
 JSON rather than one form field per answer because Form 3 nests (pre-RFR checks, urgency, the
 8.3(g) case) and its lists (purposes, grounds) would otherwise need a convention of their own.
 The image is decoded before anything is recorded: a bad one is refused (413/415/422) and nothing
-is kept.
+is kept. The ``image`` part may instead be a short video (declared ``video/mp4``, ``video/webm``
+or ``video/x-msvideo``): over its limits (size, duration, frame size) it is refused with 413
+before a frame is decoded, another video type with 415, and its faces are offered one per
+person tracked across its frames (ADR 00VV).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from uuid import UUID
 
+import attrs
 import msgspec
 from litestar import Response, Router, get, post
 from litestar.datastructures import UploadFile
@@ -23,7 +27,7 @@ from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, PathParameter
 
-from rfr.application.errors import NoFaceInBox
+from rfr.application.errors import ImageRejected, NoFaceInBox
 from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
 from rfr.application.services.endorsements import (
@@ -32,6 +36,7 @@ from rfr.application.services.endorsements import (
     ProbeEndorsements,
     ProbeGovernanceView,
 )
+from rfr.application.services.probe_videos import submit_video
 from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, ProbeView
 from rfr.domain.forms import Form3
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
@@ -44,7 +49,9 @@ from rfr.entrypoints.http.context import HttpContext, use_case
 from rfr.entrypoints.http.problem_responses import IMAGE_WORK_BUSY, problem_spec
 from rfr.entrypoints.http.resources._workflow import (
     Choices,
+    Cursor,
     Name,
+    PageSize,
     Reason,
     Statement,
     UrgencyBody,
@@ -188,7 +195,13 @@ FORM3_EXAMPLE = {
 class ProbeUpload:
     """The probe image and its Form 3."""
 
-    image: Annotated[UploadFile, Body(description="the probe image: JPEG, PNG or WebP")]
+    image: Annotated[
+        UploadFile,
+        Body(
+            description="the probe image: JPEG, PNG or WebP; or a short video declared as "
+            "video/mp4, video/webm or video/x-msvideo (MP4, WebM or AVI)"
+        ),
+    ]
     form3: Annotated[
         str,
         Body(
@@ -298,8 +311,26 @@ def submit_probe(
     """The Form 3 is judged first (P-01..P-07, refusals recorded); faces are then detected and
     shown with their quality (P-10). No template is made until faces are selected (P-11)."""
     form = decode_json_part(data.form3, Form3Body, "form3")
+    declared = _declared_type(data.image)
+    if declared.startswith("video/"):
+        # A short video (ADR 00VV): its limits are checked before a frame is decoded (413).
+        if declared not in VIDEO_PART_TYPES:
+            raise ImageRejected(
+                f"image: {declared!r} is not an accepted video type (MP4, WebM or AVI)", "unsupported_type"
+            )
+        return submit_video(probes, principal.user_id, domain_value(Form3, form), data.image.file.read())
     image = image_bytes(data.image, "image")
     return probes.submit(principal.user_id, domain_value(Form3, form), image)
+
+
+# Declared part types of a short video probe; its bytes are sniffed and decoded regardless.
+VIDEO_PART_TYPES = frozenset({"video/mp4", "video/webm", "video/x-msvideo"})
+
+
+def _declared_type(upload: UploadFile) -> str:
+    """The type a file part declares, lower case without parameters; "" when it declares none."""
+    sent = {name.lower() for name in upload.headers}
+    return (upload.content_type or "").split(";")[0].strip().lower() if "content-type" in sent else ""
 
 
 @get("/probes/{probe_id:uuid}", sync_to_thread=True, summary="Read a probe", **allow(*PROBE_READERS.roles))
@@ -319,6 +350,35 @@ def probe_governance(
 ) -> ProbeGovernanceView:
     """Endorsements required (P-04, P-06, P-08), given and missing; technical advice; the cache."""
     return endorsements.get(principal.user_id, probe_id)
+
+
+@attrs.frozen
+class AwaitingEndorsementPage:
+    """One page of the probes awaiting an endorsement; pass ``next_after`` as ``after`` for the
+    next (null: last page).
+
+    Attributes:
+        items: The probes missing an endorsement (P-04, P-06, P-08), oldest first.
+        next_after: The cursor of the next page (pass it as ``after``), or null on the last page.
+    """
+
+    items: list[ProbeGovernanceView]
+    next_after: int | None
+
+
+@get(
+    "/probes/awaiting-endorsement",
+    sync_to_thread=True,
+    summary="Probes awaiting an endorsement",
+    **allow(*ENDORSEMENT_READERS.roles),
+)
+def awaiting_endorsement(
+    principal: Caller, endorsements: EndorsementsDep, after: Cursor = 0, limit: PageSize = 50
+) -> AwaitingEndorsementPage:
+    """An approving officer's queue: the probes still missing an endorsement the rules ask for
+    (P-04 under 16, P-06 vulnerability, P-08 a level the policy config reserves), oldest first."""
+    page = endorsements.awaiting(principal.user_id, after=after, limit=limit)
+    return AwaitingEndorsementPage(list(page.items), page.next_after)
 
 
 @get(
@@ -486,6 +546,7 @@ ROUTES = [
             submit_probe,
             get_probe,
             probe_governance,
+            awaiting_endorsement,
             face_thumbnail,
             select_faces,
             draw_face,

@@ -151,18 +151,21 @@ def awaits_decision(view: ApprovalView) -> bool:
 @get("/queues", summary="Your queue", sync_to_thread=True, **QUEUE)
 def queue(
     request: Request[Any, Any, Any],
+    *,
     principal: NamedDependency[Principal],
     approvals: NamedDependency[LibraryApprovals],
     searches: NamedDependency[SearchRequests],
     ucc: NamedDependency[UccEntries],
-    *,
+    endorsements: NamedDependency[ProbeEndorsements],
+    probes_after: Cursor = 0,
     after: Cursor = 0,
     searches_after: Cursor = 0,
     ucc_after: Cursor = 0,
     entries_after: Cursor = 0,
 ) -> Template:
-    """A probe's endorsements by its id, library approvals awaiting a decision, search requests
-    awaiting approval (from the services' paged lists)."""
+    """Probes awaiting an endorsement, library approvals awaiting a decision, search requests
+    awaiting approval, UCC additions and reviews due (from the services' paged lists)."""
+    probes = endorsements.awaiting(principal.user_id, after=probes_after, limit=50)
     listed = approvals.list(principal.user_id, after=after, limit=50)
     waiting = [v for v in listed.items if awaits_decision(v)]
     requests = searches.list(principal.user_id, after=searches_after, limit=50)
@@ -175,6 +178,9 @@ def queue(
         title="Your queue",
         errors={},
         values={},
+        probes=list(probes.items),
+        probes_after=probes_after,
+        probes_next_after=probes.next_after,
         approvals=waiting,
         after=after,
         next_after=listed.next_after,
@@ -446,6 +452,9 @@ def _queue_with_errors(
         status=400,
         errors=errors.by_field,
         values=values,
+        probes=[],
+        probes_after=0,
+        probes_next_after=None,
         approvals=[],
         after=0,
         next_after=None,
