@@ -18,6 +18,8 @@ class Role(enum.StrEnum):
     OPERATIONAL_LEAD = "operational_lead"
     ADMINISTRATOR = "administrator"
     AUDITOR = "auditor"
+    # Reads the live metrics and nothing else (ADR 0024): a scraper's token needs no more.
+    OPERATIONS = "operations"
 
 
 class Rank(enum.IntEnum):

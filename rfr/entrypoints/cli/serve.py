@@ -52,6 +52,8 @@ def _serve(args: argparse.Namespace) -> int:
         print("rfr serve: --workers must be at least 1", file=sys.stderr)
         return 2
     base = f"http://{args.host}:{args.port}"
+    if http.metrics_port is not None and not _serve_metrics(http.metrics_port, args.workers):
+        return 2
     if args.workers == 1:
         api = create_app(settings, http=http)
         _banner(base, settings, context_of(api).bootstrap_token_file, http.bootstrap_admin)
@@ -70,6 +72,31 @@ def _serve(args: argparse.Namespace) -> int:
         log_level=args.log_level,
     )
     return 0
+
+
+def _serve_metrics(port: int, workers: int) -> bool:
+    """The live metrics on 127.0.0.1:``port`` with no token (RFR_METRICS_PORT, ADR 0024), served by
+    this process: the only one of ``--workers N`` that binds no API socket of its own."""
+    from prometheus_client import start_http_server
+
+    from rfr.infrastructure.metrics import MULTIPROC_DIR_VARIABLE, multiprocess_dir, scrape_registry
+
+    if workers > 1 and multiprocess_dir() is None:
+        # This process answers no request: without the shared folder it would count nothing.
+        print(
+            f"rfr serve: RFR_METRICS_PORT with --workers {workers} needs {MULTIPROC_DIR_VARIABLE} "
+            "(a folder shared by the API processes and the worker, emptied before they start)",
+            file=sys.stderr,
+        )
+        return False
+    try:
+        # Loopback only, whatever --host says: whoever reaches this port reads it without a token.
+        start_http_server(port, addr="127.0.0.1", registry=scrape_registry())
+    except OSError as e:
+        print(f"rfr serve: cannot serve the metrics on 127.0.0.1:{port}: {e}", file=sys.stderr)
+        return False
+    print(f"  Live metrics (no token, loopback only): http://127.0.0.1:{port}/metrics", flush=True)
+    return True
 
 
 def _banner(base: str, settings: Settings, token_file: Path | None, admin: str) -> None:

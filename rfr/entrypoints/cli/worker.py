@@ -41,6 +41,7 @@ from rfr.application.services.reconciliation import ReconciliationSummary
 from rfr.application.services.retention import IMAGE_RULES, HeldItem, RetentionSummary
 from rfr.application.services.usage_reports import DeliveryOutcome
 from rfr.entrypoints.composition import BiometricOptions, Services
+from rfr.infrastructure.metrics import worker_job
 from rfr.infrastructure.settings import Settings
 
 DEFAULT_INTERVAL_S = 60.0
@@ -70,18 +71,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_round(services: Services) -> tuple[DeliveryOutcome, ...]:
     """One round of the worker: every due scheduled report delivered."""
-    return services.report_delivery.run_due()
+    with worker_job("report_delivery"):
+        return services.report_delivery.run_due()
 
 
 def run_retention_round(services: Services) -> RetentionSummary:
     """One retention sweep; the biometrics are opened only if something must be erased."""
-    return services.retention_sweep.run()
+    with worker_job("retention"):
+        return services.retention_sweep.run()
 
 
 def run_reconciliation_round(services: Services, *, first: bool = False) -> ReconciliationSummary:
     """One reconciliation: the records written since the last one that no event names are
     erased; the ``first`` round of a worker also removes stored files no record names."""
-    return services.reconciliation.run(sweep_files=first)
+    with worker_job("reconciliation"):
+        return services.reconciliation.run(sweep_files=first)
 
 
 def _worker(args: argparse.Namespace) -> int:

@@ -46,6 +46,7 @@ from rfr.entrypoints.http.access_control import (
 from rfr.entrypoints.http.allowed_methods import answer_options_for_served_routes
 from rfr.entrypoints.http.config import BOOTSTRAP_TOKEN_FILE, HttpSettings
 from rfr.entrypoints.http.context import STATE_KEY, HttpContext
+from rfr.entrypoints.http.metrics import count_requests
 from rfr.entrypoints.http.openapi_contract import FieldDocs, document_operations
 from rfr.entrypoints.http.openapi_page import OfflineReferencePlugin
 from rfr.entrypoints.http.problems import EXCEPTION_HANDLERS
@@ -171,6 +172,8 @@ def create_app(
         template_config=web_client.template_config(),
     )
     api.state[STATE_KEY] = context
+    # Every answer counted by route template and status for the live metrics (ADR 0024).
+    count_requests(api)
     web_client.install(api)
     missing = undeclared_routes(api)
     if missing:

@@ -6,6 +6,7 @@
 | RFR_TOKEN_TTL_DAYS | 30 | lifetime of a bearer token when the issuer names none |
 | RFR_BOOTSTRAP_ADMIN | admin | user id of the first administrator of an empty store |
 | RFR_BOOTSTRAP_TOKEN_TTL_HOURS | 72 | lifetime of the bootstrap administrator's one-time token |
+| RFR_METRICS_PORT | (none: off) | live metrics also on 127.0.0.1 at this port, no token (ADR 0024) |
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class HttpSettings:
     token_ttl: timedelta = timedelta(days=30)
     bootstrap_admin: str = "admin"
     bootstrap_token_ttl: timedelta = timedelta(hours=72)
+    # A loopback port for the live metrics, without a token; None: only GET /metrics (Operations).
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> HttpSettings:
@@ -42,4 +45,18 @@ class HttpSettings:
             bootstrap_token_ttl=timedelta(
                 hours=positive_int_from_env(env, "RFR_BOOTSTRAP_TOKEN_TTL_HOURS", 72)
             ),
+            metrics_port=_port(env, "RFR_METRICS_PORT"),
         )
+
+
+def _port(env: Mapping[str, str], name: str) -> int | None:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        port = int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a TCP port number, not {raw!r}") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{name} must be a TCP port number between 1 and 65535, not {port}")
+    return port

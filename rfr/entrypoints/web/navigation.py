@@ -69,4 +69,5 @@ ROLE_LABELS = {
     "operational_lead": "Operational lead",
     "administrator": "Administrator",
     "auditor": "Auditor",
+    "operations": "Operations",
 }
