@@ -17,6 +17,9 @@ IMAGE_REJECTION_HTTP_STATUS: dict[str, int] = {
     "unsupported_type": 415,
     "too_many_pixels": 413,
     "bad_shape": 422,
+    # A short video's limits (issue 13): its size in bytes and its duration.
+    "too_large": 413,
+    "too_long": 413,
 }
 
 

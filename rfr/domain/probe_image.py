@@ -92,6 +92,25 @@ class FaceRegion:
     bottom: int
     score: float | None = None
     drawn: bool = False
+    # A face offered from a short video: the frame it is on (from 0) and that frame's time.
+    frame_index: int | None = None
+    time_ms: int | None = None
+
+
+@attrs.frozen
+class VideoSampling:
+    """What a short video probe was (its container's facts) and how it was looked at: frames
+    sampled, faces tracked, and the poster frame (shown whole, and where a box is drawn).
+    No pixels: the video and its frames are in the encrypted store (ADR 0026)."""
+
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    duration_ms: int
+    sampled_frames: int
+    tracks: int
+    poster_frame: int
 
 
 @attrs.frozen
@@ -167,6 +186,10 @@ class UccEntry:
 
 
 class ProbeImage(LegallyHoldable):
+    # A short video probe's sampling (issue 13); None for a still image. A class default, so a
+    # probe whose history predates videos reads as an image.
+    video: VideoSampling | None = None
+
     class Submitted(GovernedAggregate.Event, Aggregate.Created):
         # v2: Form 3 gained ``offence_description`` (C-01: the offence ``other`` is described).
         class_version = 2
@@ -208,6 +231,14 @@ class ProbeImage(LegallyHoldable):
 
         def apply(self, agg: ProbeImage) -> None:
             agg.level = ImageLevel(self.level)
+
+    class VideoSampled(GovernedAggregate.Event):
+        """The probe is a short video: how it was sampled and tracked, before its faces are offered."""
+
+        sampling: dict[str, Any]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.video = from_data(VideoSampling, self.sampling)
 
     class FacesDetected(GovernedAggregate.Event):
         detector_algorithm_id: str
@@ -388,6 +419,28 @@ class ProbeImage(LegallyHoldable):
             ),
         )
         self._record(self.LevelRaised, actor, at, reason, level=int(level))
+
+    def record_video_sampled(self, actor: Actor, at: datetime, sampling: VideoSampling) -> None:
+        """A short video: its frames sampled and faces tracked; the best face of each track is
+        then offered by ``record_faces_detected`` with its frame and time (P-11: boxes only)."""
+        self._enforce(
+            "record video sampled",
+            actor,
+            at,
+            combine(
+                self._live(),
+                authorised(actor, Role.RFR_USER),
+                Decision.check(self.video is None, "P-11", "the video was already sampled"),
+                Decision.check(not self.faces, "P-11", "faces were already detected for this probe"),
+            ),
+        )
+        self._record(
+            self.VideoSampled,
+            actor,
+            at,
+            f"{sampling.sampled_frames} frames sampled, {sampling.tracks} faces tracked",
+            sampling=to_data(sampling),
+        )
 
     def record_faces_detected(
         self, actor: Actor, at: datetime, detector_algorithm_id: str, faces: Sequence[FaceRegion]

@@ -297,6 +297,7 @@ def embedded_biometrics(
     from rfr.adapters.image_decoding import decode_image
     from rfr.adapters.indexes.registry import IndexRegistry
     from rfr.adapters.indexes.usearch_index import UsearchIndex
+    from rfr.adapters.video_decoding import OpenCvVideoSampler
 
     store = EncryptedFileStore.in_data_dir(settings.data_dir)
     threads = settings.ort_threads
@@ -314,6 +315,8 @@ def embedded_biometrics(
         import_root=import_root,
         heavy=heavy or HeavyWork(),
         engines=face_engines(settings, engine),
+        # Clear copies of videos being decoded live only in tmp/ and only while decoded.
+        video=OpenCvVideoSampler(settings.data_dir / "tmp", settings.video_limits),
     )
 
 

@@ -11,6 +11,11 @@
 | RFR_QUALITY_THRESHOLDS | (none: built-in defaults) | TOML file of probe quality thresholds (P-10) |
 | RFR_ALGORITHM | dlib | algorithm of new templates: "dlib", "sface" (ADR 0018), or a force's own |
 | RFR_ALGORITHMS_FILE | (none) | TOML of a force's own algorithms, ONNX models pinned by sha256 (ADR 0021) |
+| RFR_VIDEO_MAX_BYTES | 16777216 | largest short video (16 MiB, below RFR_MAX_REQUEST_BYTES); more: 413 |
+| RFR_VIDEO_MAX_SECONDS | 30 | longest short video, by its container's frame count and rate (413) |
+| RFR_VIDEO_MAX_FRAME_PIXELS | 2073600 | largest video frame, width x height (1920 x 1080; 413) |
+| RFR_VIDEO_SAMPLES_PER_SECOND | 2 | video frames the face detector looks at per second |
+| RFR_VIDEO_MAX_SAMPLES | 40 | video frames the face detector looks at in all, spread over the video |
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 
 import attrs
 
+from rfr.application.video_faces import VideoLimits
 from rfr.infrastructure.custom_algorithms import CustomAlgorithm, load_custom_algorithms
 
 PERSISTENCE_CHOICES = ("sqlite", "postgres", "memory")
@@ -54,6 +60,8 @@ class Settings:
     algorithm: str = attrs.field(default="dlib")
     # A force's own algorithms, from RFR_ALGORITHMS_FILE, their model files checked (ADR 0021).
     custom_algorithms: tuple[CustomAlgorithm, ...] = attrs.field(default=(), converter=tuple)
+    # What a short video may be (issue 13, ADR 0026).
+    video_limits: VideoLimits = attrs.field(factory=VideoLimits)
 
     @custom_algorithms.validator
     def _check_custom_algorithms(
@@ -118,6 +126,18 @@ class Settings:
         schema = env.get("RFR_POSTGRES_SCHEMA", "public").strip() or "public"
         if not schema.replace("_", "").isalnum() or not schema.isascii() or len(schema) > 63:
             raise ValueError("RFR_POSTGRES_SCHEMA must be a plain name of letters, digits and _")
+        defaults = VideoLimits()
+        video_limits = VideoLimits(
+            max_bytes=positive_int_from_env(env, "RFR_VIDEO_MAX_BYTES", defaults.max_bytes),
+            max_seconds=positive_int_from_env(env, "RFR_VIDEO_MAX_SECONDS", defaults.max_seconds),
+            max_frame_pixels=positive_int_from_env(
+                env, "RFR_VIDEO_MAX_FRAME_PIXELS", defaults.max_frame_pixels
+            ),
+            samples_per_second=positive_int_from_env(
+                env, "RFR_VIDEO_SAMPLES_PER_SECOND", defaults.samples_per_second
+            ),
+            max_samples=positive_int_from_env(env, "RFR_VIDEO_MAX_SAMPLES", defaults.max_samples),
+        )
         return cls(
             data_dir=data_dir,
             persistence=persistence,
@@ -128,4 +148,5 @@ class Settings:
             postgres_schema=schema,
             algorithm=algorithm,
             custom_algorithms=custom,
+            video_limits=video_limits,
         )

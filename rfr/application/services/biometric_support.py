@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import attrs
@@ -35,6 +35,8 @@ from rfr.application.ports import (
     VectorIndexRegistry,
 )
 from rfr.application.similarity import SimilarityScale
+from rfr.application.video_faces import VideoSampler
+from rfr.domain.probe_image import ProbeImage
 
 ImageDecoder = Callable[[bytes], np.ndarray]
 JpegEncoder = Callable[[np.ndarray], bytes]
@@ -67,6 +69,8 @@ class Biometrics:
     heavy: HeavyWork = attrs.field(factory=HeavyWork)
     # Every engine the deployment can build, the default ``engine`` among them (T-02); None: that one.
     engines: FaceEngines | None = None
+    # Short videos' frames (issue 13); None: this deployment takes still images only (415).
+    video: VideoSampler | None = None
 
     @property
     def algorithm_id(self) -> str:
@@ -134,6 +138,45 @@ def probe_image_record(probe_id: object) -> str:
 
 def probe_face_record(probe_id: object, face_id: str) -> str:
     return f"probe:{probe_id}:face:{face_id}"
+
+
+def probe_video_record(probe_id: object) -> str:
+    """A video probe's video as uploaded (its ``probe_image_record`` holds its poster frame)."""
+    return f"probe:{probe_id}:video"
+
+
+def probe_frame_record(probe_id: object, face_id: str) -> str:
+    """The frame (PNG) a face offered from a video probe is on: what its template is made from."""
+    return f"probe:{probe_id}:frame:{face_id}"
+
+
+def probe_face_picture_record(probe: ProbeImage, face_id: str) -> str:
+    """The stored picture a probe's face is on: the frame of a face offered from a video, else
+    the probe image (a box drawn on a video probe is drawn on its poster frame, that image)."""
+    region = probe.faces.get(face_id)
+    if probe.video is not None and region is not None and not region.drawn:
+        return probe_frame_record(probe.id, face_id)
+    return probe_image_record(probe.id)
+
+
+def template_on_pictures(
+    probe: ProbeImage,
+    face_ids: Sequence[str],
+    faces: Sequence[DetectedFace],
+    picture: Callable[[str], np.ndarray],
+    make: Callable[[np.ndarray, list[DetectedFace]], np.ndarray],
+) -> np.ndarray:
+    """Templates of ``faces`` (of ``face_ids``), one row each in that order, each made (``make``)
+    on the picture its face is on (``picture`` of ``probe_face_picture_record``), decoded once."""
+    groups: dict[str, list[int]] = {}
+    for n, face_id in enumerate(face_ids):
+        groups.setdefault(probe_face_picture_record(probe, face_id), []).append(n)
+    rows: list[np.ndarray | None] = [None] * len(face_ids)
+    for record, positions in groups.items():
+        vectors = make(picture(record), [faces[n] for n in positions])
+        for n, vector in zip(positions, vectors, strict=True):
+            rows[n] = vector
+    return np.stack(rows) if rows else np.zeros((0, 0), dtype=np.float32)
 
 
 def content_hash(data: bytes) -> str:

@@ -34,8 +34,10 @@ from rfr.application.services.biometric_support import (
     content_hash,
     face_crop,
     load_analysis,
+    probe_face_picture_record,
     probe_face_record,
     probe_image_record,
+    template_on_pictures,
 )
 from rfr.domain.decisions import Decision
 from rfr.domain.forms import Form3
@@ -63,6 +65,8 @@ class FaceView:
         measures: The quality measures of the face by name, e.g. sharpness and pose (P-10);
             empty once the probe is purged.
         flags: The quality flags raised by those measures (P-10).
+        frame_index: For a face offered from a video, the frame it is on (from 0); else null.
+        time_ms: For a face offered from a video, that frame's time in milliseconds; else null.
     """
 
     face_id: str
@@ -76,6 +80,33 @@ class FaceView:
     templated: bool
     measures: dict[str, float]
     flags: tuple[str, ...]
+    frame_index: int | None = None
+    time_ms: int | None = None
+
+
+@attrs.frozen
+class VideoView:
+    """A short video probe: what it was and how its faces were found (ADR 0026).
+
+    Attributes:
+        frame_count: Frames in the video, as its container declares.
+        fps: Frames per second.
+        width: A frame's width in pixels.
+        height: A frame's height in pixels.
+        duration_ms: The video's duration in milliseconds.
+        sampled_frames: How many frames the detector looked at.
+        tracks: How many faces were tracked across those frames; one is offered per track.
+        poster_frame: The frame shown as the probe's picture, where a drawn box is drawn.
+    """
+
+    frame_count: int
+    fps: float
+    width: int
+    height: int
+    duration_ms: int
+    sampled_frames: int
+    tracks: int
+    poster_frame: int
 
 
 @attrs.frozen
@@ -99,6 +130,7 @@ class ProbeView:
         ready_for_search: Whether the probe itself allows a search now.
         not_ready_because: Why not, each reason naming its rule; empty when ready.
         purged: Whether the image and its templates were erased.
+        video: For a short video probe, the video and its sampling; else null.
     """
 
     probe_id: str
@@ -117,6 +149,7 @@ class ProbeView:
     ready_for_search: bool
     not_ready_because: tuple[str, ...]
     purged: bool
+    video: VideoView | None = None
 
 
 class Probes(UseCase):
@@ -218,7 +251,8 @@ class Probes(UseCase):
             raise NotFound("face", face_id)
         face = probe.faces[face_id]
         box = FaceBox(face.left, face.top, face.right, face.bottom)
-        return self.bio.encode_jpeg(face_crop(self._pixels(probe), box))
+        picture = self._picture(probe, probe_face_picture_record(probe, face_id))
+        return self.bio.encode_jpeg(face_crop(picture, box))
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -253,8 +287,13 @@ class Probes(UseCase):
             todo = [a for a in analyses if a.face_id not in templated]
             if not todo:
                 return
-            image = pixels if pixels is not None else self._pixels(probe)
-            vectors = self.bio.engine.template(image, [a.face for a in todo])
+            vectors = template_on_pictures(
+                probe,
+                [a.face_id for a in todo],
+                [a.face for a in todo],
+                lambda record: self._picture(probe, record, pixels),
+                self.bio.engine.template,
+            )
             templates = {}
             for analysis, vector in zip(todo, vectors, strict=True):
                 template_id = str(uuid4())
@@ -275,6 +314,15 @@ class Probes(UseCase):
         if probe.purged_at is not None:
             raise NotFound("probe image", probe.id)
         return self.bio.decode(self.bio.store.get(probe_image_record(probe.id)))
+
+    def _picture(self, probe: ProbeImage, record: str, pixels: np.ndarray | None = None) -> np.ndarray:
+        """The stored picture ``record`` of the probe (its image, or a video face's frame);
+        ``pixels``, already decoded, stand for the probe image."""
+        if pixels is not None and record == probe_image_record(probe.id):
+            return pixels
+        if probe.purged_at is not None:
+            raise NotFound("probe image", probe.id)
+        return self.bio.decode(self.bio.store.get(record))
 
     def _view(self, probe: ProbeImage) -> ProbeView:
         algorithm_id = self.bio.algorithm_id
@@ -302,6 +350,8 @@ class Probes(UseCase):
                     face_id in templated,
                     measures,
                     tuple(flags),
+                    region.frame_index,
+                    region.time_ms,
                 )
             )
         ready = probe.ready_for_search(algorithm_id, config)
@@ -322,6 +372,7 @@ class Probes(UseCase):
             ready_for_search=ready.allowed,
             not_ready_because=ready.reasons,
             purged=probe.purged_at is not None,
+            video=None if probe.video is None else VideoView(**attrs.asdict(probe.video)),
         )
 
 

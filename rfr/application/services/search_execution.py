@@ -41,7 +41,7 @@ from rfr.application.services.biometric_support import (
     library_subject_record,
     load_analysis,
     probe_face_record,
-    probe_image_record,
+    template_on_pictures,
 )
 from rfr.application.services.calibrations import ScoreCalibrations, calibrated_scale
 from rfr.application.services.index_catch_up import catch_up
@@ -236,9 +236,15 @@ class SearchExecution(UseCase):
             return
         owner = str(probe.id)
         face_ids = sorted({t.face_id for t in probe.templates})
-        pixels = self.bio.decode(self.bio.store.get(probe_image_record(owner)))
         faces = [load_analysis(self.bio.store, probe_face_record(owner, f)).face for f in face_ids]
-        vectors = engine.template_located(pixels, faces)
+        # Each face on the picture it is on: a video probe's faces are on their own frames.
+        vectors = template_on_pictures(
+            probe,
+            face_ids,
+            faces,
+            lambda record: self.bio.decode(self.bio.store.get(record)),
+            engine.template_located,
+        )
         store = act.recording(self.bio.store)
         templates: dict[str, str] = {}
         for face_id, vector in zip(face_ids, vectors, strict=True):

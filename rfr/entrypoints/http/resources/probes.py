@@ -9,7 +9,7 @@ The image is decoded before anything is recorded: a bad one is refused (413/415/
 is kept. The ``image`` part may instead be a short video (declared ``video/mp4``, ``video/webm``
 or ``video/x-msvideo``): over its limits (size, duration, frame size) it is refused with 413
 before a frame is decoded, another video type with 415, and its faces are offered one per
-person tracked across its frames (ADR 00VV).
+person tracked across its frames (ADR 0026).
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ def submit_probe(
     form = decode_json_part(data.form3, Form3Body, "form3")
     declared = _declared_type(data.image)
     if declared.startswith("video/"):
-        # A short video (ADR 00VV): its limits are checked before a frame is decoded (413).
+        # A short video (ADR 0026): its limits are checked before a frame is decoded (413).
         if declared not in VIDEO_PART_TYPES:
             raise ImageRejected(
                 f"image: {declared!r} is not an accepted video type (MP4, WebM or AVI)", "unsupported_type"
