@@ -231,3 +231,49 @@ def test_metrics_port_is_refused_for_several_processes_without_a_shared_folder(t
     )
     assert done.returncode == 2, done.stdout + done.stderr
     assert "PROMETHEUS_MULTIPROC_DIR" in done.stderr
+
+
+def test_several_api_processes_are_read_as_one_through_the_shared_folder(tmp_path: Path) -> None:
+    """``rfr serve --workers 2`` with PROMETHEUS_MULTIPROC_DIR: the supervising process serves the
+    loopback port and answers no request itself, yet it reads every request its API processes
+    answered, summed, from the shared folder."""
+    folder = tmp_path / "multiproc"
+    folder.mkdir()
+    api_port, metrics_port = free_port(), free_port()
+    env = os.environ | {
+        "RFR_DATA_DIR": str(tmp_path / "data"),
+        "RFR_PERSISTENCE": "sqlite",
+        "RFR_METRICS_PORT": str(metrics_port),
+        "PROMETHEUS_MULTIPROC_DIR": str(folder),
+    }
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rfr.entrypoints.cli", "serve", "--port", str(api_port), "--workers", "2"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", timeout=30.0) as client:
+            deadline = time.monotonic() + 90
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    if client.get("/health").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.2)
+            # Each answered by whichever API process accepts it; none by the supervisor.
+            for _ in range(20):
+                assert client.get("/problems").status_code == 200
+        with httpx.Client(base_url=f"http://127.0.0.1:{metrics_port}") as anonymous:
+            found = scrape(anonymous)
+        assert value(found, "rfr_http_requests_total", method="GET", route="/problems", status="200") == 20
+        assert value(found, "rfr_http_request_duration_seconds_count", method="GET", route="/problems") == 20
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
