@@ -16,6 +16,7 @@ from rfr.domain.decisions import Decision, combine
 from rfr.domain.forms import ApprovalRecord, LibraryApplication, LibraryKind, ReviewOutcome
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.images import ImageLevel
+from rfr.domain.overdue_flags import FLAG_MESSAGES
 from rfr.domain.people import GOVERNANCE_ROLES, OPERATIONAL_ROLES, Actor, Rank, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
@@ -168,6 +169,22 @@ class LibraryApproval(GovernedAggregate):
             agg.status = ApprovalStatus.EXPIRED
             agg.ended_at = self.timestamp
             agg.deletion_due = self.deletion_due
+
+    class FlaggedOverdue(GovernedAggregate.Event):
+        """A flag raised to the Operational Lead by the worker (L-06, L-09, L-10); ``due`` is
+        when it fell due (see ``rfr.domain.overdue_flags``)."""
+
+        rule_id: str
+        due: datetime
+        notified: list[str]
+
+        def apply(self, agg: LibraryApproval) -> None:
+            agg.flags_raised = (*agg.flags_raised, (self.rule_id, self.due))
+
+    # (rule id, due) of every flag recorded. A class default without an annotation (eventsourcing
+    # would take an annotation for a constructor argument), so approvals recorded before flags
+    # were recorded read as having none.
+    flags_raised = ()
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -377,7 +394,34 @@ class LibraryApproval(GovernedAggregate):
             deletion_due=deletion_deadline(at, config),
         )
 
+    def raise_due_flags(self, actor: Actor, at: datetime) -> tuple[str, ...]:
+        """Records each flag due at ``at`` and not yet recorded; returns their rule ids."""
+        raised = []
+        for rule_id, due in self.flags_to_raise(at):
+            self._record(
+                self.FlaggedOverdue,
+                actor,
+                at,
+                FLAG_MESSAGES[rule_id],
+                rule_id=rule_id,
+                due=due,
+                notified=[OPERATIONAL_LEAD],
+            )
+            raised.append(rule_id)
+        return tuple(raised)
+
     # -- queries ----------------------------------------------------------------------------
+
+    def flags_to_raise(self, t: datetime) -> tuple[tuple[str, datetime], ...]:
+        """(rule id, due) of the flags due at ``t`` and not recorded yet (``rfr.domain.overdue_flags``)."""
+        due: list[tuple[str, datetime]] = []
+        if self.review_overdue(t):
+            due.append(("L-06", self.review_due))
+        if self.in_force_at(t) and self.written_rationale_due is not None and t > self.written_rationale_due:
+            due.append(("L-09", self.written_rationale_due))
+        if self.in_force_at(t) and self.awaiting_superintendent:
+            due.append(("L-10", self.approved_at))
+        return tuple(f for f in due if f not in self.flags_raised)
 
     @property
     def approved_level(self) -> ImageLevel | None:

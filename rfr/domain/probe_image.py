@@ -40,6 +40,7 @@ from rfr.domain.governed import GovernedAggregate, formerly
 from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.domain.legal_holds import LegallyHoldable
 from rfr.domain.offences import CrimeTier, tier_of
+from rfr.domain.overdue_flags import FLAG_MESSAGES, NOTIFIED
 from rfr.domain.people import OPERATIONAL_ROLES, Actor, Rank, Role, rank_of
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.refused_attempt import enforce_new
@@ -365,6 +366,19 @@ class ProbeImage(LegallyHoldable):
         def apply(self, agg: ProbeImage) -> None:
             agg.purged_at = self.timestamp
             agg.templates = []
+
+    class UccReviewFlaggedOverdue(GovernedAggregate.Event):
+        """U-03: the worker flagged the entry's review, due at ``due``, to the Operational Lead."""
+
+        due: datetime
+        notified: list[str]
+
+        def apply(self, agg: ProbeImage) -> None:
+            agg.ucc_review_flagged = self.due
+
+    # The review date last flagged overdue (U-03). A class default without an annotation
+    # (eventsourcing would take one for a constructor argument): older probes read as none.
+    ucc_review_flagged = None
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -840,6 +854,24 @@ class ProbeImage(LegallyHoldable):
     def ucc_review_overdue(self, t: datetime) -> bool:
         """U-03: an entry past its review date is flagged."""
         return self.ucc is not None and self.ucc.removed_at is None and t > self.ucc.review_due
+
+    def ucc_review_flag_due(self, t: datetime) -> bool:
+        """U-03: overdue at ``t`` and not yet flagged for this review date (``overdue_flags``)."""
+        return self.ucc_review_overdue(t) and self.ucc_review_flagged != self.ucc.review_due
+
+    def flag_ucc_review(self, actor: Actor, at: datetime) -> bool:
+        """Records the U-03 flag if it is due and not recorded; returns whether it recorded it."""
+        if self.purged_at is not None or not self.ucc_review_flag_due(at):
+            return False
+        self._record(
+            self.UccReviewFlaggedOverdue,
+            actor,
+            at,
+            FLAG_MESSAGES["U-03"],
+            due=self.ucc.review_due,
+            notified=[NOTIFIED],
+        )
+        return True
 
     def deletion_due(self, config: PolicyConfig, searches: Sequence[ProbeSearch] = ()) -> datetime | None:
         """R-02/R-03/R-03a/U-04: when the probe must be gone, if it must; never while held (R-04).
