@@ -5,6 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 import attrs
+import cv2
+import numpy as np
 import pytest
 from domain_builders import form3
 from service_builders import IDENTITIES, World, gallery_items, side_by_side
@@ -101,15 +103,26 @@ def test_P11_a_drawn_box_is_templated_and_searched(world: World, photos, enrolle
     assert world.search.search_next("analyst", request.id).candidates[0].subject == "andy_roddick"
 
 
-def test_thumbnails_of_a_probe_only_for_its_submitter(world: World, photos):
-    view = world.probes.submit("analyst", form3(), photos["adam_sandler"][2].read_bytes())
+def test_A05_the_pictures_of_a_probe_only_for_its_submitter(world: World, photos):
+    """A-05: the probe's faces and its whole image (the web client's face selection) are its
+    submitter's alone; another RFR user of the same team is refused and the refusal recorded."""
+    photo = photos["adam_sandler"][2].read_bytes()
+    view = world.probes.submit("analyst", form3(), photo)
     face_id = view.faces[0].face_id
     jpeg = world.probes.thumbnail("analyst", view.probe_id, face_id)
     assert jpeg[:3] == b"\xff\xd8\xff"
-    with pytest.raises(PolicyRefusal) as refused:
-        world.probes.thumbnail("analyst-2", view.probe_id, face_id)
-    assert refused.value.rule_ids == ("A-05",)
-    assert isinstance(refused.value.record, RefusedAttempt)
+    picture = world.probes.image("analyst", view.probe_id)
+    assert picture.jpeg[:3] == b"\xff\xd8\xff"
+    decoded = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
+    assert (picture.height, picture.width) == decoded.shape[:2]
+    for read in (
+        lambda: world.probes.thumbnail("analyst-2", view.probe_id, face_id),
+        lambda: world.probes.image("analyst-2", view.probe_id),
+    ):
+        with pytest.raises(PolicyRefusal) as refused:
+            read()
+        assert refused.value.rule_ids == ("A-05",)
+        assert isinstance(refused.value.record, RefusedAttempt)
 
 
 def test_L13_candidates_and_their_thumbnails_only_within_access(world: World, photos, enrolled):

@@ -152,6 +152,15 @@ class ProbeView:
     video: VideoView | None = None
 
 
+@attrs.frozen
+class ProbePicture:
+    """The probe image as a JPEG, and its size in pixels (the faces' boxes are in these pixels)."""
+
+    jpeg: bytes
+    width: int
+    height: int
+
+
 class Probes(UseCase):
     def __init__(self, app: RfrApplication, clock: Clock, biometrics: Biometrics) -> None:
         super().__init__(app, clock)
@@ -235,24 +244,38 @@ class Probes(UseCase):
 
     def thumbnail(self, acting_user: str, probe_id: str, face_id: str) -> bytes:
         """JPEG of one face with a margin, for the user who submitted the probe only."""
-        probe = self.load(probe_id, ProbeImage)
-        self._read(
-            acting_user,
-            "view probe face",
-            PROBE_USERS,
-            target=f"ProbeImage {probe_id}",
-            decide=lambda actor: Decision.check(
-                actor.user_id == probe.requester_id,
-                "A-05",
-                "only the user who submitted the probe sees its faces",
-            ),
-        )
+        probe = self._submitters_only(acting_user, probe_id, "view probe face", "its faces")
         if probe.purged_at is not None or face_id not in probe.faces:
             raise NotFound("face", face_id)
         face = probe.faces[face_id]
         box = FaceBox(face.left, face.top, face.right, face.bottom)
         picture = self._picture(probe, probe_face_picture_record(probe, face_id))
         return self.bio.encode_jpeg(face_crop(picture, box))
+
+    def image(self, acting_user: str, probe_id: str) -> ProbePicture:
+        """The whole probe image as a JPEG with its size, for the user who submitted the probe
+        only: the picture the analyst selects a face on, its detected boxes drawn over it (P-11)."""
+        probe = self._submitters_only(acting_user, probe_id, "view probe image", "its image")
+        pixels = self._pixels(probe)
+        height, width = pixels.shape[:2]
+        return ProbePicture(self.bio.encode_jpeg(pixels), int(width), int(height))
+
+    def _submitters_only(self, acting_user: str, probe_id: str, what: str, shown: str) -> ProbeImage:
+        """The probe, for the user who submitted it; anyone else's read is refused and recorded
+        (A-05): a probe's pictures are the submitter's to see, whatever their roles."""
+        probe = self.load(probe_id, ProbeImage)
+        self._read(
+            acting_user,
+            what,
+            PROBE_USERS,
+            target=f"ProbeImage {probe_id}",
+            decide=lambda actor: Decision.check(
+                actor.user_id == probe.requester_id,
+                "A-05",
+                f"only the user who submitted the probe sees {shown}",
+            ),
+        )
+        return probe
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from litestar.response import Template
 from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
 from rfr.application.services.offences import OffenceCodes
-from rfr.application.services.probe_pictures import probe_picture
 from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, ProbeView
 from rfr.domain.forms import Form3
 from rfr.entrypoints.http.access_control import allow
@@ -260,7 +259,7 @@ def _probe_page(
 ) -> Template:
     view: ProbeView = probes.get(principal.user_id, probe_id)
     mine = view.requester_id == principal.user_id and not view.purged
-    picture = probe_picture(probes, principal.user_id, probe_id) if mine else None
+    picture = probes.image(principal.user_id, probe_id) if mine else None
     return page(
         request,
         "probes/probe.html",
@@ -299,7 +298,7 @@ def probe(
 def probe_image(
     principal: NamedDependency[Principal], probes: NamedDependency[Probes], probe_id: FromPath[ProbeId]
 ) -> Response[bytes]:
-    picture = probe_picture(probes, principal.user_id, str(probe_id))
+    picture = probes.image(principal.user_id, str(probe_id))
     return Response(picture.jpeg, media_type=JPEG, headers=SECURITY_HEADERS)
 
 
