@@ -44,6 +44,7 @@ from rfr.application.services.legal_holds import LegalHolds
 from rfr.application.services.libraries import ReferenceLibraries
 from rfr.application.services.library_approvals import LibraryApprovals
 from rfr.application.services.offences import OffenceCodes
+from rfr.application.services.overdue_flags import OverdueFlagging
 from rfr.application.services.policy import PolicySettingsService
 from rfr.application.services.probes import Probes
 from rfr.application.services.reconciliation import DEFAULT_GRACE, BiometricReconciliation
@@ -536,6 +537,11 @@ class Services:
     def retention_sweep(self) -> RetentionSweep:
         """One round of scheduled deletion (the worker); opens the biometrics only to erase."""
         return RetentionSweep(self.app, self.clock, self.open_biometrics)
+
+    @property
+    def overdue_flagging(self) -> OverdueFlagging:
+        """Records the flags that fell due (L-06, L-09, L-10, U-03; the worker)."""
+        return OverdueFlagging(self.app, self.clock)
 
     @property
     def reconciliation(self) -> BiometricReconciliation:

@@ -34,7 +34,7 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_held(
+def test_L06_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_held(
     tmp_path: Path, engine: FaceEngine, photos: dict[str, list[Path]]
 ):
     data_dir = tmp_path / "data"
@@ -53,6 +53,8 @@ def test_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_hel
 
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == [
+        # L-06: the custody library's review fell due in 2025; the flag is recorded once.
+        f"flagged library approval {custody.approval_id}: the library approval's review is overdue (L-06)",
         "retention: deleted 2 images (L-12), 1 probe (R-03) with 3 templates",
         f"retention: held probe {held}: deletion due under R-03 suspended by a legal hold "
         "(R-04, disclosure: disclosure to the defence pending)",
@@ -71,7 +73,7 @@ def test_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_hel
 
     again = _cli(data_dir, "worker", "--once")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines() == first.stdout.splitlines()[1:]  # nothing deleted; still held
+    assert again.stdout.splitlines() == first.stdout.splitlines()[2:]  # nothing new; still held
 
 
 def test_rfr_worker_help_says_each_round_runs_the_retention_sweep():

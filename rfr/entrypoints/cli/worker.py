@@ -1,6 +1,6 @@
 """`rfr worker [--once]`: the background worker. Each round delivers scheduled usage reports
-(A-04), runs the retention sweep (R-01..R-04, L-12, U-04), then erases the biometric records
-that no event names (ADR 0015).
+(A-04), records the flags that fell due (L-06, L-09, L-10, U-03), runs the retention sweep
+(R-01..R-04, R-03a, L-12, U-04), then erases the biometric records that no event names (ADR 0015).
 
 Reports: every period of every active report schedule that has ended and not been delivered
 is written to ``$RFR_DATA_DIR/reports/<schedule id>/<period>.json`` and a ``ReportDelivered``
@@ -8,10 +8,13 @@ event names the recipients, the file and its SHA-256.
 
 Retention: ``RetentionSweep`` records lapsed approvals as expired, takes library images past
 their limit out of searching, and erases what is due (library images under R-01 and L-12,
-probes under R-02, R-03 and U-04) with a ``Purged`` event for each, in the name of
+probes under R-02, R-03, U-04 and R-03a, never searched) with a ``Purged`` event for each, in the name of
 ``rfr:retention-worker``. A line is printed for what was deleted, for each failure (tried
 again next round) and for what a legal hold keeps (again only when that changes). The models
 and indexes are opened only when something must be erased.
+
+Flags: ``OverdueFlagging`` records each flag the first time it is due, in the name of
+``rfr:oversight-worker`` (``rfr.domain.overdue_flags``), and a line is printed for each.
 
 Reconciliation: ``BiometricReconciliation`` checks the biometric records written since the last
 round and at least ``RFR_ORPHAN_GRACE_SECONDS`` ago (default an hour) against the events, and
@@ -20,6 +23,8 @@ first round of a worker also removes stored files no record names (the next roun
 failed). A line is printed when it erased anything, and for each failure (tried again next round).
 
 Without ``--once`` a round runs every ``--interval`` seconds until SIGINT or SIGTERM.
+``--once --as-of ISO_TIME`` runs the one round on a clock standing at that time (ADR 0025): never
+earlier than the latest recorded event, and later than now only with ``--allow-future``.
 
 Several workers may run at once: each delivery is saved against the schedule's version, so
 only one of two workers delivering the same period records it (the other's file write is
@@ -33,13 +38,18 @@ import argparse
 import signal
 import sys
 import threading
+from datetime import datetime
 from types import FrameType
 
 from eventsourcing.persistence import PersistenceError
 
+from rfr.adapters.clock import SystemClock
+from rfr.application.services.as_of import StillClock, as_of_refusal, latest_event_time
+from rfr.application.services.overdue_flags import FlagSummary
 from rfr.application.services.reconciliation import ReconciliationSummary
 from rfr.application.services.retention import IMAGE_RULES, HeldItem, RetentionSummary
 from rfr.application.services.usage_reports import DeliveryOutcome
+from rfr.domain.overdue_flags import FLAG_MESSAGES
 from rfr.entrypoints.composition import BiometricOptions, Services
 from rfr.infrastructure.metrics import worker_job
 from rfr.infrastructure.settings import Settings
@@ -51,14 +61,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     worker = subparsers.add_parser(
         "worker",
         help="run background work: deliver scheduled usage reports, delete what retention rules say must go",
-        description="Each round delivers due scheduled usage reports (A-04) and runs the retention "
+        description="Each round delivers due scheduled usage reports (A-04), records the flags that "
+        "fell due (overdue reviews L-06 and U-03, urgent approvals awaiting their written rationale "
+        "L-09 or a Superintendent L-10) and runs the retention "
         "sweep: lapsed approvals recorded as expired, library images past their limit taken out of "
         "searching and deleted (R-01), libraries of ended approvals deleted (L-12), probes deleted "
-        "when due (R-02, R-03, U-04), legal holds respected and reported (R-04). Then biometric "
+        "when due (R-02, R-03, U-04, and R-03a: never searched, 31 days after submission by default), "
+        "legal holds respected and reported (R-04). Then biometric "
         "records that no event names (left by a killed process) are erased once "
         "RFR_ORPHAN_GRACE_SECONDS old.",
     )
     worker.add_argument("--once", action="store_true", help="run one round (reports and retention) and exit")
+    worker.add_argument(
+        "--as-of",
+        type=_iso_time,
+        metavar="ISO_TIME",
+        help="with --once: run the round as of this time (e.g. 2031-05-01T02:00:00+00:00), doing "
+        "everything due by then and dating its events then; never earlier than the latest recorded "
+        "event, and not later than now without --allow-future (ADR 0025)",
+    )
+    worker.add_argument(
+        "--allow-future",
+        action="store_true",
+        help="with --as-of: allow a time later than now (a copy of a store or a test only: its "
+        "events are dated ahead of the real clock)",
+    )
     worker.add_argument(
         "--interval",
         type=float,
@@ -88,9 +115,21 @@ def run_reconciliation_round(services: Services, *, first: bool = False) -> Reco
         return services.reconciliation.run(sweep_files=first)
 
 
+def run_flagging_round(services: Services) -> FlagSummary:
+    """One oversight round: the flags that fell due recorded (L-06, L-09, L-10, U-03)."""
+    return services.overdue_flagging.run()
+
+
 def _worker(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         print("rfr worker: --interval must be positive", file=sys.stderr)
+        return 2
+    if args.as_of is not None and not args.once:
+        # Rounds every --interval as of one fixed time would redo the same round for ever.
+        print("rfr worker: --as-of runs one round: give --once too", file=sys.stderr)
+        return 2
+    if args.allow_future and args.as_of is None:
+        print("rfr worker: --allow-future goes with --as-of", file=sys.stderr)
         return 2
     try:
         settings = Settings.from_env()
@@ -106,10 +145,23 @@ def _worker(args: argparse.Namespace) -> int:
     try:
         # The biometrics are opened once, on the first erasure: a worker with nothing to delete
         # loads no model.
-        with Services(settings, biometric_options=options) as services:
+        clock = None if args.as_of is None else StillClock(args.as_of)
+        with Services(settings, biometric_options=options, clock=clock) as services:
+            if args.as_of is not None:
+                refused = as_of_refusal(
+                    args.as_of,
+                    latest=latest_event_time(services.app),
+                    now=SystemClock().now(),
+                    allow_future=args.allow_future,
+                )
+                if refused:
+                    print(f"rfr worker: cannot run as of that time: {refused}", file=sys.stderr)
+                    return 2
+                print(f"round as of {args.as_of.isoformat()}", flush=True)
             while True:
                 for outcome in run_round(services):
                     _report(outcome)
+                _report_flags(run_flagging_round(services))
                 summary = run_retention_round(services)
                 _report_retention(summary, show_held=summary.held != held)
                 held = summary.held
@@ -123,6 +175,19 @@ def _worker(args: argparse.Namespace) -> int:
         return 1
 
 
+def _iso_time(value: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        at = None
+    # A time without its offset would be read in the machine's zone: events are compared in UTC.
+    if at is None or at.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 time with its offset from UTC: {value!r} (e.g. 2031-05-01T02:00:00+00:00)"
+        )
+    return at
+
+
 def _report(outcome: DeliveryOutcome) -> None:
     if outcome.delivered:
         print(
@@ -134,6 +199,20 @@ def _report(outcome: DeliveryOutcome) -> None:
         print(
             f"withheld {outcome.period} of schedule {outcome.schedule_id}: no recipient is an enabled "
             "administrator",
+            flush=True,
+        )
+
+
+_FLAGGED = {"library_approval": "library approval", "ucc": "cache entry"}
+
+
+def _report_flags(summary: FlagSummary) -> None:
+    for kind, subject_id, rule_id in summary.items:
+        print(f"flagged {_FLAGGED[kind]} {subject_id}: {FLAG_MESSAGES[rule_id]} ({rule_id})", flush=True)
+    for failure in summary.failed:
+        print(
+            f"flags: FAILED {_FLAGGED.get(failure.kind, failure.kind)} {failure.aggregate_id}, "
+            f"tried again next round: {failure.error}",
             flush=True,
         )
 
