@@ -50,6 +50,9 @@ class LibraryImage:
     captured_on: date
     age_at_capture: PerceivedAgeBand
     mopi_group: MopiGroup
+    # A short video enrolled (ADR 0026): the frame its subject's face was taken from, and its time.
+    frame_index: int | None = None
+    time_ms: int | None = None
 
 
 @attrs.frozen

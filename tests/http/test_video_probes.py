@@ -5,7 +5,8 @@ background) offers one face per person, each with its frame and time; nothing is
 until one is selected (P-11), and the selected face's template finds that person first in a
 library of their other photos. A corrupt, over-long, over-resolution or over-size video, or one
 of a type not accepted, is refused with a problem before any work and leaves nothing behind;
-purging the probe erases the video with its frames (R-05).
+purging the probe erases the video with its frames (R-05). A library item may be a video of one
+subject: its best face is enrolled from its frame, found by a search, and erased with the video.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from workflow_builders import (
 )
 
 from rfr.adapters.biometric_store.encrypted_files import EncryptedFileStore
-from rfr.application.services.biometric_support import probe_video_record
+from rfr.application.services.biometric_support import library_video_record, probe_video_record
 
 ENROLLED = ("adam_sandler", "andy_roddick", "anne_mclellan", "bill_simon")
 LEFT, RIGHT = ENROLLED[0], ENROLLED[1]
@@ -220,3 +221,89 @@ def test_an_over_size_video_is_refused_413_and_leaves_nothing(server, people, un
 def test_a_video_type_not_accepted_is_refused_415_and_leaves_nothing(server, people, walkers, unchanged):
     body = problem(upload(people, two_people(walkers), "video/quicktime"), 415, "image-rejected")
     assert "MP4, WebM or AVI" in body["detail"]
+
+
+# -- library items -------------------------------------------------------------------------
+
+
+def enrol_files(people: Cast, library_id: str, files: list[tuple[str, bytes, str, str]]):
+    """(subject, bytes, content type, file name) in one request, the facts given once."""
+    return people.lead.client.post(
+        f"/libraries/{library_id}/images",
+        files=[("files", (name, data, kind)) for _, data, kind, name in files],
+        data={
+            "capture_date": "2022-05-01",
+            "age_band": "18_plus",
+            "mopi_group": "2",
+            "subject": [s for s, *_ in files],
+        },
+    )
+
+
+def test_a_video_of_one_subject_enrols_its_best_face_which_a_search_then_finds_and_a_purge_erases(
+    server, people, photos
+):
+    library = approved_library(people, name="custody videos")
+    walker = Walker(face_of(photos[LEFT][0]), (40, 40), (5, 3))
+    clip = write_video(30, SIZE, walking_faces([walker], SIZE), fps=FPS)
+    files = [(LEFT, clip, "video/mp4", "custody.mp4")]
+    files += [(who, photos[who][0].read_bytes(), "image/jpeg", photos[who][0].name) for who in ENROLLED[1:]]
+    report = ok(enrol_files(people, library["id"], files))
+    assert [r["enrolled"] for r in report["results"]] == [True] * len(files), report["results"]
+    video_image = report["results"][0]["image_id"]
+
+    store = EncryptedFileStore.in_data_dir(server.data_dir)
+    assert store.exists(library_video_record(video_image)) and store.exists(video_image)
+    # The library image of a video is the frame its subject's face was taken from (PNG).
+    assert store.get(video_image).startswith(b"\x89PNG")
+
+    client = people.analyst.client
+    probe = ok(
+        client.post(
+            "/probes",
+            files=[("image", ("probe.jpg", photos[LEFT][2].read_bytes(), "image/jpeg")), form3_part(form3())],
+        ),
+        201,
+    )
+    face = max(probe["faces"], key=lambda f: (f["right"] - f["left"]) * (f["bottom"] - f["top"]))
+    chosen = ok(
+        client.post(
+            f"/probes/{probe['probe_id']}/selection",
+            json={"face_ids": [face["face_id"]], "reason": "suspect"},
+        )
+    )
+    if chosen["quality_flags"]:
+        ok(
+            client.post(
+                f"/probes/{probe['probe_id']}/quality-decision", json={"proceed": True, "reason": "clear"}
+            )
+        )
+    search = ok(open_search(people, probe["probe_id"], library["id"]), 201)
+    run = ok(client.post(f"/searches/{search['id']}/runs"))
+    assert run["candidates"][0]["subject"] == LEFT, run["candidates"][:3]
+    assert run["candidates"][0]["image_id"] == video_image
+
+    ok(
+        people.lead.client.post(
+            f"/libraries/{library['id']}/images/purge",
+            json={"image_ids": [video_image], "reason": "subject acquitted"},
+        )
+    )
+    assert not store.exists(library_video_record(video_image)) and not store.exists(video_image)
+
+
+def test_a_video_of_two_people_is_not_enrolled_as_one_subject(server, people, walkers):
+    library = approved_library(people, name="custody videos, two people")
+    report = ok(enrol_files(people, library["id"], [(LEFT, two_people(walkers), "video/mp4", "two.mp4")]))
+    (result,) = report["results"]
+    assert not result["enrolled"] and result["code"] == "several_faces", result
+
+
+def test_an_over_long_library_video_refuses_the_whole_upload_413(server, people, photos, unchanged):
+    # No such library: the files are checked before anything is looked up, so 413, not 404.
+    library_id = "00000000-0000-4000-8000-000000000000"
+    small = (64, 48)
+    long = write_video(int(FPS * (MAX_SECONDS + 1)), small, grey(small), fps=FPS)
+    response = enrol_files(people, library_id, [(LEFT, long, "video/mp4", "long.mp4")])
+    body = problem(response, 413, "image-rejected")
+    assert body["code"] == "too_long" and "files[0] (long.mp4)" in body["detail"]

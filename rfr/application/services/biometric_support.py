@@ -127,9 +127,20 @@ def library_subject_record(image_id: str) -> str:
     return f"{image_id}:subject"
 
 
+def library_video_record(image_id: str) -> str:
+    """A library item enrolled from a short video: the video as uploaded (its image record holds
+    the frame the subject's face was taken from)."""
+    return f"{image_id}:video"
+
+
 def library_image_records(image_id: str) -> tuple[str, ...]:
     """A library image's records apart from its templates: all erased with it (R-05)."""
-    return (image_id, library_face_record(image_id), library_subject_record(image_id))
+    return (
+        image_id,
+        library_face_record(image_id),
+        library_subject_record(image_id),
+        library_video_record(image_id),
+    )
 
 
 def probe_image_record(probe_id: object) -> str:

@@ -38,7 +38,7 @@ import numpy as np
 
 from rfr.application.app import RfrApplication
 from rfr.application.errors import ImageRejected, RfrError
-from rfr.application.face_engine import AnalysedFace
+from rfr.application.face_engine import AnalysedFace, FaceEngine
 from rfr.application.ports import Clock, RecordKind
 from rfr.application.services.base import Act, Need, UseCase
 from rfr.application.services.biometric_support import (
@@ -47,8 +47,10 @@ from rfr.application.services.biometric_support import (
     content_hash,
     library_face_record,
     library_subject_record,
+    library_video_record,
 )
 from rfr.application.services.ucc_screening import ScreeningReport, UccScreening
+from rfr.application.video_faces import faces_in_video
 from rfr.domain.images import MopiGroup, PerceivedAgeBand
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.reference_library import LIBRARY_MANAGERS, LibraryImage, ReferenceLibrary
@@ -79,6 +81,8 @@ class EnrolmentItem:
     mopi_group: MopiGroup
     subject: str | None = None
     name: str = ""
+    # A short video rather than a still image (ADR 0026): the subject's best face is enrolled.
+    video: bool = False
 
 
 @attrs.frozen
@@ -132,6 +136,10 @@ class _Candidate:
     image_id: str
     digest: str
     analysis: FaceAnalysis | None = None
+    # From a video: the frame the subject's face is on (stored as the image, PNG) and where it is.
+    frame: bytes | None = attrs.field(default=None, repr=False)
+    frame_index: int | None = None
+    time_ms: int | None = None
     # One template per algorithm the library is templated with (T-01, T-02), the first its own.
     vectors: dict[str, np.ndarray] = attrs.field(factory=dict)
 
@@ -268,7 +276,13 @@ class Enrolment(UseCase):
                 act.at,
                 [
                     LibraryImage(
-                        c.image_id, c.digest, c.item.captured_on, c.item.age_at_capture, c.item.mopi_group
+                        c.image_id,
+                        c.digest,
+                        c.item.captured_on,
+                        c.item.age_at_capture,
+                        c.item.mopi_group,
+                        c.frame_index,
+                        c.time_ms,
                     )
                     for c in offered
                 ],
@@ -289,7 +303,12 @@ class Enrolment(UseCase):
                 continue
             if c.analysis is None or set(c.vectors) != set(algorithms):
                 raise RuntimeError(f"{name}: enrolled by the domain without a face; R-01 checks disagree")
-            store.put(c.image_id, RecordKind.IMAGE, c.item.data, owner=owner)
+            if c.frame is not None:
+                # A video: its frame is the library image (thumbnails, re-templating read it).
+                store.put(c.image_id, RecordKind.IMAGE, c.frame, owner=owner)
+                store.put(library_video_record(c.image_id), RecordKind.IMAGE, c.item.data, owner=owner)
+            else:
+                store.put(c.image_id, RecordKind.IMAGE, c.item.data, owner=owner)
             c.analysis.put(store, library_face_record(c.image_id), owner)
             if c.item.subject:
                 store.put(
@@ -324,7 +343,8 @@ class Enrolment(UseCase):
         seen: dict[str, str],
     ) -> EnrolmentResult | _Candidate:
         try:
-            pixels = self.bio.decode(item.data)
+            # A video's limits are checked when it is opened, after R-01 (``_video_subject``).
+            pixels = None if item.video else self.bio.decode(item.data)
         except ImageRejected as rejected:
             return EnrolmentResult(name, False, rejected.reason, rejected.code)
         if digest in seen:
@@ -340,10 +360,16 @@ class Enrolment(UseCase):
             # Offered without detection: the domain records the refusal and its reason.
             return candidate
         own, *others = (self.bio.engine_for(a) for a in algorithms)
-        faces = own.detect(pixels)
-        chosen, code, reason = choose_subject_face(faces)
-        if chosen is None:
-            return EnrolmentResult(name, False, reason, code, content_hash=digest)
+        if pixels is None:
+            subject = self._video_subject(item, own, candidate)
+            if isinstance(subject, EnrolmentResult):
+                return attrs.evolve(subject, name=name, content_hash=digest)
+            pixels, faces, chosen = subject
+        else:
+            faces = own.detect(pixels)
+            chosen, code, reason = choose_subject_face(faces)
+            if chosen is None:
+                return EnrolmentResult(name, False, reason, code, content_hash=digest)
         face = faces[chosen].face
         candidate.analysis = FaceAnalysis.of("subject", faces[chosen])
         candidate.vectors[own.algorithm_id] = own.template(pixels, [face])[0]
@@ -354,6 +380,29 @@ class Enrolment(UseCase):
                 reason = "the algorithm the library is being re-templated with finds no face there"
                 return EnrolmentResult(name, False, reason, "no_face", content_hash=digest)
         return candidate
+
+    def _video_subject(
+        self, item: EnrolmentItem, engine: FaceEngine, candidate: _Candidate
+    ) -> tuple[np.ndarray, list[AnalysedFace], int] | EnrolmentResult:
+        """A video's subject: its faces tracked (``video_faces``), the best face of each track, and
+        of those the one ``choose_subject_face`` takes (the only one, or one clearly larger); its
+        frame becomes the library image. Returns (frame pixels, faces, chosen) or why not."""
+        sampler = self.bio.video
+        if sampler is None:
+            return EnrolmentResult("", False, "this deployment takes still images only", "unsupported_type")
+        try:
+            with sampler.open(item.data) as opened:
+                found = faces_in_video(engine, opened, sampler.limits.max_tracks)
+        except ImageRejected as rejected:
+            return EnrolmentResult("", False, rejected.reason, rejected.code)
+        faces = [t.face for t in found.faces]
+        chosen, code, reason = choose_subject_face(faces)
+        if chosen is None:
+            return EnrolmentResult("", False, reason.replace("image", "video"), code)
+        frame = found.faces[chosen].frame
+        candidate.frame = sampler.encode_frame(frame.pixels)
+        candidate.frame_index, candidate.time_ms = frame.index, frame.time_ms
+        return frame.pixels, faces, chosen
 
     def _index(
         self, library_id: str, algorithm_id: str, staged: dict[str, tuple[str, np.ndarray]]

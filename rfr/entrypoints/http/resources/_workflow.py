@@ -122,6 +122,29 @@ def unprocessable(field: str, message: str, *, source: str = "body") -> Unproces
     return Unprocessable(message, extra=[{"key": field, "source": source, "message": message}])
 
 
+# Declared part types of a short video (ADR 0026); its bytes are sniffed and decoded regardless.
+VIDEO_PART_TYPES = frozenset({"video/mp4", "video/webm", "video/x-msvideo"})
+
+
+def declared_type(upload: UploadFile) -> str:
+    """The type a file part declares, lower case without parameters; "" when it declares none."""
+    sent = {name.lower() for name in upload.headers}
+    return (upload.content_type or "").split(";")[0].strip().lower() if "content-type" in sent else ""
+
+
+def is_video(upload: UploadFile, field: str) -> bool:
+    """Whether a file part is a short video: declared ``video/*``; another video type than MP4,
+    WebM or AVI is refused (415) unread."""
+    declared = declared_type(upload)
+    if not declared.startswith("video/"):
+        return False
+    if declared not in VIDEO_PART_TYPES:
+        raise ImageRejected(
+            f"{field}: {declared!r} is not an accepted video type (MP4, WebM or AVI)", "unsupported_type"
+        )
+    return True
+
+
 def image_bytes(upload: UploadFile, field: str) -> bytes:
     """An uploaded image's bytes; a part declared as a non-image type is refused (415) unread.
 

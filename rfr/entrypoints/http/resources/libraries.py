@@ -60,6 +60,7 @@ from rfr.entrypoints.http.resources._workflow import (
     PageSize,
     image_bytes,
     invalid,
+    is_video,
     unprocessable,
 )
 
@@ -114,7 +115,12 @@ class EnrolmentUpload:
     file) or once per file, in the order of the files (another count is refused with 422)."""
 
     files: Annotated[
-        list[UploadFile], Body(description="the images: JPEG, PNG or WebP, one face each", **_ONE_PER_FILE)
+        list[UploadFile],
+        Body(
+            description="the images: JPEG, PNG or WebP, one face each; or short videos of one "
+            "subject, declared video/mp4, video/webm or video/x-msvideo (their best face is enrolled)",
+            **_ONE_PER_FILE,
+        ),
     ]
     capture_date: Annotated[
         list[str], _each("date of capture, YYYY-MM-DD, from 1900 to today", format="date", maxLength=10)
@@ -297,9 +303,11 @@ def enrol_images(
         ),
     ],
 ) -> EnrolmentReportView:
-    """Every file is checked first (415 type, 413 pixels, 422 damaged: nothing enrolled); then each
-    image is enrolled or reported with why not (R-01, no face, duplicate). Enrolled images are
-    searchable at once; cached probes relevant to the library are re-searched (U-02)."""
+    """Every file is checked first (415 type, 413 pixels or a video's size, duration or frame
+    size, 422 damaged: nothing enrolled); then each image is enrolled or reported with why not
+    (R-01, no face, several faces, duplicate); of a video, the best face of its one subject is
+    enrolled, from its frame (ADR 0026). Enrolled images are searchable at once; cached probes
+    relevant to the library are re-searched (U-02)."""
     items = _items(data, enrolment)
     return EnrolmentReportView.of(enrolment.enrol(principal.user_id, str(library_id), items))
 
@@ -394,18 +402,32 @@ def _items(data: EnrolmentUpload, enrolment: Enrolment) -> list[EnrolmentItem]:
     payloads = []
     for n, upload in enumerate(data.files):
         name = upload.filename or f"file {n + 1}"
-        payload = image_bytes(upload, f"files[{n}] ({name})")
+        video = is_video(upload, f"files[{n}] ({name})")
+        payload = upload.file.read() if video else image_bytes(upload, f"files[{n}] ({name})")
         try:
-            enrolment.bio.decode(payload)
+            _check_upload(enrolment, payload, video)
         except ImageRejected as e:
             raise ImageRejected(f"files[{n}] ({name}): {e.reason}", e.code) from None
-        payloads.append((name, payload))
+        payloads.append((name, payload, video))
     return [
-        EnrolmentItem(payload, captured, age, group, subject or None, name)
-        for (name, payload), captured, age, group, subject in zip(
+        EnrolmentItem(payload, captured, age, group, subject or None, name, video)
+        for (name, payload, video), captured, age, group, subject in zip(
             payloads, dates, ages, groups, subjects, strict=True
         )
     ]
+
+
+def _check_upload(enrolment: Enrolment, payload: bytes, video: bool) -> None:
+    """An image decoded, or a short video's size, container, frame size and duration checked
+    (no frame decoded: that is enrolment's work), so a bad file refuses the request (413/415/422)."""
+    if not video:
+        enrolment.bio.decode(payload)
+        return
+    sampler = enrolment.bio.video
+    if sampler is None:
+        raise ImageRejected("this deployment takes still images only, not video", "unsupported_type")
+    with sampler.open(payload):
+        pass
 
 
 def _per_file(values: list[str], count: int, name: str, parse: Callable[[str], V]) -> list[V]:

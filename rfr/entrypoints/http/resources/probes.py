@@ -27,7 +27,7 @@ from litestar.enums import RequestEncodingType
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, PathParameter
 
-from rfr.application.errors import ImageRejected, NoFaceInBox
+from rfr.application.errors import NoFaceInBox
 from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
 from rfr.application.services.endorsements import (
@@ -58,6 +58,7 @@ from rfr.entrypoints.http.resources._workflow import (
     decode_json_part,
     domain_value,
     image_bytes,
+    is_video,
     unprocessable,
 )
 
@@ -311,26 +312,11 @@ def submit_probe(
     """The Form 3 is judged first (P-01..P-07, refusals recorded); faces are then detected and
     shown with their quality (P-10). No template is made until faces are selected (P-11)."""
     form = decode_json_part(data.form3, Form3Body, "form3")
-    declared = _declared_type(data.image)
-    if declared.startswith("video/"):
+    if is_video(data.image, "image"):
         # A short video (ADR 0026): its limits are checked before a frame is decoded (413).
-        if declared not in VIDEO_PART_TYPES:
-            raise ImageRejected(
-                f"image: {declared!r} is not an accepted video type (MP4, WebM or AVI)", "unsupported_type"
-            )
         return submit_video(probes, principal.user_id, domain_value(Form3, form), data.image.file.read())
     image = image_bytes(data.image, "image")
     return probes.submit(principal.user_id, domain_value(Form3, form), image)
-
-
-# Declared part types of a short video probe; its bytes are sniffed and decoded regardless.
-VIDEO_PART_TYPES = frozenset({"video/mp4", "video/webm", "video/x-msvideo"})
-
-
-def _declared_type(upload: UploadFile) -> str:
-    """The type a file part declares, lower case without parameters; "" when it declares none."""
-    sent = {name.lower() for name in upload.headers}
-    return (upload.content_type or "").split(";")[0].strip().lower() if "content-type" in sent else ""
 
 
 @get("/probes/{probe_id:uuid}", sync_to_thread=True, summary="Read a probe", **allow(*PROBE_READERS.roles))
