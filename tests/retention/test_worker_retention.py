@@ -1,4 +1,5 @@
-"""`rfr worker --once` runs the retention sweep on a SQLite store after the reports (L-12, R-03, R-04)."""
+"""`rfr worker --once` runs the retention sweep on a SQLite store after the reports and flags
+(L-06, L-12, R-03, R-03a, R-04)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import sys
 from pathlib import Path
 from uuid import UUID
 
+import domain_builders
 from retention_history import History
 from service_builders import make_world
 
@@ -34,7 +36,7 @@ def _cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_L06_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_held(
+def test_L06_L12_R03_R03a_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is_held(
     tmp_path: Path, engine: FaceEngine, photos: dict[str, list[Path]]
 ):
     data_dir = tmp_path / "data"
@@ -47,6 +49,9 @@ def test_L06_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is
     unmatched, _ = history.searched_probe("barbara_walters", custody)
     held, _ = history.searched_probe("benjamin_netanyahu", custody)
     history.hold_probe(held, LegalHold("disclosure to the defence pending", "disclosure"))
+    never_searched = world.probes.submit(
+        "analyst", domain_builders.form3(), photos["anne_mclellan"][2].read_bytes()
+    ).probe_id
     world.app.close()
 
     first = _cli(data_dir, "worker", "--once")
@@ -55,7 +60,7 @@ def test_L06_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is
     assert first.stdout.splitlines() == [
         # L-06: the custody library's review fell due in 2025; the flag is recorded once.
         f"flagged library approval {custody.approval_id}: the library approval's review is overdue (L-06)",
-        "retention: deleted 2 images (L-12), 1 probe (R-03) with 3 templates",
+        "retention: deleted 2 images (L-12), 1 probe (R-03), 1 probe (R-03a) with 3 templates",
         f"retention: held probe {held}: deletion due under R-03 suspended by a legal hold "
         "(R-04, disclosure: disclosure to the defence pending)",
     ]
@@ -66,10 +71,12 @@ def test_L06_L12_R03_R04_rfr_worker_once_deletes_what_is_due_and_reports_what_is
         assert sorted(r.image_id for r in kept) == sorted(custody.image_ids)
         assert all(r.purged_at is None for r in kept)
         assert app.get(UUID(unmatched), ProbeImage).purged_at is not None
+        assert app.get(UUID(never_searched), ProbeImage).purged_at is not None
         assert app.get(UUID(held), ProbeImage).purged_at is None
     assert not any(history.image_stored(i) for i in stopped.image_ids)
     assert all(history.image_stored(i) for i in custody.image_ids)
     assert not history.probe_stored(unmatched) and history.probe_stored(held)
+    assert not history.probe_stored(never_searched)
 
     again = _cli(data_dir, "worker", "--once")
     assert again.returncode == 0, again.stderr
@@ -80,6 +87,6 @@ def test_rfr_worker_help_says_each_round_runs_the_retention_sweep():
     shown = _cli(Path("unused"), "worker", "--help")
     assert shown.returncode == 0
     text = " ".join(shown.stdout.split())
-    for rule in ("R-01", "L-12", "R-02", "R-03", "U-04", "R-04"):
+    for rule in ("R-01", "L-12", "R-02", "R-03", "R-03a", "U-04", "R-04", "L-06", "L-09", "L-10", "U-03"):
         assert rule in text
     assert "run one round (reports and retention) and exit" in text
