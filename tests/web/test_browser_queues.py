@@ -2,6 +2,7 @@
 ``rfr serve``, each decision checked afterwards through the API:
 
 - an Inspector endorses a 13-15 probe (P-04) from the queue;
+- an analyst records technical advice on a probe's page and an Inspector then endorses it (P-06);
 - the SRO approves a Form 1 from the queue (L-02, L-05), and reviews an approval in force (L-07);
 - an Inspector approves a search of a level 4 library awaiting approval (P-08);
 - an Inspector approves an analyst's request to keep an unmatched probe in the cache and then
@@ -139,6 +140,50 @@ def test_P04_an_rfr_user_is_not_shown_the_queue_and_is_refused_it_server_side(
     assert len(refusals_of(web_server, people.colleague.user_id)) == before + 3
     governance = ok(people.inspector.client.get(f"/probes/{probe_id}/governance"))
     assert governance["missing_endorsements"] == ["P-04"] and governance["endorsements"] == []
+
+
+def test_P06_technical_advice_is_recorded_on_the_probe_page_before_the_inspector_endorses(
+    web_server, new_page, people, photo, screenshots
+):
+    """P-06: the analyst records the facial recognition team's advice on the probe's page; the
+    Inspector then finds the probe in the queue and endorses it; both in the browser."""
+    vulnerable = {"suspected_relevant_disability": True, "suspected_predates_gender_reassignment": False}
+    probe_id = submitted_probe(people, photo, vulnerability=vulnerable, case_reference="OP-HERON/2026/0031")[
+        "probe_id"
+    ]
+    analyst = new_page()
+    sign_in(analyst, people.analyst.token)
+    analyst.goto(f"/app/probes/{probe_id}")
+    section = analyst.locator("section", has=analyst.get_by_role("heading", name="Technical advice (P-06)"))
+    expect(section).to_be_visible()
+    # Blank advice (spaces pass the browser's own check) is refused by the server, naming what is
+    # missing, and records nothing.
+    before = event_count(web_server)
+    analyst.get_by_label("The technical advice").fill("   ")
+    section.get_by_role("button", name="Record the technical advice").click()
+    expect(section.locator("#advice-error")).to_contain_text("the technical advice")
+    assert event_count(web_server) == before
+    advice = "Lower similarity expected for this subject; compare ears and jawline, not the score"
+    analyst.get_by_label("The technical advice").fill(advice)
+    analyst.get_by_role("button", name="Record the technical advice").click()
+    expect(analyst.get_by_test_id("technical-advice")).to_have_text(advice)
+    expect(analyst.get_by_role("button", name="Record the technical advice")).to_have_count(0)
+    analyst.screenshot(path=screenshots / "probe-technical-advice.png", full_page=True)
+
+    inspector = new_page()
+    sign_in(inspector, people.inspector.token)
+    inspector.goto("/app/queues")
+    awaited = inspector.locator("#endorsements-awaited tbody tr").filter(
+        has=inspector.locator(f"a[href$='probe={probe_id}']")
+    )
+    expect(awaited.locator("td").nth(5)).to_have_text("P-06")
+    awaited.get_by_role("link", name="OP-HERON/2026/0031").click()
+    inspector.get_by_label("Why you endorse the search (P-06)").fill("Necessary despite the advice")
+    inspector.get_by_role("button", name="Endorse under P-06").click()
+    inspector.wait_for_url("**done=P-06**")
+    governance = ok(people.analyst.client.get(f"/probes/{probe_id}/governance"))
+    assert governance["technical_advice"] == advice
+    assert governance["missing_endorsements"] == [] and governance["endorsements"][0]["kind"] == "P-06"
 
 
 def test_P04_an_endorsement_posted_without_its_csrf_token_is_refused_and_changes_nothing(

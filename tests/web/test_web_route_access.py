@@ -162,6 +162,7 @@ def test_A05_every_page_admits_exactly_its_roles_through_the_apis_gate(web: Web)
         ("GET", "/app/probes/{probe_id:uuid}/image"),
         ("POST", "/app/probes/{probe_id:uuid}/selection"),
         ("POST", "/app/probes/{probe_id:uuid}/quality-decision"),
+        ("POST", "/app/probes/{probe_id:uuid}/technical-advice"),
         ("GET", "/app/queues"),
         ("GET", "/app/queues/endorsement"),
         ("POST", "/app/queues/endorsement"),

@@ -27,11 +27,12 @@ from litestar.response import Template
 
 from rfr.application.ports import FaceBox
 from rfr.application.services.access import Principal
+from rfr.application.services.endorsements import ADVISERS, ProbeEndorsements
 from rfr.application.services.offences import OffenceCodes
 from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, ProbeView
 from rfr.domain.forms import Form3
 from rfr.entrypoints.http.access_control import allow
-from rfr.entrypoints.http.context import HttpContext, use_case
+from rfr.entrypoints.http.context import HttpContext, context_of, use_case
 from rfr.entrypoints.http.resources._workflow import decode_json_part, domain_value, image_bytes
 from rfr.entrypoints.http.resources.probes import Form3Body
 from rfr.entrypoints.web.forms import FormData, FormErrors, text
@@ -108,6 +109,10 @@ FLAG_WORDS = {
 
 def flag_words(flag: str) -> str:
     return FLAG_WORDS.get(flag, flag.replace("_", " "))
+
+
+def _endorsements(ctx: HttpContext) -> ProbeEndorsements:
+    return ctx.services.endorsements
 
 
 def _probes(ctx: HttpContext) -> Probes:
@@ -260,6 +265,8 @@ def _probe_page(
     view: ProbeView = probes.get(principal.user_id, probe_id)
     mine = view.requester_id == principal.user_id and not view.purged
     picture = probes.image(principal.user_id, probe_id) if mine else None
+    # P-06's technical advice, shown and recorded here: the Inspector's endorsement waits for it.
+    governance = context_of(request.app).services.endorsements.get(principal.user_id, probe_id)
     return page(
         request,
         "probes/probe.html",
@@ -271,6 +278,8 @@ def _probe_page(
         height=picture.height if picture else 0,
         numbered=[(n, face, [flag_words(f) for f in face.flags]) for n, face in enumerate(view.faces, 1)],
         selected_flags=[flag_words(f) for f in view.quality_flags],
+        governance=governance,
+        can_advise=bool({r.value for r in ADVISERS.roles} & set(principal.roles)) and not view.purged,
         errors=errors or {},
         values=values or {},
         path=probe_path(view.probe_id),
@@ -343,6 +352,34 @@ def select_face(
         return _probe_page(request, principal, probes, str(probe_id), status=400, errors=errors.by_field)
     probes.select_faces(principal.user_id, str(probe_id), [face_id], reason)
     return see_other(probe_path(str(probe_id)))
+
+
+@post(
+    "/probes/{probe_id:uuid}/technical-advice",
+    summary="Record technical advice (P-06)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*ADVISERS.roles),
+)
+def technical_advice(
+    request: Request[Any, Any, Any],
+    *,
+    principal: NamedDependency[Principal],
+    probes: NamedDependency[Probes],
+    endorsements: NamedDependency[ProbeEndorsements],
+    probe_id: FromPath[ProbeId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /probes/{id}/technical-advice``: the facial recognition team's advice on the
+    algorithm's accuracy for this person, which a P-06 endorsement must follow."""
+    errors = FormErrors()
+    advice = text(data.get("advice"), "advice", errors, label="the technical advice")
+    if errors:
+        return _probe_page(
+            request, principal, probes, str(probe_id), status=400, errors=errors.by_field, values=dict(data)
+        )
+    endorsements.record_technical_advice(principal.user_id, probe_id, advice)
+    return see_other(f"{probe_path(str(probe_id))}#technical-advice")
 
 
 def _pixel(value: str | None, field: str, errors: FormErrors) -> int:
@@ -436,8 +473,13 @@ ROUTES = [
             probe_face,
             select_face,
             decide_on_quality,
+            technical_advice,
         ],
-        dependencies={"probes": use_case(_probes), "offences": use_case(_offences)},
+        dependencies={
+            "probes": use_case(_probes),
+            "offences": use_case(_offences),
+            "endorsements": use_case(_endorsements),
+        },
     )
 ]
 NAV = [NavLink(new_probe, "Submit a probe", order=20)]
