@@ -102,6 +102,7 @@ STAFF: dict[str, tuple[set[Role], Rank | None, set[str]]] = {
     "sro": ({Role.SRO}, Rank.CHIEF_SUPERINTENDENT, set()),
     "op-lead": ({Role.OPERATIONAL_LEAD}, None, set()),
     "auditor": ({Role.AUDITOR}, None, set()),
+    "ops": ({Role.OPERATIONS}, None, set()),
 }
 
 

@@ -43,6 +43,7 @@ HOLDERS = {
     Role.SRO: "sro",
     Role.OPERATIONAL_LEAD: "op-lead",
     Role.AUDITOR: "auditor",
+    Role.OPERATIONS: "ops",
 }
 FIELDS = {
     "status",
