@@ -13,10 +13,10 @@ The checks run cheapest first, each raising ``ImageRejected`` (code in brackets)
 - the container's own frame count, frame rate and frame size are checked before any frame is
   decoded: a frame larger than ``max_frame_pixels`` [too_many_pixels, 413], longer than
   ``max_seconds`` [too_long, 413], no frames or no rate [undecodable];
-- the container may lie, so the decode loop is bounded too: it stops at the frame count the
-  limits allow and refuses a video that has frames beyond it [too_long], and refuses a frame
-  whose size is not the one declared [too_many_pixels or undecodable]. A video that yields no
-  frame at all is [undecodable].
+- the container may lie, so the decode loop is bounded too: it reads no more frames than the
+  duration limit admits at the declared rate and refuses a video that has more [too_long],
+  samples at most ``max_samples``, and refuses a frame whose size is not the one declared
+  [too_many_pixels or undecodable]. A video that yields no frame at all is [undecodable].
 
 Codecs are those this OpenCV build's FFmpeg decodes (MPEG-4 Part 2, Motion JPEG, VP8/VP9 and
 H.264 among them); which ones its writer makes is what the tests use.
@@ -62,22 +62,16 @@ class _OpenVideo:
     limits: VideoLimits
 
     def frames(self) -> Iterator[SampledFrame]:
-        facts = self.facts
-        step = self.limits.sample_step(facts.frame_count, facts.fps)
-        # Bounded whatever the container declared: a few frames of slack for a rounded count.
-        allowed = min(facts.frame_count, math.floor(self.limits.max_seconds * facts.fps)) + 2
-        index = 0
-        yielded = 0
-        while True:
-            if index >= allowed:
-                if self.capture.grab():
-                    raise ImageRejected(
-                        f"the video has more frames than its header says; at most "
-                        f"{self.limits.max_seconds} seconds are accepted",
-                        "too_long",
-                    )
-                break
-            if index % step == 0:
+        """Every ``step``-th frame, at most ``max_samples``. Bounded whatever the container
+        declared: no more frames are read than the duration limit admits (a video that has more
+        is refused, too_long), and no more sampled than ``max_samples`` (a container that
+        understates its length is sampled more densely, never more often)."""
+        facts, limits = self.facts, self.limits
+        step = limits.sample_step(facts.frame_count, facts.fps)
+        allowed = math.floor(limits.max_seconds * facts.fps) + 1
+        index = yielded = 0
+        while index < allowed:
+            if index % step == 0 and yielded < limits.max_samples:
                 ok, bgr = self.capture.read()
                 if not ok:
                     break
@@ -86,6 +80,13 @@ class _OpenVideo:
             elif not self.capture.grab():
                 break
             index += 1
+        else:
+            if self.capture.grab():
+                raise ImageRejected(
+                    f"the video has more frames than its header says; at most "
+                    f"{limits.max_seconds} seconds are accepted",
+                    "too_long",
+                )
         if yielded == 0:
             raise ImageRejected("no frame of the video could be decoded", "undecodable")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import stat
+import struct
 import sys
 import time
 from pathlib import Path
@@ -154,3 +155,33 @@ def test_what_is_not_a_decodable_video_is_refused(tmp_path, data):
     with pytest.raises(ImageRejected) as refused, OpenCvVideoSampler(tmp_path).open(data) as video:
         list(video.frames())
     assert refused.value.code in ("empty", "undecodable")
+
+
+def understated(frames: int, declared: int) -> bytes:
+    """An MJPG AVI of ``frames`` frames whose headers (avih, strh) say it has ``declared``."""
+    data = bytearray(write_video(frames, SIZE, grey(SIZE), fps=10, container="avi"))
+    avih, strh = data.find(b"avih"), data.find(b"strh")
+    struct.pack_into("<I", data, avih + 8 + 16, declared)  # dwTotalFrames
+    struct.pack_into("<I", data, strh + 8 + 32, declared)  # dwLength
+    return bytes(data)
+
+
+def test_a_container_that_understates_its_length_is_read_no_further_than_the_limit(tmp_path):
+    lying = understated(frames=40, declared=5)
+    limits = VideoLimits(max_seconds=2, samples_per_second=10, max_samples=6)
+    with OpenCvVideoSampler(tmp_path, limits).open(lying) as video:
+        assert video.facts.frame_count == 5, "the header passed the duration check"
+        frames = []
+        with pytest.raises(ImageRejected) as refused:
+            for sampled in video.frames():
+                frames.append(sampled.index)
+    assert refused.value.code == "too_long"
+    # Sampled no more often than max_samples, though the header made every frame a sample.
+    assert frames == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_container_that_understates_its_length_within_the_limit_is_sampled_not_refused(tmp_path):
+    lying = understated(frames=12, declared=5)
+    limits = VideoLimits(max_seconds=2, samples_per_second=10, max_samples=40)
+    with OpenCvVideoSampler(tmp_path, limits).open(lying) as video:
+        assert [f.index for f in video.frames()] == list(range(12))
