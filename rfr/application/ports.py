@@ -321,12 +321,56 @@ class VectorIndexRegistry(Protocol):
     def drop(self, library_id: str, algorithm_id: str) -> None: ...
 
 
+@attrs.frozen
+class ReportAttachment:
+    """One file of a scheduled report: the JSON document, the CSV, the HTML report."""
+
+    filename: str
+    media_type: str
+    content: bytes
+
+
+@attrs.frozen
+class ReportMessage:
+    """One scheduled report for one period, as it is delivered (A-04).
+
+    ``message_id`` is the period's stable Message-ID (``report_schedule.message_id_for``): every
+    attempt at the period carries the same one. ``recipients`` are (user id, e-mail address or
+    None) of the administrators who receive it.
+    """
+
+    schedule_id: str
+    period_label: str
+    message_id: str
+    subject: str
+    text: str
+    recipients: tuple[tuple[str, str | None], ...]
+    attachments: tuple[ReportAttachment, ...]
+
+
+class ReportDeliveryError(Exception):
+    """A delivery that did not happen. Its message describes why for the record (it is kept in
+    a ``DeliveryFailed`` event), so a sink puts no secret in it: no password, no credentials."""
+
+
 @runtime_checkable
 class ReportSink(Protocol):
-    """Where scheduled reports are delivered (the embedded default: files under RFR_DATA_DIR)."""
+    """Where scheduled reports are delivered: by e-mail (SMTP) when configured, else as files
+    under RFR_DATA_DIR.
 
-    def write(self, schedule_id: str, period_label: str, content: bytes) -> str:
-        """Stores ``content`` for that schedule and period, replacing any earlier copy; returns where."""
+    ``channel`` names the way (``smtp``, ``folder``) in the events; ``needs_addresses`` says
+    whether a recipient without an e-mail address can receive it; ``message_domain`` is the
+    domain of the Message-IDs it sends.
+    """
+
+    channel: str
+    needs_addresses: bool
+    message_domain: str
+
+    def deliver(self, message: ReportMessage) -> str:
+        """Delivers the message or raises ``ReportDeliveryError``; returns where it went. Delivering
+        the same ``message_id`` again must not make a second report (a file is replaced; an
+        e-mail carries the same Message-ID)."""
         ...
 
 

@@ -10,6 +10,16 @@ whose recipients have all lost the Administrator role (or been disabled) is reco
 ``DeliveryWithheld`` instead, so nobody who may no longer see it receives it and the
 period is not tried again.
 
+Each delivery is an attempt first (ADR 0027): ``DeliveryAttempted`` is saved, against the
+schedule's version, before anything is sent. It names the attempt's number, the period's
+stable Message-ID (``message_id_for``: the same for every attempt at that period) and a lease:
+while the lease runs no other worker tries the period, so of two workers only the one whose
+attempt was saved sends. The attempt ends with ``ReportDelivered`` or ``DeliveryFailed``
+(which period, which attempt, a description of the error without secrets, and when the
+next attempt is due: ``retry_delay`` doubles from ``RETRY_FIRST`` up to ``RETRY_CAP``). An
+attempt that ends with neither (its worker died) is tried again once its lease has run out,
+with the same Message-ID.
+
 A ``UsageReportRun`` records one report run on demand (who, for which period, why), so
 reading the usage of the system leaves its own trace like any other read (A-01).
 
@@ -22,6 +32,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import attrs
@@ -35,6 +46,28 @@ from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.rules_access import authorised, stated
 
 REPORT_WORKER = Actor("rfr:report-worker")
+
+# A failed delivery is tried again after RETRY_FIRST, then after twice as long each time, never
+# waiting longer than RETRY_CAP: a mail server down for a night is caught up within the hour
+# after it returns, without a worker hammering it meanwhile.
+RETRY_FIRST = timedelta(minutes=5)
+RETRY_CAP = timedelta(hours=1)
+# How long an attempt may take before the period is tried again: far longer than an SMTP
+# exchange (timeouts of a minute), so a live attempt is never overtaken.
+ATTEMPT_LEASE = timedelta(minutes=15)
+# The description of a failed attempt is kept short: it is a diagnosis, not a log.
+MAX_ERROR_LENGTH = 500
+
+
+def retry_delay(attempt: int) -> timedelta:
+    """How long after failed attempt number ``attempt`` (from 1) the next one is due."""
+    return min(RETRY_FIRST * 2 ** min(max(attempt, 1) - 1, 20), RETRY_CAP)
+
+
+def message_id_for(schedule_id: object, period_label: str, domain: str) -> str:
+    """The period's RFC 5322 Message-ID: derived from the schedule and period alone, so every
+    attempt at one period sends the same message and a duplicate is recognisable as one."""
+    return f"<usage-report.{schedule_id}.{period_label}@{domain}>"
 
 
 class ReportFrequency(enum.StrEnum):
@@ -119,6 +152,9 @@ class ReportSchedule(GovernedAggregate):
             agg.covered_until = None
             agg.deliveries = []
             agg.created_by = self.acting.user_id
+            agg.attempt = None
+            agg.attempts = 0
+            agg.retry_at = None
 
     class Changed(GovernedAggregate.Event):
         frequency: str
@@ -144,9 +180,21 @@ class ReportSchedule(GovernedAggregate):
         withheld_from: list[str]
         location: str
         digest: str
+        message_id: str
+        attempt: int
+
+        # v2 names the attempt that delivered and its Message-ID (ADR 0027). A v1 delivery was
+        # a folder written once, before attempts were recorded: attempt 1, no Message-ID.
+        class_version = 2
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["message_id"] = ""
+            state["attempt"] = 1
 
         def apply(self, agg: ReportSchedule) -> None:
             agg.covered_until = self.period_end
+            agg._period_closed()
             agg.deliveries.append(
                 Delivery(
                     self.period_label,
@@ -167,6 +215,37 @@ class ReportSchedule(GovernedAggregate):
 
         def apply(self, agg: ReportSchedule) -> None:
             agg.covered_until = self.period_end
+            agg._period_closed()
+
+    class DeliveryAttempted(GovernedAggregate.Event):
+        period_start: datetime
+        period_end: datetime
+        period_label: str
+        attempt: int
+        message_id: str
+        channel: str
+        lease_until: datetime
+
+        def apply(self, agg: ReportSchedule) -> None:
+            agg.attempt = Attempt(
+                ReportPeriod(agg.frequency, self.period_start),
+                self.attempt,
+                self.message_id,
+                self.lease_until,
+            )
+            agg.attempts = self.attempt
+
+    class DeliveryFailed(GovernedAggregate.Event):
+        period_start: datetime
+        period_end: datetime
+        period_label: str
+        attempt: int
+        error: str
+        next_attempt_at: datetime
+
+        def apply(self, agg: ReportSchedule) -> None:
+            agg.attempt = None
+            agg.retry_at = self.next_attempt_at
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -284,7 +363,79 @@ class ReportSchedule(GovernedAggregate):
             withheld_from=self._withheld(recipients),
             location=location,
             digest=digest,
+            message_id=self.attempt.message_id if self.attempt is not None else "",
+            attempt=self.attempt.number if self.attempt is not None else 1,
         )
+
+    def begin_delivery(self, at: datetime, period: ReportPeriod, *, message_id: str, channel: str) -> int:
+        """Claims ``period`` for one attempt, saved before anything is sent; returns its number."""
+        self._enforce(
+            f"deliver usage report {period.label}",
+            REPORT_WORKER,
+            at,
+            combine(
+                self._deliverable(at, period),
+                Decision.check(
+                    self.retry_at is None or self.retry_at <= at,
+                    "A-04",
+                    f"{period.label} is tried again from {self.retry_at}",
+                ),
+                Decision.check(
+                    self.attempt is None or self.attempt.lease_until <= at,
+                    "A-04",
+                    f"{period.label} is being delivered by another attempt",
+                ),
+                stated(message_id, "A-04", "the report's Message-ID"),
+                stated(channel, "A-04", "how the report is delivered"),
+            ),
+        )
+        number = self.attempts + 1
+        self._record(
+            self.DeliveryAttempted,
+            REPORT_WORKER,
+            at,
+            f"attempt {number} at the {self.frequency.value} usage report for {period.label}",
+            period_start=period.start,
+            period_end=period.end,
+            period_label=period.label,
+            attempt=number,
+            message_id=message_id,
+            channel=channel,
+            lease_until=require_aware(at) + ATTEMPT_LEASE,
+        )
+        return number
+
+    def record_failure(self, at: datetime, period: ReportPeriod, error: str) -> datetime:
+        """The attempt at ``period`` failed: recorded with when the next is due, which it returns.
+        ``error`` must already be free of secrets (the adapter describes its own failures)."""
+        self._enforce(
+            f"record failed delivery of usage report {period.label}",
+            REPORT_WORKER,
+            at,
+            combine(
+                Decision.check(
+                    self.attempt is not None and self.attempt.period == period,
+                    "A-04",
+                    f"no attempt at {period.label} is in progress",
+                ),
+                stated(error, "A-04", "what went wrong"),
+            ),
+        )
+        assert self.attempt is not None
+        due = require_aware(at) + retry_delay(self.attempt.number)
+        self._record(
+            self.DeliveryFailed,
+            REPORT_WORKER,
+            at,
+            f"attempt {self.attempt.number} at the usage report for {period.label} failed",
+            period_start=period.start,
+            period_end=period.end,
+            period_label=period.label,
+            attempt=self.attempt.number,
+            error=" ".join(error.split())[:MAX_ERROR_LENGTH],
+            next_attempt_at=due,
+        )
+        return due
 
     def withhold_delivery(self, at: datetime, period: ReportPeriod, recipients: Sequence[Actor]) -> None:
         """No recipient may receive reports any more: the period is closed without a delivery."""
@@ -324,8 +475,10 @@ class ReportSchedule(GovernedAggregate):
         return self.frequency.period_containing(since)
 
     def due_periods(self, now: datetime, *, limit: int = 100) -> tuple[ReportPeriod, ...]:
-        """Ended periods not yet delivered, oldest first, at most ``limit`` (a worker catches up)."""
-        if not self.active:
+        """Ended periods not yet delivered, oldest first, at most ``limit`` (a worker catches up).
+        None while the next period waits for its retry or another attempt's lease: periods are
+        delivered in order."""
+        if not self.active or not self.may_attempt(now):
             return ()
         due: list[ReportPeriod] = []
         period = self.next_period()
@@ -334,16 +487,30 @@ class ReportSchedule(GovernedAggregate):
             period = period.following()
         return tuple(due)
 
+    def may_attempt(self, now: datetime) -> bool:
+        """No retry is waited for and no other attempt is live at ``now``."""
+        waiting = self.retry_at is not None and self.retry_at > now
+        busy = self.attempt is not None and self.attempt.lease_until > now
+        return not waiting and not busy
+
     # -- helpers ----------------------------------------------------------------------------
+
+    def _period_closed(self) -> None:
+        self.attempt = None
+        self.attempts = 0
+        self.retry_at = None
 
     def _active(self) -> Decision:
         return Decision.check(self.active, "A-04", "the schedule was cancelled")
 
     def _deliverable(self, at: datetime, period: ReportPeriod) -> Decision:
+        # A period already sent by the attempt in progress is recorded as delivered even if the
+        # schedule changed or was cancelled while it was being sent: the event says what happened.
+        claimed = self.attempt is not None and self.attempt.period == period
         return combine(
-            self._active(),
+            Decision.check(claimed or self.active, "A-04", "the schedule was cancelled"),
             Decision.check(
-                period == self.next_period(), "A-04", f"{period.label} is not the period due next"
+                claimed or period == self.next_period(), "A-04", f"{period.label} is not the period due next"
             ),
             Decision.check(period.end <= at, "A-04", f"{period.label} has not ended yet"),
         )
@@ -351,6 +518,16 @@ class ReportSchedule(GovernedAggregate):
     def _withheld(self, recipients: Iterable[Actor]) -> list[str]:
         may = {r.user_id for r in recipients if may_receive_reports(r)}
         return [r for r in self.recipients if r not in may]
+
+
+@attrs.frozen
+class Attempt:
+    """The attempt in progress: which period, its number, its Message-ID, until when it is live."""
+
+    period: ReportPeriod
+    number: int
+    message_id: str
+    lease_until: datetime
 
 
 @attrs.frozen

@@ -1,7 +1,7 @@
 """A person's access to the system (A-05): registered, granted roles, trained, disabled.
 
 A user may have an e-mail address, where scheduled usage reports for them are sent (A-04);
-it is set by an administrator like the rest of their record (ADR 0024).
+it is set by an administrator like the rest of their record (ADR 0027).
 """
 
 from __future__ import annotations

@@ -27,6 +27,8 @@ import attrs
 from rfr.adapters.clock import SystemClock
 from rfr.adapters.image_decoding import DEFAULT_MAX_PIXELS
 from rfr.adapters.report_delivery.files import FileReportSink
+from rfr.adapters.report_delivery.smtp import SmtpReportSink
+from rfr.adapters.reporting.html_report import render_html
 from rfr.adapters.runner_locks import RunnerLocks
 from rfr.application.app import RfrApplication
 from rfr.application.face_engine import FaceEngine, FaceEngines
@@ -530,8 +532,11 @@ class Services:
 
     @property
     def report_delivery(self) -> ScheduledReportDelivery:
-        """Scheduled reports written under ``$RFR_DATA_DIR/reports`` (the worker)."""
-        return ScheduledReportDelivery(self.app, self.clock, FileReportSink(self.settings.data_dir))
+        """Scheduled reports e-mailed when RFR_SMTP_HOST is set, else written under
+        ``$RFR_DATA_DIR/reports`` (the worker; ADR 0027)."""
+        smtp = self.settings.smtp
+        sink = SmtpReportSink(smtp) if smtp is not None else FileReportSink(self.settings.data_dir)
+        return ScheduledReportDelivery(self.app, self.clock, sink, render_html)
 
     @property
     def retention_sweep(self) -> RetentionSweep:

@@ -16,6 +16,7 @@
 | RFR_VIDEO_MAX_FRAME_PIXELS | 2073600 | largest video frame, width x height (1920 x 1080; 413) |
 | RFR_VIDEO_SAMPLES_PER_SECOND | 2 | video frames the face detector looks at per second |
 | RFR_VIDEO_MAX_SAMPLES | 40 | video frames the face detector looks at in all, spread over the video |
+| RFR_SMTP_* | (none: reports to a folder) | e-mail delivery of scheduled reports: ``smtp_settings`` |
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import attrs
 
 from rfr.application.video_faces import VideoLimits
 from rfr.infrastructure.custom_algorithms import CustomAlgorithm, load_custom_algorithms
+from rfr.infrastructure.smtp_settings import SmtpSettings
 
 PERSISTENCE_CHOICES = ("sqlite", "postgres", "memory")
 # The built-in algorithms a deployment can choose (ADR 0018); the composition root builds each.
@@ -62,6 +64,8 @@ class Settings:
     custom_algorithms: tuple[CustomAlgorithm, ...] = attrs.field(default=(), converter=tuple)
     # What a short video may be (issue 13, ADR 0026).
     video_limits: VideoLimits = attrs.field(factory=VideoLimits)
+    # Scheduled reports by e-mail (ADR 0027); None: written under RFR_DATA_DIR/reports.
+    smtp: SmtpSettings | None = None
 
     @custom_algorithms.validator
     def _check_custom_algorithms(
@@ -149,4 +153,5 @@ class Settings:
             algorithm=algorithm,
             custom_algorithms=custom,
             video_limits=video_limits,
+            smtp=SmtpSettings.from_env(env),
         )

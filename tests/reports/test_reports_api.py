@@ -114,3 +114,24 @@ def test_A04_schedules_go_only_to_administrators_and_bad_requests_are_refused(
     assert admin.get("/reports/usage", params={"format": "pdf"}).status_code == 400
     missing = admin.get("/reports/schedules/7d4d6b4e-0000-4000-8000-000000000000")
     assert missing.status_code == 404
+
+
+def test_A04_the_html_report_with_charts_is_served_to_report_readers_only(reports_server: LiveServer) -> None:
+    """A-04, A-05: ``format=html`` is the report as one page with inline SVG charts and no script,
+    for Administrators and Auditors as the JSON one is; any other role is refused and recorded."""
+    admin = reports_server.admin.client
+    page = admin.get("/reports/usage", params={"format": "html", "reason": "oversight board"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert html.startswith("<!DOCTYPE html>") and "<script" not in html
+    assert "<svg" in html and "Refusals by rule" in html and "Policy exceptions awaiting the SRO" in html
+    auditor = reports_server.user(["auditor"], prefix="auditor")
+    assert auditor.client.get("/reports/usage", params={"format": "html"}).status_code == 200
+    for roles in (["rfr_user"], ["approving_officer"], ["sro"], ["operational_lead"]):
+        other = reports_server.user(roles, prefix="reader")
+        refused = other.client.get("/reports/usage", params={"format": "html"})
+        assert refused.status_code == 403 and refused.json()["recorded"] is True, roles
+        assert refused.json()["rule_ids"] == ["A-05"]
+    # Each run is recorded with its format (A-04): the two above count as runs on demand.
+    runs = admin.get("/reports/usage").json()["reports"]["run_on_demand"]
+    assert runs >= 2

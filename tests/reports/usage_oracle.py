@@ -17,9 +17,18 @@ from typing import Any
 from uuid import UUID
 
 from rfr.application.app import RfrApplication
-from rfr.application.projections.usage_counts import usage_facts
-from rfr.application.services.usage_reports import Counts, report_sections
+from rfr.application.projections.usage_counts import micros, usage_facts
+from rfr.application.services.usage_reports import (
+    TIMELINE_MEASURES,
+    Counts,
+    awaiting_item,
+    in_cache,
+    report_sections,
+    timeline_frame,
+    timeline_section,
+)
 from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.policy_exception import PolicyException
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.search_request import RequestStatus, SearchRequest
@@ -35,7 +44,10 @@ def replayed_report(
     """The sections of the report of ``[start, end)`` (``]`` when ``real_time``) from the log."""
     states: dict[UUID, Any] = {}
     facts: list[tuple[str, str, int]] = []
+    # (when, measure, key, n): the same facts with their moments, for the timeline.
+    timed: list[tuple[datetime, str, str, int]] = []
     opened: list[UUID] = []
+    opened_at: dict[UUID, datetime] = {}
     for notification in app.recorder.select_notifications(start=1, limit=10**9):
         event = app.mapper.to_domain_event(notification)
         if event.timestamp > end or (event.timestamp == end and not real_time):
@@ -43,11 +55,14 @@ def replayed_report(
         states[event.originator_id] = event.mutate(states.get(event.originator_id))
         if start is not None and event.timestamp < start:
             continue
-        facts += usage_facts(event)
+        these = usage_facts(event)
         if isinstance(event, SearchRequest.Opened):
             opened.append(event.originator_id)
+            opened_at[event.originator_id] = event.timestamp
             probe: ProbeImage = states[UUID(event.probe_id)]
-            facts += [("requests_by_ground", ground.value, 1) for ground in probe.form.grounds]
+            these += [("requests_by_ground", ground.value, 1) for ground in probe.form.grounds]
+        facts += these
+        timed += [(event.timestamp, *fact) for fact in these]
 
     outcomes: Counter[str] = Counter()
     for request_id in opened:
@@ -85,9 +100,38 @@ def replayed_report(
         "ucc": sorted(cache, key=lambda i: (i["due"], i["id"])),
     }
     outcome_keys = ("viable_match", "no_viable_match", "not_searched", "rejected", "refused_to_open")
+
+    awaiting = [
+        awaiting_item(e) for e in states.values() if isinstance(e, PolicyException) and e.awaiting_sro
+    ]
+    first = min((when for when, *_ in timed), default=None)
+    frame = timeline_frame(start, end, first)
+    counted = (
+        [(frame.index(micros(when)), m, k, n) for when, m, k, n in timed if m in TIMELINE_MEASURES]
+        if frame
+        else []
+    )
+    timeline = timeline_section(
+        frame,
+        counted,
+        [(frame.index(micros(opened_at[r])), _outcome(states[r])) for r in opened] if frame else [],
+    )
     return report_sections(
         Counts(facts),
         {k: outcomes[k] for k in outcome_keys},
         {str(s.id): s.name for s in libraries},
         overdue,
+        in_ucc=sum(1 for p in states.values() if isinstance(p, ProbeImage) and in_cache(p)),
+        awaiting_sro=sorted(awaiting, key=lambda i: (i["since"], i["id"])),
+        timeline=timeline,
     )
+
+
+def _outcome(request: SearchRequest) -> str:
+    if request.status is RequestStatus.REJECTED:
+        return "rejected"
+    if request.has_viable_match:
+        return "viable_match"
+    if request.searched_library_ids:
+        return "no_viable_match"
+    return "not_searched"

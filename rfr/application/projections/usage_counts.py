@@ -15,7 +15,9 @@ A report of ``[start, end)`` reads the rows of its period, not the whole history
 - ``rfr_usage_libraries``: each library's name and approval, to label the report.
 - ``rfr_usage_reviews``: each library approval from its grant until it is stopped or expires,
   and each probe from its addition to the Unresolved Crime Cache until it leaves. Only these
-  can be overdue for review at a moment; the domain decides which are (L-06, U-03).
+  can be overdue for review at a moment; the domain decides which are (L-06, U-03). Each
+  policy exception from its recording until the SRO reviews it, too: those open at a moment
+  are the ones awaiting the SRO then (A-06).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from rfr.application.projections import ProjectionStore, Statement
 from rfr.domain.enrolment_batch import ImageHolder
 from rfr.domain.governed import GovernedAggregate
 from rfr.domain.library_approval import LibraryApproval
+from rfr.domain.policy_exception import PolicyException
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
 from rfr.domain.refused_attempt import RefusedAttempt
@@ -44,7 +47,7 @@ GROUNDS = "rfr_usage_probe_grounds"
 LIBRARIES = "rfr_usage_libraries"
 REVIEWS = "rfr_usage_reviews"
 
-APPROVAL, UCC = "library_approval", "ucc"
+APPROVAL, UCC, EXCEPTION = "library_approval", "ucc", "policy_exception"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -146,6 +149,12 @@ def usage_facts(e: DomainEventProtocol[Any]) -> list[Fact]:
             return [("reports_run", "", 1)]
         case ReportSchedule.ReportDelivered():
             return [("reports_delivered", "", 1)]
+        case ReportSchedule.DeliveryFailed():
+            return [("report_deliveries_failed", "", 1)]
+        case PolicyException.Recorded():
+            return [("policy_exceptions", "recorded", 1)]
+        case PolicyException.ReviewedBySro():
+            return [("policy_exceptions", "endorsed" if e.endorsed else "not_endorsed", 1)]
     return []
 
 
@@ -153,7 +162,12 @@ def command_kind(command: str) -> str:
     """The kind of a refused command: "search library <uuid>" and "deliver usage report 2025-03"
     name an instance; a refused HTTP call ("call GET /reports/usage") names its route template,
     so it stays whole."""
-    for prefix in ("search library", "deliver usage report", "withhold usage report"):
+    for prefix in (
+        "search library",
+        "deliver usage report",
+        "withhold usage report",
+        "record failed delivery of usage report",
+    ):
         if command.startswith(prefix):
             return prefix
     return command
@@ -161,7 +175,7 @@ def command_kind(command: str) -> str:
 
 class UsageCountsProjection:
     name = "usage_counts"
-    version = 1
+    version = 2
     tables = (FACTS, REQUESTS, GROUNDS, LIBRARIES, REVIEWS)
     ddl = (
         # Times are microseconds since the epoch: BIGINT (PostgreSQL's INTEGER is 32 bits).
@@ -240,6 +254,10 @@ class UsageCountsProjection:
                 return [_opened_for_review(subject, UCC, at)]
             case ProbeImage.RemovedFromUcc() | ProbeImage.Purged():
                 return [_closed_for_review(subject, at)]
+            case PolicyException.Recorded():
+                return [_opened_for_review(subject, EXCEPTION, at)]
+            case PolicyException.ReviewedBySro():
+                return [_closed_for_review(subject, at)]
         return []
 
 
@@ -269,6 +287,7 @@ class RequestTimes:
     """When a request opened in a period reached each outcome (microseconds; None: not yet)."""
 
     request_id: str
+    opened_at: int
     searched_at: int | None
     viable_at: int | None
     rejected_at: int | None
@@ -296,12 +315,41 @@ class UsageCounts:
         )
         return [(r[0], r[1], int(r[2])) for r in rows]
 
+    def facts_by_step(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        end_inclusive: bool,
+        step: timedelta,
+        measures: Sequence[str],
+    ) -> list[tuple[int, str, str, int]]:
+        """(step number from ``start``, measure, key, count) of ``measures`` in the period, each
+        step ``step`` long: the figures of a report over time, read from the period's rows only."""
+        if not measures:
+            return []
+        sql, params = _period("at", start, end, end_inclusive)
+        marks = ", ".join("?" for _ in measures)
+        rows = self._store.query(
+            f"SELECT (at - ?) / ?, measure, key, sum(n) FROM {FACTS} "
+            f"WHERE {sql} AND measure IN ({marks}) GROUP BY 1, measure, key",
+            (micros(start), step // _MICROSECOND, *params, *measures),
+        )
+        return [(int(r[0]), r[1], r[2], int(r[3])) for r in rows]
+
+    def first_fact(self, end: datetime, *, end_inclusive: bool) -> datetime | None:
+        """When the earliest counted thing before ``end`` happened (the index answers it)."""
+        sql, params = _period("at", None, end, end_inclusive)
+        rows = self._store.query(f"SELECT min(at) FROM {FACTS} WHERE {sql}", params)
+        return None if not rows or rows[0][0] is None else _EPOCH + int(rows[0][0]) * _MICROSECOND
+
     def requests_opened(
         self, start: datetime | None, end: datetime, *, end_inclusive: bool
     ) -> list[RequestTimes]:
         sql, params = _period("opened_at", start, end, end_inclusive)
         rows = self._store.query(
-            f"SELECT request_id, searched_at, viable_at, rejected_at FROM {REQUESTS} WHERE {sql}", params
+            f"SELECT request_id, opened_at, searched_at, viable_at, rejected_at FROM {REQUESTS} WHERE {sql}",
+            params,
         )
         return [RequestTimes(*r) for r in rows]
 

@@ -18,11 +18,20 @@ it adds no unrecorded access. Only Administrators manage schedules, and only ena
 administrators receive scheduled reports (A-04).
 
 Scheduled reports: ``ReportSchedules`` manages the ``ReportSchedule`` aggregates;
-``ScheduledReportDelivery.run_due`` (driven by ``rfr worker``) computes each due period's
-report, hands the JSON to a ``ReportSink`` and records ``ReportDelivered`` with the sink's
-location and the SHA-256 of the bytes delivered. The sink writes first and the event is
-saved after, so an event never claims a delivery that did not happen; a crash in between
-only means the period is written again on the next run.
+``ScheduledReportDelivery.run_due`` (driven by ``rfr worker``) takes each due period in turn:
+
+1. load the schedule; record the attempt (``DeliveryAttempted``, with the period's stable
+   Message-ID) and save it against the schedule's version: of two workers, only the one whose
+   attempt is saved goes on;
+2. compute the period's report and hand the JSON document, the CSV and the HTML report to the
+   ``ReportSink`` (e-mail, or files when SMTP is not configured);
+3. record ``ReportDelivered`` (with where it went and the SHA-256 of the JSON document) or
+   ``DeliveryFailed`` (with the sink's description and when to try again), and save.
+
+The sink acts before the outcome is saved, so an event never claims a delivery that did not
+happen; a crash between them leaves an attempt without an outcome, tried again with the same
+Message-ID when its lease runs out (docs/adr/0027-report-delivery-by-e-mail.md says why that
+is the only way a report can reach anyone twice, and why then it is the same message).
 """
 
 from __future__ import annotations
@@ -33,8 +42,8 @@ import hashlib
 import io
 import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
@@ -42,22 +51,26 @@ import attrs
 
 from rfr.application.app import ConcurrentModification, RfrApplication
 from rfr.application.errors import UnknownUser
-from rfr.application.ports import Clock, ReportSink
-from rfr.application.projections.usage_counts import APPROVAL, UCC, RequestTimes, micros
+from rfr.application.ports import Clock, ReportAttachment, ReportDeliveryError, ReportMessage, ReportSink
+from rfr.application.projections.usage_counts import APPROVAL, EXCEPTION, UCC, RequestTimes, micros
 from rfr.application.services.base import Need, Page, UseCase, list_ids
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.people import Actor, Role
+from rfr.domain.policy_exception import PolicyException
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.report_schedule import (
     ReportFrequency,
     ReportPeriod,
     ReportSchedule,
     UsageReportRun,
+    may_receive_reports,
+    message_id_for,
 )
 
-ReportFormat = Literal["json", "csv"]
-FORMATS: tuple[str, ...] = ("json", "csv")
+ReportFormat = Literal["json", "csv", "html"]
+# JSON and CSV are rendered here; HTML, with its charts, by rfr.adapters.reporting.html_report.
+FORMATS: tuple[str, ...] = ("json", "csv", "html")
 
 REPORT_READERS = Need((Role.ADMINISTRATOR, Role.AUDITOR))
 SCHEDULE_MANAGERS = Need((Role.ADMINISTRATOR,))
@@ -96,7 +109,21 @@ class UsageReport:
     ``refusals``
         total, by_rule (a refusal naming two rules counts under both) and by_command (A-01).
     ``reports``
-        usage reports run on demand and scheduled reports delivered (A-04).
+        usage reports run on demand, scheduled reports delivered, and failed delivery
+        attempts (A-04).
+    ``ucc_state``
+        as_of; the probes in the Unresolved Crime Cache then (``in_cache``), and of those how
+        many were overdue for review (U-03) and how many in date.
+    ``policy_exceptions``
+        recorded, endorsed and not_endorsed in the period (A-06); ``awaiting_sro``: how many
+        awaited the SRO at the end, and ``awaiting``, each with its id, its decision (the first
+        words) and when it was recorded (``since``).
+    ``timeline``
+        the same figures over time: ``step`` (hour, day, week, 30 days or a longer span in whole
+        days, the shortest that keeps the timeline within ``MAX_STEPS``), ``starts`` (the start
+        of each step), ``series`` (by measure of ``TIMELINE_MEASURES`` and key, the count in each
+        step) and ``request_outcomes`` (the outcome, at the end of the period, of the requests
+        opened in each step). Empty (``step`` null) when the period counted nothing.
     """
 
     period_from: datetime | None
@@ -122,13 +149,17 @@ class UsageReport:
         return json.dumps(self.to_json(), indent=2, sort_keys=True).encode("utf-8")
 
     def rows(self) -> Iterator[tuple[str, str, str, str, str]]:
-        """(section, measure, key, label, value): one line per number or overdue item."""
+        """(section, measure, key, label, value): one line per number or listed item; in the
+        ``timeline`` section the label is the start of the step counted."""
         yield ("period", "from", "", "", _iso(self.period_from) or "")
         yield ("period", "to", "", "", _iso(self.period_to) or "")
         yield ("period", "generated_at", "", "", _iso(self.generated_at) or "")
         names = self.sections["searches"]["library_names"]
         for section, content in self.sections.items():
-            yield from _rows(section, "", content, names)
+            if section == "timeline":
+                yield from _timeline_rows(content)
+            else:
+                yield from _rows(section, "", content, names)
 
     def to_csv(self) -> str:
         out = io.StringIO()
@@ -138,12 +169,29 @@ class UsageReport:
         return out.getvalue()
 
     def render(self, fmt: str) -> tuple[bytes, str]:
-        """The report as bytes in ``fmt`` and its media type."""
+        """The report as bytes in ``fmt`` (json or csv) and its media type."""
         if fmt == "csv":
             return self.to_csv().encode("utf-8"), "text/csv; charset=utf-8"
         if fmt == "json":
             return self.to_json_bytes(), "application/json"
-        raise ValueError(f"format must be one of {FORMATS}, not {fmt!r}")
+        raise ValueError(f"format must be json or csv here (html is drawn by an adapter), not {fmt!r}")
+
+
+# The HTML report with its charts (``rfr.adapters.reporting.html_report.render_html``): the
+# report and a title in, a whole HTML document out.
+HtmlRenderer = Callable[[UsageReport, str], bytes]
+
+
+def _timeline_rows(timeline: Mapping[str, Any]) -> Iterator[tuple[str, str, str, str, str]]:
+    yield ("timeline", "step", "", "", timeline["step"] or "")
+    starts = timeline["starts"]
+    for measure, by_key in timeline["series"].items():
+        for key, counts in by_key.items():
+            for start, n in zip(starts, counts, strict=True):
+                yield ("timeline", measure, key, start, str(n))
+    for outcome, counts in timeline["request_outcomes"].items():
+        for start, n in zip(starts, counts, strict=True):
+            yield ("timeline", "request_outcomes", outcome, start, str(n))
 
 
 def _rows(
@@ -161,7 +209,8 @@ def _rows(
             yield from _rows(section, f"{measure}.{key}" if measure else str(key), inner, names)
     elif isinstance(value, list):
         for item in value:
-            yield (section, measure, str(item["id"]), str(item.get("label", "")), str(item["due"]))
+            when = item["due"] if "due" in item else item["since"]
+            yield (section, measure, str(item["id"]), str(item.get("label", "")), str(when))
     elif isinstance(value, bool):
         yield (section, measure, "", "", str(value).lower())
     else:
@@ -198,27 +247,117 @@ class Counts:
         return {k: found[k] for k in keys}
 
 
-def _outcomes(requests: Sequence[RequestTimes], until: int, refused: int) -> dict[str, int]:
-    """The outcome of each request opened in the period, as it stood at its end (``until``,
-    inclusive): each time is final once set, so the first set before the end decides."""
+OUTCOMES = ("viable_match", "no_viable_match", "not_searched", "rejected")
+
+
+def outcome_of(r: RequestTimes, until: int) -> str:
+    """A request's outcome as it stood at ``until`` (inclusive): each time is final once set,
+    so the first set before the end decides."""
 
     def by(moment: int | None) -> bool:
         return moment is not None and moment <= until
 
-    found: Counter[str] = Counter()
-    for r in requests:
-        if by(r.rejected_at):
-            found["rejected"] += 1
-        elif by(r.viable_at):
-            found["viable_match"] += 1
-        elif by(r.searched_at):
-            found["no_viable_match"] += 1
-        else:
-            found["not_searched"] += 1
-    found["refused_to_open"] = refused
+    if by(r.rejected_at):
+        return "rejected"
+    if by(r.viable_at):
+        return "viable_match"
+    if by(r.searched_at):
+        return "no_viable_match"
+    return "not_searched"
+
+
+def _outcomes(requests: Sequence[RequestTimes], until: int, refused: int) -> dict[str, int]:
+    """The outcome of each request opened in the period, as it stood at its end (``until``)."""
+    found = Counter(outcome_of(r, until) for r in requests)
+    return {**{k: found[k] for k in OUTCOMES}, "refused_to_open": refused}
+
+
+# -- the timeline -------------------------------------------------------------------------------
+
+# What the timeline counts per step: the searches by each of their dimensions, refusals and deletions.
+TIMELINE_MEASURES = (
+    "requests",
+    "requests_by_purpose",
+    "requests_by_ground",
+    "requests_by_probe_level",
+    "requests_by_user",
+    "library_searches",
+    "by_library",
+    "by_library_level",
+    "refusals",
+    "refusals_by_rule",
+    "probes_purged",
+    "library_images_purged",
+)
+# The steps a timeline may take, shortest first; the first that keeps it within MAX_STEPS is taken.
+STEPS = (
+    ("hour", timedelta(hours=1)),
+    ("day", timedelta(days=1)),
+    ("week", timedelta(days=7)),
+    ("30 days", timedelta(days=30)),
+)
+MAX_STEPS = 60
+
+
+@attrs.frozen
+class TimelineFrame:
+    """The steps of a timeline: ``count`` steps of ``step`` from ``origin``."""
+
+    origin: datetime
+    name: str
+    step: timedelta
+    count: int
+
+    def index(self, at_micros: int) -> int:
+        """The step holding a moment of the period (the last holds the inclusive end)."""
+        return min(
+            (at_micros - micros(self.origin)) // (self.step // timedelta(microseconds=1)), self.count - 1
+        )
+
+    def starts(self) -> list[str]:
+        return [_iso(self.origin + i * self.step) or "" for i in range(self.count)]
+
+
+def timeline_frame(start: datetime | None, end: datetime, first: datetime | None) -> TimelineFrame | None:
+    """The steps of ``[start, end)``; a report since the first record starts on the UTC day of
+    its first counted fact (``first``); None when nothing was counted."""
+    origin = start
+    if origin is None and first is not None:
+        origin = first.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if origin is None or origin >= end:
+        return None
+    span = end - origin
+    for name, step in STEPS:
+        count = -(-span // step)
+        if count <= MAX_STEPS:
+            return TimelineFrame(origin, name, step, count)
+    days = -(-span // (timedelta(days=1) * MAX_STEPS))
+    step = timedelta(days=days)
+    return TimelineFrame(origin, f"{days} days", step, -(-span // step))
+
+
+def timeline_section(
+    frame: TimelineFrame | None,
+    counted: Iterable[tuple[int, str, str, int]],
+    opened: Iterable[tuple[int, str]],
+) -> dict[str, Any]:
+    """The ``timeline`` section from (step, measure, key, n) of the period's facts and
+    (step, outcome) of the requests opened in it."""
+    if frame is None:
+        return {"step": None, "starts": [], "series": {}, "request_outcomes": {}}
+    series: dict[str, dict[str, list[int]]] = {}
+    last = frame.count - 1
+    for index, measure, key, n in counted:
+        # A real-time report's end is included: a fact at that very moment goes in the last step.
+        series.setdefault(measure, {}).setdefault(key, [0] * frame.count)[min(index, last)] += n
+    outcomes: dict[str, list[int]] = {k: [0] * frame.count for k in OUTCOMES}
+    for index, outcome in opened:
+        outcomes[outcome][index] += 1
     return {
-        k: found[k]
-        for k in ("viable_match", "no_viable_match", "not_searched", "rejected", "refused_to_open")
+        "step": frame.name,
+        "starts": frame.starts(),
+        "series": {m: {k: series[m][k] for k in sorted(series[m])} for m in sorted(series)},
+        "request_outcomes": outcomes,
     }
 
 
@@ -241,6 +380,8 @@ def _overdue(
     ones that can be."""
     approvals, cache = [], []
     for subject_id, kind in app.usage_counts.open_for_review(as_of):
+        if kind not in (APPROVAL, UCC):
+            continue
         state = _as_of(app, UUID(subject_id), end, end_inclusive=end_inclusive)
         if kind == APPROVAL and isinstance(state, LibraryApproval) and state.review_overdue(as_of):
             label = names.get(subject_id, state.application.library_name)
@@ -256,11 +397,57 @@ def _overdue(
     }
 
 
+def in_cache(probe: ProbeImage) -> bool:
+    """In the Unresolved Crime Cache: added, not removed, not deleted (U-01..U-04)."""
+    return probe.ucc is not None and probe.ucc.removed_at is None and probe.purged_at is None
+
+
+def ucc_state(as_of: datetime, in_cache_count: int, overdue: int) -> dict[str, Any]:
+    return {
+        "as_of": _iso(as_of),
+        "in_cache": in_cache_count,
+        "review_overdue": overdue,
+        "review_in_date": in_cache_count - overdue,
+    }
+
+
+def awaiting_item(exception: PolicyException) -> dict[str, str]:
+    """A policy exception awaiting the SRO as the report lists it: the first words of its decision."""
+    words = " ".join(exception.decision.split())
+    label = words if len(words) <= 80 else words[:79] + "…"
+    return {"id": str(exception.id), "label": label, "since": _iso(exception.created_on) or ""}
+
+
+def _cache_and_exceptions(
+    app: RfrApplication, end: datetime, as_of: datetime, *, end_inclusive: bool
+) -> tuple[int, list[dict[str, str]]]:
+    """How many probes were in the cache at the end of the period, and the policy exceptions
+    awaiting the SRO then (A-06): the projection names the only candidates, each replayed."""
+    in_ucc, awaiting = 0, []
+    for subject_id, kind in app.usage_counts.open_for_review(as_of):
+        if kind not in (UCC, EXCEPTION):
+            continue
+        state = _as_of(app, UUID(subject_id), end, end_inclusive=end_inclusive)
+        if kind == UCC and isinstance(state, ProbeImage) and in_cache(state):
+            in_ucc += 1
+        elif kind == EXCEPTION and isinstance(state, PolicyException) and state.awaiting_sro:
+            awaiting.append(awaiting_item(state))
+    return in_ucc, sorted(awaiting, key=lambda item: (item["since"], item["id"]))
+
+
 def report_sections(
-    counts: Counts, outcomes: dict[str, int], library_names: Mapping[str, str], overdue: dict[str, Any]
+    counts: Counts,
+    outcomes: dict[str, int],
+    library_names: Mapping[str, str],
+    overdue: dict[str, Any],
+    *,
+    in_ucc: int,
+    awaiting_sro: Sequence[Mapping[str, str]],
+    timeline: dict[str, Any],
 ) -> dict[str, Any]:
     """The sections of a report (see ``UsageReport``) from what its period counted, the outcomes
-    of the requests opened in it, the libraries' names and the reviews overdue at its end."""
+    of the requests opened in it, the libraries' names, the reviews overdue at its end, the
+    cache's size and the policy exceptions awaiting the SRO then, and its timeline."""
     adjudications = counts.of("adjudications", ("viable", "not_viable"))
     return {
         "searches": {
@@ -318,7 +505,15 @@ def report_sections(
         "reports": {
             "run_on_demand": counts.total("reports_run"),
             "delivered": counts.total("reports_delivered"),
+            "delivery_attempts_failed": counts.total("report_deliveries_failed"),
         },
+        "ucc_state": ucc_state(datetime.fromisoformat(overdue["as_of"]), in_ucc, len(overdue["ucc"])),
+        "policy_exceptions": {
+            **counts.of("policy_exceptions", ("recorded", "endorsed", "not_endorsed")),
+            "awaiting_sro": len(awaiting_sro),
+            "awaiting": [dict(item) for item in awaiting_sro],
+        },
+        "timeline": timeline,
     }
 
 
@@ -338,20 +533,34 @@ def compute_usage(
     counts = Counts(usage.facts(start, end, end_inclusive=inclusive))
     libraries = usage.libraries(end, end_inclusive=inclusive)
     until = micros(end) - (0 if inclusive else 1)
-    outcomes = _outcomes(
-        usage.requests_opened(start, end, end_inclusive=inclusive), until, counts.total("requests_refused")
-    )
+    opened = usage.requests_opened(start, end, end_inclusive=inclusive)
+    outcomes = _outcomes(opened, until, counts.total("requests_refused"))
     as_of = min(end, now)
     overdue = _overdue(
         app, end, as_of, {lib.approval_id: lib.name for lib in libraries}, end_inclusive=inclusive
     )
-    return UsageReport(
-        start,
-        end,
-        now,
-        real_time,
-        report_sections(counts, outcomes, {lib.library_id: lib.name for lib in libraries}, overdue),
+    in_ucc, awaiting = _cache_and_exceptions(app, end, as_of, end_inclusive=inclusive)
+    first = usage.first_fact(end, end_inclusive=inclusive) if start is None else None
+    frame = timeline_frame(start, end, first)
+    timeline = timeline_section(
+        frame,
+        usage.facts_by_step(
+            frame.origin, end, end_inclusive=inclusive, step=frame.step, measures=TIMELINE_MEASURES
+        )
+        if frame
+        else (),
+        ((frame.index(r.opened_at), outcome_of(r, until)) for r in opened) if frame else (),
     )
+    sections = report_sections(
+        counts,
+        outcomes,
+        {lib.library_id: lib.name for lib in libraries},
+        overdue,
+        in_ucc=in_ucc,
+        awaiting_sro=awaiting,
+        timeline=timeline,
+    )
+    return UsageReport(start, end, now, real_time, sections)
 
 
 # -- on demand -------------------------------------------------------------------------------
@@ -543,19 +752,33 @@ def recipient_actor(use_case: UseCase, user_id: str) -> Actor:
 
 @attrs.frozen
 class DeliveryOutcome:
+    """What a worker did with one due period: ``delivered``, ``withheld`` (nobody may receive it)
+    or ``failed`` (tried again from ``next_attempt_at``)."""
+
     schedule_id: UUID
     period: str
     delivered: bool
     recipients: tuple[str, ...]
     location: str | None
+    status: str = "delivered"
+    attempt: int = 0
+    error: str | None = None
+    next_attempt_at: datetime | None = None
+
+
+# Saving an outcome against a schedule an administrator changed meanwhile is tried this often.
+OUTCOME_SAVES = 5
 
 
 class ScheduledReportDelivery(UseCase):
     """Runs the due periods of every active schedule; see the module docstring for the order of writes."""
 
-    def __init__(self, app: RfrApplication, clock: Clock, sink: ReportSink) -> None:
+    def __init__(
+        self, app: RfrApplication, clock: Clock, sink: ReportSink, render_html: HtmlRenderer
+    ) -> None:
         super().__init__(app, clock)
         self.sink = sink
+        self.render_html = render_html
 
     def run_due(self, *, max_periods: int = MAX_PERIODS_PER_RUN) -> tuple[DeliveryOutcome, ...]:
         outcomes: list[DeliveryOutcome] = []
@@ -570,39 +793,125 @@ class ScheduledReportDelivery(UseCase):
         schedule = self.load(schedule_id, ReportSchedule)
         done: list[DeliveryOutcome] = []
         for period in schedule.due_periods(self.clock.now(), limit=max_periods):
-            at = self.clock.now()
-            people = [recipient_actor(self, u) for u in schedule.recipients]
-            receiving = tuple(p.user_id for p in people if p.has(Role.ADMINISTRATOR) and p.active)
-            location: str | None = None
-            if receiving:
-                content = self._document(schedule, period, receiving, at)
-                location = self.sink.write(str(schedule.id), period.label, content)
-                digest = "sha256:" + hashlib.sha256(content).hexdigest()
+            outcome = self._run_period(schedule, period)
+            if outcome is None:
+                break
+            done.append(outcome)
+            if outcome.status == "failed":
+                break  # periods go in order: the next waits for this one's retry
+            schedule = self.load(schedule_id, ReportSchedule)
+        return done
+
+    def _run_period(self, schedule: ReportSchedule, period: ReportPeriod) -> DeliveryOutcome | None:
+        """One period: withheld, or attempted, sent and its outcome recorded. None: another
+        worker or an administrator got there first, or the policy refused; the next run decides."""
+        at = self.clock.now()
+        people = {u: self._recipient(u) for u in schedule.recipients}
+        receiving = [(actor, email) for actor, email in people.values() if may_receive_reports(actor)]
+        if not receiving:
+            return self._withhold(schedule, period, [actor for actor, _ in people.values()], at)
+        message_id = message_id_for(schedule.id, period.label, self.sink.message_domain)
+        try:
+            attempt = schedule.begin_delivery(at, period, message_id=message_id, channel=self.sink.channel)
+        except PolicyRefusal:
+            self._keep_refusal(schedule)
+            return None
+        try:
+            # The attempt is saved before anything is sent: of two workers, one sends.
+            self.app.save(schedule)
+        except ConcurrentModification:
+            return None
+        addressed = [(a, e) for a, e in receiving if e or not self.sink.needs_addresses]
+        if not addressed:
+            missing = ", ".join(a.user_id for a, _ in receiving)
+            return self._failed(schedule, period, attempt, f"no e-mail address is recorded for {missing}")
+        report = compute_usage(self.app, start=period.start, end=period.end, now=self.clock.now())
+        message = self._message(schedule, period, message_id, addressed, report)
+        try:
+            location = self.sink.deliver(message)
+        except ReportDeliveryError as e:
+            return self._failed(schedule, period, attempt, str(e) or type(e).__name__)
+        digest = "sha256:" + hashlib.sha256(message.attachments[0].content).hexdigest()
+        actors = [a for a, _ in addressed]
+        self._record_outcome(
+            schedule,
+            lambda s: s.record_delivery(self.clock.now(), period, actors, location=location, digest=digest),
+        )
+        return DeliveryOutcome(
+            schedule.id, period.label, True, tuple(a.user_id for a in actors), location, "delivered", attempt
+        )
+
+    def _withhold(
+        self, schedule: ReportSchedule, period: ReportPeriod, people: list[Actor], at: datetime
+    ) -> DeliveryOutcome | None:
+        try:
+            schedule.withhold_delivery(at, period, people)
+        except PolicyRefusal:
+            self._keep_refusal(schedule)
+            return None
+        try:
+            self.app.save(schedule)
+        except ConcurrentModification:
+            return None
+        return DeliveryOutcome(schedule.id, period.label, False, (), None, "withheld")
+
+    def _failed(
+        self, schedule: ReportSchedule, period: ReportPeriod, attempt: int, error: str
+    ) -> DeliveryOutcome:
+        due: list[datetime] = []
+        self._record_outcome(
+            schedule, lambda s: due.append(s.record_failure(self.clock.now(), period, error))
+        )
+        return DeliveryOutcome(
+            schedule.id,
+            period.label,
+            False,
+            (),
+            None,
+            "failed",
+            attempt,
+            " ".join(error.split()),
+            due[-1] if due else None,
+        )
+
+    def _record_outcome(self, schedule: ReportSchedule, command: Callable[[ReportSchedule], object]) -> None:
+        """Records the attempt's outcome and saves it; if an administrator changed the schedule
+        meanwhile, the outcome is recorded again on the schedule as it is now (ADR 0011). If it
+        cannot be saved, the attempt's lease runs out and the period is tried again, with the
+        same Message-ID."""
+        for _ in range(OUTCOME_SAVES):
             try:
-                if receiving:
-                    schedule.record_delivery(at, period, people, location=location, digest=digest)
-                else:
-                    schedule.withhold_delivery(at, period, people)
+                command(schedule)
             except PolicyRefusal:
                 self._keep_refusal(schedule)
-                break
+                return
             try:
                 self.app.save(schedule)
+                return
             except ConcurrentModification:
-                # An administrator changed the schedule, or another worker delivered: next run decides again.
-                break
-            done.append(DeliveryOutcome(schedule.id, period.label, bool(receiving), receiving, location))
-        return done
+                schedule = self.load(schedule.id, ReportSchedule)
 
     def _keep_refusal(self, schedule: ReportSchedule) -> None:
         # If the schedule moved on meanwhile, the next run decides again and records anew.
         with contextlib.suppress(ConcurrentModification):
             self.app.save(schedule)
 
-    def _document(
-        self, schedule: ReportSchedule, period: ReportPeriod, recipients: tuple[str, ...], at: datetime
-    ) -> bytes:
-        report = compute_usage(self.app, start=period.start, end=period.end, now=at)
+    def _recipient(self, user_id: str) -> tuple[Actor, str | None]:
+        """The recipient as their User record says now, with their e-mail address if any."""
+        try:
+            user = self.user(user_id)
+        except UnknownUser:
+            return Actor(user_id, active=False), None
+        return user.actor(), user.email
+
+    def _message(
+        self,
+        schedule: ReportSchedule,
+        period: ReportPeriod,
+        message_id: str,
+        recipients: list[tuple[Actor, str | None]],
+        report: UsageReport,
+    ) -> ReportMessage:
         document = {
             "schedule": {
                 "id": str(schedule.id),
@@ -610,7 +919,30 @@ class ScheduledReportDelivery(UseCase):
                 "frequency": schedule.frequency.value,
             },
             "period": period.label,
-            "recipients": list(recipients),
+            "recipients": [a.user_id for a, _ in recipients],
             "usage": report.to_json(),
         }
-        return json.dumps(document, indent=2, sort_keys=True).encode("utf-8")
+        title = f"{schedule.name}: usage report for {period.label}"
+        stem = f"usage-report-{period.label}"
+        return ReportMessage(
+            schedule_id=str(schedule.id),
+            period_label=period.label,
+            message_id=message_id,
+            subject=f"RFR usage report {period.label} ({schedule.name})",
+            text=(
+                f"The {schedule.frequency.value} usage report (A-04) of the retrospective facial "
+                f"recognition system for {period.label}, {_iso(period.start)} to {_iso(period.end)} "
+                f'(UTC), scheduled as "{schedule.name}".\n\n'
+                "Attached: the report as a page with charts (HTML), its figures as CSV, and as JSON.\n"
+            ),
+            recipients=tuple((a.user_id, e) for a, e in recipients),
+            attachments=(
+                ReportAttachment(
+                    f"{stem}.json",
+                    "application/json",
+                    json.dumps(document, indent=2, sort_keys=True).encode("utf-8"),
+                ),
+                ReportAttachment(f"{stem}.csv", "text/csv", report.to_csv().encode("utf-8")),
+                ReportAttachment(f"{stem}.html", "text/html", self.render_html(report, title)),
+            ),
+        )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from eventsourcing.persistence import PersistenceError
 
+from rfr.adapters.reporting.html_report import render_html
 from rfr.application.errors import AccessDenied, UnknownUser
 from rfr.application.services.usage_reports import FORMATS
 from rfr.domain.decisions import PolicyRefusal
@@ -44,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="ISO_TIME",
         help="end of the period, exclusive (no zone means UTC); default: now (a real-time report)",
     )
-    usage.add_argument("--format", choices=FORMATS, default="json", help="json (default) or csv")
+    usage.add_argument(
+        "--format", choices=FORMATS, default="json", help="json (default), csv, or html (a page with charts)"
+    )
     usage.add_argument("--reason", default="usage report on the server", help="recorded with the run")
     usage.add_argument("--output", type=Path, help="write to this file instead of standard output")
     usage.set_defaults(handler=_usage)
@@ -81,7 +84,7 @@ def _usage(args: argparse.Namespace) -> int:
     except PersistenceError as e:
         print(f"rfr report usage: cannot read the event store: {e}", file=sys.stderr)
         return EXIT_USAGE
-    content, _ = report.render(args.format)
+    content = render_html(report, "Usage report") if args.format == "html" else report.render(args.format)[0]
     if args.output is not None:
         args.output.write_bytes(content)
     else:

@@ -195,6 +195,13 @@ def _report(outcome: DeliveryOutcome) -> None:
             f"{', '.join(outcome.recipients)}: {outcome.location}",
             flush=True,
         )
+    elif outcome.status == "failed":
+        # The description is the one recorded in the DeliveryFailed event: free of secrets.
+        print(
+            f"report delivery: FAILED attempt {outcome.attempt} at {outcome.period} of schedule "
+            f"{outcome.schedule_id}, tried again from {outcome.next_attempt_at}: {outcome.error}",
+            flush=True,
+        )
     else:
         print(
             f"withheld {outcome.period} of schedule {outcome.schedule_id}: no recipient is an enabled "

@@ -10,7 +10,7 @@ access guard, declared with ``allow(...)`` like the API's.
   the token sealed in ``$RFR_DATA_DIR/web-sessions.sqlite3``); idle and absolute limits
   (``config.WebSettings``); docs/adr/0023-web-client-sessions.md says why.
 - ``security``: the session middleware in front of every page, and the CSRF check of every form.
-- ``layout``, ``navigation``, ``forms``, ``charts``, ``errors``: what every page shares.
+- ``layout``, ``navigation``, ``forms``, ``errors``: what every page shares.
 - ``pages``: one module per area (sign-in, start, audit, reports); see that package's docstring
   to add one. Templates are in ``templates/`` (one folder per area), CSS and JS in ``static/``.
 """

@@ -22,6 +22,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import FromPath, JSONBody, QueryParameter
 
+from rfr.adapters.reporting.html_report import render_html
 from rfr.application.services.access import Principal
 from rfr.application.services.usage_reports import (
     REPORT_READERS,
@@ -43,10 +44,11 @@ Recipients = Annotated[list[Name], msgspec.Meta(min_length=1, max_length=50)]
 
 
 class ReportFormat(enum.StrEnum):
-    """The representation of a usage report: JSON or CSV."""
+    """The representation of a usage report: JSON, CSV, or HTML with charts."""
 
     JSON = "json"
     CSV = "csv"
+    HTML = "html"
 
 
 class NewSchedule(msgspec.Struct, forbid_unknown_fields=True):
@@ -155,7 +157,17 @@ class UsageReportDocument(msgspec.Struct):
         overdue_reviews: Library approvals and unresolved-crime-cache entries whose review is
             overdue at ``as_of``, each with its ``id``, ``label`` and ``due`` date.
         refusals: Refusals recorded (A-01): the total, by rule and by command.
-        reports: Usage reports run on demand and scheduled reports delivered.
+        reports: Usage reports run on demand, scheduled reports delivered, and failed delivery
+            attempts.
+        ucc_state: The probes in the unresolved crime cache at the end (``in_cache``), and how
+            many of them were overdue for review (U-03) or in date.
+        policy_exceptions: Policy exceptions recorded, endorsed and not endorsed in the period
+            (A-06), how many awaited the SRO at the end (``awaiting_sro``) and which
+            (``awaiting``: ``id``, ``label``, ``since``).
+        timeline: The figures over time: ``step`` (hour, day, week, 30 days...), ``starts`` of
+            the steps, ``series`` (measure, key: a count per step) and ``request_outcomes``
+            (outcome: the requests opened in each step that reached it); ``step`` null when
+            nothing was counted.
     """
 
     report: Literal["usage"]
@@ -168,12 +180,15 @@ class UsageReportDocument(msgspec.Struct):
     overdue_reviews: dict[str, Any]
     refusals: dict[str, Any]
     reports: dict[str, Any]
+    ucc_state: dict[str, Any]
+    policy_exceptions: dict[str, Any]
+    timeline: dict[str, Any]
 
 
 @dataclass
 class _UsageReportOperation(Operation):
-    """Documents the CSV representation beside the JSON one (``UsageReportDocument``): Litestar
-    sees only the bytes the handler returns."""
+    """Documents the CSV and HTML representations beside the JSON one (``UsageReportDocument``):
+    Litestar sees only the bytes the handler returns."""
 
     def __post_init__(self) -> None:
         ok = (self.responses or {}).get("200")
@@ -182,6 +197,12 @@ class _UsageReportOperation(Operation):
                 **(ok.content or {}),
                 "text/csv": OpenAPIMediaType(
                     schema=Schema(type=OpenAPIType.STRING, description="section,measure,key,label,value")
+                ),
+                "text/html": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.STRING,
+                        description="the report as one HTML page with inline SVG charts, no script",
+                    )
                 ),
             }
 
@@ -195,7 +216,7 @@ class _UsageReportOperation(Operation):
         200: ResponseSpec(
             UsageReportDocument,
             generate_examples=False,
-            description="The report: JSON (format=json) or CSV (format=csv)",
+            description="The report: JSON (format=json), CSV (format=csv) or HTML with charts (format=html)",
         ),
         422: problem_spec("from is not before to"),
     },
@@ -219,18 +240,21 @@ def usage_report(
         ),
     ] = None,
     report_format: Annotated[
-        ReportFormat, QueryParameter(name="format", description="json or csv")
+        ReportFormat, QueryParameter(name="format", description="json, csv or html (a page with charts)")
     ] = ReportFormat.JSON,
     reason: Annotated[
         str, QueryParameter(min_length=1, max_length=2000, description="recorded with the run")
     ] = ("usage report on demand"),
 ) -> Response[bytes]:
     """Searches (purpose, ground, library, level, user, outcome), approvals, deletions, overdue
-    reviews and refusals over ``[from, to)``. The run is recorded (A-04, A-01)."""
+    reviews, refusals, the cache, policy exceptions awaiting the SRO, and all of it over time,
+    over ``[from, to)``. The run is recorded (A-04, A-01)."""
     start, end = _utc(start), _utc(end)
     if start is not None and end is not None and start >= end:
         raise unprocessable("from", "from must be before to", source="query")
     report = reports.run(principal.user_id, start=start, end=end, fmt=report_format.value, reason=reason)
+    if report_format is ReportFormat.HTML:
+        return Response(content=render_html(report, "Usage report"), media_type="text/html; charset=utf-8")
     content, media_type = report.render(report_format.value)
     headers = {}
     if report_format is ReportFormat.CSV:
