@@ -177,5 +177,9 @@ def test_A04_rfr_worker_once_and_rfr_report_usage_on_a_sqlite_store(tmp_path: Pa
     assert bad.returncode == 2
     with sqlite_app(tmp_path) as app:
         usage = compute_usage(app, start=None, end=datetime.now(UTC), now=datetime.now(UTC))
-    assert usage.sections["reports"] == {"run_on_demand": 2, "delivered": months, "delivery_attempts_failed": 0}
+    assert usage.sections["reports"] == {
+        "run_on_demand": 2,
+        "delivered": months,
+        "delivery_attempts_failed": 0,
+    }
     assert usage.sections["refusals"]["by_command"] == {"run usage report": 1}
