@@ -48,6 +48,23 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 
+
+def _prepare_multiprocess_dir() -> None:
+    """Creates the shared folder if it is missing: prometheus_client would otherwise fail on the
+    first metric defined below, with an error naming a file, not the variable."""
+    folder = os.environ.get(MULTIPROC_DIR_VARIABLE)
+    if not folder:
+        return
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError as e:
+        raise RuntimeError(
+            f"{MULTIPROC_DIR_VARIABLE}={folder!r} is not a folder this process can use: {e}"
+        ) from None
+
+
+_prepare_multiprocess_dir()
+
 # This process's metrics; a scrape reads them through ``scrape_registry``.
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -3,10 +3,15 @@ of its period, and each round of a job is counted by how it ended."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from app_world import FixedClock, World
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from rfr.application.services.usage_reports import ReportSchedules
 from rfr.entrypoints.cli.worker import run_round
@@ -51,3 +56,24 @@ def test_a_failed_round_is_counted_as_failed_and_leaves_the_last_success_alone()
     assert sample("rfr_worker_job_last_success_timestamp_seconds", job="retention") == last
     with pytest.raises(ValueError):
         worker_job("no such job").__enter__()
+
+
+def test_the_worker_creates_a_missing_shared_folder_and_writes_its_rounds_there(tmp_path: Path) -> None:
+    """``rfr worker --once`` with PROMETHEUS_MULTIPROC_DIR naming a folder not made yet: it is made,
+    and the round's figures are read from it as an API process's scrape reads them."""
+    folder = tmp_path / "not" / "made" / "yet"
+    env = os.environ | {"RFR_DATA_DIR": str(tmp_path / "data"), "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    done = subprocess.run(
+        [sys.executable, "-m", "rfr.entrypoints.cli", "worker", "--once"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(folder))
+    for job in ("report_delivery", "retention", "reconciliation"):
+        assert registry.get_sample_value("rfr_worker_jobs_total", {"job": job, "outcome": "ok"}) == 1, job
