@@ -13,10 +13,11 @@ from app_world import FixedClock, World
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from rfr.application.services.retention import RetentionSweep
 from rfr.application.services.usage_reports import ReportSchedules
 from rfr.entrypoints.cli.worker import run_round
 from rfr.entrypoints.composition import Services
-from rfr.infrastructure.metrics import REGISTRY, worker_job
+from rfr.infrastructure.metrics import REGISTRY, count_stored_events, worker_job
 from rfr.infrastructure.settings import Settings
 
 
@@ -77,3 +78,19 @@ def test_the_worker_creates_a_missing_shared_folder_and_writes_its_rounds_there(
     MultiProcessCollector(registry, path=str(folder))
     for job in ("report_delivery", "retention", "reconciliation"):
         assert registry.get_sample_value("rfr_worker_jobs_total", {"job": job, "outcome": "ok"}) == 1, job
+
+
+def test_R03a_a_probe_the_retention_worker_deletes_is_counted_as_its_deletion(world: World) -> None:
+    """R-03a: a probe never searched goes 31 days after submission; the sweep's Purged event is
+    counted under the retention worker, with no id in any label."""
+    world.app.observe(count_stored_events)
+    probe_id = world.probe()
+    before = sample("rfr_deletions_total", kind="probe", by="retention_worker")
+    by_person = sample("rfr_deletions_total", kind="probe", by="person")
+    world.clock.advance(days=32)
+    summary = RetentionSweep(world.app, world.clock, lambda: world.bio).run()
+    assert summary.deleted.get("R-03a") == 1 and not summary.failed, summary
+    assert sample("rfr_deletions_total", kind="probe", by="retention_worker") == before + 1
+    assert sample("rfr_deletions_total", kind="probe", by="person") == by_person
+    labels = {v for metric in REGISTRY.collect() for s in metric.samples for v in s.labels.values()}
+    assert not [v for v in labels if str(probe_id) in v], labels
