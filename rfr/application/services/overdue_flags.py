@@ -95,10 +95,10 @@ class OverdueFlagging(UseCase):
         probe = self.load(probe_id, ProbeImage)
         if not probe.ucc_review_flag_due(at):
             return ()
-        self._act(
+        recorded = self._act(
             OVERSIGHT_WORKER.user_id,
             "flag cache entry review",
             [probe],
             lambda a: probe.flag_ucc_review(a.actor, a.at),
         )
-        return ("U-03",)
+        return ("U-03",) if recorded else ()
