@@ -372,17 +372,25 @@ def _as_of(app: RfrApplication, aggregate_id: UUID, end: datetime, *, end_inclus
     return state
 
 
+def _open_at_end(
+    app: RfrApplication, end: datetime, as_of: datetime, *, end_inclusive: bool
+) -> list[tuple[str, str, Any]]:
+    """(id, kind, state at the end of the period) of the library approvals, cache entries and
+    policy exceptions open at ``as_of``: the projection names the only ones that can be, and
+    each is replayed from its own events, once."""
+    return [
+        (subject_id, kind, _as_of(app, UUID(subject_id), end, end_inclusive=end_inclusive))
+        for subject_id, kind in app.usage_counts.open_for_review(as_of)
+    ]
+
+
 def _overdue(
-    app: RfrApplication, end: datetime, as_of: datetime, names: Mapping[str, str], *, end_inclusive: bool
+    open_: Sequence[tuple[str, str, Any]], as_of: datetime, names: Mapping[str, str]
 ) -> dict[str, Any]:
     """L-06, U-03: the approvals and cache entries overdue for review at ``as_of``, as the
-    domain decides it on their state at the end of the period; the projection names the only
-    ones that can be."""
+    domain decides it on their state at the end of the period."""
     approvals, cache = [], []
-    for subject_id, kind in app.usage_counts.open_for_review(as_of):
-        if kind not in (APPROVAL, UCC):
-            continue
-        state = _as_of(app, UUID(subject_id), end, end_inclusive=end_inclusive)
+    for subject_id, kind, state in open_:
         if kind == APPROVAL and isinstance(state, LibraryApproval) and state.review_overdue(as_of):
             label = names.get(subject_id, state.application.library_name)
             approvals.append({"id": subject_id, "label": label, "due": _iso(state.review_due)})
@@ -418,16 +426,11 @@ def awaiting_item(exception: PolicyException) -> dict[str, str]:
     return {"id": str(exception.id), "label": label, "since": _iso(exception.created_on) or ""}
 
 
-def _cache_and_exceptions(
-    app: RfrApplication, end: datetime, as_of: datetime, *, end_inclusive: bool
-) -> tuple[int, list[dict[str, str]]]:
+def _cache_and_exceptions(open_: Sequence[tuple[str, str, Any]]) -> tuple[int, list[dict[str, str]]]:
     """How many probes were in the cache at the end of the period, and the policy exceptions
-    awaiting the SRO then (A-06): the projection names the only candidates, each replayed."""
+    awaiting the SRO then (A-06)."""
     in_ucc, awaiting = 0, []
-    for subject_id, kind in app.usage_counts.open_for_review(as_of):
-        if kind not in (UCC, EXCEPTION):
-            continue
-        state = _as_of(app, UUID(subject_id), end, end_inclusive=end_inclusive)
+    for _, kind, state in open_:
         if kind == UCC and isinstance(state, ProbeImage) and in_cache(state):
             in_ucc += 1
         elif kind == EXCEPTION and isinstance(state, PolicyException) and state.awaiting_sro:
@@ -536,10 +539,9 @@ def compute_usage(
     opened = usage.requests_opened(start, end, end_inclusive=inclusive)
     outcomes = _outcomes(opened, until, counts.total("requests_refused"))
     as_of = min(end, now)
-    overdue = _overdue(
-        app, end, as_of, {lib.approval_id: lib.name for lib in libraries}, end_inclusive=inclusive
-    )
-    in_ucc, awaiting = _cache_and_exceptions(app, end, as_of, end_inclusive=inclusive)
+    open_ = _open_at_end(app, end, as_of, end_inclusive=inclusive)
+    overdue = _overdue(open_, as_of, {lib.approval_id: lib.name for lib in libraries})
+    in_ucc, awaiting = _cache_and_exceptions(open_)
     first = usage.first_fact(end, end_inclusive=inclusive) if start is None else None
     frame = timeline_frame(start, end, first)
     timeline = timeline_section(
@@ -779,6 +781,8 @@ class ScheduledReportDelivery(UseCase):
         super().__init__(app, clock)
         self.sink = sink
         self.render_html = render_html
+        # The schedule as saved last by the period in hand (one worker round runs at a time).
+        self._current: ReportSchedule | None = None
 
     def run_due(self, *, max_periods: int = MAX_PERIODS_PER_RUN) -> tuple[DeliveryOutcome, ...]:
         outcomes: list[DeliveryOutcome] = []
@@ -799,12 +803,16 @@ class ScheduledReportDelivery(UseCase):
             done.append(outcome)
             if outcome.status == "failed":
                 break  # periods go in order: the next waits for this one's retry
-            schedule = self.load(schedule_id, ReportSchedule)
+            if self._current is not schedule:
+                # Its outcome was recorded on a copy loaded after a conflict: go on from that.
+                schedule = self._current or self.load(schedule_id, ReportSchedule)
         return done
 
     def _run_period(self, schedule: ReportSchedule, period: ReportPeriod) -> DeliveryOutcome | None:
         """One period: withheld, or attempted, sent and its outcome recorded. None: another
-        worker or an administrator got there first, or the policy refused; the next run decides."""
+        worker or an administrator got there first, or the policy refused; the next run decides.
+        ``_current`` is then the schedule as saved last (None: not known)."""
+        self._current = schedule
         at = self.clock.now()
         people = {u: self._recipient(u) for u in schedule.recipients}
         receiving = [(actor, email) for actor, email in people.values() if may_receive_reports(actor)]
@@ -880,6 +888,7 @@ class ScheduledReportDelivery(UseCase):
         cannot be saved, the attempt's lease runs out and the period is tried again, with the
         same Message-ID."""
         for _ in range(OUTCOME_SAVES):
+            self._current = None
             try:
                 command(schedule)
             except PolicyRefusal:
@@ -887,6 +896,7 @@ class ScheduledReportDelivery(UseCase):
                 return
             try:
                 self.app.save(schedule)
+                self._current = schedule
                 return
             except ConcurrentModification:
                 schedule = self.load(schedule.id, ReportSchedule)

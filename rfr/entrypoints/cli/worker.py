@@ -3,8 +3,10 @@
 (R-01..R-04, R-03a, L-12, U-04), then erases the biometric records that no event names (ADR 0015).
 
 Reports: every period of every active report schedule that has ended and not been delivered
-is written to ``$RFR_DATA_DIR/reports/<schedule id>/<period>.json`` and a ``ReportDelivered``
-event names the recipients, the file and its SHA-256.
+is e-mailed to its administrators (RFR_SMTP_*) or, without a mail server, written to
+``$RFR_DATA_DIR/reports/<schedule id>/<period>.{json,csv,html}``; a ``ReportDelivered`` event
+names the recipients, where it went and its SHA-256. A failed attempt is a ``DeliveryFailed``
+event and a line, and is tried again after a back-off (ADR 0027).
 
 Retention: ``RetentionSweep`` records lapsed approvals as expired, takes library images past
 their limit out of searching, and erases what is due (library images under R-01 and L-12,
@@ -26,10 +28,9 @@ Without ``--once`` a round runs every ``--interval`` seconds until SIGINT or SIG
 ``--once --as-of ISO_TIME`` runs the one round on a clock standing at that time (ADR 0025): never
 earlier than the latest recorded event, and later than now only with ``--allow-future``.
 
-Several workers may run at once: each delivery is saved against the schedule's version, so
-only one of two workers delivering the same period records it (the other's file write is
-the same period's report, replaced); a deletion done by one is at worst reported as a
-failure by the other.
+Several workers may run at once: each delivery attempt is saved against the schedule's
+version before anything is sent, so only one of two workers sends a period (ADR 0027); a
+deletion done by one is at worst reported as a failure by the other.
 """
 
 from __future__ import annotations
