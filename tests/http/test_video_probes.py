@@ -160,6 +160,22 @@ def test_a_face_selected_from_a_video_is_templated_from_its_frame_and_finds_that
     assert run["candidates"][0]["subject"] == RIGHT, run["candidates"][:3]
 
 
+def test_P11_a_box_drawn_on_a_video_probe_is_drawn_on_its_poster_frame(server, people, walkers):
+    probe = ok(upload(people, two_people(walkers)), 201)
+    poster = probe["video"]["poster_frame"]
+    on_poster = next(f for f in probe["faces"] if f["frame_index"] == poster)
+    box = {k: on_poster[k] for k in ("left", "top", "right", "bottom")}
+    drawn = ok(
+        people.analyst.client.post(
+            f"/probes/{probe['probe_id']}/drawn-faces", json={**box, "reason": "the face, drawn by hand"}
+        )
+    )
+    (face,) = [f for f in drawn["faces"] if f["drawn"]]
+    assert face["selected"] and face["templated"] and face["frame_index"] is None
+    picture = people.analyst.client.get(f"/probes/{probe['probe_id']}/faces/{face['face_id']}/thumbnail")
+    assert picture.status_code == 200
+
+
 def test_R05_purging_a_video_probe_erases_the_video_and_its_frames(server, people, walkers):
     probe = ok(upload(people, two_people(walkers)), 201)
     probe_id = probe["probe_id"]
