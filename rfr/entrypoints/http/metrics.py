@@ -34,19 +34,30 @@ class _Counted:
             return
         status = 500  # what the server answers if the application sends nothing
         started = time.perf_counter()
+        counted = False
 
-        async def noting_status(message: Any) -> None:
-            nonlocal status
-            if message.get("type") == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self._inner(scope, receive, noting_status)
-        finally:
+        def count() -> None:
+            nonlocal counted
+            counted = True
             # The router put the matched route's template in the scope (the same dict).
             route = scope.get("path_template") or UNMATCHED
             method = scope.get("method", "")
             method = method if method in _METHODS else "OTHER"
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_LATENCY.labels(method, route).observe(time.perf_counter() - started)
+
+        async def counting(message: Any) -> None:
+            nonlocal status
+            kind = message.get("type")
+            if kind == "http.response.start":
+                status = int(message["status"])
+            elif kind == "http.response.body" and not message.get("more_body", False) and not counted:
+                # Before the last byte goes: whoever has read the answer finds it counted.
+                count()
+            await send(message)
+
+        try:
+            await self._inner(scope, receive, counting)
+        finally:
+            if not counted:  # no complete answer was sent (an error, a client gone)
+                count()
