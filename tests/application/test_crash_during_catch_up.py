@@ -220,6 +220,7 @@ def projected_store(tmp_path_factory: pytest.TempPathFactory) -> ProjectedStore:
         world.app.save(batch)
     for _ in range(2):
         world.searched()
+    world.probe()  # submitted and never searched (R-03a)
     world.clock.advance(days=365 * 9)
     for batch in batches[40:60]:
         batch.expire_images(lead, world.clock.now(), b.CONFIG)
