@@ -49,6 +49,11 @@ class Chart:
     def empty(self) -> bool:
         return not self.bars or self.total == 0
 
+    @property
+    def category(self) -> str:
+        """The heading of the categories' column in the chart's table."""
+        return "Category"
+
     def svg(self) -> Markup:
         return bar_chart_svg(self)
 
@@ -143,6 +148,10 @@ class Series:
     @property
     def empty(self) -> bool:
         return self.total == 0
+
+    @property
+    def category(self) -> str:
+        return "Step starting"
 
     @property
     def bars(self) -> tuple[Bar, ...]:

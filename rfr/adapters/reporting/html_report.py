@@ -96,7 +96,7 @@ _FIGURE = """{% macro figure(chart) %}<figure>
 {% if chart.empty %}<p>Nothing in this period.</p>{% else %}{{ chart.svg() }}
 <table>
 <caption class="small">{{ chart.title }}: the figures</caption>
-<thead><tr><th scope="col">Category</th><th scope="col">Count</th></tr></thead>
+<thead><tr><th scope="col">{{ chart.category }}</th><th scope="col">Count</th></tr></thead>
 <tbody>{% for bar in chart.bars %}
 <tr><th scope="row">{{ bar.label }}</th><td class="number">{{ bar.value }}</td></tr>{% endfor %}</tbody>
 </table>{% endif %}
