@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import sys
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -28,6 +31,7 @@ from rfr.domain.report_schedule import (
 from rfr.infrastructure.smtp_settings import SmtpSettings
 
 SENDER = "rfr-reports@force.example"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def smtp(port: int, **kw: object) -> SmtpReportSink:
@@ -343,3 +347,61 @@ def test_A04_smtp_settings_are_checked_at_start(env: dict[str, str], problem: st
     with pytest.raises(ValueError, match=problem):
         SmtpSettings.from_env(env)
     assert SmtpSettings.from_env({}) is None  # no host: reports go to the folder
+
+
+def test_A04_rfr_worker_once_emails_through_the_server_its_environment_names(tmp_path: Path) -> None:
+    """A-04: `rfr worker --once` with RFR_SMTP_* set sends through that server: a refused first
+    period is a FAILED line and waits for its retry (later periods wait behind it); nothing goes
+    to the folder."""
+    clock = FixedClock()
+    with sqlite_app(tmp_path) as app:
+        world = World(app, clock).populate()
+        addressed(world, "admin2")
+        view = ReportSchedules(app, clock).create("admin", "monthly usage", "monthly", ["admin2"])
+    handler = RecordingHandler()
+    handler.refuse("451 4.7.1 greylisted, try again later")
+    with smtp_server(handler) as port:
+        env = {
+            **os.environ,
+            "RFR_DATA_DIR": str(tmp_path),
+            "RFR_PERSISTENCE": "sqlite",
+            "RFR_SMTP_HOST": "127.0.0.1",
+            "RFR_SMTP_PORT": str(port),
+            "RFR_SMTP_STARTTLS": "false",
+            "RFR_SMTP_FROM": SENDER,
+        }
+
+        def worker(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "rfr.entrypoints.cli", "worker", "--once", *args],
+                cwd=REPO_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        run = worker()
+        # The same round as of after the back-off (ADR 0025): the retry, then every month since.
+        later = (datetime.now(UTC) + RETRY_FIRST + timedelta(minutes=1)).isoformat()
+        retry = worker("--as-of", later, "--allow-future")
+    assert run.returncode == 0, run.stderr
+    lines = [line for line in run.stdout.splitlines() if "2024-03" in line or line.startswith("delivered")]
+    assert len(lines) == 1 and lines[0].startswith(
+        f"report delivery: FAILED attempt 1 at 2024-03 of schedule {view.id}, tried again from "
+    )
+    assert "451 4.7.1 greylisted" in lines[0]
+    assert retry.returncode == 0, retry.stderr
+    delivered = [line for line in retry.stdout.splitlines() if line.startswith("delivered")]
+    assert delivered[0].startswith(
+        f"delivered 2024-03 of schedule {view.id} to admin2: smtp 127.0.0.1:{port} "
+    )
+    assert len(handler.received) == len(delivered) >= 2
+    assert not (tmp_path / "reports").exists()
+    with sqlite_app(tmp_path) as app:
+        events = list(app.repository.event_store.get(view.id))
+    (failed,) = [e for e in events if isinstance(e, ReportSchedule.DeliveryFailed)]
+    assert (failed.period_label, failed.attempt) == ("2024-03", 1)
+    first = next(e for e in events if isinstance(e, ReportSchedule.ReportDelivered))
+    assert (first.period_label, first.attempt) == ("2024-03", 2)
