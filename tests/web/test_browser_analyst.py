@@ -3,7 +3,8 @@ with real LFW photos: Form 3 and the image, the faces drawn on it, a face select
 quality flag decided (P-10), a search opened naming its library and why (S-03), run in progressive
 order (S-02), a candidate adjudicated beside the probe's face with the keyboard (S-05), its match
 report issued and printed (S-06), its sharing recorded (S-07), and the probe proposed for the
-Unresolved Crime Cache (U-01).
+Unresolved Crime Cache (U-01); a short video submitted in the same Form 3, one face offered per
+person followed through it (ADR 0026).
 A user outside the library's access list sees neither the search's candidates nor their images,
 refused by the server (L-13).
 
@@ -20,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from playwright.sync_api import expect
+from video_builders import Walker, face_of, walking_faces, write_video
 from web_steps import refusals_of, sign_in
 from workflow_builders import Cast, approved_library, cast, enrol, lfw_photos, ok, submitted_probe
 
@@ -309,3 +311,46 @@ def test_P03_a_form3_for_a_child_under_13_is_refused_naming_the_rule_and_recorde
     assert sent.value.status == 403
     expect(page.get_by_role("alert")).to_contain_text("P-03")
     assert len(refusals_of(web_server, people.analyst.user_id)) == before + 1
+
+
+def test_P11_an_analyst_submits_a_short_video_and_selects_one_of_the_faces_followed_through_it(
+    web_server, new_page, screenshots, people, shared_faces, tmp_path
+):
+    """The Form 3 takes a short video as the API does (ADR 0026): one face offered per person
+    followed through it, each listed with its frame and time; the picture is one frame, so only
+    the faces offered from that frame are boxed on it. Selecting one templates it (P-11)."""
+    photos = lfw_photos(shared_faces)
+    left, right = list(photos)[4:6]
+    size = (480, 360)
+    walkers = [
+        Walker(face_of(photos[left][0]), (10, 60), (4, 2)),
+        Walker(face_of(photos[right][0]), (300, 140), (-3, -2)),
+    ]
+    clip = tmp_path / "two-people.mp4"
+    clip.write_bytes(write_video(30, size, walking_faces(walkers, size), fps=10.0))
+    page = new_page()
+    sign_in(page, people.analyst.token)
+    _submit_form3(page, clip)
+    page.get_by_role("button", name="Submit the probe").click()
+    page.wait_for_url("**/app/probes/*")
+    probe_id = page.get_by_test_id("probe-id").inner_text()
+    probe = ok(people.analyst.client.get(f"/probes/{probe_id}"))
+    assert probe["video"] is not None and len(probe["faces"]) == 2
+    poster = probe["video"]["poster_frame"]
+    on_poster = [f for f in probe["faces"] if f["frame_index"] == poster]
+    expect(page.get_by_test_id("face-box")).to_have_count(len(on_poster))
+    expect(page.locator("#faces-caption")).to_contain_text(f"Frame {poster} of the video")
+    for n, face in enumerate(probe["faces"], 1):
+        seconds = f"{face['time_ms'] / 1000:.1f}"
+        expect(page.get_by_test_id(f"face-{n}")).to_contain_text(
+            f"Frame {face['frame_index']}, at {seconds} s."
+        )
+    page.screenshot(path=screenshots / "probe-video-faces.png", full_page=True)
+    page.get_by_label("Face 2", exact=False).first.check()
+    page.get_by_label("Why this face").fill("The man on the right, who takes the bag")
+    page.get_by_role("button", name="Select this face").click()
+    page.wait_for_url(f"**/app/probes/{probe_id}")
+    after = ok(people.analyst.client.get(f"/probes/{probe_id}"))
+    chosen = after["faces"][1]
+    assert chosen["selected"] and chosen["templated"]
+    assert not after["faces"][0]["templated"]

@@ -312,11 +312,16 @@ def submit_probe(
     """The Form 3 is judged first (P-01..P-07, refusals recorded); faces are then detected and
     shown with their quality (P-10). No template is made until faces are selected (P-11)."""
     form = decode_json_part(data.form3, Form3Body, "form3")
-    if is_video(data.image, "image"):
-        # A short video (ADR 0026): its limits are checked before a frame is decoded (413).
-        return submit_video(probes, principal.user_id, domain_value(Form3, form), data.image.file.read())
-    image = image_bytes(data.image, "image")
-    return probes.submit(principal.user_id, domain_value(Form3, form), image)
+    return submit_upload(probes, principal.user_id, domain_value(Form3, form), data.image)
+
+
+def submit_upload(probes: Probes, acting_user: str, form: Form3, upload: UploadFile) -> ProbeView:
+    """A probe from its uploaded file, an image or a short video by its declared type (the API's
+    and the web client's submission alike). A video's limits are checked before a frame is
+    decoded (413, ADR 0026)."""
+    if is_video(upload, "image"):
+        return submit_video(probes, acting_user, form, upload.file.read())
+    return probes.submit(acting_user, form, image_bytes(upload, "image"))
 
 
 @get("/probes/{probe_id:uuid}", sync_to_thread=True, summary="Read a probe", **allow(*PROBE_READERS.roles))

@@ -33,8 +33,8 @@ from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, 
 from rfr.domain.forms import Form3
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, context_of, use_case
-from rfr.entrypoints.http.resources._workflow import decode_json_part, domain_value, image_bytes
-from rfr.entrypoints.http.resources.probes import Form3Body
+from rfr.entrypoints.http.resources._workflow import decode_json_part, domain_value
+from rfr.entrypoints.http.resources.probes import Form3Body, submit_upload
 from rfr.entrypoints.web.forms import FormData, FormErrors, text
 from rfr.entrypoints.web.layout import page, see_other
 from rfr.entrypoints.web.navigation import NavLink
@@ -232,7 +232,7 @@ async def submit_probe(
     body = form3_of(form, errors)
     upload = form.get("image")
     if not isinstance(upload, UploadFile) or not upload.filename:
-        errors.add("image", "Choose the probe image (JPEG, PNG or WebP).")
+        errors.add("image", "Choose the probe image (JPEG, PNG or WebP) or short video (MP4, WebM or AVI).")
     if errors:
         values = {k: form.get(k) for k in form}
         values.update(purposes=body["purposes"], grounds=body["grounds"], tried=form.getall("tried", []))
@@ -242,13 +242,8 @@ async def submit_probe(
             )
         )
     assert isinstance(upload, UploadFile)
-    form3 = decode_json_part(json.dumps(body), Form3Body, "form3")
-    image = await upload.read()
-    upload.file.seek(0)
-    image = image_bytes(upload, "image")
-    view = await to_thread.run_sync(
-        partial(probes.submit, principal.user_id, domain_value(Form3, form3), image)
-    )
+    form3 = domain_value(Form3, decode_json_part(json.dumps(body), Form3Body, "form3"))
+    view = await to_thread.run_sync(partial(submit_upload, probes, principal.user_id, form3, upload))
     return see_other(probe_path(view.probe_id))
 
 
@@ -265,6 +260,7 @@ def _probe_page(
     view: ProbeView = probes.get(principal.user_id, probe_id)
     mine = view.requester_id == principal.user_id and not view.purged
     picture = probes.image(principal.user_id, probe_id) if mine else None
+    numbered = [(n, face, [flag_words(f) for f in face.flags]) for n, face in enumerate(view.faces, 1)]
     # P-06's technical advice, shown and recorded here: the Inspector's endorsement waits for it.
     governance = context_of(request.app).services.endorsements.get(principal.user_id, probe_id)
     return page(
@@ -276,7 +272,14 @@ def _probe_page(
         mine=mine,
         width=picture.width if picture else 0,
         height=picture.height if picture else 0,
-        numbered=[(n, face, [flag_words(f) for f in face.flags]) for n, face in enumerate(view.faces, 1)],
+        numbered=numbered,
+        # A video's faces come from several frames; the picture is one of them (its poster), so
+        # only the boxes found on that frame are drawn on it, the others listed with their frame.
+        on_picture=[
+            item
+            for item in numbered
+            if view.video is None or item[1].frame_index in (None, view.video.poster_frame)
+        ],
         selected_flags=[flag_words(f) for f in view.quality_flags],
         governance=governance,
         can_advise=bool({r.value for r in ADVISERS.roles} & set(principal.roles)) and not view.purged,
