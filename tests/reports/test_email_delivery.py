@@ -142,6 +142,8 @@ def test_A04_a_refused_delivery_is_recorded_retried_after_the_back_off_and_sent_
         clock.advance(hours=RETRY_FIRST / timedelta(hours=1) / 2)
         (second,) = delivery(world, clock, smtp(port)).run_due()
         assert (second.status, second.attempt) == ("failed", 2)
+        waiting = ReportSchedules(world.app, clock).get("admin", view.id)
+        assert (waiting.failed_attempts, waiting.retry_at) == (2, second.next_attempt_at)
         # The back-off doubles.
         assert second.next_attempt_at == clock.now() + 2 * RETRY_FIRST
 
@@ -154,6 +156,8 @@ def test_A04_a_refused_delivery_is_recorded_retried_after_the_back_off_and_sent_
 
     failed = events_of(world, view.id, ReportSchedule.DeliveryFailed)
     assert [(e.period_label, e.attempt) for e in failed] == [("2024-03-01T09", 1), ("2024-03-01T09", 2)]
+    shown = ReportSchedules(world.app, clock).get("admin", view.id)
+    assert (shown.failed_attempts, shown.retry_at, shown.deliveries) == (0, None, len(outcomes))
     assert "451 4.3.0 mailbox busy" in failed[0].error and "554 5.7.1" in failed[1].error
     assert failed[1].next_attempt_at - failed[1].timestamp == 2 * RETRY_FIRST
     attempts = [

@@ -634,6 +634,9 @@ class ScheduleView:
         next_due_at: When that period ends and its report falls due, or null once cancelled.
         last_delivery: The latest delivery, or null before the first.
         deliveries: How many periods have been delivered.
+        failed_attempts: Attempts at the next period that failed (each a ``DeliveryFailed``
+            event with the reason), 0 when none has.
+        retry_at: When the next period, whose last attempt failed, is tried again; else null.
     """
 
     id: UUID
@@ -646,6 +649,8 @@ class ScheduleView:
     next_due_at: datetime | None
     last_delivery: DeliveryView | None
     deliveries: int
+    failed_attempts: int
+    retry_at: datetime | None
 
     @classmethod
     def of(cls, schedule: ReportSchedule) -> ScheduleView:
@@ -672,6 +677,8 @@ class ScheduleView:
             if last
             else None,
             deliveries=len(schedule.deliveries),
+            failed_attempts=schedule.attempts - (1 if schedule.attempt is not None else 0),
+            retry_at=schedule.retry_at,
         )
 
 
