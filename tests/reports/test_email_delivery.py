@@ -72,7 +72,10 @@ def test_A04_a_scheduled_report_arrives_by_email_with_its_csv_and_html_report(
     """A-04: the due period is e-mailed to its named administrators with the CSV, the HTML
     report (charts as inline SVG) and the JSON attached; the delivery and its attempt are events."""
     addressed(world, "admin", "admin2")
-    view = ReportSchedules(world.app, clock).create("admin", "daily usage", "daily", ["admin2", "admin"])
+    # A name with a line break in it cannot add a mail header: the subject is one line.
+    view = ReportSchedules(world.app, clock).create(
+        "admin", "daily usage\r\nBcc: eve@evil.example", "daily", ["admin2", "admin"]
+    )
     world.approved()
     handler = RecordingHandler()
     with smtp_server(handler) as port:
@@ -92,7 +95,8 @@ def test_A04_a_scheduled_report_arrives_by_email_with_its_csv_and_html_report(
     assert received.mail_from == SENDER
     assert sorted(received.rcpt_tos) == ["admin2@force.example", "admin@force.example"]
     assert message_id_of(received.message) == message_id
-    assert "2024-03-01" in received.message["Subject"]
+    assert received.message["Subject"] == "RFR usage report 2024-03-01 (daily usage Bcc: eve@evil.example)"
+    assert received.message["Bcc"] is None and "eve@evil.example" not in received.rcpt_tos
     files = attachments(received.message)
     assert sorted(files) == [
         "usage-report-2024-03-01.csv",
@@ -107,7 +111,7 @@ def test_A04_a_scheduled_report_arrives_by_email_with_its_csv_and_html_report(
     assert media == "text/csv" and rows["approvals", "library", "granted"] == "1"
     media, html = files["usage-report-2024-03-01.html"]
     assert media == "text/html" and b"<svg" in html and b"<script" not in html
-    assert b"daily usage: usage report for 2024-03-01" in html
+    assert b"daily usage\r\nBcc: eve@evil.example: usage report for 2024-03-01" in html
 
     (attempted,) = events_of(world, view.id, ReportSchedule.DeliveryAttempted)
     (delivered,) = events_of(world, view.id, ReportSchedule.ReportDelivered)

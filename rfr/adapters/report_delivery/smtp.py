@@ -42,7 +42,11 @@ class SmtpReportSink:
         addresses = [address for _, address in message.recipients if address]
         if not addresses:
             raise ReportDeliveryError("no recipient has an e-mail address")
-        email = self._email(message, addresses)
+        try:
+            email = self._email(message, addresses)
+        except ValueError as e:
+            # A header the message cannot carry (the email package refuses line breaks in one).
+            raise ReportDeliveryError(f"the report cannot be made into an e-mail: {e}") from None
         s = self.settings
         where = f"{s.host}:{s.port}"
         try:

@@ -945,7 +945,8 @@ class ScheduledReportDelivery(UseCase):
             schedule_id=str(schedule.id),
             period_label=period.label,
             message_id=message_id,
-            subject=f"RFR usage report {period.label} ({schedule.name})",
+            # One line: a schedule's name may hold line breaks, which no mail header may.
+            subject=f"RFR usage report {period.label} ({' '.join(schedule.name.split())})",
             text=(
                 f"The {schedule.frequency.value} usage report (A-04) of the retrospective facial "
                 f"recognition system for {period.label}, {_iso(period.start)} to {_iso(period.end)} "
