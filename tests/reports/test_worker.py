@@ -183,3 +183,24 @@ def test_A04_rfr_worker_once_and_rfr_report_usage_on_a_sqlite_store(tmp_path: Pa
         "delivery_attempts_failed": 0,
     }
     assert usage.sections["refusals"]["by_command"] == {"run usage report": 1}
+
+
+def test_A04_a_folder_that_cannot_be_written_is_a_failed_attempt_tried_again(
+    world: World, clock: FixedClock, tmp_path: Path
+) -> None:
+    """A-04: the folder delivery failing (here a file where the schedule's folder goes) is
+    recorded as a failed attempt with the reason, and the period is delivered on the retry
+    once it can be written."""
+    view = ReportSchedules(world.app, clock).create("admin", "daily usage", "daily", ["admin2"])
+    folder = tmp_path / "reports" / str(view.id)
+    folder.parent.mkdir(parents=True)
+    folder.write_text("in the way")
+    clock.advance(days=1)
+    (outcome,) = run_round(_services(world, clock, tmp_path))
+    assert (outcome.status, outcome.attempt) == ("failed", 1)
+    assert "could not be written under reports/: FileExistsError" in (outcome.error or "")
+    folder.unlink()
+    clock.advance(hours=1)
+    (outcome,) = run_round(_services(world, clock, tmp_path))
+    assert (outcome.status, outcome.attempt, outcome.period) == ("delivered", 2, "2024-03-01")
+    assert (folder / "2024-03-01.html").read_bytes().startswith(b"<!DOCTYPE html>")

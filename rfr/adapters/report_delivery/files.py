@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rfr.application.ports import ReportMessage
+from rfr.application.ports import ReportDeliveryError, ReportMessage
 from rfr.infrastructure.atomic_files import replace_together
 
 REPORTS_DIR = "reports"
@@ -29,15 +29,21 @@ class FileReportSink:
 
     def deliver(self, message: ReportMessage) -> str:
         """``<period>.json`` (the location returned), ``.csv`` and ``.html`` of the schedule's folder."""
-        folder = self._folder(message.schedule_id, message.period_label)
-        writers = {}
-        for attachment in message.attachments:
-            suffix = Path(attachment.filename).suffix
-            content = attachment.content
-            writers[self.data_dir / folder / f"{message.period_label}{suffix}"] = (
-                lambda tmp, content=content: tmp.write_bytes(content)
-            )
-        replace_together(writers)
+        try:
+            folder = self._folder(message.schedule_id, message.period_label)
+            writers = {}
+            for attachment in message.attachments:
+                suffix = Path(attachment.filename).suffix
+                content = attachment.content
+                writers[self.data_dir / folder / f"{message.period_label}{suffix}"] = (
+                    lambda tmp, content=content: tmp.write_bytes(content)
+                )
+            replace_together(writers)
+        except OSError as e:
+            # A full or read-only disk, a folder in the way: a failed attempt, tried again.
+            raise ReportDeliveryError(
+                f"the report could not be written under {REPORTS_DIR}/: {type(e).__name__}: {e.strerror}"
+            ) from None
         return (folder / f"{message.period_label}.json").as_posix()
 
     def _folder(self, schedule_id: str, period_label: str) -> Path:
