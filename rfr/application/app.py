@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar, TypeVar, overload
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent, Repository
 from eventsourcing.domain import BaseAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording, StoredEvent, Transcoding
 
@@ -20,6 +20,7 @@ from rfr.application.projections.endorsement_queue import EndorsementQueue, Endo
 from rfr.application.projections.library_images import LibraryImages, LibraryImagesProjection
 from rfr.application.projections.probe_searches import ProbeSearches, ProbeSearchesProjection
 from rfr.application.projections.usage_counts import UsageCounts, UsageCountsProjection
+from rfr.domain.report_schedule import ReportSchedule
 
 # Every projection the application keeps (ADR 0013).
 PROJECTIONS: tuple[Projection, ...] = (
@@ -30,6 +31,12 @@ PROJECTIONS: tuple[Projection, ...] = (
 )
 
 A = TypeVar("A", bound=BaseAggregate[UUID])
+
+# A report schedule is snapshotted every this many events (ADR 0028): the worker loads every
+# schedule every round, and a schedule gains two or more events per period delivered, so without
+# one an hourly schedule's load would replay ~17,500 events after a year. With one, a load reads
+# one snapshot and fewer than this many events, whatever the schedule's age.
+SNAPSHOT_INTERVAL = 30
 
 # Told the domain events of each save once they are stored (live metrics count them).
 SaveObserver = Callable[[Sequence[Any]], None]
@@ -62,6 +69,12 @@ class ConcurrentModification(Exception):
 
 
 class RfrApplication(Application[UUID]):
+    # Only aggregates whose history grows without bound while they are loaded again and again
+    # are snapshotted; the others are sized to their decisions (ADR 0013) and load without
+    # asking the snapshot store.
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {ReportSchedule: SNAPSHOT_INTERVAL}
+    snapshotting_projectors: ClassVar[dict[type[Any], Any]] = {ReportSchedule: _mutate_each}
+
     # Value objects carried by events need transcodings; the domain lists them here (or a
     # subclass extends the tuple) so storage never falls back to lossy conversions.
     transcodings: ClassVar[tuple[Transcoding, ...]] = ()
@@ -76,6 +89,9 @@ class RfrApplication(Application[UUID]):
                 f"{type(self.recorder).__name__} keeps no audit hash chain (A-02); "
                 "use a persistence module from rfr.infrastructure.persistence"
             )
+        # The same events without the snapshot store, for aggregates that are never snapshotted:
+        # their load is one query, as before snapshots were kept.
+        self.unsnapshotted = Repository(self.events) if self.snapshots is not None else self.repository
         if not isinstance(self.recorder, ProjectionStore):
             raise TypeError(f"{type(self.recorder).__name__} keeps no projections (ADR 0013)")
         self.projections: tuple[Projection, ...] = PROJECTIONS
@@ -136,6 +152,14 @@ class RfrApplication(Application[UUID]):
         except IntegrityError as e:
             raise ConcurrentModification(attempted) from e
 
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        # Runs after the events are stored. A snapshot only saves reading them again, so failing
+        # to write one must not make a stored save look failed (a caller would try it again).
+        try:
+            super()._take_snapshots(processing_event)
+        except Exception:
+            log.exception("a snapshot could not be taken; loads replay the events instead")
+
     def observe(self, observer: SaveObserver) -> None:
         """Tells ``observer`` the events of every save from now on, once stored (once, however
         often it is asked: several ``Services`` may be built over one application)."""
@@ -160,7 +184,9 @@ class RfrApplication(Application[UUID]):
 
     def get(self, aggregate_id: UUID, kind: type[Any] | None = None) -> Any:
         """The aggregate's current state; ``kind`` guards against an id of another type."""
-        aggregate = self.repository.get(aggregate_id, projector_func=_mutate_each)
+        snapshotted = kind is None or kind in self.snapshotting_intervals
+        repository = self.repository if snapshotted else self.unsnapshotted
+        aggregate = repository.get(aggregate_id, projector_func=_mutate_each)
         if kind is not None and not isinstance(aggregate, kind):
             raise TypeError(f"{aggregate_id} is a {type(aggregate).__name__}, not a {kind.__name__}")
         return aggregate

@@ -37,10 +37,12 @@ from uuid import uuid4
 
 import attrs
 from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Snapshot as LibrarySnapshot
+from eventsourcing.utils import get_topic
 
 from rfr.domain.calendar import add_months, require_aware
 from rfr.domain.decisions import Decision, combine
-from rfr.domain.governed import GovernedAggregate
+from rfr.domain.governed import GovernedAggregate, RefusalRecord
 from rfr.domain.people import Actor, Role
 from rfr.domain.refused_attempt import enforce_new
 from rfr.domain.rules_access import authorised, stated
@@ -150,7 +152,8 @@ class ReportSchedule(GovernedAggregate):
             agg.anchor = self.timestamp
             agg.status = ScheduleStatus.ACTIVE
             agg.covered_until = None
-            agg.deliveries = []
+            agg.last_delivery = None
+            agg.delivered = 0
             agg.created_by = self.acting.user_id
             agg.attempt = None
             agg.attempts = 0
@@ -195,17 +198,18 @@ class ReportSchedule(GovernedAggregate):
         def apply(self, agg: ReportSchedule) -> None:
             agg.covered_until = self.period_end
             agg._period_closed()
-            agg.deliveries.append(
-                Delivery(
-                    self.period_label,
-                    self.period_start,
-                    self.period_end,
-                    tuple(self.recipients),
-                    self.location,
-                    self.digest,
-                    self.timestamp,
-                )
+            # Only the last delivery and how many there were: the state of a schedule stays the
+            # same size however long it runs (the history is in the events, for whoever reads it).
+            agg.last_delivery = Delivery(
+                self.period_label,
+                self.period_start,
+                self.period_end,
+                tuple(self.recipients),
+                self.location,
+                self.digest,
+                self.timestamp,
             )
+            agg.delivered += 1
 
     class DeliveryWithheld(GovernedAggregate.Event):
         period_start: datetime
@@ -246,6 +250,38 @@ class ReportSchedule(GovernedAggregate):
         def apply(self, agg: ReportSchedule) -> None:
             agg.attempt = None
             agg.retry_at = self.next_attempt_at
+
+    class Snapshot(LibrarySnapshot):
+        """The schedule's state at one version, as plain data (ADR 0028).
+
+        The worker loads every schedule every round; the application snapshots schedules
+        (``RfrApplication.snapshotting_intervals``) so a load reads one snapshot and the few
+        events after it, not the ~3 events of every period delivered since the schedule began.
+        The state is written as plain data (strings, numbers, datetimes), like an event's, so
+        the transcoder needs nothing of ours and ``class_version`` with ``upcast_vN_vN+1`` on
+        ``ReportSchedule`` (the library's mechanism) carries a stored snapshot over a change of
+        the state. A snapshot is a cache of the chained events, never part of the audit chain.
+        """
+
+        @classmethod
+        def take(cls, aggregate: Any) -> ReportSchedule.Snapshot:
+            state = aggregate._snapshot_state()
+            class_version = getattr(type(aggregate), "class_version", 1)
+            if class_version > 1:
+                state["class_version"] = class_version
+            return cls(  # type: ignore[call-arg]
+                originator_id=aggregate.id,
+                originator_version=aggregate.version,
+                timestamp=cls.create_timestamp(),
+                topic=get_topic(type(aggregate)),
+                state=state,
+            )
+
+        def mutate(self, _: None) -> Any:
+            # The library upcasts the plain state and makes the object; the values are ours to make.
+            aggregate = super().mutate(None)
+            aggregate._restore_snapshot_state()
+            return aggregate
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -492,6 +528,87 @@ class ReportSchedule(GovernedAggregate):
         waiting = self.retry_at is not None and self.retry_at > now
         busy = self.attempt is not None and self.attempt.lease_until > now
         return not waiting and not busy
+
+    # -- snapshot state (see ``Snapshot``) ------------------------------------------------------
+
+    # Every attribute a schedule has, so one added without its place in the snapshot fails the
+    # first snapshot taken (tests take them) instead of being silently lost on a later load.
+    _SNAPSHOT_KEYS = frozenset(
+        {
+            "name", "frequency", "recipients", "anchor", "status", "covered_until", "created_by",
+            "attempt", "attempts", "retry_at", "last_delivery", "delivered", "_refusals",
+            "_created_on", "_modified_on",
+        }
+    )  # fmt: skip
+    _LIBRARY_KEYS = frozenset({"_id", "_version", "_pending_events"})
+
+    def _snapshot_state(self) -> dict[str, Any]:
+        unkept = set(vars(self)) - self._SNAPSHOT_KEYS - self._LIBRARY_KEYS
+        if unkept:
+            raise TypeError(
+                f"ReportSchedule.{', '.join(sorted(unkept))} has no place in its snapshot: add it to "
+                "_snapshot_state and _restore_snapshot_state, bump class_version and add an upcast"
+            )
+        attempt, last = self.attempt, self.last_delivery
+        return {
+            "name": self.name,
+            "frequency": self.frequency.value,
+            "recipients": list(self.recipients),
+            "anchor": self.anchor,
+            "status": self.status.value,
+            "covered_until": self.covered_until,
+            "created_by": self.created_by,
+            "attempt": None
+            if attempt is None
+            else {
+                "frequency": attempt.period.frequency.value,
+                "period_start": attempt.period.start,
+                "number": attempt.number,
+                "message_id": attempt.message_id,
+                "lease_until": attempt.lease_until,
+            },
+            "attempts": self.attempts,
+            "retry_at": self.retry_at,
+            "last_delivery": None
+            if last is None
+            else {**attrs.asdict(last), "recipients": list(last.recipients)},
+            "delivered": self.delivered,
+            "_refusals": [
+                {
+                    "command": r.command,
+                    "actor": r.actor.to_data(),
+                    "rule_ids": list(r.rule_ids),
+                    "reason": r.reason,
+                    "at": r.at,
+                }
+                for r in self._refusals
+            ],
+            "_created_on": self._created_on,
+            "_modified_on": self._modified_on,
+        }
+
+    def _restore_snapshot_state(self) -> None:
+        """Turns the plain values a snapshot set back into the schedule's own."""
+        self.frequency = ReportFrequency(self.frequency)
+        self.recipients = tuple(self.recipients)
+        self.status = ScheduleStatus(self.status)
+        attempt: Any = self.attempt
+        if attempt is not None:
+            self.attempt = Attempt(
+                ReportPeriod(ReportFrequency(attempt["frequency"]), attempt["period_start"]),
+                attempt["number"],
+                attempt["message_id"],
+                attempt["lease_until"],
+            )
+        last: Any = self.last_delivery
+        if last is not None:
+            self.last_delivery = Delivery(**{**last, "recipients": tuple(last["recipients"])})
+        self._refusals = [
+            RefusalRecord(
+                r["command"], Actor.from_data(r["actor"]), tuple(r["rule_ids"]), r["reason"], r["at"]
+            )
+            for r in self._refusals  # type: ignore[index]
+        ]
 
     # -- helpers ----------------------------------------------------------------------------
 

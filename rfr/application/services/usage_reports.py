@@ -655,7 +655,7 @@ class ScheduleView:
     @classmethod
     def of(cls, schedule: ReportSchedule) -> ScheduleView:
         following = schedule.next_period() if schedule.active else None
-        last = schedule.deliveries[-1] if schedule.deliveries else None
+        last = schedule.last_delivery
         return cls(
             id=schedule.id,
             name=schedule.name,
@@ -676,7 +676,7 @@ class ScheduleView:
             )
             if last
             else None,
-            deliveries=len(schedule.deliveries),
+            deliveries=schedule.delivered,
             failed_attempts=schedule.attempts - (1 if schedule.attempt is not None else 0),
             retry_at=schedule.retry_at,
         )

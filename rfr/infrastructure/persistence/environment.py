@@ -22,7 +22,8 @@ def application_env(settings: Settings, *, create_tables: bool = True) -> dict[s
     """Pass to ``RfrApplication(env=...)``; both choices carry the audit hash chain.
 
     ``create_tables=False`` is for tools that only read an existing store (audit), so they
-    never change the file they inspect.
+    never change the file they inspect: they neither read nor write snapshots (ADR 0028), whose
+    table a store from before snapshots does not have; their loads replay the events.
     """
     if settings.persistence == "memory":
         return {"PERSISTENCE_MODULE": MEMORY_MODULE}
@@ -32,10 +33,12 @@ def application_env(settings: Settings, *, create_tables: bool = True) -> dict[s
             "SQLITE_DBNAME": str(settings.event_store_path),
             "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_S),
             "CREATE_TABLE": "yes" if create_tables else "no",
+            **({} if create_tables else {"IS_SNAPSHOTTING_ENABLED": "no"}),
         }
     if settings.persistence == "postgres":
         return {"PERSISTENCE_MODULE": POSTGRES_MODULE, **postgres_env(settings)} | {
-            "CREATE_TABLE": "yes" if create_tables else "no"
+            "CREATE_TABLE": "yes" if create_tables else "no",
+            **({} if create_tables else {"IS_SNAPSHOTTING_ENABLED": "no"}),
         }
     raise ValueError(f"no persistence for {settings.persistence!r}")
 
