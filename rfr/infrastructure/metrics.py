@@ -114,6 +114,13 @@ REFUSALS = Counter(
 REPORT_DELIVERIES = Counter(
     "rfr_report_deliveries", "Scheduled usage reports delivered (A-04)", registry=REGISTRY
 )
+# A mail server refusing or a folder that cannot be written shows here before a report is late;
+# no label: which schedule and why are in the DeliveryFailed events, for whoever may read them.
+REPORT_DELIVERY_FAILURES = Counter(
+    "rfr_report_delivery_failures",
+    "Failed attempts at delivering a scheduled usage report (A-04), each tried again later",
+    registry=REGISTRY,
+)
 REPORT_DELIVERY_LAG = Histogram(
     "rfr_report_delivery_lag_seconds",
     "From the end of a scheduled report's period to its delivery",
@@ -180,6 +187,8 @@ def _count(e: Any) -> None:
         case ReportSchedule.ReportDelivered():
             REPORT_DELIVERIES.inc()
             REPORT_DELIVERY_LAG.observe(max(0.0, (e.timestamp - e.period_end).total_seconds()))
+        case ReportSchedule.DeliveryFailed():
+            REPORT_DELIVERY_FAILURES.inc()
         case ProbeImage.Purged():
             DELETIONS.labels("probe", _by(e)).inc()
         case ImageHolder.ImagesPurged():

@@ -6,19 +6,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from app_world import FixedClock, World
 from prometheus_client import CollectorRegistry
 from prometheus_client.multiprocess import MultiProcessCollector
+from smtp_server import RecordingHandler, smtp_server
 
+from rfr.adapters.report_delivery.smtp import SmtpReportSink
+from rfr.adapters.reporting.html_report import render_html
 from rfr.application.services.retention import RetentionSweep
-from rfr.application.services.usage_reports import ReportSchedules
+from rfr.application.services.usage_reports import ReportSchedules, ScheduledReportDelivery
+from rfr.domain.report_schedule import RETRY_FIRST
 from rfr.entrypoints.cli.worker import run_round
 from rfr.entrypoints.composition import Services
 from rfr.infrastructure.metrics import REGISTRY, count_stored_events, worker_job
 from rfr.infrastructure.settings import Settings
+from rfr.infrastructure.smtp_settings import SmtpSettings
 
 
 def sample(name: str, **labels: str) -> float:
@@ -94,3 +100,35 @@ def test_R03a_a_probe_the_retention_worker_deletes_is_counted_as_its_deletion(wo
     assert sample("rfr_deletions_total", kind="probe", by="person") == by_person
     labels = {v for metric in REGISTRY.collect() for s in metric.samples for v in s.labels.values()}
     assert not [v for v in labels if str(probe_id) in v], labels
+
+
+def test_A04_a_failed_delivery_attempt_is_counted_once_and_its_retry_that_succeeds_is_not(
+    world: World, clock: FixedClock
+) -> None:
+    """A-04: a mail server refusing a report is seen on the dashboard before the report is late:
+    each DeliveryFailed is counted, with no label naming a schedule or a person."""
+    world.app.observe(count_stored_events)  # as the composition root does
+    world.users.set_email("admin2", "admin", "admin@force.example", "where usage reports go")
+    ReportSchedules(world.app, clock).create("admin", "hourly usage", "hourly", ["admin"])
+    failed = sample("rfr_report_delivery_failures_total")
+    delivered = sample("rfr_report_deliveries_total")
+    handler = RecordingHandler()
+    handler.refuse("451 4.3.0 mailbox busy, try again later")
+    with smtp_server(handler) as port:
+        sink = SmtpReportSink(
+            SmtpSettings(
+                host="127.0.0.1", port=port, sender="rfr@force.example", starttls=False, timeout_seconds=10
+            )
+        )
+        worker = ScheduledReportDelivery(world.app, clock, sink, render_html)
+        clock.advance(hours=1)
+        (first,) = worker.run_due()
+        assert first.status == "failed"
+        assert sample("rfr_report_delivery_failures_total") == failed + 1
+        clock.advance(hours=RETRY_FIRST / timedelta(hours=1))
+        (second,) = worker.run_due()
+        assert second.status == "delivered"
+    assert sample("rfr_report_delivery_failures_total") == failed + 1
+    assert sample("rfr_report_deliveries_total") == delivered + 1
+    families = [m for m in REGISTRY.collect() if m.name == "rfr_report_delivery_failures"]
+    assert [s.labels for m in families for s in m.samples] == [{}, {}]  # _total and _created
