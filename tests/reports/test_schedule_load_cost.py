@@ -26,6 +26,7 @@ from rfr.adapters.reporting.html_report import render_html
 from rfr.application.app import SNAPSHOT_INTERVAL, RfrApplication
 from rfr.application.services.usage_reports import ReportSchedules, ScheduledReportDelivery
 from rfr.domain.report_schedule import ReportSchedule
+from rfr.infrastructure.audit.verification import verify
 from rfr.infrastructure.persistence import application_env
 from rfr.infrastructure.settings import Settings
 
@@ -114,6 +115,11 @@ def test_A04_a_worker_round_reads_the_same_events_after_50_or_500_delivered_peri
             World(app, clock).populate()
             schedule_id, idle, busy = round_costs(app, clock, data_dir, hours)
             costs[hours] = (idle, busy)
+            # The snapshots sit beside the chain, not in it: the trail verifies as every event.
+            assert app.snapshots is not None and list(app.snapshots.get(schedule_id, desc=True, limit=1))
+            audit = verify(app.recorder)
+            assert audit.ok, audit.summary()
+            assert audit.checked == app.recorder.max_notification_id()
         # What the same load cost without snapshots: the whole history, 1 + 2 events a period
         # (this also shows the counting sees every row a load reads).
         with RfrApplication({**env, "IS_SNAPSHOTTING_ENABLED": "no"}) as app, rows_read(app) as replayed:
