@@ -119,3 +119,34 @@ def test_A04_a_read_only_tool_loads_a_schedule_from_a_store_made_before_snapshot
     with sqlite3.connect(settings.event_store_path) as db:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert "stored_snapshots" not in tables  # the reader changed nothing
+
+
+def test_A04_a_snapshot_of_an_earlier_state_version_is_upcast_when_loaded(
+    tmp_path: Path, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path a change of the state takes (ADR 0028): a snapshot stored at class_version 1 is
+    loaded by code at class_version 2 through ``upcast_v1_v2`` on the stored dict."""
+    with sqlite_app(tmp_path) as app:
+        world = World(app, clock).populate()
+        admin = world.actor("admin")
+        schedule = ReportSchedule.create(admin, clock.now(), "hourly", ReportFrequency.HOURLY, [admin])
+        app.save(schedule)
+        app.take_snapshot(schedule.id)
+        upcast: list[dict[str, Any]] = []
+
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast.append(dict(state))
+            state["name"] = state["name"] + " (v2)"
+
+        monkeypatch.setattr(ReportSchedule, "class_version", 2)
+        monkeypatch.setattr(ReportSchedule, "upcast_v1_v2", staticmethod(upcast_v1_v2), raising=False)
+        loaded = app.get(schedule.id, ReportSchedule)
+        assert [s["frequency"] for s in upcast] == ["hourly"]  # the plain stored state
+        assert loaded.name == "hourly (v2)" and loaded.frequency is ReportFrequency.HOURLY
+        # The next snapshot (of a later version: one per version) records the state's version,
+        # so it is not upcast again.
+        loaded.change(admin, clock.now(), "daily is enough", frequency=ReportFrequency.DAILY)
+        app.save(loaded)
+        app.take_snapshot(loaded.id)
+        (latest,) = app.snapshots.get(schedule.id, desc=True, limit=1) if app.snapshots else ()
+        assert latest.state["class_version"] == 2
