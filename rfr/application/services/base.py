@@ -40,7 +40,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextvars import ContextVar
 from datetime import datetime, timedelta
-from typing import Any, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 from uuid import UUID
 
 import attrs
@@ -443,3 +443,27 @@ def _unique(aggregates: Iterable[Any]) -> list[Any]:
     for a in aggregates:
         seen.setdefault(id(a), a)
     return list(seen.values())
+
+
+class WorkerUseCase(UseCase):
+    """A use case whose commands are a background worker's, in the name of ``worker``: no User
+    is loaded or stamped.
+
+    ``UseCase._act`` builds the actor from a ``User`` record; a worker has none (its authority
+    is the rule or schedule it carries out), so it acts as that actor directly, with the same
+    refusal recording (A-01) and the same single atomic save. Any other acting user is a bug.
+    """
+
+    worker: ClassVar[Actor]
+
+    def _actor(
+        self,
+        acting_user: str,
+        command: str,
+        name: str,
+        at: datetime,
+        touched: Sequence[GovernedAggregate],
+    ) -> tuple[Actor, User | None]:
+        if acting_user != self.worker.user_id:
+            raise ValueError(f"this service acts only as {self.worker.user_id}, not {acting_user}")
+        return self.worker, None

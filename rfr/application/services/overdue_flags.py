@@ -11,20 +11,17 @@ A failure on one item is reported and the round goes on; it is tried again next 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from uuid import UUID
 
 import attrs
 
 from rfr.application.projections.usage_counts import APPROVAL, UCC
-from rfr.application.services.base import UseCase
-from rfr.domain.governed import GovernedAggregate
+from rfr.application.services.base import WorkerUseCase
 from rfr.domain.library_approval import LibraryApproval
 from rfr.domain.overdue_flags import OVERSIGHT_WORKER
-from rfr.domain.people import Actor
 from rfr.domain.probe_image import ProbeImage
-from rfr.domain.user import User
 
 
 @attrs.frozen
@@ -44,20 +41,10 @@ class FlagSummary:
     failed: tuple[FlagFailure, ...]
 
 
-class OverdueFlagging(UseCase):
+class OverdueFlagging(WorkerUseCase):
     """See the module docstring. Acts as the oversight worker: no User is loaded or stamped."""
 
-    def _actor(
-        self,
-        acting_user: str,
-        command: str,
-        name: str,
-        at: datetime,
-        touched: Sequence[GovernedAggregate],
-    ) -> tuple[Actor, User | None]:
-        if acting_user != OVERSIGHT_WORKER.user_id:
-            raise ValueError(f"this service acts only as {OVERSIGHT_WORKER.user_id}, not {acting_user}")
-        return OVERSIGHT_WORKER, None
+    worker = OVERSIGHT_WORKER
 
     def run(self) -> FlagSummary:
         at = self.clock.now()

@@ -34,15 +34,13 @@ from eventsourcing.domain import Aggregate
 
 from rfr.application.app import RfrApplication
 from rfr.application.ports import Clock
-from rfr.application.services.base import MAX_PAGE, UseCase, list_ids
+from rfr.application.services.base import MAX_PAGE, WorkerUseCase, list_ids
 from rfr.application.services.biometric_erasure import BiometricErasure
 from rfr.application.services.biometric_support import Biometrics
 from rfr.domain.decisions import PolicyRefusal
 from rfr.domain.enrolment_batch import ImageHolder
 from rfr.domain.forms import LegalHold
-from rfr.domain.governed import GovernedAggregate
 from rfr.domain.library_approval import LibraryApproval
-from rfr.domain.people import Actor
 from rfr.domain.policy_config import PolicyConfig
 from rfr.domain.probe_image import ProbeImage
 from rfr.domain.reference_library import ReferenceLibrary
@@ -55,7 +53,6 @@ from rfr.domain.retention_sweep import (
     library_due,
     probe_due,
 )
-from rfr.domain.user import User
 
 DEFAULT_BATCH_SIZE = 200
 
@@ -133,25 +130,10 @@ class _Tally:
         )
 
 
-class _ActsAsRetentionWorker(UseCase):
-    """A use case whose commands are the retention worker's: no User is loaded or stamped.
+class _ActsAsRetentionWorker(WorkerUseCase):
+    """A use case whose commands are the retention worker's (``RETENTION_WORKER``)."""
 
-    ``UseCase._act`` builds the actor from a ``User`` record; the worker has none (see
-    ``RETENTION_WORKER``), so it acts as that actor directly, with the same refusal recording
-    (A-01) and the same single atomic save.
-    """
-
-    def _actor(
-        self,
-        acting_user: str,
-        command: str,
-        name: str,
-        at: datetime,
-        touched: Sequence[GovernedAggregate],
-    ) -> tuple[Actor, User | None]:
-        if acting_user != RETENTION_WORKER.user_id:
-            raise ValueError(f"this service acts only as {RETENTION_WORKER.user_id}, not {acting_user}")
-        return RETENTION_WORKER, None
+    worker = RETENTION_WORKER
 
 
 class _WorkerErasure(_ActsAsRetentionWorker, BiometricErasure):
