@@ -15,7 +15,7 @@ def test_the_reference_page_loads_nothing_from_elsewhere_and_shows_each_routes_r
     assert "/audit/head" in page and "Roles: auditor" in page
     assert "public (no token)" in page
     assert (
-        "Roles: administrator, approving_officer, auditor, operational_lead, rfr_user, sro "
+        "Roles: administrator, approving_officer, auditor, operational_lead, operations, rfr_user, sro "
         "(one-time token only)" in page
     )
 
