@@ -245,7 +245,7 @@ def open_search(people: Cast, probe_id: str, *library_ids: str, **extra: Any) ->
 # -- what the server stored ------------------------------------------------------------------
 
 
-def _sqlite_events_table(db: sqlite3.Connection) -> str:
+def sqlite_events_table(db: sqlite3.Connection) -> str:
     for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
         if name.endswith("snapshots"):
             continue  # its rows have a topic and a state too, but are not events (ADR 0028)
@@ -258,7 +258,7 @@ def _sqlite_events_table(db: sqlite3.Connection) -> str:
 def _sqlite_rows(settings: Settings) -> list[tuple[str, bytes]]:
     db = sqlite3.connect(f"file:{settings.event_store_path}?mode=ro", uri=True)
     try:
-        table = _sqlite_events_table(db)
+        table = sqlite_events_table(db)
         return [(t, bytes(s)) for t, s in db.execute(f"SELECT topic, state FROM {table} ORDER BY rowid")]
     finally:
         db.close()

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from http_harness import LiveServer
+from workflow_builders import sqlite_events_table, stored_rows
 
 from rfr.entrypoints.web.sessions import SESSIONS_FILE
 from rfr.infrastructure.settings import Settings
@@ -63,20 +64,8 @@ def age_sessions(server: LiveServer, user_id: str, *, seconds: float) -> None:
         db.close()
 
 
-def _events_table(db: sqlite3.Connection) -> str:
-    for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
-        columns = {row[1] for row in db.execute(f"PRAGMA table_info({name})")}
-        if {"topic", "originator_id", "state"} <= columns:
-            return name
-    raise AssertionError("no events table in the store")
-
-
 def event_count(server: LiveServer) -> int:
-    db = sqlite3.connect(f"file:{Settings.from_env(server.store_env).event_store_path}?mode=ro", uri=True)
-    try:
-        return int(db.execute(f"SELECT count(*) FROM {_events_table(db)}").fetchone()[0])
-    finally:
-        db.close()
+    return len(stored_rows(server))
 
 
 def refusals_of(server: LiveServer, user_id: str) -> list[str]:
@@ -84,7 +73,7 @@ def refusals_of(server: LiveServer, user_id: str) -> list[str]:
     db = sqlite3.connect(f"file:{Settings.from_env(server.store_env).event_store_path}?mode=ro", uri=True)
     try:
         rows = db.execute(
-            f"SELECT originator_id, state FROM {_events_table(db)} WHERE topic = ? ORDER BY rowid",
+            f"SELECT originator_id, state FROM {sqlite_events_table(db)} WHERE topic = ? ORDER BY rowid",
             ("rfr.domain.refused_attempt:RefusedAttempt.AttemptRefused",),
         ).fetchall()
     finally:
