@@ -132,6 +132,25 @@ def test_P04_a_subject_aged_13_to_15_needs_an_inspectors_endorsement(people, pho
     assert probe["probe_id"] not in _awaiting_endorsement(people)
 
 
+def test_P04_L11_P08_a_probes_age_is_reassessed_and_its_level_raised_never_lowered(people, photo):
+    probe = submitted_probe(people, photo)
+    url = f"/probes/{probe['probe_id']}"
+    reassessed = ok(
+        people.analyst.client.post(
+            f"{url}/perceived-age", json={"perceived_age": "13_15", "reason": "A clearer frame shows a child"}
+        )
+    )
+    assert reassessed["perceived_age"] == "13_15" and reassessed["missing_endorsements"] == ["P-04"]
+    lowered = people.analyst.client.post(f"{url}/level", json={"level": 1, "reason": "lower, please"})
+    assert problem(lowered, 403, "policy-refusal")["rule_ids"] == ["L-11"]
+    raised = ok(people.analyst.client.post(f"{url}/level", json={"level": 5, "reason": "Taken in a home"}))
+    assert raised["image_level"] == 5 and raised["missing_endorsements"] == ["P-04", "P-08"]
+    assert probe["probe_id"] in _awaiting_endorsement(people)
+    # Only a level the matrix has, and nothing but the two fields.
+    for body in ({"level": 6, "reason": "x"}, {"level": 5, "reason": "x", "by": "me"}):
+        problem(people.analyst.client.post(f"{url}/level", json=body), 400, "validation")
+
+
 def _awaiting_endorsement(people) -> dict[str, list[str]]:
     """Every page of GET /probes/awaiting-endorsement, as probe id: missing endorsements."""
     listed, after = {}, 0

@@ -3,6 +3,7 @@
 
 - an Inspector endorses a 13-15 probe (P-04) from the queue;
 - an analyst records technical advice on a probe's page and an Inspector then endorses it (P-06);
+- a probe the analyst reassesses as 13 to 15 on its page joins the Inspector's queue (P-04);
 - the SRO approves a Form 1 from the queue (L-02, L-05), and reviews an approval in force (L-07);
 - an Inspector approves a search of a level 4 library awaiting approval (P-08);
 - an Inspector approves an analyst's request to keep an unmatched probe in the cache and then
@@ -184,6 +185,34 @@ def test_P06_technical_advice_is_recorded_on_the_probe_page_before_the_inspector
     governance = ok(people.analyst.client.get(f"/probes/{probe_id}/governance"))
     assert governance["technical_advice"] == advice
     assert governance["missing_endorsements"] == [] and governance["endorsements"][0]["kind"] == "P-06"
+
+
+def test_P04_a_probe_the_analyst_reassesses_as_13_to_15_joins_the_inspectors_queue(
+    web_server, new_page, people, photo, screenshots
+):
+    """The analyst records a new perceived age on the probe's page, with the reason; P-04 then
+    asks an Inspector's endorsement, and the probe is in the queue."""
+    probe_id = submitted_probe(people, photo, case_reference="OP-KESTREL/2026/0012")["probe_id"]
+    page = new_page()
+    sign_in(page, people.analyst.token, next_path=f"/app/probes/{probe_id}")
+    page.get_by_text("Change the perceived age or raise the level").click()
+    page.get_by_label("13 to 15: needs an Inspector's endorsement").check()
+    page.get_by_label("Why the age is reassessed").fill("A clearer frame shows a child")
+    page.get_by_role("button", name="Record the perceived age").click()
+    page.wait_for_url(f"**/app/probes/{probe_id}#facts")
+    expect(page.locator("dl.facts")).to_contain_text("13 to 15")
+    expect(page.get_by_role("status")).to_contain_text(
+        "under 16 needs the endorsement of an officer of Inspector rank"
+    )
+    page.screenshot(path=screenshots / "probe-age-reassessed.png", full_page=True)
+    inspector = new_page()
+    sign_in(inspector, people.inspector.token)
+    inspector.goto("/app/queues")
+    awaited = inspector.locator("#endorsements-awaited tbody tr").filter(
+        has=inspector.locator(f"a[href$='probe={probe_id}']")
+    )
+    expect(awaited.locator("td").nth(3)).to_have_text("13 to 15")
+    expect(awaited.locator("td").nth(5)).to_have_text("P-04")
 
 
 def test_P04_an_endorsement_posted_without_its_csrf_token_is_refused_and_changes_nothing(

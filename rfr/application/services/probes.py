@@ -41,6 +41,7 @@ from rfr.application.services.biometric_support import (
 )
 from rfr.domain.decisions import Decision
 from rfr.domain.forms import Form3
+from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.domain.people import OPERATIONAL_ROLES, Role
 from rfr.domain.probe_image import FaceRegion, ProbeImage
 
@@ -118,8 +119,10 @@ class ProbeView:
         content_hash: ``sha256:`` and the hex SHA-256 of the image as uploaded.
         requester_id: The user id of whoever submitted it.
         submitted_at: When it was submitted.
-        image_level: Its level in the Annex A Image Matrix (1-5), from its Form 3.
-        perceived_age: The perceived age band of the person shown, from its Form 3.
+        image_level: Its level in the Annex A Image Matrix (1-5): its Form 3's, or higher once
+            raised (L-11).
+        perceived_age: The perceived age band of the person shown: its Form 3's, or the age
+            it was reassessed to.
         detector_algorithm_id: The face detector that found its faces, or null.
         faces: The detected and drawn faces.
         quality_flags: The quality flags of the selected faces (P-10).
@@ -233,6 +236,30 @@ class Probes(UseCase):
             "decide on quality",
             [probe],
             lambda act: probe.decide_on_quality(act.actor, act.at, proceed, reason),
+        )
+        return self._view(probe)
+
+    def reassess_perceived_age(
+        self, acting_user: str, probe_id: str, age: PerceivedAgeBand, reason: str
+    ) -> ProbeView:
+        """A better view of the face changes the perceived age; P-03 and P-04 follow the new one."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            "reassess perceived age",
+            [probe],
+            lambda act: probe.reassess_perceived_age(act.actor, act.at, age, reason),
+        )
+        return self._view(probe)
+
+    def raise_level(self, acting_user: str, probe_id: str, level: ImageLevel, reason: str) -> ProbeView:
+        """L-11 for probes: higher on the Image Matrix, never lower; P-08 follows the new level."""
+        probe = self.load(probe_id, ProbeImage)
+        self._act(
+            acting_user,
+            "raise probe level",
+            [probe],
+            lambda act: probe.raise_level(act.actor, act.at, level, reason),
         )
         return self._view(probe)
 

@@ -261,6 +261,32 @@ class QualityDecisionBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tr
     reason: Reason
 
 
+class PerceivedAgeBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A better view of the face changes the perceived age of the person shown.
+
+    Attributes:
+        perceived_age: The age band as perceived now; P-03 (under 13) and P-04 (13-15, or
+            unknown) then apply as if the probe had been submitted so.
+        reason: Why the age is reassessed, in the user's words; recorded.
+    """
+
+    perceived_age: PerceivedAgeBand
+    reason: Reason
+
+
+class LevelBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """L-11 for probes: a higher place on the Annex A Image Matrix, never lower.
+
+    Attributes:
+        level: The new level, above the probe's level now (1 least intrusive, 5 most); P-08
+            then asks an Inspector's endorsement at a level the policy config reserves.
+        reason: Why the level is raised, in the user's words; recorded.
+    """
+
+    level: ImageLevel
+    reason: Reason
+
+
 class EndorsementBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """An Inspector's endorsement, named by the rule asking for it: P-04, P-06 or P-08.
 
@@ -491,6 +517,46 @@ def decide_on_quality(
 
 
 @post(
+    "/probes/{probe_id:uuid}/perceived-age",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Reassess the perceived age (P-03, P-04)",
+    **allow(*PROBE_USERS.roles),
+)
+def reassess_perceived_age(
+    principal: Caller,
+    probes: ProbesDep,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        PerceivedAgeBody,
+        Body(examples=[Example(value={"perceived_age": "13_15", "reason": "A clearer frame shows a child"})]),
+    ],
+) -> ProbeView:
+    """The age recorded whatever it is; the safeguards of the new age then hold (P-03, P-04)."""
+    return probes.reassess_perceived_age(principal.user_id, str(probe_id), data.perceived_age, data.reason)
+
+
+@post(
+    "/probes/{probe_id:uuid}/level",
+    sync_to_thread=True,
+    status_code=200,
+    summary="Raise the probe's level (L-11)",
+    **allow(*PROBE_USERS.roles),
+)
+def raise_level(
+    principal: Caller,
+    probes: ProbesDep,
+    probe_id: FromPath[ProbeId],
+    data: Annotated[
+        LevelBody,
+        Body(examples=[Example(value={"level": 4, "reason": "Taken inside a hospital ward"})]),
+    ],
+) -> ProbeView:
+    """Higher, never lower (L-11, refused and recorded otherwise); P-08 follows the new level."""
+    return probes.raise_level(principal.user_id, str(probe_id), data.level, data.reason)
+
+
+@post(
     "/probes/{probe_id:uuid}/endorsements",
     sync_to_thread=True,
     summary="Endorse (P-04, P-06, P-08)",
@@ -542,6 +608,8 @@ ROUTES = [
             select_faces,
             draw_face,
             decide_on_quality,
+            reassess_perceived_age,
+            raise_level,
             endorse,
             technical_advice,
         ],

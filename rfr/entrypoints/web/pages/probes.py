@@ -31,6 +31,7 @@ from rfr.application.services.endorsements import ADVISERS, ProbeEndorsements
 from rfr.application.services.offences import OffenceCodes
 from rfr.application.services.probes import PROBE_READERS, PROBE_USERS, Probes, ProbeView
 from rfr.domain.forms import Form3
+from rfr.domain.images import ImageLevel, PerceivedAgeBand
 from rfr.entrypoints.http.access_control import allow
 from rfr.entrypoints.http.context import HttpContext, context_of, use_case
 from rfr.entrypoints.http.resources._workflow import decode_json_part, domain_value
@@ -282,6 +283,8 @@ def _probe_page(
         ],
         selected_flags=[flag_words(f) for f in view.quality_flags],
         governance=governance,
+        ages=AGES,
+        higher_levels=[(n, label) for n, label in LEVELS if n > view.image_level],
         can_advise=bool({r.value for r in ADVISERS.roles} & set(principal.roles)) and not view.purged,
         errors=errors or {},
         values=values or {},
@@ -385,6 +388,64 @@ def technical_advice(
     return see_other(f"{probe_path(str(probe_id))}#technical-advice")
 
 
+@post(
+    "/probes/{probe_id:uuid}/perceived-age",
+    summary="Reassess the perceived age (P-03, P-04)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*PROBE_USERS.roles),
+)
+def reassess_perceived_age(
+    request: Request[Any, Any, Any],
+    *,
+    principal: NamedDependency[Principal],
+    probes: NamedDependency[Probes],
+    probe_id: FromPath[ProbeId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /probes/{id}/perceived-age``: the new age's safeguards then hold (P-03, P-04)."""
+    errors = FormErrors()
+    age = data.get("perceived_age", "")
+    if age not in dict(AGES):
+        errors.add("perceived_age_now", "Choose the age as perceived now.")
+    reason = text(data.get("age_reason"), "age_reason", errors, label="why the age is reassessed")
+    if errors:
+        return _probe_page(
+            request, principal, probes, str(probe_id), status=400, errors=errors.by_field, values=dict(data)
+        )
+    probes.reassess_perceived_age(principal.user_id, str(probe_id), PerceivedAgeBand(age), reason)
+    return see_other(f"{probe_path(str(probe_id))}#facts")
+
+
+@post(
+    "/probes/{probe_id:uuid}/level",
+    summary="Raise the probe's level (L-11)",
+    sync_to_thread=True,
+    status_code=303,
+    **allow(*PROBE_USERS.roles),
+)
+def raise_level(
+    request: Request[Any, Any, Any],
+    *,
+    principal: NamedDependency[Principal],
+    probes: NamedDependency[Probes],
+    probe_id: FromPath[ProbeId],
+    data: FormData,
+) -> Response[Any]:
+    """As ``POST /probes/{id}/level``: higher, never lower (L-11); P-08 follows the new level."""
+    errors = FormErrors()
+    level = data.get("level", "")
+    if level not in {str(n) for n, _ in LEVELS}:
+        errors.add("level", "Choose the new level.")
+    reason = text(data.get("level_reason"), "level_reason", errors, label="why the level is raised")
+    if errors:
+        return _probe_page(
+            request, principal, probes, str(probe_id), status=400, errors=errors.by_field, values=dict(data)
+        )
+    probes.raise_level(principal.user_id, str(probe_id), ImageLevel(int(level)), reason)
+    return see_other(f"{probe_path(str(probe_id))}#facts")
+
+
 def _pixel(value: str | None, field: str, errors: FormErrors) -> int:
     cleaned = (value or "").strip()
     if not cleaned.isdigit() or int(cleaned) > MAX_COORDINATE:
@@ -477,6 +538,8 @@ ROUTES = [
             select_face,
             decide_on_quality,
             technical_advice,
+            reassess_perceived_age,
+            raise_level,
         ],
         dependencies={
             "probes": use_case(_probes),
