@@ -63,19 +63,10 @@ def _scripted(world: World) -> list[UUID]:
 
     world.endorsements.endorse("inspector", under_16, EndorsementKind.UNDER_16, "necessary and proportionate")
     world.endorsements.endorse("inspector", both, EndorsementKind.HIGH_IMAGE_LEVEL, "proportionate")
-    for probe_id, change in [
-        (
-            reassessed,
-            lambda p, a: p.reassess_perceived_age(a, world.clock.now(), PerceivedAgeBand.AGE_13_15, "x"),
-        ),
-        (
-            raised,
-            lambda p, a: p.raise_level(a, world.clock.now(), ImageLevel.ELEVATED_PRIVACY, "hospital ward"),
-        ),
-    ]:
-        probe = world.app.get(probe_id, ProbeImage)
-        change(probe, world.actor("analyst"))
-        world.app.save(probe)
+    world.probes.reassess_perceived_age(
+        "analyst", str(reassessed), PerceivedAgeBand.AGE_13_15, "looks younger on review"
+    )
+    world.probes.raise_level("analyst", str(raised), ImageLevel.ELEVATED_PRIVACY, "taken on a hospital ward")
     world.erasure.purge_probe("admin", purged, "entered in error")
     return [adult, under_16, vulnerable, high, both, reassessed, raised, purged]
 
