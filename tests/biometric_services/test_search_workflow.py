@@ -115,9 +115,11 @@ def test_A05_the_pictures_of_a_probe_only_for_its_submitter(world: World, photos
     assert picture.jpeg[:3] == b"\xff\xd8\xff"
     decoded = cv2.imdecode(np.frombuffer(photo, np.uint8), cv2.IMREAD_COLOR)
     assert (picture.height, picture.width) == decoded.shape[:2]
+    assert world.probes.image_size("analyst", view.probe_id) == (picture.width, picture.height)
     for read in (
         lambda: world.probes.thumbnail("analyst-2", view.probe_id, face_id),
         lambda: world.probes.image("analyst-2", view.probe_id),
+        lambda: world.probes.image_size("analyst-2", view.probe_id),
     ):
         with pytest.raises(PolicyRefusal) as refused:
             read()

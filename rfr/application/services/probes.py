@@ -287,6 +287,13 @@ class Probes(UseCase):
         height, width = pixels.shape[:2]
         return ProbePicture(self.bio.encode_jpeg(pixels), int(width), int(height))
 
+    def image_size(self, acting_user: str, probe_id: str) -> tuple[int, int]:
+        """(width, height) of the probe image, the pixels its faces' boxes are in, for the user
+        who submitted it only: the page that draws the boxes needs the size, not a JPEG."""
+        probe = self._submitters_only(acting_user, probe_id, "view probe image", "its image")
+        height, width = self._pixels(probe).shape[:2]
+        return int(width), int(height)
+
     def _submitters_only(self, acting_user: str, probe_id: str, what: str, shown: str) -> ProbeImage:
         """The probe, for the user who submitted it; anyone else's read is refused and recorded
         (A-05): a probe's pictures are the submitter's to see, whatever their roles."""

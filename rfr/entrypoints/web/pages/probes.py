@@ -260,10 +260,16 @@ def _probe_page(
 ) -> Template:
     view: ProbeView = probes.get(principal.user_id, probe_id)
     mine = view.requester_id == principal.user_id and not view.purged
-    picture = probes.image(principal.user_id, probe_id) if mine else None
+    width, height = probes.image_size(principal.user_id, probe_id) if mine else (0, 0)
     numbered = [(n, face, [flag_words(f) for f in face.flags]) for n, face in enumerate(view.faces, 1)]
     # P-06's technical advice, shown and recorded here: the Inspector's endorsement waits for it.
-    governance = context_of(request.app).services.endorsements.get(principal.user_id, probe_id)
+    # Read only while P-06 is missing: every other view of the probe needs nothing more than
+    # the probe's own view.
+    governance = (
+        context_of(request.app).services.endorsements.get(principal.user_id, probe_id)
+        if "P-06" in view.missing_endorsements
+        else None
+    )
     return page(
         request,
         "probes/probe.html",
@@ -271,8 +277,8 @@ def _probe_page(
         status=status,
         probe=view,
         mine=mine,
-        width=picture.width if picture else 0,
-        height=picture.height if picture else 0,
+        width=width,
+        height=height,
         numbered=numbered,
         # A video's faces come from several frames; the picture is one of them (its poster), so
         # only the boxes found on that frame are drawn on it, the others listed with their frame.
